@@ -1,0 +1,48 @@
+"""summit-tf: SUMMIT (Hohman et al., VAST 2019) activation and attribution summaries in TensorFlow 2."""
+
+from setuptools import setup
+
+setup(
+    name="summit-tf",
+    version="0.1.0",
+    description="Scale deep-learning interpretability: per-class activation and attribution summaries (SUMMIT) in TF2",
+    python_requires=">=3.11",
+    packages=[
+        "summit_tf",
+        "summit_tf.data",
+        "summit_tf.models",
+        "summit_tf.resources",
+        "summit_tf.viewer",
+        "feature_vis",
+        "experiments",
+    ],
+    # The class list lives in the top-level data/ folder of the repository and ships inside the package.
+    package_dir={"summit_tf.resources": "data"},
+    package_data={"summit_tf.resources": ["*.tsv", "*.txt", "*.json"], "summit_tf.viewer": ["static/*", "static/**/*"]},
+    install_requires=[
+        "numpy>=1.26",
+        "h5py>=3.10",
+        "igraph>=0.11",
+        "absl-py>=2.0",
+        "pillow>=10.0",
+        "tensorflow-datasets>=4.9",
+        "flatbuffers>=23.5",
+        "scipy>=1.11",
+        "matplotlib>=3.8",
+        "umap-learn>=0.5.5",
+    ],
+    extras_require={
+        # TF 2.21 pins h5py<3.15; the TFLite flatbuffer schema module we read lives inside TF 2.21.
+        "cpu": ["tensorflow-cpu==2.21.0"],
+        "gpu": ["tensorflow[and-cuda]==2.21.0"],
+        "test": ["pytest>=8", "networkx>=3.2", "ruff>=0.6", "playwright>=1.45"],
+    },
+    entry_points={
+        "console_scripts": [
+            "summit-aggregate=summit_tf.aggregate:run",
+            "summit-merge=summit_tf.merge:run",
+            "summit-graph=summit_tf.graph:run",
+            "summit-serve=summit_tf.serve:run",
+        ]
+    },
+)

@@ -1,0 +1,107 @@
+"""What every model adapter provides: layers, links between them, and one batched feature function.
+
+A *channel space* is a named set of channels: every SUMMIT layer is one, and so is an inner stage that
+SUMMIT reasons about (an InceptionV1 bottleneck such as ``mixed4b/3x3_bottleneck``). A :class:`Link` is
+the exact linear map (a convolution kernel without bias) from one channel space to another; the
+influence aggregation applies it, pair of channels by pair of channels, to the tensor named ``input``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+LINK_KINDS = ("conv", "1x1", "separable")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A linear map between two channel spaces, as the network computes it.
+
+    ``kernel`` is ``[kh, kw, cin, cout]``; it is cross-correlated with ``features()[input]`` using
+    ``stride`` and ``padding`` (the conv's own). ``src``/``dst`` name the channel spaces of the kernel's
+    input and output channels; when ``dst`` is a SUMMIT layer, output channel j is channel
+    ``dst_offset + j`` of it (InceptionV1 branches fill slices of the concat). ``kind`` is ``"1x1"`` for
+    pointwise kernels, ``"separable"`` for a pointwise kernel applied to a depthwise output (MobileNet:
+    the input tensor is the depthwise stage's activation, one channel per ``src`` channel), else ``"conv"``.
+    """
+
+    name: str
+    src: str
+    dst: str
+    input: str
+    kernel: np.ndarray
+    stride: int = 1
+    padding: str = "SAME"
+    dst_offset: int = 0
+    kind: str = "conv"
+
+    def __post_init__(self) -> None:
+        if self.kernel.ndim != 4:
+            raise ValueError(f"link {self.name}: kernel must be [kh, kw, cin, cout], got {self.kernel.shape}")
+        if self.padding not in ("SAME", "VALID"):
+            raise ValueError(f"link {self.name}: padding must be SAME or VALID, got {self.padding!r}")
+        if self.kind not in LINK_KINDS:
+            raise ValueError(f"link {self.name}: kind must be one of {LINK_KINDS}, got {self.kind!r}")
+
+    @property
+    def cin(self) -> int:
+        return int(self.kernel.shape[2])
+
+    @property
+    def cout(self) -> int:
+        return int(self.kernel.shape[3])
+
+
+@dataclass
+class SummitModel:
+    """A CNN as SUMMIT sees it.
+
+    ``features(images)`` takes float32 ``[B, S, S, 3]`` images with values in ``[0, 1]`` (the model scales
+    them into its own ``value_range``) and returns a dict with one entry per SUMMIT layer (post-activation,
+    ``[B, H, W, C]``), one per link ``input`` key, and ``"logits"`` ``[B, num_outputs]``. Pass
+    ``relu_redirect=True`` to use Lucid's ReLU gradient redirect (feature visualization) where supported.
+    ``class_to_output[c]`` is the model output index of ImageNet class ``c`` (-1 where the model has none).
+    """
+
+    spec: str
+    layers: list[str]
+    channels: dict[str, int]
+    links: list[Link]
+    input_size: int
+    value_range: tuple[float, float]
+    class_to_output: np.ndarray
+    features_fn: Callable[..., Mapping[str, tf.Tensor]]
+    inner_channels: dict[str, int] = field(default_factory=dict)
+    supports_relu_redirect: bool = False
+    description: str = ""
+
+    def features(self, images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:
+        """Activations of every SUMMIT layer and link input, plus logits, for a batch in [0, 1]."""
+        if relu_redirect and not self.supports_relu_redirect:
+            raise ValueError(f"{self.spec}: ReLU gradient redirect is not supported by this adapter")
+        if relu_redirect:
+            return self.features_fn(images, relu_redirect=True)
+        return self.features_fn(images)
+
+    def scale(self, images: tf.Tensor) -> tf.Tensor:
+        """Map [0, 1] pixels into the model's value range."""
+        lo, hi = self.value_range
+        return images * (hi - lo) + lo
+
+    def links_into(self, space: str) -> list[Link]:
+        return [link for link in self.links if link.dst == space]
+
+    def channel_spaces(self) -> dict[str, int]:
+        """SUMMIT layers and inner spaces with their channel counts."""
+        return {**self.channels, **self.inner_channels}
+
+    def check_layers(self, names: Sequence[str]) -> list[str]:
+        """Validate a layer selection, keeping network order; unknown names raise with the known ones."""
+        unknown = [n for n in names if n not in self.channels]
+        if unknown:
+            raise ValueError(f"unknown layer(s) {unknown} for {self.spec}; layers: {', '.join(self.layers)}")
+        return [n for n in self.layers if n in set(names)]

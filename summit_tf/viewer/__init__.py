@@ -1,0 +1,1 @@
+"""Static web viewer assets (served by summit_tf.serve)."""

@@ -5,11 +5,12 @@ from setuptools import setup
 setup(
     name="summit-tf",
     version="0.1.0",
-    description="Scale deep-learning interpretability: per-class activation and attribution summaries (SUMMIT) in TF2",
+    description="Per-class activation and attribution summaries of CNNs (SUMMIT) in TensorFlow 2",
     python_requires=">=3.11",
     packages=[
         "summit_tf",
         "summit_tf.data",
+        "summit_tf.graph",
         "summit_tf.models",
         "summit_tf.resources",
         "summit_tf.viewer",
@@ -18,7 +19,10 @@ setup(
     ],
     # The class list lives in the top-level data/ folder of the repository and ships inside the package.
     package_dir={"summit_tf.resources": "data"},
-    package_data={"summit_tf.resources": ["*.tsv", "*.txt", "*.json"], "summit_tf.viewer": ["static/*", "static/**/*"]},
+    package_data={
+        "summit_tf.resources": ["*.tsv", "*.txt", "*.json"],
+        "summit_tf.viewer": ["static/*", "static/**/*"],
+    },
     install_requires=[
         "numpy>=1.26",
         "h5py>=3.10",

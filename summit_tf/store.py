@@ -7,7 +7,8 @@ Layout (version 1)::
     /classes/synset      str [K];  /classes/name str [K];  /classes/count int64 [K]
     /layers              str [L]     SUMMIT layers in network order
     /A/<layer>           int32 [K, C]           activation counts (attr channels)
-    /I/<link key>        int32 [K, Cout, Cin]   influence counts (attrs name, src, dst, kind, dst_offset, stride)
+    /I/<link key>        int32 [K, Cout, Cin]   influence counts
+                         (attrs name, src, dst, kind, dst_offset, stride)
     /predictions/correct int64 [K];  /predictions/prob_hist int64 [K, 20]
 
 Link names may contain ``/`` (``mixed4b/3x3``); their dataset key replaces it with ``__``. Influence
@@ -172,11 +173,11 @@ def load(path: str | os.PathLike) -> Aggregates:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"{path} is not a {FORMAT} file (format={f.attrs.get('format')!r})")
         if int(f.attrs["version"]) != VERSION:
-            raise ValueError(f"{path}: unsupported version {f.attrs['version']} (this reader knows {VERSION})")
+            raise ValueError(f"{path}: unsupported version {f.attrs['version']} (reader: {VERSION})")
         layers = [s.decode() if isinstance(s, bytes) else s for s in f["layers"][()]]
         links = {}
         influence = {}
-        for key, ds in f["I"].items():
+        for ds in f["I"].values():
             a = ds.attrs
             info = LinkInfo(str(a["name"]), str(a["src"]), str(a["dst"]), str(a["kind"]),
                             int(a["dst_offset"]), int(a["stride"]))

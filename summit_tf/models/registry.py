@@ -11,8 +11,12 @@ SPEC_HELP = (
 )
 
 
-def load(spec: str, layers: Sequence[str] | None = None) -> SummitModel:
-    """Build the adapter for ``spec``; ``layers`` restricts the SUMMIT layers (network order is kept)."""
+def load(spec: str, layers: Sequence[str] | None = None, summit_compat: bool = False) -> SummitModel:
+    """Build the adapter for ``spec``; ``layers`` restricts the SUMMIT layers (network order is kept).
+
+    ``summit_compat`` asks adapters that know the original SUMMIT code's choices (InceptionV1) to
+    reproduce them; others ignore it.
+    """
     kind, _, arg = spec.partition(":")
     if kind == "tflite":
         from summit_tf.models import tflite
@@ -35,5 +39,5 @@ def load(spec: str, layers: Sequence[str] | None = None) -> SummitModel:
     if kind == "inception_v1":
         from summit_tf.models import inception_v1
 
-        return inception_v1.load(arg or None, layers=layers)
+        return inception_v1.load(arg or None, layers=layers, summit_compat=summit_compat)
     raise ValueError(f"unknown model spec {spec!r}; expected one of: {SPEC_HELP}")

@@ -1,0 +1,1 @@
+"""Attribution graphs from aggregates: personalized PageRank, pruning, exports."""

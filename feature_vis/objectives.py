@@ -1,0 +1,162 @@
+"""Objectives to maximize, one value per image of the batch, composable with ``+ - *`` and scalars.
+
+An :class:`Objective` maps the activations dict (``model.features(...)`` plus ``"input"``, the images
+before the random transforms) to a ``[batch]`` tensor. Keeping one value per image (Lucid reduces to a
+scalar) is what lets one optimization render many channels at once: image ``b`` gets objective ``b``,
+and the render loop maximizes the sum, which for independent images is the same as maximizing each.
+Operands may be objectives, numbers, or ``[batch]`` arrays of per-image weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+Activations = Mapping[str, tf.Tensor]
+
+
+class Objective:
+    """A function ``activations -> [batch]`` with arithmetic; ``description`` says what it computes."""
+
+    # Makes ``weights_array * objective`` call our __rmul__ instead of NumPy broadcasting over objects.
+    __array_ufunc__ = None
+
+    def __init__(self, fn: Callable[[Activations], tf.Tensor], description: str) -> None:
+        self.fn = fn
+        self.description = description
+
+    def __call__(self, activations: Activations) -> tf.Tensor:
+        return self.fn(activations)
+
+    def __repr__(self) -> str:
+        return self.description
+
+    @staticmethod
+    def _lift(other: Objective | float | int | np.ndarray) -> Objective:
+        if isinstance(other, Objective):
+            return other
+        value = tf.constant(np.asarray(other, np.float32))
+        return Objective(lambda activations: value, repr(np.asarray(other).tolist()))
+
+    def __add__(self, other: Objective | float | int | np.ndarray) -> Objective:
+        right = self._lift(other)
+        return Objective(lambda a: self(a) + right(a), f"({self} + {right})")
+
+    def __radd__(self, other: float | int | np.ndarray) -> Objective:
+        return self._lift(other) + self
+
+    def __sub__(self, other: Objective | float | int | np.ndarray) -> Objective:
+        right = self._lift(other)
+        return Objective(lambda a: self(a) - right(a), f"({self} - {right})")
+
+    def __rsub__(self, other: float | int | np.ndarray) -> Objective:
+        return self._lift(other) - self
+
+    def __neg__(self) -> Objective:
+        return Objective(lambda a: -self(a), f"-{self}")
+
+    def __mul__(self, other: Objective | float | int | np.ndarray) -> Objective:
+        right = self._lift(other)
+        return Objective(lambda a: self(a) * right(a), f"{right} * {self}")
+
+    def __rmul__(self, other: float | int | np.ndarray) -> Objective:
+        return self.__mul__(other)
+
+
+def _per_image(values: tf.Tensor, channels: int | Sequence[int]) -> tf.Tensor:
+    """Pick ``values[b, channels[b]]`` from ``[B, C]`` (or one channel for every image)."""
+    if isinstance(channels, (int, np.integer)):
+        return values[:, int(channels)]
+    return tf.gather(values, tf.constant(np.asarray(channels, np.int32)), axis=1, batch_dims=1)
+
+
+def channel(layer: str, channels: int | Sequence[int]) -> Objective:
+    """Mean activation of a channel over all positions; ``channels`` may give one channel per image."""
+    return Objective(lambda a: _per_image(tf.reduce_mean(a[layer], axis=[1, 2]), channels),
+                     f"channel({layer}, {channels})")
+
+
+def neuron(layer: str, channels: int | Sequence[int], row: int | None = None,
+           col: int | None = None) -> Objective:
+    """Activation of a channel at one position, by default the centre (``H // 2, W // 2`` as Lucid)."""
+
+    def fn(a: Activations) -> tf.Tensor:
+        act = a[layer]
+        r = act.shape[1] // 2 if row is None else row
+        c = act.shape[2] // 2 if col is None else col
+        return _per_image(act[:, r, c, :], channels)
+
+    return Objective(fn, f"neuron({layer}, {channels}, {row}, {col})")
+
+
+def direction(layer: str, vectors: np.ndarray) -> Objective:
+    """Mean over positions of the dot product with ``vectors`` (``[C]``, or ``[B, C]``: one per image)."""
+    vec = tf.constant(np.asarray(vectors, np.float32))
+
+    def fn(a: Activations) -> tf.Tensor:
+        weights = vec[None, None, None, :] if vec.shape.rank == 1 else vec[:, None, None, :]
+        return tf.reduce_mean(tf.reduce_sum(a[layer] * weights, axis=-1), axis=[1, 2])
+
+    return Objective(fn, f"direction({layer})")
+
+
+def gram_cosines(activations: tf.Tensor, group_size: int) -> tf.Tensor:
+    """``[B / n, n, n]`` cosines between the Gram matrices of the images of each consecutive group."""
+    shape = tf.shape(activations)
+    channels = activations.shape[-1]
+    flat = tf.reshape(activations, [shape[0], -1, channels])
+    grams = tf.matmul(flat, flat, transpose_a=True)  # [B, C, C]
+    grams = tf.math.l2_normalize(tf.reshape(grams, [shape[0], -1]), axis=1, epsilon=1e-10)
+    groups = tf.reshape(grams, [-1, group_size, channels * channels])
+    return tf.matmul(groups, groups, transpose_b=True)
+
+
+def diversity(layer: str, group_size: int) -> Objective:
+    """Lucid's diversity, within each consecutive group of ``group_size`` images.
+
+    Per image b of a group of n: ``sum_{j != b} cos(G_b, G_j) / n`` with ``G`` the channel Gram matrix over
+    positions; summed over a group this is Lucid's ``diversity(layer)`` of that batch. Subtract it (Lucid:
+    ``channel - 1e2 * diversity``) to push the images of a group apart in style.
+    """
+
+    def fn(a: Activations) -> tf.Tensor:
+        act = a[layer]
+        if act.shape[0] is not None and act.shape[0] % group_size:
+            raise ValueError(f"diversity: batch {act.shape[0]} is not a multiple of group size {group_size}")
+        cosines = gram_cosines(act, group_size)
+        off_diagonal = tf.reduce_sum(cosines, axis=2) - tf.linalg.diag_part(cosines)
+        return tf.reshape(off_diagonal, [-1]) / group_size
+
+    return Objective(fn, f"diversity({layer}, {group_size})")
+
+
+def _input_like(layer: str) -> Callable[[Activations], tf.Tensor]:
+    return lambda a: tf.reshape(a[layer], [tf.shape(a[layer])[0], -1])
+
+
+def l1(layer: str = "input", constant: float = 0.0) -> Objective:
+    """Sum of absolute deviations from ``constant`` (a penalty: subtract it)."""
+    flat = _input_like(layer)
+    return Objective(lambda a: tf.reduce_sum(tf.abs(flat(a) - constant), axis=1), f"l1({layer})")
+
+
+def l2(layer: str = "input", constant: float = 0.0, epsilon: float = 1e-6) -> Objective:
+    """Euclidean norm of the deviation from ``constant`` (a penalty: subtract it)."""
+    flat = _input_like(layer)
+    return Objective(lambda a: tf.sqrt(epsilon + tf.reduce_sum(tf.square(flat(a) - constant), axis=1)),
+                     f"l2({layer})")
+
+
+def total_variation(layer: str = "input") -> Objective:
+    """Sum of absolute differences between neighbouring pixels (a penalty against noise)."""
+    return Objective(lambda a: tf.image.total_variation(a[layer]), f"total_variation({layer})")
+
+
+def channel_with_diversity(layer: str, channels: Sequence[int], group_size: int,
+                           weight: float = 1e2) -> Objective:
+    """SUMMIT's diversity images: per group of ``group_size`` images of one channel, Lucid's
+    ``channel - weight * diversity`` where the channel term is the group mean (Lucid's ``channel``
+    averages over its batch). ``channels`` gives the channel of every image (repeated per group)."""
+    return channel(layer, channels) * (1.0 / group_size) - weight * diversity(layer, group_size)

@@ -1,0 +1,105 @@
+"""Where feature visualizations go (SUMMIT's published file names), atomic writes, and channel selections.
+
+Layout under ``DIR/feature-vis/``: ``channel/<layer>-<ch>-channel.jpg``,
+``diversity-<d>/<layer>-<ch>-diversity-<d>.jpg`` and ``sprites/<layer>-channel.{jpg,json}``. Layer names
+containing ``/`` are written with ``_`` so that every image stays one file in its folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image
+
+FEATURE_VIS = "feature-vis"
+JPEG_QUALITY = 95
+
+
+def file_layer(layer: str) -> str:
+    return layer.replace("/", "_")
+
+
+def channel_path(out_dir: str | Path, layer: str, channel: int) -> Path:
+    return Path(out_dir) / FEATURE_VIS / "channel" / f"{file_layer(layer)}-{channel}-channel.jpg"
+
+
+def diversity_path(out_dir: str | Path, layer: str, channel: int, index: int) -> Path:
+    name = f"{file_layer(layer)}-{channel}-diversity-{index}.jpg"
+    return Path(out_dir) / FEATURE_VIS / f"diversity-{index}" / name
+
+
+def sprite_paths(out_dir: str | Path, layer: str) -> tuple[Path, Path]:
+    """The sprite sheet JPEG and its index JSON for one layer."""
+    base = Path(out_dir) / FEATURE_VIS / "sprites" / f"{file_layer(layer)}-channel"
+    return base.with_suffix(".jpg"), base.with_suffix(".json")
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] floats to uint8 pixels (rounded, clipped)."""
+    return np.clip(np.rint(np.asarray(image, np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_jpeg(path: str | Path, image: np.ndarray, quality: int = JPEG_QUALITY) -> None:
+    """Save an ``[H, W, 3]`` image (uint8, or floats in [0, 1]) as JPEG, atomically."""
+    pixels = image if image.dtype == np.uint8 else to_uint8(image)
+    _atomic_write(Path(path), lambda handle: Image.fromarray(pixels).save(handle, "JPEG", quality=quality))
+
+
+def write_json(path: str | Path, payload: object) -> None:
+    """Write JSON atomically."""
+    _atomic_write(Path(path), lambda handle: handle.write(json.dumps(payload, indent=1).encode()))
+
+
+def parse_channels(text: str) -> dict[str, list[int]]:
+    """``"layerA:1,2,5-7;layerB:0"`` -> ``{"layerA": [1, 2, 5, 6, 7], "layerB": [0]}`` (ValueError if bad)."""
+    selection: dict[str, list[int]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        layer, sep, spec = part.rpartition(":")
+        if not sep or not layer or not spec:
+            raise ValueError(f"bad channel selection {part!r}; expected LAYER:1,2,5-7")
+        channels = selection.setdefault(layer, [])
+        for item in spec.split(","):
+            lo, dash, hi = item.strip().partition("-")
+            if not lo.isdigit() or (dash and not hi.isdigit()):
+                raise ValueError(f"bad channel {item!r} in {part!r}; expected integers or ranges like 5-7")
+            channels.extend(range(int(lo), int(hi) + 1) if dash else [int(lo)])
+    return {layer: sorted(set(chs)) for layer, chs in selection.items()}
+
+
+def graph_channels(export_dir: str | Path) -> dict[str, list[int]]:
+    """Channels that appear as nodes in ``export_dir/ag/ag-*.json`` (SUMMIT's attribution-graph format)."""
+    files = sorted((Path(export_dir) / "ag").glob("ag-*.json"))
+    if not files:
+        raise FileNotFoundError(f"no attribution graphs ag/ag-*.json under {export_dir}")
+    selection: dict[str, set[int]] = {}
+    for file in files:
+        try:
+            graph = json.loads(file.read_text())
+            for layer, nodes in graph.items():
+                selection.setdefault(layer, set()).update(int(node["channel"]) for node in nodes)
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"{file}: not a SUMMIT attribution graph ({err})") from err
+    return {layer: sorted(chs) for layer, chs in selection.items()}
+
+
+def existing(paths: Iterable[Path]) -> bool:
+    return all(p.exists() for p in paths)

@@ -1,0 +1,139 @@
+"""Command line: count SUMMIT's activation (A) and influence (I) matrices over a dataset into HDF5.
+
+    python -m summit_tf.aggregate --model=mobilenet_v1 --data=folder:DIR --out=run.h5
+
+Bad input (flags, specs, layers, data, an existing output) ends with one ``error:`` line on stderr and
+exit code 2. An interrupted run continues with ``--resume`` from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from absl import flags
+
+from summit_tf import config as cfgmod
+from summit_tf.config import AggregateConfig
+
+FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
+
+flags.DEFINE_string("model", None, "model spec: tflite:PATH[+PATH...] | mobilenet_v1 | mobilenet_v2 | "
+                    "keras:PATH | keras_app:NAME | inception_v1[:PATH]", flag_values=FLAGS)
+flags.DEFINE_string("data", None, "data spec: tfrecord:GLOB | folder:DIR | labels:FILE | tfds:NAME[/SPLIT]",
+                    flag_values=FLAGS)
+flags.DEFINE_string("out", None, "output aggregates file (.h5)", flag_values=FLAGS)
+flags.DEFINE_list("layers", None, "SUMMIT layers to count (default: the model's)", flag_values=FLAGS)
+flags.DEFINE_enum("activation_reduce", "max", cfgmod.ACTIVATION_REDUCERS,
+                  "channel score over space (SUMMIT: max)", flag_values=FLAGS)
+flags.DEFINE_string("activation_select", "mass:0.03",
+                    "which channels count per image: mass:TAU (channels by decreasing score until their "
+                    "share of the total reaches TAU; the paper's 3 %; the published SUMMIT data used "
+                    "mass:0.01) or topk:K", flag_values=FLAGS)
+flags.DEFINE_enum("influence_reduce", "max", cfgmod.INFLUENCE_REDUCERS,
+                  "per-pair influence map reduced over space (SUMMIT: max)", flag_values=FLAGS)
+flags.DEFINE_integer("influence_stride", None, "subsample the influence maps (default 1 = exact; SUMMIT "
+                     "used 3, the default under --summit_compat)", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("influence_topk", 5, "inputs counted per output channel", lower_bound=1,
+                     flag_values=FLAGS)
+flags.DEFINE_string("exclude_channels", "", "channels never selected, in A nor as influence inputs, e.g. "
+                    "'mixed3a:67,190;mixed3b:390,399,412' (SUMMIT's non-semantic channels)",
+                    flag_values=FLAGS)
+flags.DEFINE_bool("summit_compat", False, "reproduce the original SUMMIT code's choices (link inputs, "
+                  "influence stride 3) to compare with the published data", flag_values=FLAGS)
+flags.DEFINE_enum("resize", "squash", cfgmod.RESIZE_MODES,
+                  "squash: plain resize (SUMMIT); center_crop: central 87.5 % then resize", flag_values=FLAGS)
+flags.DEFINE_integer("batch_size", 32, "images per step", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("max_images", None, "use only the first N records (after the class filters)",
+                     lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("max_images_per_class", None, "use only the first N records of each class",
+                     lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_string("classes", "", "only these class ids, e.g. 0,217,480-482 (split big runs by class; "
+                    "summit_tf.merge joins the parts)", flag_values=FLAGS)
+flags.DEFINE_integer("num_shards", 1, "split the data into N shards ...", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("shard_index", 0, "... and count this one (merge the outputs with summit_tf.merge)",
+                     lower_bound=0, flag_values=FLAGS)
+flags.DEFINE_integer("checkpoint_every", 200, "write a resumable checkpoint every N batches (0: never)",
+                     lower_bound=0, flag_values=FLAGS)
+flags.DEFINE_bool("resume", False, "continue an interrupted run from its checkpoint", flag_values=FLAGS)
+flags.DEFINE_bool("overwrite", False, "replace an existing output (and discard its checkpoint)",
+                  flag_values=FLAGS)
+
+
+def config_from_flags(fv: flags.FlagValues = FLAGS) -> AggregateConfig:
+    """Parsed flags -> a validated config (``ValueError`` names the flag at fault)."""
+    return AggregateConfig(
+        model=fv.model, data=fv.data, out=fv.out,
+        layers=tuple(fv.layers) if fv.layers else None,
+        activation_reduce=fv.activation_reduce, activation_select=fv.activation_select,
+        influence_reduce=fv.influence_reduce, influence_stride=fv.influence_stride,
+        influence_topk=fv.influence_topk,
+        exclude_channels=cfgmod.parse_exclude_channels(fv.exclude_channels),
+        summit_compat=fv.summit_compat, resize=fv.resize, batch_size=fv.batch_size,
+        max_images=fv.max_images, max_images_per_class=fv.max_images_per_class,
+        classes=cfgmod.parse_classes(fv.classes), num_shards=fv.num_shards, shard_index=fv.shard_index,
+        checkpoint_every=fv.checkpoint_every, resume=fv.resume, overwrite=fv.overwrite,
+    )
+
+
+def parse(fv: flags.FlagValues, argv: Sequence[str], usage: str) -> list[str] | int:
+    """Parse ``argv`` into ``fv`` from the defaults; the positional arguments, or an exit code."""
+    if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
+        print(f"{usage}\n\n{fv.get_help()}")
+        return 0
+    fv.unparse_flags()
+    try:
+        return fv(list(argv))[1:]
+    except flags.Error as e:
+        return fail(str(e))
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the CLI on ``argv`` (program name first); returns the exit code."""
+    parsed = parse(FLAGS, argv, __doc__ or "")
+    if isinstance(parsed, int):
+        return parsed
+    if parsed:
+        return fail(f"unexpected arguments {parsed}")
+    try:
+        cfg = config_from_flags()
+    except ValueError as e:
+        return fail(str(e))
+
+    from summit_tf import data, models, selection
+    from summit_tf.engine import AggregateError, aggregate, check_output
+
+    try:
+        selection.parse_select(cfg.activation_select)
+        check_output(cfg)
+        model = models.load(cfg.model, layers=cfg.layers, summit_compat=cfg.summit_compat)
+
+        def open_source(skip_records: int) -> data.ImageSource:
+            return data.load(cfg.data, image_size=model.input_size, resize=cfg.resize,
+                             batch_size=cfg.batch_size, num_shards=cfg.num_shards,
+                             shard_index=cfg.shard_index, skip_records=skip_records,
+                             max_images=cfg.max_images, max_images_per_class=cfg.max_images_per_class,
+                             classes=cfg.classes)
+
+        aggregate(cfg, model, open_source)
+    except (AggregateError, ValueError, FileNotFoundError) as e:
+        return fail(str(e))
+    except KeyboardInterrupt:
+        print(f"interrupted; rerun with --resume to continue from the last checkpoint of {cfg.out}",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point (``summit-aggregate``)."""
+    sys.exit(main(sys.argv if argv is None else argv))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,164 @@
+"""What an aggregation run computes and over which images: one dataclass, split the way merge needs it.
+
+``counting()`` holds the settings that define what a count means (reductions, selection, influence
+options, exclusions, preprocessing, model, layers): shards are mergeable only when these agree.
+``selection()`` says which images were counted (data spec, shard, caps, class filter): merging sums over
+different selections. Both go into the HDF5 ``config`` attribute; settings that only change speed or
+bookkeeping (batch size, checkpoint interval) do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+ACTIVATION_REDUCERS = ("max", "mean", "sum", "l2")
+INFLUENCE_REDUCERS = ("max", "sum", "l2")
+RESIZE_MODES = ("squash", "center_crop")
+SUMMIT_INFLUENCE_STRIDE = 3  # the original code's depthwise_conv2d strides
+
+
+def parse_exclude_channels(text: str) -> dict[str, tuple[int, ...]]:
+    """Parse ``layer:1,2;layer2:3`` into ``{layer: (1, 2), layer2: (3,)}`` (sorted, unique).
+
+    Layer names may contain ``:``-free slashes (``mixed4b/3x3_bottleneck``); the channel list is what
+    follows the last ``:``.
+    """
+    result: dict[str, set[int]] = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(";"))):
+        layer, sep, channels = part.rpartition(":")
+        layer = layer.strip()
+        if not sep or not layer:
+            raise ValueError(f"--exclude_channels: expected LAYER:C1,C2,..., got {part!r}")
+        try:
+            ids = {int(c) for c in channels.split(",") if c.strip()}
+        except ValueError:
+            raise ValueError(f"--exclude_channels: channels of {layer!r} must be integers, "
+                             f"got {channels!r}") from None
+        if not ids or min(ids) < 0:
+            raise ValueError(f"--exclude_channels: {layer!r} needs non-negative channel numbers, "
+                             f"got {channels!r}")
+        result.setdefault(layer, set()).update(ids)
+    return {layer: tuple(sorted(ids)) for layer, ids in result.items()}
+
+
+def format_exclude_channels(excluded: Mapping[str, tuple[int, ...]]) -> str:
+    """Canonical text form (sorted layers and channels), so equal exclusions compare equal in JSON."""
+    return ";".join(f"{layer}:{','.join(map(str, ids))}" for layer, ids in sorted(excluded.items()) if ids)
+
+
+def parse_classes(text: str) -> tuple[int, ...] | None:
+    """``0,217,480-482`` -> sorted class ids; empty -> None (all classes)."""
+    if not text:
+        return None
+    ids: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, dash, hi = part.partition("-")
+        try:
+            ids.update(range(int(lo), int(hi) + 1) if dash else [int(lo)])
+        except ValueError:
+            raise ValueError(f"--classes: expected ids or ranges such as 0,217,480-482, "
+                             f"got {part!r}") from None
+    if not ids or min(ids) < 0 or max(ids) > 999:
+        raise ValueError(f"--classes: class ids must lie in 0..999, got {text!r}")
+    return tuple(sorted(ids))
+
+
+@dataclass(frozen=True)
+class AggregateConfig:
+    """Everything an aggregation run needs; validated on construction (``ValueError`` names the flag)."""
+
+    model: str
+    data: str
+    out: str
+    layers: tuple[str, ...] | None = None
+    activation_reduce: str = "max"
+    activation_select: str = "mass:0.03"
+    influence_reduce: str = "max"
+    influence_stride: int | None = None  # None: 1, or SUMMIT's 3 under summit_compat
+    influence_topk: int = 5
+    exclude_channels: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    summit_compat: bool = False
+    resize: str = "squash"
+    batch_size: int = 32
+    max_images: int | None = None
+    max_images_per_class: int | None = None
+    classes: tuple[int, ...] | None = None
+    num_shards: int = 1
+    shard_index: int = 0
+    checkpoint_every: int = 200
+    resume: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(message)
+
+        check(bool(self.model), "--model is required")
+        check(bool(self.data), "--data is required")
+        check(bool(self.out), "--out is required")
+        check(self.activation_reduce in ACTIVATION_REDUCERS,
+              f"--activation_reduce must be one of {ACTIVATION_REDUCERS}, got {self.activation_reduce!r}")
+        check(self.influence_reduce in INFLUENCE_REDUCERS,
+              f"--influence_reduce must be one of {INFLUENCE_REDUCERS}, got {self.influence_reduce!r}")
+        check(self.influence_stride is None or self.influence_stride >= 1,
+              f"--influence_stride must be >= 1, got {self.influence_stride}")
+        check(self.influence_topk >= 1, f"--influence_topk must be >= 1, got {self.influence_topk}")
+        check(self.resize in RESIZE_MODES, f"--resize must be one of {RESIZE_MODES}, got {self.resize!r}")
+        check(self.batch_size >= 1, f"--batch_size must be >= 1, got {self.batch_size}")
+        check(self.max_images is None or self.max_images >= 1,
+              f"--max_images must be >= 1, got {self.max_images}")
+        check(self.max_images_per_class is None or self.max_images_per_class >= 1,
+              f"--max_images_per_class must be >= 1, got {self.max_images_per_class}")
+        check(self.num_shards >= 1, f"--num_shards must be >= 1, got {self.num_shards}")
+        check(0 <= self.shard_index < self.num_shards,
+              f"--shard_index must lie in 0..{self.num_shards - 1}, got {self.shard_index}")
+        check(self.checkpoint_every >= 0, f"--checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        check(not (self.resume and self.overwrite), "--resume and --overwrite exclude each other")
+        if self.layers is not None:
+            check(len(self.layers) > 0 and all(self.layers), "--layers must name at least one layer")
+
+    @property
+    def stride(self) -> int:
+        """The influence subsampling stride actually used."""
+        if self.influence_stride is not None:
+            return self.influence_stride
+        return SUMMIT_INFLUENCE_STRIDE if self.summit_compat else 1
+
+    def counting(self) -> dict:
+        """Settings that define what one count means; merged shards must agree on all of them."""
+        return {
+            "model": self.model,
+            "layers": list(self.layers) if self.layers else None,
+            "activation_reduce": self.activation_reduce,
+            "activation_select": self.activation_select,
+            "influence_reduce": self.influence_reduce,
+            "influence_stride": self.stride,
+            "influence_topk": self.influence_topk,
+            "exclude_channels": format_exclude_channels(self.exclude_channels),
+            "summit_compat": self.summit_compat,
+            "resize": self.resize,
+        }
+
+    def selection(self) -> dict:
+        """Which images were counted."""
+        return {
+            "data": self.data,
+            "max_images": self.max_images,
+            "max_images_per_class": self.max_images_per_class,
+            "classes": list(self.classes) if self.classes else None,
+            "num_shards": self.num_shards,
+            "shard_index": self.shard_index,
+        }
+
+    def record(self) -> dict:
+        """The JSON stored with the output: every setting that changes the counts."""
+        return {**self.counting(), **self.selection()}
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+COUNTING_KEYS = tuple(AggregateConfig(model="m", data="d", out="o").counting())
+SELECTION_KEYS = tuple(AggregateConfig(model="m", data="d", out="o").selection())

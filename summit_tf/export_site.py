@@ -1,0 +1,121 @@
+"""Export the viewer and one run as a static site that any web server can host.
+
+``python -m summit_tf.export_site --run_dir=DIR --out=SITE``
+
+SITE gets the app (``index.html``, ``js/``, ``css/``, ``vendor/``) and the run under ``SITE/run/``: only
+what the viewer reads (``classes.json``, ``ag/*.json``, ``feature-vis/**`` images), never aggregates or
+files reached through symlinks that leave the run. The app uses relative paths, so the site works from
+any sub-path. The site is built next to SITE and swapped in: a failed export never leaves half a site.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from absl import app, flags
+
+from summit_tf.progress import Progress
+from summit_tf.serve import STATIC_DIR
+
+MARKER = ".summit-tf-site"
+RUN_FILES = {"": ("classes.json",), "ag": ("*.json",), "feature-vis": ("**/*.jpg", "**/*.jpeg", "**/*.png")}
+
+
+def _run_files(run_dir: Path) -> list[Path]:
+    """Files of the run the viewer reads, resolved and checked to lie inside the run directory."""
+    files: set[Path] = set()
+    for sub, patterns in RUN_FILES.items():
+        base = run_dir / sub
+        for pattern in patterns:
+            for path in base.glob(pattern):
+                rel = path.relative_to(run_dir)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                real = path.resolve()
+                if real.is_file() and real.is_relative_to(run_dir):
+                    files.add(rel)
+    return sorted(files)
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
+        raise FileExistsError(f"{out} exists and is not a site exported by summit_tf.export_site; "
+                              "choose a new --out folder")
+
+
+def export_site(run_dir: Path | str, out: Path | str) -> int:
+    """Write the static site to ``out`` (replacing an earlier export there); return the files copied."""
+    run_dir = Path(run_dir).resolve()
+    out = Path(out).absolute()
+    if not (run_dir / "classes.json").is_file():
+        raise FileNotFoundError(f"{run_dir} has no classes.json (is it a summit-tf run directory?)")
+    _check_out(out)
+    files = _run_files(run_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        shutil.copytree(STATIC_DIR, staging, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".*", "__pycache__"))
+        copied = sum(1 for p in staging.rglob("*") if p.is_file())
+        progress = Progress("export", total=len(files), unit="files")
+        for rel in files:
+            target = staging / "run" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run_dir / rel, target)
+            progress.update()
+        progress.finish()
+        (staging / MARKER).write_text("Static site written by summit_tf.export_site; safe to replace.\n")
+        staging.chmod(0o755)
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}-old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(staging, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return copied + len(files)
+
+
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+    """Defined on demand so that importing this module next to other CLIs never clashes over flag names."""
+    flags.DEFINE_string("run_dir", None, "Run directory with classes.json, ag/ and feature-vis/.")
+    flags.DEFINE_string("out", None, "Folder for the static site (created, or replacing an earlier export).")
+
+
+def main(argv: list[str]) -> None:
+    def fail(message: str) -> None:
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.run_dir or not FLAGS.out:
+        fail("--run_dir and --out are required")
+    try:
+        count = export_site(FLAGS.run_dir, FLAGS.out)
+    except (FileNotFoundError, FileExistsError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {FLAGS.out}: {exc}")
+    print(f"wrote {count} files to {FLAGS.out}; serve it with any static web server, "
+          f"e.g. python -m http.server --directory {FLAGS.out}", file=sys.stderr)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    _define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

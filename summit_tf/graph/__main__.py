@@ -1,0 +1,126 @@
+"""Attribution graphs, class embedding and comparisons for a run, as the viewer's JSON files.
+
+    python -m summit_tf.graph --aggregates=run.h5 --out_dir=DIR [--classes=0,270] [--compare=294,295]
+
+Writes ``DIR/ag/ag-<class>.json`` per class, ``DIR/classes.json`` for all classes of the run and
+``DIR/compare/<a>-<b>.json`` per ``--compare`` pair. Bad input exits with code 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from absl import app, flags
+
+from summit_tf import store
+from summit_tf.graph import algebra, build, embedding, export
+from summit_tf.graph.attribution import GraphConfig, attribution_graph
+from summit_tf.progress import Progress
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("aggregates", None, "aggregates HDF5 file (summit-aggregate output)")
+flags.DEFINE_string("out_dir", None, "output folder")
+flags.DEFINE_list("classes", [], "ImageNet class ids to build graphs for (default: all classes of the run)")
+flags.DEFINE_float("node_mass", 0.075, "per-layer share of PageRank mass the kept nodes hold")
+flags.DEFINE_float("relax_step", 0.005, "mass added to a layer (and the one below) lacking a kept edge down")
+flags.DEFINE_bool("directed", False, "directed PageRank (channel -> its inputs), not undirected")
+flags.DEFINE_float("damping", 0.85, "PageRank damping factor")
+flags.DEFINE_integer("attr_k", 3, "attr_channels per node (strongest direct inputs)")
+flags.DEFINE_multi_string("compare", [], "a,b: write the set algebra of classes a and b (repeatable)")
+flags.DEFINE_integer("seed", 0, "seed of the class embedding")
+flags.DEFINE_integer("umap_min_classes", embedding.MIN_UMAP_CLASSES, "fewer classes than this: PCA embedding")
+
+log = logging.getLogger("summit_tf.graph")
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line, exit code 2."""
+
+
+def _class_ids(values: list[str], known: set[int], what: str) -> list[int]:
+    out = []
+    for v in values:
+        try:
+            c = int(v)
+        except ValueError:
+            raise UsageError(f"{what}: {v!r} is not a class id") from None
+        if c not in known:
+            raise UsageError(f"{what}: class {c} is not in the aggregates (run has {len(known)} classes)")
+        out.append(c)
+    return out
+
+
+def _pairs(values: list[str], known: set[int]) -> list[tuple[int, int]]:
+    pairs = []
+    for v in values:
+        ids = _class_ids([p.strip() for p in v.split(",")], known, "--compare")
+        if len(ids) != 2:
+            raise UsageError(f"--compare expects two class ids 'a,b', got {v!r}")
+        pairs.append((ids[0], ids[1]))
+    return pairs
+
+
+def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: list[tuple[int, int]],
+             config: GraphConfig, seed: int, umap_min_classes: int) -> None:
+    """Write every output file for ``classes`` (graphs) and ``pairs`` (comparisons)."""
+    st = build.structure(agg)
+    needed = {c for pair in pairs for c in pair}
+    kept_graphs, stats = {}, {}
+    progress = Progress("attribution graphs", total=len(classes), unit="classes")
+    for class_id in classes:
+        ag = attribution_graph(agg, class_id, config, st)
+        export.write_ag(out_dir, ag)
+        stats[class_id] = export.graph_stats(ag)
+        if class_id in needed:
+            kept_graphs[class_id] = ag
+        progress.update()
+    progress.finish()
+    for class_id in sorted(needed - set(kept_graphs)):
+        kept_graphs[class_id] = attribution_graph(agg, class_id, config, st)
+    for a, b in pairs:
+        doc = algebra.compare(kept_graphs[a], kept_graphs[b])
+        path = export.write_json(export.compare_path(out_dir, a, b), doc)
+        log.info("wrote %s", path)
+    activation = {layer: agg.A[layer] * (st.vertex[layer] >= 0) for layer in st.layers}
+    embed = embedding.embed_classes(activation, st.layers, seed=seed, min_umap_classes=umap_min_classes)
+    path = export.write_json(f"{out_dir}/classes.json", export.classes_json(agg, st, embed, config, stats))
+    log.info("wrote %s", path)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
+    try:
+        if not FLAGS.aggregates or not FLAGS.out_dir:
+            raise UsageError("--aggregates and --out_dir are required")
+        try:
+            config = GraphConfig(node_mass=FLAGS.node_mass, relax_step=FLAGS.relax_step,
+                                 directed=FLAGS.directed, damping=FLAGS.damping, attr_k=FLAGS.attr_k)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        try:
+            agg = store.load(FLAGS.aggregates)
+        except (OSError, ValueError, KeyError) as e:
+            raise UsageError(f"cannot read aggregates: {e}") from None
+        with agg:
+            known = set(agg.classes.tolist())
+            classes = _class_ids(FLAGS.classes, known, "--classes") if FLAGS.classes else sorted(known)
+            pairs = _pairs(FLAGS.compare, known)
+            try:
+                generate(agg, FLAGS.out_dir, classes, pairs, config, FLAGS.seed, FLAGS.umap_min_classes)
+            except ValueError as e:  # e.g. a malformed exclude_channels entry in the run's config
+                raise UsageError(str(e)) from None
+    except UsageError as e:
+        print(f"summit-graph: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run() -> None:
+    """Console entry point (``summit-graph``)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

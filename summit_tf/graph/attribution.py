@@ -1,0 +1,158 @@
+"""The Python API: one class's attribution graph as an igraph Graph plus SUMMIT's JSON.
+
+>>> with store.load("run.h5") as agg:
+...     ag = attribution_graph(agg, 270)
+...     ag.graph.vs.select(kept=True)["name"], ag.to_json()["mixed5b"][0]["prev_channels"]
+
+``to_json()`` is SUMMIT's published ``ag-<class>.json`` format: a dict keyed by layer from the last to the
+first; per kept channel (ascending channel order) ``channel``, ``count`` (A: images in which the channel
+was among the class's top activations), ``layer``, ``pagerank``, ``prev_channels`` (the kept edges down to
+kept channels of the layer below: ``{"prev_channel": int, "inf": int}``, strongest first) and
+``attr_channels`` (the channel's ``attr_k`` strongest direct inputs whatever was kept: channels of the layer
+below for a direct link, of the inner space, e.g. the 3x3 bottleneck, for a two-hop link; ``prev_channel``
+is a string there, as in SUMMIT's files).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import igraph
+import numpy as np
+
+from summit_tf import imagenet
+from summit_tf.graph import build, select
+from summit_tf.store import Aggregates
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """Selection parameters; defaults are SUMMIT's published ones."""
+
+    node_mass: float = 0.075
+    relax_step: float = 0.005
+    directed: bool = False
+    damping: float = 0.85
+    attr_k: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0 < self.node_mass <= 1:
+            raise ValueError(f"node_mass must be in (0, 1], got {self.node_mass}")
+        if not 0 <= self.relax_step <= 1:
+            raise ValueError(f"relax_step must be in [0, 1], got {self.relax_step}")
+        if not 0 < self.damping < 1:
+            raise ValueError(f"damping must be in (0, 1), got {self.damping}")
+        if self.attr_k < 0:
+            raise ValueError(f"attr_k must be >= 0, got {self.attr_k}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AttributionGraph:
+    """One class's full graph (``graph``, vertex/edge attribute ``kept``) and the selection on it.
+
+    Vertex attributes: ``name`` (``layer:channel``), ``layer``, ``channel``, ``count``, ``pagerank``,
+    ``kept``; edge attributes: ``weight``, ``kept``. Edges join a channel (source) to an input channel of
+    the layer below (target).
+    """
+
+    class_id: int
+    num_images: int
+    config: GraphConfig
+    structure: build.Structure
+    full: build.FullGraph
+    graph: igraph.Graph
+    pagerank: np.ndarray
+    count: np.ndarray
+    selection: select.Selection
+
+    @property
+    def name(self) -> str:
+        return imagenet.short_name(self.class_id)
+
+    def kept_nodes(self) -> list[tuple[str, int]]:
+        """``(layer, channel)`` of kept nodes, network order then channel order."""
+        st = self.structure
+        ids = np.flatnonzero(self.selection.kept)
+        return [(st.layers[st.layer_of[v]], int(st.channel_of[v])) for v in ids]
+
+    def kept_edge_list(self) -> list[tuple[str, int, str, int, int]]:
+        """``(layer, channel, prev_layer, prev_channel, weight)`` of kept edges."""
+        st, full = self.structure, self.full
+        out = []
+        for e in np.flatnonzero(self.selection.edges):
+            hi, lo = full.hi[e], full.lo[e]
+            out.append((st.layers[st.layer_of[hi]], int(st.channel_of[hi]),
+                        st.layers[st.layer_of[lo]], int(st.channel_of[lo]), int(full.weight[e])))
+        return out
+
+    def subgraph(self) -> igraph.Graph:
+        """The attribution graph itself: kept vertices and kept edges only."""
+        g = self.graph.subgraph_edges(self.graph.es.select(kept=True), delete_vertices=False)
+        return g.induced_subgraph(g.vs.select(kept=True))
+
+    def attr_channels(self, layer: str, channel: int) -> list[tuple[int, int]]:
+        """The ``attr_k`` strongest direct inputs ``(input channel, count)`` of a channel, strongest first."""
+        st = self.structure
+        index = st.layers.index(layer)
+        for hop, counts in self.full.inputs.get(layer, []):
+            if hop.offset <= channel < hop.offset + hop.cout:
+                row = counts[channel - hop.offset].copy()
+                if not hop.inner:
+                    row[st.vertex[st.layers[index - 1]] < 0] = 0
+                order = np.argsort(-row, kind="stable")[: self.config.attr_k]
+                return [(int(i), int(row[i])) for i in order if row[i] > 0]
+        return []
+
+    def to_json(self) -> dict:
+        """SUMMIT's ``ag-<class>.json`` dict (see the module docstring)."""
+        st, full, sel = self.structure, self.full, self.selection
+        prev: dict[int, list[tuple[int, int]]] = {}
+        for e in np.flatnonzero(sel.edges):
+            prev.setdefault(int(full.hi[e]), []).append((int(st.channel_of[full.lo[e]]), int(full.weight[e])))
+        out = {}
+        for index in range(len(st.layers) - 1, -1, -1):
+            layer = st.layers[index]
+            nodes = []
+            for v in st.layer_vertices(index):
+                if not sel.kept[v]:
+                    continue
+                channel = int(st.channel_of[v])
+                edges = sorted(prev.get(int(v), []), key=lambda p: (-p[1], p[0]))
+                attr = self.attr_channels(layer, channel) if index else []
+                nodes.append({
+                    "channel": channel,
+                    "count": int(self.count[v]),
+                    "layer": layer,
+                    "pagerank": float(self.pagerank[v]),
+                    "prev_channels": [{"prev_channel": c, "inf": w} for c, w in edges],
+                    "attr_channels": [{"prev_channel": str(c), "inf": w} for c, w in attr],
+                })
+            out[layer] = nodes
+        return out
+
+
+def attribution_graph(agg: Aggregates, class_id: int, config: GraphConfig | None = None,
+                      structure: build.Structure | None = None) -> AttributionGraph:
+    """Build, rank and prune the attribution graph of ``class_id`` (pass ``structure`` to reuse it)."""
+    config = config or GraphConfig()
+    st = structure or build.structure(agg)
+    slot = agg.slot(class_id)
+    full = build.full_graph(agg, class_id, st)
+    activation = {layer: agg.A[layer][slot] for layer in st.layers}
+    reset = select.personalization(st, activation)
+    g = select.to_igraph(st, full, config.directed)
+    pr = select.pagerank(g, reset, config.damping)
+    sel = select.select(st, full, pr, config.node_mass, config.relax_step)
+    count = np.concatenate([np.asarray(activation[layer])[st.vertex[layer] >= 0] for layer in st.layers])
+    g.vs["name"] = [f"{st.layers[li]}:{c}" for li, c in zip(st.layer_of.tolist(), st.channel_of.tolist(),
+                                                          strict=True)]
+    g.vs["layer"] = [st.layers[li] for li in st.layer_of.tolist()]
+    g.vs["channel"] = st.channel_of.tolist()
+    g.vs["count"] = count.tolist()
+    g.vs["pagerank"] = pr.tolist()
+    g.vs["kept"] = sel.kept.tolist()
+    g.es["kept"] = sel.edges.tolist()
+    return AttributionGraph(class_id, int(agg.class_count[slot]), config, st, full, g, pr, count, sel)

@@ -1,0 +1,113 @@
+"""Files the viewer reads: ``ag/ag-<class>.json`` (SUMMIT's format), ``classes.json``, ``compare/*.json``.
+
+``classes.json``::
+
+    {"meta": {"model", "dataset", "num_images", "num_classes", "layers" (network order),
+              "channels": {layer: int}, "config" (aggregation), "graph_config", "prob_bins": 20},
+     "classes": [{"target_class", "synset", "name", "numOfInstances", "topOneAcc", "topOneAccCount",
+                  "probHist": [20 ints], "topChannels": {layer: [[channel, count], ...]},
+                  "embed": {layer: [x, y]}, "graph": {...} (only for classes whose graph was built)}]}
+
+``topChannels`` lists the non-zero A entries (excluded channels left out), largest count first. SUMMIT's
+own ``imagenet.json`` used the same key names with other shapes (``topChannels`` as ``[{ch, ct}]``,
+``embed`` as ``{x, y}``, per-image probabilities ``accs``); this file keeps the shapes above.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from summit_tf import imagenet
+from summit_tf.graph.attribution import AttributionGraph, GraphConfig
+from summit_tf.graph.build import Structure
+from summit_tf.store import PROB_BINS, Aggregates
+
+
+def write_json(path: str | os.PathLike, obj: object) -> Path:
+    """Write ``obj`` as JSON atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def ag_path(out_dir: str | os.PathLike, class_id: int) -> Path:
+    return Path(out_dir) / "ag" / f"ag-{class_id}.json"
+
+
+def write_ag(out_dir: str | os.PathLike, ag: AttributionGraph) -> Path:
+    return write_json(ag_path(out_dir, ag.class_id), ag.to_json())
+
+
+def compare_path(out_dir: str | os.PathLike, a: int, b: int) -> Path:
+    return Path(out_dir) / "compare" / f"{a}-{b}.json"
+
+
+def dataset_name(config: dict) -> str:
+    for key in ("dataset", "data"):
+        if isinstance(config.get(key), str):
+            return config[key]
+    return ""
+
+
+def top_channels(row: np.ndarray, keep: np.ndarray) -> list[list[int]]:
+    """``[[channel, count], ...]``: non-zero counts of kept channels, largest first (ties: lower channel)."""
+    row = np.where(keep, np.asarray(row, dtype=np.int64), 0)
+    order = np.argsort(-row, kind="stable")
+    order = order[row[order] > 0]
+    return [[int(c), int(row[c])] for c in order]
+
+
+def graph_stats(ag: AttributionGraph) -> dict:
+    return {"nodes": int(ag.selection.kept.sum()), "edges": int(ag.selection.edges.sum()),
+            "full_edges": ag.full.num_edges, "relax_rounds": ag.selection.relax_rounds,
+            "node_mass": ag.selection.masses, "disconnected": ag.selection.disconnected}
+
+
+def classes_json(agg: Aggregates, st: Structure, embed: dict[str, np.ndarray], config: GraphConfig,
+                 stats: dict[int, dict] | None = None) -> dict:
+    """The ``classes.json`` document for every class of the run (see the module docstring)."""
+    stats = stats or {}
+    records = []
+    for slot, class_id in enumerate(agg.classes.tolist()):
+        n = int(agg.class_count[slot])
+        correct = int(agg.correct[slot])
+        record = {
+            "target_class": class_id,
+            "synset": imagenet.synsets()[class_id],
+            "name": imagenet.short_name(class_id),
+            "numOfInstances": n,
+            "topOneAcc": correct / n if n else 0.0,
+            "topOneAccCount": correct,
+            "probHist": [int(x) for x in np.asarray(agg.prob_hist[slot]).tolist()],
+            "topChannels": {layer: top_channels(agg.A[layer][slot], st.vertex[layer] >= 0)
+                            for layer in st.layers},
+            "embed": {layer: [float(v) for v in embed[layer][slot]] for layer in st.layers},
+        }
+        if class_id in stats:
+            record["graph"] = stats[class_id]
+        records.append(record)
+    meta = {
+        "model": agg.model,
+        "dataset": dataset_name(agg.config),
+        "num_images": int(agg.num_images),
+        "num_classes": int(len(agg.classes)),
+        "layers": list(st.layers),
+        "channels": {layer: int(st.channels[layer]) for layer in st.layers},
+        "config": agg.config,
+        "graph_config": {k: v for k, v in config.to_dict().items()},
+        "prob_bins": PROB_BINS,
+    }
+    return {"meta": meta, "classes": records}

@@ -1,0 +1,118 @@
+"""Per-pair influence of input channel i on output channel j of a link, reduced over space.
+
+The map of a pair is ``X[:, :, i]`` cross-correlated with ``K[:, :, i, j]`` with the conv's own stride
+(times ``stride``, SUMMIT's subsampling) and padding, TF semantics, no bias. Reducers: max (SUMMIT),
+sum, l2. Output ``[B, Cout, Cin]`` float32. Graph-safe: static shapes, no Python side effects.
+
+Formulations, by cost:
+- 1x1 and separable links: closed form, no maps. ``max_xy K X = K max X`` if ``K >= 0`` else
+  ``K min X`` (exact: rounding is monotone), ``sum = K sum X``, ``l2 = |K| ||X||``, over the positions
+  the strided conv visits (a 1x1 kernel never reaches the padding).
+- k x k links, sum and l2: closed forms too. ``sum_p (X (*) K)_p = sum_d K_d S_d`` with ``S_d`` the sum
+  of the input window shifted by tap d; ``||X (*) K||^2 = K^T G K`` with ``G`` the Gram matrix of the
+  shifted windows of each input channel (``[kh*kw, kh*kw]`` per image and channel). Cost
+  ``B Cin (P kk^2 + kk^2 Cout)`` instead of ``B P kk Cin Cout`` for P output positions.
+- k x k links, max: the maps are needed. Computed as a depthwise conv with the kernel as channel
+  multiplier, over blocks of output channels sized from a byte budget (``CHUNK_BYTES``), blocks run
+  one after another in a ``tf.while_loop`` so the peak extra memory is one block.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from summit_tf.models.base import Link
+
+INFLUENCE_REDUCERS = ("max", "sum", "l2")
+CHUNK_BYTES = 64 * 2**20  # one block of per-pair maps; bounds the extra memory of a k x k max link
+BATCH_HINT = 64  # batch size assumed for the block size when the batch dimension is not static
+
+
+def link_influence(x: tf.Tensor, link: Link, reduce: str = "max", stride: int = 1) -> tf.Tensor:
+    """Influence of every input channel on every output channel of ``link``: ``[B, Cout, Cin]``."""
+    if reduce not in INFLUENCE_REDUCERS:
+        expected = ", ".join(INFLUENCE_REDUCERS)
+        raise ValueError(f"unknown influence reducer {reduce!r}; expected one of {expected}")
+    if int(stride) < 1:
+        raise ValueError(f"influence stride must be >= 1, got {stride}")
+    x = tf.convert_to_tensor(x, tf.float32)
+    if x.shape.rank != 4 or x.shape[-1] != link.cin:
+        raise ValueError(f"link {link.name}: input must be [B, H, W, {link.cin}], got {x.shape}")
+    kernel = tf.constant(link.kernel, tf.float32)
+    step = int(link.stride) * int(stride)
+    kh, kw = int(link.kernel.shape[0]), int(link.kernel.shape[1])
+    if link.kind in ("1x1", "separable"):
+        if (kh, kw) != (1, 1):
+            raise ValueError(f"link {link.name}: kind {link.kind} needs a 1x1 kernel, got {kh}x{kw}")
+        return _pointwise(x[:, ::step, ::step, :], kernel[0, 0], reduce)
+    if reduce == "max":
+        return _conv_max(x, kernel, step, link.padding)
+    windows = _windows(x, kh, kw, step, link.padding)  # [B, P, kk, Cin]
+    taps = tf.reshape(kernel, [kh * kw, link.cin, link.cout])  # [kk, Cin, Cout]
+    if reduce == "sum":
+        return tf.einsum("bdi,dij->bji", tf.reduce_sum(windows, axis=1), taps)
+    gram = tf.einsum("bpdi,bpei->bide", windows, windows)
+    squared = tf.einsum("dij,bide,eij->bji", taps, gram, taps)
+    return tf.sqrt(tf.nn.relu(squared))  # the quadratic form is >= 0; rounding may dip below
+
+
+def _pointwise(x: tf.Tensor, k2: tf.Tensor, reduce: str) -> tf.Tensor:
+    """Closed form for a ``[Cin, Cout]`` pointwise kernel on the visited positions ``x``."""
+    kt = tf.transpose(k2)[None]  # [1, Cout, Cin]
+    if reduce == "max":
+        hi = tf.reduce_max(x, axis=[1, 2])[:, None, :]
+        lo = tf.reduce_min(x, axis=[1, 2])[:, None, :]
+        return tf.where(kt >= 0, kt * hi, kt * lo)
+    if reduce == "sum":
+        return kt * tf.reduce_sum(x, axis=[1, 2])[:, None, :]
+    return tf.abs(kt) * tf.sqrt(tf.reduce_sum(tf.square(x), axis=[1, 2]))[:, None, :]
+
+
+def _same_pads(size: int, k: int, step: int) -> tuple[int, int, int]:
+    """TF SAME padding: (output size, pad before, pad after)."""
+    out = -(-size // step)
+    total = max((out - 1) * step + k - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def _windows(x: tf.Tensor, kh: int, kw: int, step: int, padding: str) -> tf.Tensor:
+    """Input values under each kernel tap at each visited output position: ``[B, P, kh*kw, Cin]``."""
+    h, w = int(x.shape[1]), int(x.shape[2])
+    if padding == "SAME":
+        ho, top, bottom = _same_pads(h, kh, step)
+        wo, left, right = _same_pads(w, kw, step)
+        x = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+    else:
+        ho, wo = (h - kh) // step + 1, (w - kw) // step + 1
+    taps = [x[:, dy:dy + (ho - 1) * step + 1:step, dx:dx + (wo - 1) * step + 1:step, :]
+            for dy in range(kh) for dx in range(kw)]
+    stacked = tf.stack(taps, axis=3)  # [B, Ho, Wo, kk, Cin]
+    return tf.reshape(stacked, [tf.shape(x)[0], ho * wo, kh * kw, int(x.shape[-1])])
+
+
+def _out_size(size: int, k: int, step: int, padding: str) -> int:
+    return -(-size // step) if padding == "SAME" else (size - k) // step + 1
+
+
+def _conv_max(x: tf.Tensor, kernel: tf.Tensor, step: int, padding: str) -> tf.Tensor:
+    """Spatial max of every pair map, output channels in blocks sized from ``CHUNK_BYTES``."""
+    kh, kw, cin, cout = kernel.shape
+    batch = x.shape[0] or BATCH_HINT
+    per_output = batch * _out_size(int(x.shape[1]), kh, step, padding) \
+        * _out_size(int(x.shape[2]), kw, step, padding) * cin * 4
+    block = max(1, min(cout, CHUNK_BYTES // max(per_output, 1)))
+    blocks = math.ceil(cout / block)
+    padded = tf.pad(kernel, [[0, 0], [0, 0], [0, 0], [0, blocks * block - cout]])
+    chunks = tf.transpose(tf.reshape(padded, [kh, kw, cin, blocks, block]), [3, 0, 1, 2, 4])
+
+    def one_block(k: tf.Tensor) -> tf.Tensor:
+        maps = tf.nn.depthwise_conv2d(x, k, [1, step, step, 1], padding)  # channel i*block + m
+        peak = tf.reduce_max(maps, axis=[1, 2])
+        return tf.transpose(tf.reshape(peak, [-1, cin, block]), [0, 2, 1])  # [B, block, Cin]
+
+    out = tf.map_fn(one_block, chunks, parallel_iterations=1,
+                    fn_output_signature=tf.TensorSpec([x.shape[0], block, cin], tf.float32))
+    out = tf.reshape(tf.transpose(out, [1, 0, 2, 3]), [-1, blocks * block, cin])
+    return out[:, :cout]

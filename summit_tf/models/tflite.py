@@ -1,0 +1,427 @@
+"""Quantized (or float) TFLite models, ``tflite:PATH[+PATH...]``, as exact float TensorFlow functions.
+
+The flatbuffer is read with TF's own schema module (:mod:`summit_tf.models.tflite_reader`), every constant
+is dequantized, and each operator becomes the equivalent float TF op with the same strides, dilations
+and SAME/VALID padding (TFLite's SAME pads like TF's: the extra row/column goes after), fused activations
+included. Running float instead of integer arithmetic removes the rounding of every intermediate tensor
+to 8 bits; what remains is the network the quantized file describes, differentiable, batched, in one
+``tf.function``. Quantize/dequantize operators are identities in float.
+
+Several files joined with ``+`` are chained: the inputs of each piece that its operators read take the
+previous piece's outputs (by name, else by shape); the shared MobileNetV1 is an embedding extractor plus a
+classifier head. Pixels in [0, 1] are mapped onto the input quantization's integer range (the uint8
+MobileNets take ``(p - 128) / 128``, ``p`` in 0..255); a float input is assumed to take [-1, 1].
+
+Tensor keys are the TFLite tensor names cut at the first ``;`` (TFLite joins fused op names there), with
+trailing activation and concat op names (``/Relu6``, ``/concat``) and the prefix common to all conv layers dropped, so the TF-slim
+MobileNetV1 yields ``Conv2d_0``, ``Conv2d_1_depthwise``, ``Conv2d_1_pointwise`` ... SUMMIT layer
+candidates are the activated outputs of convolutions and additions (and concatenations of candidates);
+links come from :mod:`summit_tf.models.graph_links`. ``logits`` is the last output before a final softmax
+(and any quantize step), flattened to ``[B, outputs]``; 1,001 outputs mean 0 = background.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import tensorflow as tf
+
+from summit_tf.models import activations, graph_links, tflite_reader
+from summit_tf.models.base import SummitModel
+from summit_tf.models.graph_links import Node
+
+log = logging.getLogger(__name__)
+
+_FUSED = {0: "linear", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
+_PADDING = {0: "SAME", 1: "VALID"}
+_OP_SUFFIXES = {"relu", "relu6", "activation", "clip", "concat", "concatv2"}
+SUPPORTED_OPS = (
+    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
+    "RESHAPE", "SQUEEZE", "SOFTMAX", "CONCATENATION", "PAD", "PADV2", "RELU", "RELU6", "QUANTIZE",
+    "DEQUANTIZE",
+)
+FLOAT_INPUT_RANGE = (-1.0, 1.0)
+
+
+@dataclass
+class _Step:
+    """One operator: ``run(relu_redirect, *inputs)`` computes tensor ``out`` from tensors ``inputs``."""
+
+    out: str
+    inputs: tuple[str, ...]
+    run: Callable[..., tf.Tensor]
+
+
+@dataclass
+class Program:
+    """The float network: ordered steps over named tensors, plus its description for link finding."""
+
+    input_key: str
+    input_shape: tuple[int, ...]
+    value_range: tuple[float, float]
+    steps: list[_Step]
+    nodes: list[Node]
+    logits_key: str
+    candidates: list[str]
+    shapes: dict[str, tuple[int, ...]]
+    default_layers: list[str]
+
+    def run(self, x: tf.Tensor, keys: Sequence[str], relu_redirect: bool = False) -> dict[str, tf.Tensor]:
+        """Every tensor in ``keys`` for a batch already in the model's value range."""
+        values = {self.input_key: x}
+        wanted = set(keys)
+        for step in self.steps:
+            values[step.out] = step.run(relu_redirect, *(values[k] for k in step.inputs))
+        missing = wanted - values.keys()
+        if missing:
+            raise KeyError(f"no tensor(s) {sorted(missing)} in the model")
+        return {k: values[k] for k in keys}
+
+
+def _short_name(name: str) -> str:
+    parts = name.split(";")[0].split("/")
+    while len(parts) > 1 and parts[-1].lower() in _OP_SUFFIXES:
+        parts.pop()
+    return "/".join(parts)
+
+
+def _strides(options: dict) -> list[int]:
+    return [1, int(options.get("strideH", 1)), int(options.get("strideW", 1)), 1]
+
+
+class _Builder:
+    """Turns the pieces' operators into :class:`_Step` and :class:`Node` lists with unique tensor keys."""
+
+    def __init__(self) -> None:
+        self.steps: list[_Step] = []
+        self.nodes: list[Node] = []
+        self.keys: dict[tuple[int, int], str] = {}  # (piece, tensor index) -> key
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def key(self, piece: int, tensor: tflite_reader.Tensor) -> str:
+        found = self.keys.get((piece, tensor.index))
+        if found is not None:
+            return found
+        key = _short_name(tensor.name) or f"tensor{tensor.index}"
+        if key in self.shapes:
+            key = f"{key}@{piece}" if f"{key}@{piece}" not in self.shapes else f"{key}@{piece}#{tensor.index}"
+        self.keys[(piece, tensor.index)] = key
+        self.shapes[key] = tensor.shape
+        return key
+
+    def add_piece(self, piece: int, graph: tflite_reader.Graph) -> None:
+        for op in graph.operators:
+            if op.kind not in SUPPORTED_OPS:
+                raise ValueError(f"{graph.path}: operator {op.kind} is not supported; supported: "
+                                 f"{', '.join(SUPPORTED_OPS)}")
+            self._add(piece, graph, op)
+
+    def _add(self, piece: int, graph: tflite_reader.Graph, op: tflite_reader.Operator) -> None:
+        tensors = [graph.tensors[i] if i >= 0 else None for i in op.inputs]
+        out_tensor = graph.tensors[op.outputs[0]]
+        data = [t for t in tensors if t is not None and not t.is_constant]
+        in_keys = tuple(self.key(piece, t) for t in data)
+        consts = [t.value if t is not None and t.is_constant else None for t in tensors]
+        out = self.key(piece, out_tensor)
+        channels = out_tensor.shape[-1] if out_tensor.shape else 0
+        act = _FUSED.get(int(op.options.get("fusedActivationFunction", 0)))
+        if act is None:
+            raise ValueError(f"{graph.path}: fused activation {op.options['fusedActivationFunction']} of "
+                             f"{op.kind} is not supported (only NONE, RELU, RELU_N1_TO_1, RELU6)")
+        run, node = _OPS[op.kind](op.options, consts, act, tensors)
+        node = replace(node or Node("", "other", activation=act), key=out, inputs=in_keys, channels=channels)
+        self.steps.append(_Step(out, in_keys, run))
+        self.nodes.append(node)
+
+
+def _fused(y: tf.Tensor, act: str, redirect: bool) -> tf.Tensor:
+    return activations.apply(y, act, redirect)
+
+
+def _conv(options: dict, consts: list, act: str, tensors: list):
+    kernel = np.transpose(consts[1], (1, 2, 3, 0))  # OHWI -> HWIO
+    if tensors[0].shape and tensors[0].shape[-1] != kernel.shape[2]:
+        raise ValueError(f"grouped CONV_2D ({tensors[0].shape[-1]} input channels, kernel {consts[1].shape}) "
+                         "is not supported")
+    bias = consts[2] if len(consts) > 2 else None
+    strides = _strides(options)
+    padding = _PADDING[int(options.get("padding", 0))]
+    dilations = [1, int(options.get("dilationHFactor", 1)), int(options.get("dilationWFactor", 1)), 1]
+
+    def run(redirect, x):
+        y = tf.nn.conv2d(x, kernel, strides, padding, dilations=dilations)
+        return _fused(y if bias is None else tf.nn.bias_add(y, bias), act, redirect)
+
+    plain = strides[1] == strides[2] and dilations == [1, 1, 1, 1]
+    node = Node("", "conv" if plain else "other", activation=act, kernel=kernel, stride=strides[1],
+                padding=padding, bias=bias)
+    return run, node
+
+
+def _depthwise(options: dict, consts: list, act: str, tensors: list):
+    cin = tensors[0].shape[-1]
+    _, kh, kw, total = consts[1].shape
+    kernel = consts[1].reshape(kh, kw, cin, total // cin)
+    bias = consts[2] if len(consts) > 2 else None
+    strides = _strides(options)
+    padding = _PADDING[int(options.get("padding", 0))]
+    dilations = [int(options.get("dilationHFactor", 1)), int(options.get("dilationWFactor", 1))]
+
+    def run(redirect, x):
+        y = tf.nn.depthwise_conv2d(x, kernel, strides, padding, dilations=dilations)
+        return _fused(y if bias is None else tf.nn.bias_add(y, bias), act, redirect)
+
+    plain = strides[1] == strides[2] and dilations == [1, 1]
+    return run, Node("", "depthwise" if plain else "other", activation=act, kernel=kernel, stride=strides[1],
+                     padding=padding, bias=bias)
+
+
+def _fully_connected(options: dict, consts: list, act: str, tensors: list):
+    weights = consts[1].T  # [out, in] -> [in, out]
+    bias = consts[2] if len(consts) > 2 else None
+    keep = bool(options.get("keepNumDims", False))
+
+    def run(redirect, x):
+        flat = x if keep else tf.reshape(x, [tf.shape(x)[0], -1])
+        y = tf.tensordot(flat, weights, axes=1) if keep else tf.matmul(flat, weights)
+        return _fused(y if bias is None else y + bias, act, redirect)
+
+    return run, None
+
+
+def _add(options: dict, consts: list, act: str, tensors: list):
+    const = next((c for c in consts if c is not None), None)
+
+    def run(redirect, *xs):
+        y = xs[0] + (xs[1] if len(xs) > 1 else const)
+        return _fused(y, act, redirect)
+
+    return run, Node("", "add" if const is None else "other", activation=act)
+
+
+def _pool(options: dict, act: str, fn: Callable) -> Callable:
+    size = [int(options["filterHeight"]), int(options["filterWidth"])]
+    strides = [int(options.get("strideH", 1)), int(options.get("strideW", 1))]
+    padding = _PADDING[int(options.get("padding", 0))]
+    return lambda redirect, x: _fused(fn(x, size, strides, padding), act, redirect)
+
+
+def _avg_pool(options: dict, consts: list, act: str, tensors: list):
+    return _pool(options, act, tf.nn.avg_pool2d), None
+
+
+def _max_pool(options: dict, consts: list, act: str, tensors: list):
+    return _pool(options, act, tf.nn.max_pool2d), None
+
+
+def _mean(options: dict, consts: list, act: str, tensors: list):
+    axes = [int(a) for a in np.reshape(consts[1], -1)]
+    keep = bool(options.get("keepDims", False))
+    return (lambda redirect, x: tf.reduce_mean(x, axis=axes, keepdims=keep)), None
+
+
+def _reshape(options: dict, consts: list, act: str, tensors: list):
+    target = consts[1] if len(consts) > 1 and consts[1] is not None else options.get("newShape")
+    if target is None:
+        raise ValueError("RESHAPE without a constant target shape is not supported")
+    rest = [int(d) for d in np.reshape(target, -1)[1:]]  # the first dimension is the batch
+    return (lambda redirect, x: tf.reshape(x, [tf.shape(x)[0], *rest])), None
+
+
+def _squeeze(options: dict, consts: list, act: str, tensors: list):
+    dims = [int(d) for d in options.get("squeezeDims", None) or []]
+    if 0 in dims or not dims:
+        dims = [i for i, d in enumerate(tensors[0].shape) if d == 1 and i > 0]
+    return (lambda redirect, x: tf.squeeze(x, axis=dims)), None
+
+
+def _softmax(options: dict, consts: list, act: str, tensors: list):
+    beta = float(options.get("beta", 1.0))
+    return (lambda redirect, x: tf.nn.softmax(beta * x, axis=-1)), None
+
+
+def _concat(options: dict, consts: list, act: str, tensors: list):
+    axis = int(options.get("axis", -1))
+    rank = len(tensors[0].shape)
+    channel_axis = axis in (-1, rank - 1)
+    return (lambda redirect, *xs: _fused(tf.concat(xs, axis=axis), act, redirect)), \
+        Node("", "concat" if channel_axis else "other", activation=act)
+
+
+def _pad(options: dict, consts: list, act: str, tensors: list):
+    pads = np.asarray(consts[1]).astype(np.int64)
+    value = 0.0
+    if len(consts) > 2 and consts[2] is not None:
+        value = float(np.reshape(consts[2], -1)[0])
+    return (lambda redirect, x: tf.pad(x, pads, constant_values=value)), \
+        Node("", "pad" if value == 0.0 else "other")
+
+
+def _relu(options: dict, consts: list, act: str, tensors: list):
+    node = Node("", "identity", activation="relu")
+    return (lambda redirect, x: activations.apply(x, "relu", redirect)), node
+
+
+def _relu6(options: dict, consts: list, act: str, tensors: list):
+    node = Node("", "identity", activation="relu6")
+    return (lambda redirect, x: activations.apply(x, "relu6", redirect)), node
+
+
+def _identity(options: dict, consts: list, act: str, tensors: list):
+    return (lambda redirect, x: x), Node("", "identity")
+
+
+_OPS = {
+    "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected, "ADD": _add,
+    "AVERAGE_POOL_2D": _avg_pool, "MAX_POOL_2D": _max_pool, "MEAN": _mean, "RESHAPE": _reshape,
+    "SQUEEZE": _squeeze, "SOFTMAX": _softmax, "CONCATENATION": _concat, "PAD": _pad, "PADV2": _pad,
+    "RELU": _relu, "RELU6": _relu6, "QUANTIZE": _identity, "DEQUANTIZE": _identity,
+}
+
+
+def _consumed_inputs(graph: tflite_reader.Graph) -> list[int]:
+    read = {i for op in graph.operators for i in op.inputs}
+    return [i for i in graph.inputs if i in read]
+
+
+def _chain(builder: _Builder, piece: int, graph: tflite_reader.Graph, previous: tflite_reader.Graph) -> None:
+    """Bind the inputs that ``graph`` reads to the outputs of ``previous`` (piece - 1)."""
+    outputs = {previous.tensors[i].name: previous.tensors[i] for i in previous.outputs}
+    for index in _consumed_inputs(graph):
+        tensor = graph.tensors[index]
+        match = outputs.get(tensor.name)
+        if match is None:
+            same_shape = [t for t in outputs.values() if t.shape[1:] == tensor.shape[1:]]
+            if len(same_shape) != 1:
+                raise ValueError(
+                    f"cannot chain {graph.path}: its input {tensor.name!r} {list(tensor.shape)} matches no "
+                    f"single output of {previous.path}: "
+                    f"{[(t.name, list(t.shape)) for t in outputs.values()]}"
+                )
+            match = same_shape[0]
+        if match.shape[1:] != tensor.shape[1:]:
+            raise ValueError(f"cannot chain {graph.path}: input {tensor.name!r} {list(tensor.shape)} vs "
+                             f"{previous.path} output {list(match.shape)}")
+        builder.keys[(piece, index)] = builder.keys[(piece - 1, match.index)]
+
+
+def _logits_key(builder: _Builder, graph: tflite_reader.Graph, piece: int) -> str:
+    """The last output before a final softmax (and quantize/dequantize) of the last piece."""
+    producers = {op.outputs[0]: op for op in graph.operators}
+    index = graph.outputs[0]
+    while index in producers and producers[index].kind in ("QUANTIZE", "DEQUANTIZE"):
+        index = producers[index].inputs[0]
+    if index in producers and producers[index].kind == "SOFTMAX":
+        index = producers[index].inputs[0]
+    return builder.keys[(piece, index)]
+
+
+def _strip_common_prefix(builder: _Builder, candidates: list[str]) -> dict[str, str]:
+    """Rename keys so that the path prefix shared by every candidate layer disappears."""
+    split = [c.split("/") for c in candidates]
+    prefix: list[str] = []
+    for parts in zip(*split, strict=False):
+        if len(set(parts)) != 1:
+            break
+        prefix.append(parts[0])
+    prefix = prefix[: min(len(p) for p in split) - 1] if split else []
+    if not prefix:
+        return {k: k for k in builder.shapes}
+    head = "/".join(prefix) + "/"
+    renamed = {k: k[len(head):] if k.startswith(head) else k for k in builder.shapes}
+    if len(set(renamed.values())) != len(renamed):
+        return {k: k for k in builder.shapes}
+    return renamed
+
+
+def build_program(paths: Sequence[str]) -> Program:
+    """Read and chain the TFLite files into one float :class:`Program`."""
+    graphs = [tflite_reader.read(p) for p in paths]
+    builder = _Builder()
+    first = graphs[0]
+    inputs = _consumed_inputs(first)
+    if len(inputs) != 1:
+        raise ValueError(f"{first.path}: expected one image input, found {len(inputs)}")
+    input_tensor = first.tensors[inputs[0]]
+    if len(input_tensor.shape) != 4 or input_tensor.shape[1] != input_tensor.shape[2]:
+        raise ValueError(f"{first.path}: expected a square [1, S, S, C] image input, "
+                         f"got {list(input_tensor.shape)}")
+    input_key = builder.key(0, input_tensor)
+    for piece, graph in enumerate(graphs):
+        if piece:
+            _chain(builder, piece, graph, graphs[piece - 1])
+        builder.add_piece(piece, graph)
+    logits = _logits_key(builder, graphs[-1], len(graphs) - 1)
+    spatial = {k for k, shape in builder.shapes.items() if len(shape) == 4}
+    candidates = [n.key for n in builder.nodes if n.key in spatial and n.activation in ("relu", "relu6")
+                  and n.op in ("conv", "add", "identity")]
+    chosen = set(candidates)
+    candidates = [n.key for n in builder.nodes if n.key in chosen or
+                  (n.op == "concat" and n.key in spatial and all(i in chosen for i in n.inputs))]
+    concat_inputs = {i for n in builder.nodes if n.key in candidates and n.op == "concat" for i in n.inputs}
+    consumers: dict[str, set[str]] = {}
+    for n in builder.nodes:
+        for i in n.inputs:
+            consumers.setdefault(i, set()).add(n.key)
+    branches = {c for c in concat_inputs if consumers.get(c, set()) <= set(candidates) & {
+        n.key for n in builder.nodes if n.op == "concat"}}
+    names = _strip_common_prefix(builder, candidates)
+    steps = [_Step(names[s.out], tuple(names[k] for k in s.inputs), s.run) for s in builder.steps]
+    nodes = [replace(n, key=names[n.key], inputs=tuple(names[k] for k in n.inputs)) for n in builder.nodes]
+    value_range = input_tensor.integer_range() or FLOAT_INPUT_RANGE
+    return Program(names[input_key], input_tensor.shape, value_range, steps, nodes, names[logits],
+                   [names[c] for c in candidates], {names[k]: v for k, v in builder.shapes.items()},
+                   [names[c] for c in candidates if c not in branches])
+
+
+def class_mapping(num_outputs: int) -> np.ndarray:
+    """ImageNet class -> output index: 1,001 outputs put background first; 1,000 are the classes."""
+    if num_outputs == 1001:
+        return np.arange(1000, dtype=np.int64) + 1
+    if num_outputs == 1000:
+        return np.arange(1000, dtype=np.int64)
+    log.warning("model has %d outputs, not ImageNet's 1,000 (+ background): no class mapping", num_outputs)
+    return np.full(1000, -1, dtype=np.int64)
+
+
+def summit_model(program: Program, spec: str, layers: Sequence[str] | None, default_layers: Sequence[str],
+                 description: str = "") -> SummitModel:
+    """Wrap a :class:`Program` with the chosen SUMMIT layers, their links and one feature function."""
+    channels_of = {n.key: n.channels for n in program.nodes}
+    channels = {c: channels_of[c] for c in program.candidates}
+    model = SummitModel(spec=spec, layers=list(program.candidates), channels=channels, links=[],
+                        input_size=int(program.input_shape[1]), value_range=program.value_range,
+                        class_to_output=np.zeros(0), features_fn=lambda images: {})
+    chosen = model.check_layers(layers if layers is not None else default_layers)
+    if not chosen:
+        raise ValueError(f"{spec}: no layers chosen; layers: {', '.join(program.candidates)}")
+    links = graph_links.find_links(program.nodes, program.candidates, chosen)
+    keys = list(dict.fromkeys([*chosen, *graph_links.link_inputs(links)]))
+    lo, hi = program.value_range
+    logits_key = program.logits_key
+
+    @tf.function(reduce_retracing=True)
+    def features(images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:
+        x = tf.convert_to_tensor(images, tf.float32) * (hi - lo) + lo
+        values = program.run(x, [*keys, logits_key], relu_redirect=relu_redirect)
+        logits = values.pop(logits_key)
+        return {**values, "logits": tf.reshape(logits, [tf.shape(logits)[0], -1])}
+
+    num_outputs = int(np.prod(program.shapes[logits_key][1:]))
+    return SummitModel(spec=spec, layers=chosen, channels={c: channels[c] for c in chosen}, links=links,
+                       input_size=model.input_size, value_range=program.value_range,
+                       class_to_output=class_mapping(num_outputs), features_fn=features,
+                       inner_channels={}, supports_relu_redirect=True, description=description)
+
+
+def load(paths: Sequence[str], layers: Sequence[str] | None = None, spec: str | None = None) -> SummitModel:
+    """``tflite:PATH[+PATH...]``: activated conv/add outputs and concatenations of them are layers; all are
+    chosen by default except branches that only feed a concatenation (Inception-style blocks)."""
+    if not paths or any(not p for p in paths):
+        raise ValueError(f"tflite spec needs PATH[+PATH...], got {'+'.join(paths)!r}")
+    program = build_program(paths)
+    spec = spec or "tflite:" + "+".join(paths)
+    return summit_model(program, spec, layers, program.default_layers, description=f"TFLite {' + '.join(paths)}")

@@ -1,0 +1,162 @@
+// The class embedding (one dot per class at its 2-D position for a layer; zoom, pan, labels) and the
+// network minimap that switches layers.
+
+import { displayName } from "./data.js";
+
+const d3 = window.d3;
+const SIZE = 400;
+const MARGIN = 22;
+const MOVE_MS = 1200;
+const AUTO_LABELS = 24; // label every visible dot once no more than this many are in view
+
+/** Shortest unambiguous labels for layer names: drop the prefix they all share ("mixed4d" -> "4d"). */
+function shortLayerNames(layers) {
+  if (layers.length < 2) return layers.slice();
+  let prefix = layers[0];
+  for (const l of layers) while (!l.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  prefix = prefix.replace(/\d+$/, ""); // never split a number: conv_1 / conv_13 -> 1 / 13
+  return layers.map((l) => l.slice(prefix.length) || l);
+}
+
+export function createMinimap(container, { layers, channels, onLayer }) {
+  const short = shortLayerNames(layers);
+  const width = 340;
+  const height = 46;
+  const step = layers.length > 1 ? (width - 28) / (layers.length - 1) : 0;
+  const maxCh = Math.max(1, ...layers.map((l) => channels?.[l] ?? 1));
+  const svg = d3.select(container).append("svg")
+    .attr("viewBox", `0 0 ${width} ${height}`).attr("class", "minimap-svg");
+  svg.append("line").attr("class", "minimap-spine")
+    .attr("x1", 14).attr("x2", width - 14).attr("y1", 16).attr("y2", 16);
+  const glyphs = svg.selectAll("g.layer-glyph").data(layers).join("g")
+    .attr("class", "layer-glyph")
+    .attr("data-layer", (l) => l)
+    .attr("role", "button")
+    .attr("tabindex", 0)
+    .attr("aria-label", (l) => `layer ${l}, ${channels?.[l] ?? "?"} channels`)
+    .attr("transform", (_, i) => `translate(${14 + i * step},0)`)
+    .on("click", (_, l) => onLayer(l))
+    .on("keydown", (event, l) => {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); onLayer(l); }
+    });
+  glyphs.append("title").text((l) => `${l}: ${channels?.[l] ?? "?"} channels`);
+  const h = (l) => 8 + 16 * Math.sqrt((channels?.[l] ?? 1) / maxCh);
+  glyphs.append("rect").attr("class", "glyph-hit").attr("x", -step / 2).attr("y", 0)
+    .attr("width", Math.max(step, 20)).attr("height", height);
+  glyphs.append("rect").attr("class", "glyph")
+    .attr("x", -5).attr("width", 10).attr("rx", 2)
+    .attr("y", (l) => 16 - h(l) / 2).attr("height", h);
+  glyphs.append("text").attr("class", "glyph-label").attr("y", height - 3).attr("text-anchor", "middle")
+    .text((_, i) => short[i]);
+  return {
+    setLayer(layer) {
+      glyphs.classed("selected", (l) => l === layer).attr("aria-pressed", (l) => String(l === layer));
+    },
+  };
+}
+
+export function createEmbedding(container, { classes, onSelect, onHover }) {
+  let layer = null;
+  let selected = null;
+  let compare = null;
+  let hovered = null;
+  let transform = d3.zoomIdentity;
+  const baseX = d3.scaleLinear().range([MARGIN, SIZE - MARGIN]);
+  const baseY = d3.scaleLinear().range([SIZE - MARGIN, MARGIN]);
+
+  const svg = d3.select(container).append("svg")
+    .attr("viewBox", `0 0 ${SIZE} ${SIZE}`).attr("class", "embedding-svg")
+    .attr("role", "img").attr("aria-label", "Class embedding");
+  const background = svg.append("rect").attr("class", "embedding-bg").attr("width", SIZE).attr("height", SIZE);
+  const dotLayer = svg.append("g");
+  const labelLayer = svg.append("g").attr("class", "labels");
+
+  const dots = dotLayer.selectAll("circle").data(classes, (c) => c.target_class).join("circle")
+    .attr("class", "dot")
+    .attr("r", 3.5)
+    .attr("data-class", (c) => c.target_class)
+    .on("mouseenter", (_, c) => { onHover(c.target_class); })
+    .on("mouseleave", () => { onHover(null); })
+    .on("click", (_, c) => onSelect(c.target_class));
+  dots.append("title").text((c) => displayName(c));
+
+  const pos = (c) => c.embed?.[layer] ?? [0.5, 0.5];
+  const x = (c) => transform.applyX(baseX(pos(c)[0]));
+  const y = (c) => transform.applyY(baseY(pos(c)[1]));
+
+  function fitDomains() {
+    const xs = classes.map((c) => pos(c)[0]);
+    const ys = classes.map((c) => pos(c)[1]);
+    const pad = (lo, hi) => (hi - lo < 1e-9 ? [lo - 0.5, hi + 0.5] : [lo, hi]);
+    baseX.domain(pad(d3.min(xs), d3.max(xs)));
+    baseY.domain(pad(d3.min(ys), d3.max(ys)));
+  }
+
+  function labelled() {
+    const inView = classes.filter((c) => {
+      const px = x(c);
+      const py = y(c);
+      return px >= 0 && px <= SIZE && py >= 0 && py <= SIZE;
+    });
+    const ids = new Set(inView.length <= AUTO_LABELS ? inView.map((c) => c.target_class) : []);
+    for (const id of [selected, compare, hovered]) if (id !== null) ids.add(id);
+    return classes.filter((c) => ids.has(c.target_class));
+  }
+
+  function drawLabels(duration = 0) {
+    const role = (c) => (c.target_class === selected ? "selected" : c.target_class === compare ? "compare"
+      : c.target_class === hovered ? "hovered" : "auto");
+    const labels = labelLayer.selectAll("text").data(labelled(), (c) => c.target_class).join("text")
+      .attr("class", (c) => `label label-${role(c)}`)
+      .attr("data-class", (c) => c.target_class)
+      .text((c) => displayName(c));
+    const target = duration ? labels.transition().duration(duration) : labels;
+    target.attr("x", (c) => x(c) + 7).attr("y", (c) => y(c) + 4);
+    labelLayer.selectAll("text.label-auto").lower();
+  }
+
+  function drawDots(duration = 0) {
+    dots.attr("class", (c) => {
+      const id = c.target_class;
+      return `dot${id === selected ? " selected" : ""}${id === compare ? " compare" : ""}${id === hovered ? " hovered" : ""}`;
+    }).attr("r", (c) => ([selected, compare, hovered].includes(c.target_class) ? 6 : 3.5));
+    dots.filter((c) => [hovered, compare, selected].includes(c.target_class)).raise();
+    const target = duration ? dots.transition().duration(duration).ease(d3.easeCubicInOut) : dots;
+    target.attr("cx", x).attr("cy", y);
+  }
+
+  const zoom = d3.zoom().scaleExtent([0.5, 60]).on("zoom", (event) => {
+    transform = event.transform;
+    dots.interrupt();
+    labelLayer.selectAll("text").interrupt();
+    drawDots();
+    drawLabels();
+  });
+  svg.call(zoom);
+  background.on("dblclick", () => svg.transition().duration(500).call(zoom.transform, d3.zoomIdentity));
+
+  return {
+    setLayer(newLayer) {
+      const animate = layer !== null;
+      layer = newLayer;
+      svg.attr("data-layer", layer);
+      fitDomains();
+      drawDots(animate ? MOVE_MS : 0);
+      drawLabels(animate ? MOVE_MS : 0);
+    },
+    setSelection(sel, cmp) {
+      selected = sel;
+      compare = cmp;
+      drawDots();
+      drawLabels();
+    },
+    highlight(id) {
+      hovered = id;
+      drawDots();
+      drawLabels();
+    },
+    resetZoom() {
+      svg.transition().duration(600).call(zoom.transform, d3.zoomIdentity);
+    },
+  };
+}

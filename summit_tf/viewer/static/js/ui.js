@@ -1,0 +1,26 @@
+// Small shared pieces: HTML escaping, number formats, the probability histogram glyph.
+
+export function escapeHTML(text) {
+  return String(text).replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]);
+}
+
+export const formatInt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–");
+export const formatPercent = (x) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "–");
+
+/**
+ * The histogram of the probability the model gives the true class (bins from 0 to 1), as an SVG string.
+ * Bins from 0.5 up are drawn darker: mass there means confident, mostly correct predictions.
+ */
+export function histogramSVG(hist, width = 64, height = 16) {
+  const bins = Array.isArray(hist) ? hist : [];
+  if (!bins.length) return "";
+  const max = Math.max(1, ...bins);
+  const w = width / bins.length;
+  const bars = bins.map((v, i) => {
+    const h = v > 0 ? Math.max(1, (height - 1) * (v / max)) : 0;
+    const cls = i >= bins.length / 2 ? "hist-hi" : "hist-lo";
+    return `<rect class="${cls}" x="${(i * w + 0.5).toFixed(2)}" y="${(height - 1 - h).toFixed(2)}" width="${Math.max(0.5, w - 1).toFixed(2)}" height="${h.toFixed(2)}"/>`;
+  }).join("");
+  const total = bins.reduce((s, v) => s + v, 0);
+  return `<svg class="hist" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="probability histogram of ${total} images"><line class="hist-axis" x1="0" x2="${width}" y1="${height - 0.5}" y2="${height - 0.5}"/>${bars}</svg>`;
+}

@@ -1,0 +1,142 @@
+"""Dataset examples: streaming top-n per channel vs a NumPy reference, receptive fields, saved patches."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from toy import toy_model
+
+from summit_tf import examples as ex
+
+
+def stream(images: np.ndarray, index: np.ndarray, batch: int) -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices({"image": images, "index": index}).batch(batch)
+
+
+def reference_top(acts: np.ndarray, index: np.ndarray, n: int):
+    """Per channel: the n images with the largest spatial max (ties: lower index), and the argmax."""
+    b, h, w, c = acts.shape
+    flat = acts.reshape(b, h * w, c).astype(np.float64)
+    best, where = flat.max(axis=1), flat.argmax(axis=1)  # [B, C]
+    rows = []
+    for ch in range(c):
+        order = np.lexsort((index, -best[:, ch]))[:n]
+        rows.append((best[order, ch], index[order], where[order, ch] // w, where[order, ch] % w))
+    return [np.array(v) for v in zip(*rows, strict=True)]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toy_model(size=33, seed=3)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(7).uniform(0, 1, (45, 33, 33, 3)).astype(np.float32)
+
+
+def test_streaming_top_n_matches_numpy(toy, images):
+    index = np.arange(45, dtype=np.int64) * 3 + 1  # gaps, as skipped images leave them
+    got = ex.top_examples(toy, stream(images, index, 8), n=6, show_progress=False)
+    features = toy.features(tf.constant(images))
+    for layer in toy.layers:
+        value, idx, y, x = reference_top(features[layer].numpy(), index, 6)
+        result = got[layer]
+        assert result.value.shape == (toy.channels[layer], 6)
+        np.testing.assert_allclose(result.value, value, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(result.index, idx)
+        np.testing.assert_array_equal(result.y, y)
+        np.testing.assert_array_equal(result.x, x)
+
+
+def test_ties_keep_the_lower_index_and_short_streams_leave_empty_slots(toy):
+    grey = np.full((7, 33, 33, 3), 0.5, np.float32)  # identical images: every channel ties
+    got = ex.top_examples(toy, stream(grey, np.array([9, 2, 4, 11, 12, 30, 31]), 3), n=10,
+                          show_progress=False)["conv2"]
+    np.testing.assert_array_equal(got.index[:, :7], np.tile([2, 4, 9, 11, 12, 30, 31], (12, 1)))
+    assert np.all(got.index[:, 7:] == -1) and np.all(np.isneginf(got.value[:, 7:]))
+
+
+def analytic_rows(layer: str, y: int, size: int = 33) -> tuple[int, int]:
+    """conv1: 3x3/1 SAME; conv2: 3x3/2 SAME (pad 1 on top at 33 -> 17); sep3: 3x3/1 on conv2."""
+    half = {"conv1": (y - 1, y + 1), "conv2": (2 * y - 2, 2 * y + 2), "sep3": (2 * y - 4, 2 * y + 4)}[layer]
+    return max(half[0], 0), min(half[1], size - 1)
+
+
+@pytest.mark.parametrize("layer, grid", [("conv1", (33, 33)), ("conv2", (17, 17)), ("sep3", (17, 17))])
+def test_receptive_fields_of_the_toy_are_exact(toy, layer, grid):
+    boxes = ex.receptive_fields(toy, layer, grid, range(grid[0]))
+    for i in range(grid[0]):
+        assert boxes[i][:2] == analytic_rows(layer, i), (layer, i)
+        assert boxes[i][2:] == analytic_rows(layer, i), (layer, i)
+
+
+def read_patch(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path), dtype=np.float32) / 255
+
+
+def test_patches_are_receptive_field_crops_that_reproduce_the_activation(toy, images, tmp_path):
+    index = np.arange(45, dtype=np.int64)
+    source = stream(images, index, 10)
+    found = ex.top_examples(toy, source, ["conv2", "sep3"], n=4, show_progress=False)
+    written = ex.save_patches(toy, source, found, str(tmp_path), channels={"sep3": [0, 5, 15]},
+                              show_progress=False)
+    assert written == 12
+    names = sorted(os.listdir(tmp_path / "feature-vis" / "dataset-p"))
+    assert names == sorted(f"sep3-{c}-dataset-p-{r}.jpg" for c in (0, 5, 15) for r in range(4))
+    sep3 = found["sep3"]
+    for channel in (0, 5, 15):
+        pasted_values = []
+        for rank in range(4):
+            patch = read_patch(ex.patch_path(str(tmp_path), "sep3", channel, rank))
+            y, x = sep3.y[channel, rank], sep3.x[channel, rank]
+            top, bottom = analytic_rows("sep3", y)
+            left, right = analytic_rows("sep3", x)
+            original = images[sep3.index[channel, rank]]
+            assert patch.shape == (bottom - top + 1, right - left + 1, 3)
+            assert np.abs(patch - original[top:bottom + 1, left:right + 1]).mean() < 0.02
+            # Alone on a grey canvas the patch gives the unit the same input, hence about the same value.
+            canvas = np.full((1, 33, 33, 3), 0.5, np.float32)
+            canvas[0, top:bottom + 1, left:right + 1] = patch
+            pasted = toy.features(tf.constant(canvas))["sep3"].numpy()[0, y, x, channel]
+            assert pasted == pytest.approx(sep3.value[channel, rank], rel=0.05, abs=0.05)
+            pasted_values.append(pasted)
+        assert pasted_values[0] >= max(pasted_values[1:]) - 0.02
+    # Resumable: nothing to do, then only what was removed.
+    assert ex.save_patches(toy, source, found, str(tmp_path), channels={"sep3": [0, 5, 15]},
+                           show_progress=False) == 0
+    os.remove(ex.patch_path(str(tmp_path), "sep3", 5, 2))
+    assert ex.save_patches(toy, lambda: source, found, str(tmp_path), channels={"sep3": [0, 5, 15]},
+                           show_progress=False) == 1
+
+
+def test_index_json_round_trip(toy, images):
+    found = ex.top_examples(toy, stream(images[:3], np.arange(3), 2), ["conv1"], n=5, show_progress=False)
+    content = json.loads(json.dumps(ex.to_json(found, model="toy")))
+    assert content["model"] == "toy" and content["layers"]["conv1"]["value"][0][3] is None
+    back = ex.from_json(content)["conv1"]
+    np.testing.assert_array_equal(back.index, found["conv1"].index)
+    np.testing.assert_allclose(back.value, found["conv1"].value, rtol=1e-5)
+
+
+def test_parse_channels():
+    assert ex.parse_channels("a:1,2; b:7") == {"a": [1, 2], "b": [7]}
+    assert ex.parse_channels(None) is None
+    for bad in ("a", "a:x", ":1"):
+        with pytest.raises(ValueError, match="layer:1,2;layer2:5"):
+            ex.parse_channels(bad)
+
+
+def test_cli_rejects_bad_input_with_one_line(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    bad = subprocess.run([sys.executable, "-m", "summit_tf.examples", "--model=nonsense",
+                          "--data=folder:/x", f"--out_dir={tmp_path}"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: unknown model spec 'nonsense'")

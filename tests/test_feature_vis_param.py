@@ -1,0 +1,154 @@
+"""Parameterizations and transforms of feature_vis against float64 NumPy/SciPy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import ndimage
+
+from feature_vis import param, transform
+
+
+def reference_frequencies(h: int, w: int) -> np.ndarray:
+    """Radial frequency (cycles/pixel) of every rfft2 coefficient, by explicit loops."""
+    out = np.zeros((h, w // 2 + 1))
+    for ky in range(h):
+        fy = (ky if ky < (h + 1) // 2 else ky - h) / h
+        for kx in range(w // 2 + 1):
+            out[ky, kx] = np.hypot(fy, kx / w)
+    return out
+
+
+@pytest.mark.parametrize("h,w,decay", [(7, 9, 1.0), (8, 8, 1.0), (11, 6, 2.0)])
+def test_spectrum_scale_is_inverse_frequency(h, w, decay):
+    freqs = reference_frequencies(h, w)
+    expected = np.sqrt(h * w) / np.maximum(freqs, 1.0 / max(h, w)) ** decay
+    np.testing.assert_allclose(param.spectrum_scale(h, w, decay), expected, rtol=1e-6)
+    # The DC term is capped at the lowest frequency, every other term is exactly 1/f.
+    assert param.spectrum_scale(h, w)[0, 0] == pytest.approx(np.sqrt(h * w) * max(h, w))
+
+
+def test_fft_image_matches_numpy_inverse_fft():
+    rng = np.random.default_rng(3)
+    image = param.FFTImage(2, 13, sd=0.3, rng=rng)
+    spectrum = image.spectrum.numpy().astype(np.float64)
+    scaled = (spectrum[0] + 1j * spectrum[1]) * param.spectrum_scale(13, 13)
+    spatial = np.fft.irfft2(scaled, s=(13, 13)).transpose(0, 2, 3, 1) / 4.0
+    rgb = spatial @ param.COLOR_MIX.T.astype(np.float64)
+    expected = 1.0 / (1.0 + np.exp(-rgb))
+    got = image().numpy()
+    assert got.shape == (2, 13, 13, 3)
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+
+
+def test_fft_image_default_start_is_grey_and_in_range():
+    images = param.FFTImage(3, 32, rng=np.random.default_rng(0))().numpy()
+    assert images.shape == (3, 32, 32, 3) and images.min() > 0.0 and images.max() < 1.0
+    assert abs(images.mean() - 0.5) < 0.05 and images.std() > 1e-3
+
+
+def test_unit_spectrum_coefficient_gives_its_scale():
+    """One non-DC coefficient of amplitude a makes a cosine whose rfft2 coefficient is a * scale / 4."""
+    image = param.FFTImage(1, 16, sd=0.0, decorrelate=False)
+    values = np.zeros(image.spectrum.shape, np.float32)
+    values[0, 0, 1, 3, 2] = 1.0
+    image.spectrum.assign(values)
+    spatial = image.spatial().numpy()[0, :, :, 1].astype(np.float64)
+    recovered = np.fft.rfft2(spatial)
+    assert recovered[3, 2].real == pytest.approx(param.spectrum_scale(16, 16)[3, 2] / 4.0, rel=1e-4)
+    recovered[3, 2] = 0.0
+    assert np.abs(recovered).max() < 1e-3
+
+
+def test_colour_decorrelation_is_invertible():
+    x = np.random.default_rng(1).normal(size=(5, 7, 3))
+    rgb = param.decorrelated_to_rgb(tf.constant(x, tf.float32)).numpy()
+    np.testing.assert_allclose(rgb, x @ param.COLOR_MIX.T, atol=1e-5)
+    np.testing.assert_allclose(param.rgb_to_decorrelated(rgb), x, atol=1e-4)
+    assert np.linalg.norm(param.COLOR_MIX, axis=0).max() == pytest.approx(1.0)
+
+
+def test_pixel_image_seeded_and_bounded():
+    a = param.image_param("pixel", 2, 9, rng=np.random.default_rng(5))().numpy()
+    b = param.image_param("pixel", 2, 9, rng=np.random.default_rng(5))().numpy()
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (2, 9, 9, 3) and 0.0 < a.min() and a.max() < 1.0
+    with pytest.raises(ValueError, match="unknown parameterization"):
+        param.image_param("laplacian", 1, 8)
+
+
+def test_pad_and_jitter_shapes_and_crops():
+    images = tf.constant(np.random.default_rng(0).random((6, 11, 13, 3)), tf.float32)
+    padded = transform.pad(2)(images, None).numpy()
+    assert padded.shape == (6, 15, 17, 3)
+    assert np.all(padded[:, :2] == 0.5) and np.all(padded[:, :, -2:] == 0.5)
+    gen = tf.random.Generator.from_seed(1)
+    crops = transform.jitter(4)(images, gen).numpy()
+    assert crops.shape == (6, 7, 9, 3)
+    src = images.numpy()
+    offsets = []
+    for b in range(6):
+        hits = [(dy, dx) for dy in range(5) for dx in range(5)
+                if np.array_equal(crops[b], src[b, dy:dy + 7, dx:dx + 9])]
+        assert len(hits) == 1
+        offsets.append(hits[0])
+    assert len(set(offsets)) > 1  # per-image draws
+    same = np.repeat(src[:1], 6, axis=0)
+    shared = transform.jitter(4, per_image=False)(tf.constant(same), gen).numpy()
+    assert all(np.array_equal(shared[0], shared[b]) for b in range(6))
+
+
+@pytest.mark.parametrize("h,w", [(13, 17), (16, 16)])
+def test_affine_resample_matches_scipy_bilinear(h, w):
+    rng = np.random.default_rng(h)
+    images = rng.random((3, h, w, 2))
+    angles, scales = np.array([7.0, -30.0, 90.0]), np.array([1.1, 0.9, 1.0])
+    matrices = (transform.rotation_matrices(tf.constant(angles, tf.float32))
+                * (1.0 / scales[:, None, None]).astype(np.float32)).numpy().astype(np.float64)
+    got = transform.affine_resample(tf.constant(images, tf.float32), tf.constant(matrices, tf.float32),
+                                    fill=0.25).numpy()
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    ys, xs = np.meshgrid(np.arange(h) - cy, np.arange(w) - cx, indexing="ij")
+    for b in range(3):
+        src = np.einsum("ij,jhw->ihw", matrices[b], np.stack([ys, xs])) + np.array([cy, cx])[:, None, None]
+        for c in range(2):
+            expected = ndimage.map_coordinates(images[b, :, :, c], src, order=1, mode="grid-constant",
+                                               cval=0.25)
+            np.testing.assert_allclose(got[b, :, :, c], expected, atol=2e-5)
+
+
+def test_rotate_90_is_rot90_and_scale_1_is_identity():
+    images = np.random.default_rng(2).random((1, 9, 9, 3)).astype(np.float32)
+    rotated = transform.random_rotate([90])(tf.constant(images), tf.random.Generator.from_seed(0)).numpy()
+    np.testing.assert_allclose(rotated[0], np.rot90(images[0]), atol=1e-5)
+    same = transform.random_scale([1.0])(tf.constant(images), tf.random.Generator.from_seed(0)).numpy()
+    np.testing.assert_allclose(same, images, atol=1e-6)
+
+
+def test_affine_resample_gradient_is_exact_adjoint():
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.random((2, 9, 11, 3)), tf.float32)
+    y = tf.constant(rng.random((2, 9, 11, 3)), tf.float32)
+    m = transform.rotation_matrices(tf.constant([13.0, -4.0]))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = transform.affine_resample(x, m, fill=0.0)
+    adjoint_y = tape.gradient(out, x, output_gradients=y)
+    # Linear in x when fill is 0: <A x, y> == <x, A^T y>.
+    assert float(tf.reduce_sum(out * y)) == pytest.approx(float(tf.reduce_sum(x * adjoint_y)), rel=1e-5)
+
+
+def test_standard_transforms_shape_range_determinism_and_draws():
+    images = tf.constant(np.repeat(np.random.default_rng(0).random((1, 33, 33, 3)), 8, 0), tf.float32)
+    per_image = transform.compose(transform.standard_transforms())
+    a = per_image(images, tf.random.Generator.from_seed(7)).numpy()
+    b = per_image(images, tf.random.Generator.from_seed(7)).numpy()
+    assert a.shape == (8, 45, 45, 3) and a.min() >= 0.0 and a.max() <= 1.0
+    np.testing.assert_array_equal(a, b)
+    assert not all(np.allclose(a[0], a[i]) for i in range(1, 8))
+    shared = transform.compose(transform.standard_transforms(per_image=False))
+    s = shared(images, tf.random.Generator.from_seed(7)).numpy()
+    assert all(np.allclose(s[0], s[i], atol=1e-6) for i in range(1, 8))
+    assert len(transform.STANDARD_SCALES) == 11 and transform.STANDARD_SCALES[0] == pytest.approx(0.9)
+    assert transform.STANDARD_ANGLES.count(0) == 6 and len(transform.STANDARD_ANGLES) == 26

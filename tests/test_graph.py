@@ -1,0 +1,237 @@
+"""Attribution graphs: full-graph construction, PageRank against NetworkX, the selection rules, worked out."""
+
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from summit_tf import store
+from summit_tf.graph import build, select, synthetic
+from summit_tf.graph.attribution import GraphConfig, attribution_graph
+
+
+def _save_load(tmp_path, agg):
+    store.save(tmp_path / "run.h5", agg)
+    return store.load(tmp_path / "run.h5")
+
+
+def _chain_aggregates():
+    """l0 -> l1 -> l2, two channels each. l1:1 hangs on l0:0 with weight 100; l1:0 on l0:0 with weight 1.
+    l2:0 (the class's strongest l2 channel) reaches down only through l1:0, which PageRank ranks low.
+    """
+    links = {
+        "l1/conv": ("l0", "l1", 0, [[[1, 0], [100, 0]]]),
+        "l2/conv": ("l1", "l2", 0, [[[1, 0], [0, 1]]]),
+    }
+    A = {"l0": [[9, 1]], "l1": [[1, 9]], "l2": [[9, 0]]}
+    return synthetic.from_counts({"l0": 2, "l1": 2, "l2": 2}, A, links, classes=[5], count=[120])
+
+
+def _nx_pagerank(ag, directed=False):
+    st, full = ag.structure, ag.full
+    g = nx.DiGraph() if directed else nx.Graph()
+    g.add_nodes_from(range(st.num_vertices))
+    g.add_weighted_edges_from(zip(full.hi.tolist(), full.lo.tolist(), full.weight.tolist(), strict=True))
+    reset = select.personalization(st, _activation(ag))
+    pr = nx.pagerank(g, alpha=0.85, personalization=dict(enumerate(reset)), weight="weight", tol=1e-13,
+                     max_iter=10_000)
+    return np.array([pr[v] for v in range(st.num_vertices)])
+
+
+def _activation(ag):
+    st = ag.structure
+    out = {}
+    for index, layer in enumerate(st.layers):
+        row = np.zeros(st.channels[layer])
+        row[st.channel_of[st.layer_of == index]] = ag.count[st.layer_of == index]
+        out[layer] = row
+    return out
+
+
+def _share(pr, ids, v):
+    return pr[v] / pr[ids].sum()
+
+
+def test_relax_case_worked_out(tmp_path):
+    node_mass, step = 0.5, 0.05
+    with _save_load(tmp_path, _chain_aggregates()) as agg:
+        ag = attribution_graph(agg, 5, GraphConfig(node_mass=node_mass, relax_step=step))
+    st = ag.structure
+    v = {(layer, c): int(st.vertex[layer][c]) for layer in st.layers for c in range(2)}
+    pr = _nx_pagerank(ag)
+    l0, l1, l2 = ([v[(layer, 0)], v[(layer, 1)]] for layer in ("l0", "l1", "l2"))
+    # Preconditions of the worked answer: each layer's favourite holds at least half its layer's mass.
+    s_l0 = _share(pr, l0, v[("l0", 0)])
+    s_l1 = _share(pr, l1, v[("l1", 1)])
+    s_l2 = _share(pr, l2, v[("l2", 0)])
+    assert min(s_l0, s_l1, s_l2) >= node_mass
+    # Round 0 keeps l0:0, l1:1, l2:0; l2:0's only edge goes to l1:0 (not kept), so l1 and l2 grow by a step
+    # per round until l1's share passes l1:1's, which brings in l1:0 (grounded through l0:0).
+    rounds = math.floor((s_l1 - node_mass) / step) + 1
+    final = node_mass + rounds * step
+    expected_nodes = {("l0", 0), ("l1", 0), ("l1", 1), ("l2", 0)} | ({("l2", 1)} if s_l2 < final else set())
+    assert set(ag.kept_nodes()) == expected_nodes
+    expected_edges = {("l1", 0, "l0", 0, 1), ("l1", 1, "l0", 0, 100), ("l2", 0, "l1", 0, 1)}
+    if ("l2", 1) in expected_nodes:
+        expected_edges.add(("l2", 1, "l1", 1, 1))
+    assert set(ag.kept_edge_list()) == expected_edges
+    assert ag.selection.relax_rounds == rounds
+    assert ag.selection.masses == pytest.approx({"l0": node_mass, "l1": final, "l2": final})
+    assert ag.selection.disconnected == []
+    np.testing.assert_allclose(ag.pagerank, pr, atol=1e-9)
+
+
+def test_no_relax_needed_keeps_top_node_per_layer():
+    ag = attribution_graph(_chain_aggregates(), 5, GraphConfig(node_mass=0.5, relax_step=0.0))
+    assert set(ag.kept_nodes()) == {("l0", 0), ("l1", 1), ("l2", 0)}
+    assert set(ag.kept_edge_list()) == {("l1", 1, "l0", 0, 100)}  # l2:0 -> l1:0 lacks its lower end
+    assert ag.selection.disconnected == ["l2"]
+
+
+def _inception_block():
+    """p (3 channels) -> m: channels 0-1 from a 1x1 link, 2-3 from a 3x3 link through a 2-channel
+    bottleneck."""
+    links = {
+        "m/1x1": ("p", "m", 0, [[[1, 0, 0], [2, 3, 0]]]),
+        "m/3x3_bottleneck": ("p", "m/3x3_bottleneck", 0, [[[5, 1, 0], [0, 4, 2]]]),
+        "m/3x3": ("m/3x3_bottleneck", "m", 2, [[[3, 0], [1, 2]]]),
+    }
+    A = {"p": [[4, 2, 1]], "m": [[1, 2, 3, 4]]}
+    return synthetic.from_counts({"p": 3, "m": 4}, A, links)
+
+
+def test_two_hop_rule(tmp_path):
+    with _save_load(tmp_path, _inception_block()) as agg:
+        st = build.structure(agg)
+        full = build.full_graph(agg, 0, st)
+        assert st.ignored_links == []
+    edges = {(int(st.channel_of[h]), int(st.channel_of[lo]), int(w))
+             for h, lo, w in zip(full.hi, full.lo, full.weight, strict=True)}
+    # Direct rows have 1 and 2 inputs: on average 1 (floored), so each 3x3 channel keeps its strongest
+    # bottleneck path only. m:2: max(min(3,[5,1,0]), min(0,..)) = [3,1,0] -> p:0 (3).
+    # m:3: max(min(1,[5,1,0]), min(2,[0,4,2])) = [1,2,2] -> tie, lower channel p:1 (2).
+    assert edges == {(0, 0, 1), (1, 0, 2), (1, 1, 3), (2, 0, 3), (3, 1, 2)}
+
+
+def test_exclusions_remove_nodes_and_their_edges():
+    agg = _inception_block()
+    agg.config["exclude_channels"] = "p:0;m:3"
+    st = build.structure(agg)
+    full = build.full_graph(agg, 0, st)
+    assert st.num_vertices == 5 and st.vertex["p"][0] == -1 and st.vertex["m"][3] == -1
+    edges = {(int(st.channel_of[h]), int(st.channel_of[lo]), int(w))
+             for h, lo, w in zip(full.hi, full.lo, full.weight, strict=True)}
+    # Without p:0 the direct rows have 0 and 1 inputs (k = 1); m:2's paths to p:1 (1) remain.
+    assert edges == {(1, 1, 3), (2, 1, 1)}
+    assert build.parse_excluded({"p": [0], "m": [3]}, st.channels).keys() == {"p", "m"}
+    with pytest.raises(ValueError, match="unknown layer"):
+        build.parse_excluded("q:1", st.channels)
+    with pytest.raises(ValueError, match="out of range"):
+        build.parse_excluded({"p": [3]}, st.channels)
+
+
+def test_maxmin_and_top_k_against_loops():
+    rng = np.random.default_rng(3)
+    branch = rng.integers(0, 9, (7, 5)) * (rng.random((7, 5)) < 0.6)
+    inner = rng.integers(0, 9, (5, 11)) * (rng.random((5, 11)) < 0.5)
+    ref = np.array([[max(min(branch[j, b], inner[b, i]) for b in range(5)) for i in range(11)]
+                    for j in range(7)])
+    np.testing.assert_array_equal(build.maxmin(branch, inner, chunk=2), ref)
+    for k in (1, 3, 11, 20):
+        mask = build.top_k_rows(ref, k)
+        for j in range(7):
+            order = sorted(range(11), key=lambda i, j=j: (-ref[j, i], i))
+            want = {i for i in order[:k] if ref[j, i] > 0}
+            assert set(np.flatnonzero(mask[j])) == want
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_pagerank_matches_networkx(directed):
+    blocks = tuple((n, a // 8, b // 8, c // 8, d // 8, max(e // 8, 2), max(f // 8, 2))
+                   for n, a, b, c, d, e, f in synthetic.INCEPTION_V1[:4])
+    agg = synthetic.inception_like(2, seed=4, blocks=blocks, degree=6)
+    agg.config["exclude_channels"] = {"mixed3a": [1, 2]}
+    ag = attribution_graph(agg, 1, GraphConfig(directed=directed))
+    assert ag.full.num_edges > 100 and ag.graph.is_directed() == directed
+    np.testing.assert_allclose(ag.pagerank, _nx_pagerank(ag, directed), atol=1e-6, rtol=0)
+
+
+def _reference_selection(st, full, pr, node_mass, step):
+    """The rules written out with Python loops (independent of select.py)."""
+    layers = st.layers
+    members = {i: [v for v in range(st.num_vertices) if st.layer_of[v] == i] for i in range(len(layers))}
+    edges = list(zip(full.lo.tolist(), full.hi.tolist(), strict=True))
+    linked = {int(st.layer_of[h]) for _, h in edges}
+    steps = [0] * len(layers)
+    rounds = 0
+    while True:
+        masses = [min(1.0, round(node_mass + s * step, 12)) for s in steps]
+        kept = set()
+        for i, ids in members.items():
+            total, acc = sum(pr[v] for v in ids), 0.0
+            for v in sorted(ids, key=lambda v: (-pr[v], v)):
+                if masses[i] >= 1 or acc < masses[i] * total - 1e-15:
+                    kept.add(v)
+                    acc += pr[v]
+        grounded = {v for v in kept if st.layer_of[v] == 0}
+        kept_e = set()
+        for i in range(1, len(layers)):
+            for e, (lo, hi) in enumerate(edges):
+                if st.layer_of[hi] == i and lo in grounded and hi in kept:
+                    kept_e.add(e)
+            grounded |= {edges[e][1] for e in kept_e if st.layer_of[edges[e][1]] == i}
+        bad = [i for i in range(1, len(layers)) if i in linked and not any(st.layer_of[edges[e][1]] == i
+                                                                            for e in kept_e)]
+        if not bad:
+            return kept, kept_e, rounds
+        full_layer = [m >= 1 for m in masses]
+        grew = False
+        for i in bad:
+            targets = [t for t in (i, i - 1) if not full_layer[t]]
+            if not targets:
+                targets = [t for t in range(i - 2, -1, -1) if not full_layer[t]][:1]
+            for t in targets:
+                steps[t] += 1
+                grew = True
+        if not grew:
+            return kept, kept_e, rounds
+        rounds += 1
+
+
+@pytest.mark.parametrize("seed,node_mass,step", [(0, 0.075, 0.005), (1, 0.2, 0.05), (2, 0.02, 0.01)])
+def test_selection_matches_reference_rules(seed, node_mass, step):
+    blocks = tuple((n, a // 8, b // 8, c // 8, d // 8, max(e // 8, 2), max(f // 8, 2))
+                   for n, a, b, c, d, e, f in synthetic.INCEPTION_V1[:5])
+    agg = synthetic.inception_like(1, seed=seed, blocks=blocks, degree=3)
+    ag = attribution_graph(agg, 0, GraphConfig(node_mass=node_mass, relax_step=step))
+    kept, kept_e, rounds = _reference_selection(ag.structure, ag.full, ag.pagerank.tolist(), node_mass, step)
+    assert set(np.flatnonzero(ag.selection.kept).tolist()) == kept
+    assert set(np.flatnonzero(ag.selection.edges).tolist()) == kept_e
+    assert ag.selection.relax_rounds == rounds
+
+
+def test_json_invariants_on_inception_sized_class():
+    agg = synthetic.inception_like(1, seed=7)
+    agg.I = {name: np.stack([counts[0]]) for name, counts in agg.I.items()}
+    ag = attribution_graph(agg, 0)
+    assert 200_000 < ag.full.num_edges < 300_000 and ag.structure.num_vertices == 5484
+    doc = ag.to_json()
+    assert list(doc) == agg.layers[::-1]
+    images = int(agg.class_count[0])
+    for upper, lower in zip(agg.layers[:0:-1], agg.layers[-2::-1], strict=True):
+        below = {n["channel"] for n in doc[lower]}
+        for node in doc[upper]:
+            assert node["count"] <= images
+            for p in node["prev_channels"]:
+                assert p["prev_channel"] in below and 0 < p["inf"] <= images
+            assert all(0 < a["inf"] <= images for a in node["attr_channels"])
+    assert sum(len(v) for v in doc.values()) == ag.selection.kept.sum()
+    sub = ag.subgraph()
+    assert sub.vcount() == ag.selection.kept.sum() and sub.ecount() == ag.selection.edges.sum()
+
+
+def test_config_validation():
+    for bad in ({"node_mass": 0}, {"node_mass": 1.5}, {"relax_step": -1}, {"damping": 1.0}, {"attr_k": -1}):
+        with pytest.raises(ValueError):
+            GraphConfig(**bad)

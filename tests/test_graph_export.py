@@ -1,0 +1,130 @@
+"""Exports: SUMMIT's ag format (checked against the published files), classes.json, comparisons, the CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from summit_tf import store
+from summit_tf.graph import algebra, synthetic
+from summit_tf.graph.attribution import GraphConfig, attribution_graph
+
+QUARTER = tuple((n, *(x // 4 for x in sizes)) for n, *sizes in synthetic.INCEPTION_V1)
+
+
+def _run_aggregates(num_classes=3):
+    agg = synthetic.inception_like(num_classes, seed=11, blocks=QUARTER, degree=12)
+    agg.config["exclude_channels"] = "mixed3a:3,5;mixed3b:7"
+    agg.I = {name: np.stack([counts[k] for k in range(num_classes)]) for name, counts in agg.I.items()}
+    return agg
+
+
+def _paths(value, path=""):
+    """``(path, type)`` of every leaf of a JSON value; list entries share the path ``[]``."""
+    if isinstance(value, dict):
+        return {p for k, v in value.items() for p in _paths(v, f"{path}.{k}")}
+    if isinstance(value, list):
+        return {p for v in value for p in _paths(v, f"{path}[]")} or {(f"{path}[]", "empty")}
+    return {(path, type(value).__name__)}
+
+
+def test_ag_json_has_the_published_shape(shared):
+    mine = attribution_graph(_run_aggregates(1), 0).to_json()
+    my_nodes = [n for nodes in mine.values() for n in nodes]
+    for name in ("ag-0.json", "ag-270.json", "ag-294.json", "ag-295.json"):
+        ref = json.loads((shared / "reference" / "summit-data-ag" / name).read_text())
+        assert list(mine) == list(ref)  # every layer, last to first
+        ref_nodes = [n for nodes in ref.values() for n in nodes]
+        assert {tuple(n) for n in my_nodes} == {tuple(n) for n in ref_nodes}  # keys in the same order
+        assert set().union(*map(_paths, my_nodes)) == set().union(*map(_paths, ref_nodes))
+        for layer in ref:
+            assert {n["layer"] for n in mine[layer]} <= {layer}
+        # The first layer has no inputs in either.
+        first = mine["mixed3a"] + ref["mixed3a"]
+        assert all(not n["prev_channels"] and not n["attr_channels"] for n in first)
+
+
+def test_algebra_sets_and_weights():
+    agg = _run_aggregates(2)
+    a, b = attribution_graph(agg, 0), attribution_graph(agg, 1)
+    doc = algebra.compare(a, b)
+    kept_a = {f"{layer}:{c}" for layer, c in a.kept_nodes()}
+    kept_b = {f"{layer}:{c}" for layer, c in b.kept_nodes()}
+    sets = doc["sets"]
+    assert set(sets["intersection"]["nodes"]) == kept_a & kept_b
+    assert set(sets["a_minus_b"]["nodes"]) == kept_a - kept_b
+    assert set(sets["b_minus_a"]["nodes"]) == kept_b - kept_a
+    assert set(sets["union"]["nodes"]) == kept_a | kept_b
+    edges_a = {(f"{l}:{c}", f"{pl}:{pc}") for l, c, pl, pc, _ in a.kept_edge_list()}
+    edges_b = {(f"{l}:{c}", f"{pl}:{pc}") for l, c, pl, pc, _ in b.kept_edge_list()}
+    assert {tuple(e) for e in sets["union"]["edges"]} == edges_a | edges_b
+    assert {tuple(e) for e in sets["intersection"]["edges"]} == edges_a & edges_b
+    st = a.structure
+    full_b = {(int(h), int(lo)): int(w) for h, lo, w in zip(b.full.hi, b.full.lo, b.full.weight, strict=True)}
+    for rec in doc["edges"]:
+        hi = int(st.vertex[rec["layer"]][rec["channel"]])
+        lo = int(st.vertex[rec["prev_layer"]][rec["prev_channel"]])
+        assert rec["b"]["inf"] == full_b.get((hi, lo), 0)
+    for rec in doc["nodes"]:
+        v = int(st.vertex[rec["layer"]][rec["channel"]])
+        assert rec["a"]["pagerank"] == a.pagerank[v] and rec["b"]["count"] == b.count[v]
+    json.dumps(doc)
+    assert doc["summary"]["union"]["nodes"] == len(kept_a | kept_b)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "summit_tf.graph", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_writes_every_file(tmp_path):
+    agg = _run_aggregates(3)
+    store.save(tmp_path / "run.h5", agg)
+    out = tmp_path / "out"
+    r = _cli(f"--aggregates={tmp_path / 'run.h5'}", f"--out_dir={out}", "--classes=0,2", "--compare=0,1")
+    assert r.returncode == 0, r.stderr
+    assert "attribution graphs: 2/2 classes" in r.stderr and "using PCA" in r.stderr
+    assert sorted(p.name for p in (out / "ag").iterdir()) == ["ag-0.json", "ag-2.json"]
+    assert not list(out.rglob(".*tmp"))
+    doc = json.loads((out / "classes.json").read_text())
+    meta = doc["meta"]
+    assert meta["layers"] == agg.layers and meta["num_classes"] == 3 and meta["dataset"] == "synthetic"
+    assert meta["channels"]["mixed5b"] == 256 and meta["prob_bins"] == 20
+    assert meta["graph_config"] == GraphConfig().to_dict() and meta["config"] == agg.config
+    for slot, rec in enumerate(doc["classes"]):
+        assert list(rec)[:9] == ["target_class", "synset", "name", "numOfInstances", "topOneAcc",
+                                 "topOneAccCount", "probHist", "topChannels", "embed"]
+        assert rec["target_class"] == slot and rec["numOfInstances"] == agg.class_count[slot]
+        assert rec["topOneAcc"] == pytest.approx(agg.correct[slot] / agg.class_count[slot])
+        assert len(rec["probHist"]) == 20 and ("graph" in rec) == (slot != 1)
+        for layer in agg.layers:
+            counts = [c for _, c in rec["topChannels"][layer]]
+            assert counts == sorted(counts, reverse=True) and min(counts) > 0
+            want = {c for c in np.flatnonzero(agg.A[layer][slot])}
+            want -= {3, 5} if layer == "mixed3a" else ({7} if layer == "mixed3b" else set())
+            assert {c for c, _ in rec["topChannels"][layer]} == want
+            x, y = rec["embed"][layer]
+            assert 0 <= x <= 1 and 0 <= y <= 1
+    cmp = json.loads((out / "compare" / "0-1.json").read_text())
+    assert cmp["a"]["target_class"] == 0 and cmp["b"]["target_class"] == 1
+    ag0 = json.loads((out / "ag" / "ag-0.json").read_text())
+    assert sum(len(v) for v in ag0.values()) == cmp["summary"]["intersection"]["nodes"] + \
+        cmp["summary"]["a_minus_b"]["nodes"]
+    assert all(n["channel"] not in (3, 5) for n in ag0["mixed3a"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--aggregates=missing.h5"], "not found"),
+    (["--classes=7"], "class 7 is not in the aggregates"),
+    (["--node_mass=1.5"], "node_mass"),
+    (["--compare=0"], "two class ids"),
+])
+def test_cli_bad_input_exits_2(tmp_path, args, message):
+    store.save(tmp_path / "run.h5", synthetic.from_counts({"a": 2, "b": 2}, {"a": [[1, 2]], "b": [[2, 1]]},
+                                                          {"b/x": ("a", "b", 0, [[[1, 0], [0, 1]]])}))
+    r = _cli(f"--aggregates={tmp_path / 'run.h5'}", f"--out_dir={tmp_path / 'out'}", *args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

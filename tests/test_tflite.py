@@ -1,0 +1,283 @@
+"""TFLite adapter: dequantization, op semantics against tf.lite.Interpreter, links, ReLU redirect, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from summit_tf.data.listing import read_labels_file
+from summit_tf.data.preprocess import decode_and_resize
+from summit_tf.models import activations, registry, tflite, tflite_reader
+
+VAL_LABELS = ("datasets", "ilsvrc2012-val-1300", "labels.txt")
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def val_batches(shared, count: int, batch: int):
+    """The first ``count`` shared val images (centre crop, 224 px, [0, 1]) with labels, in batches."""
+    paths, labels = read_labels_file(shared.joinpath(*VAL_LABELS))
+    paths, labels = list(paths[:count]), labels[:count]
+    images = tf.data.Dataset.from_tensor_slices(paths).map(
+        lambda p: decode_and_resize(tf.io.read_file(p), 224, "center_crop"), num_parallel_calls=2)
+    labels_ds = tf.data.Dataset.from_tensor_slices(labels)
+    return tf.data.Dataset.zip(images, labels_ds).batch(batch).prefetch(1)
+
+
+class Reference:
+    """tf.lite.Interpreter on uint8 pixels, the way the quantized models run on device."""
+
+    def __init__(self, path: str, batch: int, preserve: bool = False):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.interpreter = tf.lite.Interpreter(str(path), num_threads=2,
+                                                   experimental_preserve_all_tensors=preserve)
+        detail = self.interpreter.get_input_details()[0]
+        self.input_index = detail["index"]
+        self.interpreter.resize_tensor_input(self.input_index, [batch, *detail["shape"][1:]])
+        self.interpreter.allocate_tensors()
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        pixels = np.round(np.asarray(images) * 255.0).astype(np.uint8)
+        self.interpreter.set_tensor(self.input_index, pixels)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.interpreter.get_output_details()[0]["index"])
+
+    def tensor(self, name_prefix: str) -> np.ndarray:
+        """Dequantized activation whose TFLite name starts with ``name_prefix``."""
+        for detail in self.interpreter.get_tensor_details():
+            if detail["name"].split(";")[0] == name_prefix:
+                scale = detail["quantization_parameters"]["scales"]
+                zero = detail["quantization_parameters"]["zero_points"]
+                raw = self.interpreter.get_tensor(detail["index"]).astype(np.float64)
+                return (raw - zero[0]) * scale[0] if len(scale) else raw
+        raise KeyError(name_prefix)
+
+
+def reference_constants(path: str) -> dict[int, np.ndarray]:
+    """Every quantized constant, dequantized with NumPy from the interpreter's raw values (float64)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(str(path))
+    interpreter.allocate_tensors()
+    out = {}
+    for detail in interpreter.get_tensor_details():
+        q = detail["quantization_parameters"]
+        try:
+            raw = interpreter.get_tensor(detail["index"])
+        except ValueError:
+            continue
+        if not len(q["scales"]) or raw.dtype == np.float32:
+            continue
+        shape = [1] * raw.ndim
+        if len(q["scales"]) > 1:
+            shape[q["quantized_dimension"]] = -1
+        scale = np.asarray(q["scales"], np.float64).reshape(shape)
+        zero = np.asarray(q["zero_points"], np.float64).reshape(shape)
+        out[detail["index"]] = (raw.astype(np.float64) - zero) * scale
+    return out
+
+
+def small_keras_model():
+    """Conv (SAME, stride 2), depthwise + linear 1x1 + residual add, padded VALID conv, max/avg pools,
+    concat, mean, dense, softmax: every op the adapter maps, in 5 k parameters."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((33, 33, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
+    a = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    a = keras.layers.Conv2D(8, 1)(a)
+    x2 = keras.layers.ReLU()(keras.layers.Add()([a, x]))
+    b = keras.layers.Conv2D(6, 3, padding="valid", activation="relu")(keras.layers.ZeroPadding2D(1)(x2))
+    c = keras.layers.Conv2D(6, 1, activation="relu")(keras.layers.MaxPooling2D(3, 1, padding="same")(x2))
+    x3 = keras.layers.Concatenate()([b, c])
+    x4 = keras.layers.Conv2D(10, 3, strides=2, padding="same", activation="relu6")(x3)
+    x4 = keras.layers.AveragePooling2D(2, padding="same")(x4)
+    g = keras.layers.GlobalAveragePooling2D()(x4)
+    return keras.Model(inp, keras.layers.Dense(7, activation="softmax")(g))
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """The small model as float TFLite and as uint8-in / int8 per-channel TFLite."""
+    model = small_keras_model()
+    folder = tmp_path_factory.mktemp("tflite")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    float_path = folder / "small_float.tflite"
+    float_path.write_bytes(converter.convert())
+
+    rng = np.random.default_rng(0)
+
+    def representative():
+        for _ in range(16):
+            yield [rng.uniform(0, 1, (1, 33, 33, 3)).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.uint8
+    int8_path = folder / "small_int8.tflite"
+    int8_path.write_bytes(converter.convert())
+    return model, str(float_path), str(int8_path)
+
+
+# ----------------------------------------------------------------------------------------------- unit
+def test_dequantize_per_tensor_and_per_channel():
+    rng = np.random.default_rng(1)
+    q = rng.integers(-128, 128, (5, 3, 3, 7)).astype(np.int8)
+    scale, zero = rng.uniform(1e-3, 1e-1, 7), rng.integers(-3, 4, 7)
+    per_channel = tflite_reader.Quantization(scale, zero, 3).dequantize(q)
+    expected = (q.astype(np.float64) - zero[None, None, None, :]) * scale[None, None, None, :]
+    np.testing.assert_allclose(per_channel, expected, rtol=1e-12)
+    per_tensor = tflite_reader.Quantization(scale[:1], zero[:1], 0).dequantize(q)
+    np.testing.assert_allclose(per_tensor, (q.astype(np.float64) - zero[0]) * scale[0], rtol=1e-12)
+
+
+def _redirect_reference(x: np.ndarray, dy: np.ndarray, upper: float | None) -> np.ndarray:
+    below = x < 0
+    above = np.zeros_like(below) if upper is None else x > upper
+    plain = np.where(below | above, 0.0, dy)
+    redirected = np.where((below & (dy > 0)) | (above & (dy < 0)), 0.0, dy)
+    any_plain = np.abs(plain).reshape(len(x), -1).max(axis=1) > 0
+    return np.where(any_plain[:, None, None, None], plain, redirected)
+
+
+@pytest.mark.parametrize("kind,upper", [("relu", None), ("relu6", 6.0)])
+def test_relu_redirect_gradient_matches_reference(kind, upper):
+    rng = np.random.default_rng(2)
+    x = rng.normal(2.0, 5.0, (4, 5, 3, 7))
+    x[1] = -np.abs(x[1]) - 0.1  # an image whose units are all clamped below: only redirected gradient
+    if upper is not None:
+        x[2] = np.abs(x[2]) + upper + 0.1  # all clamped above
+    dy = rng.normal(0.0, 1.0, x.shape)
+    xt = tf.constant(x, tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xt)
+        y = activations.apply(xt, kind, relu_redirect=True)
+        y_plain = activations.apply(xt, kind)
+        loss = tf.reduce_sum(y * tf.constant(dy, tf.float32))
+        loss_plain = tf.reduce_sum(y_plain * tf.constant(dy, tf.float32))
+    np.testing.assert_array_equal(y.numpy(), y_plain.numpy())
+    grad = tape.gradient(loss, xt).numpy()
+    np.testing.assert_allclose(grad, _redirect_reference(x, dy, upper), rtol=1e-6, atol=1e-7)
+    assert np.abs(grad[1]).sum() > 0 and np.abs(tape.gradient(loss_plain, xt).numpy()[1]).sum() == 0
+
+
+# ----------------------------------------------------------------------------------------------- synthetic
+def test_float_tflite_matches_keras_and_interpreter(converted):
+    keras_model, float_path, _ = converted
+    model = tflite.load([float_path])
+    assert model.value_range == tflite.FLOAT_INPUT_RANGE
+    assert model.layers == ["conv2d_1", "re_lu_1", "conv2d_3_1", "conv2d_2_1", "concatenate_1", "conv2d_4_1"]
+    images = tf.random.stateless_uniform([3, 33, 33, 3], seed=[4, 5])
+    feats = model.features(images)
+    x = images.numpy() * 2.0 - 1.0
+    expected = keras_model(x).numpy()
+    np.testing.assert_allclose(tf.nn.softmax(feats["logits"]).numpy(), expected, atol=2e-6)
+    reference = Reference(float_path, 3)
+    reference.interpreter.set_tensor(reference.input_index, x.astype(np.float32))
+    reference.interpreter.invoke()
+    out = reference.interpreter.get_tensor(reference.interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(tf.nn.softmax(feats["logits"]).numpy(), out, atol=2e-6)
+    assert model.class_to_output.tolist() == [-1] * 1000  # 7 outputs are not ImageNet
+
+
+def test_links_reproduce_their_layer(converted):
+    _, float_path, _ = converted
+    program = tflite.build_program([float_path])
+    assert program.default_layers == ["conv2d_1", "re_lu_1", "concatenate_1", "conv2d_4_1"]
+    model = tflite.summit_model(program, "t", None, program.default_layers)
+    by_name = {link.name: link for link in model.links}
+    # re_lu_1 = relu(1x1(depthwise(conv2d_1)) + conv2d_1): two pieces from one layer, hence no link;
+    # the concat's max-pool branch is not linear either.
+    assert set(by_name) == {"concatenate_1/conv2d_2_1", "conv2d_4_1"}
+    assert by_name["conv2d_4_1"].kind == "conv" and by_name["conv2d_4_1"].stride == 2
+    branch = by_name["concatenate_1/conv2d_2_1"]
+    assert (branch.src, branch.dst, branch.dst_offset, branch.padding) == ("re_lu_1", "concatenate_1", 0, "SAME")
+    nodes = {n.key: n for n in program.nodes}
+    feats = model.features(tf.random.stateless_uniform([2, 33, 33, 3], seed=[6, 7]))
+    for link, dst_node in ((branch, nodes["conv2d_2_1"]), (by_name["conv2d_4_1"], nodes["conv2d_4_1"])):
+        x = feats[link.input].numpy().astype(np.float64)
+        pre = tf.nn.conv2d(x, link.kernel.astype(np.float64), link.stride, link.padding).numpy()
+        out = activations.apply(tf.constant(pre + dst_node.bias), dst_node.activation).numpy()
+        actual = feats[link.dst].numpy()[..., link.dst_offset:link.dst_offset + link.cout]
+        assert np.abs(out - actual).max() <= 1e-5 * np.abs(actual).max()
+
+
+def test_int8_per_channel_tflite_agrees_with_interpreter(converted):
+    _, _, int8_path = converted
+    model = tflite.load([int8_path])
+    lo, hi = model.value_range
+    assert lo == pytest.approx(0.0, abs=1e-6) and hi == pytest.approx(1.0, abs=1e-2)
+    constants = reference_constants(int8_path)
+    graph = tflite_reader.read(int8_path)
+    checked = 0
+    for index, expected in constants.items():
+        tensor = graph.tensors[index]
+        if tensor.is_constant:
+            np.testing.assert_allclose(tensor.value, expected, rtol=1e-6, atol=1e-9)
+            checked += 1
+    assert checked >= 12  # 6 conv/depthwise kernels + biases, dense
+    images = np.round(np.random.default_rng(3).uniform(0, 1, (16, 33, 33, 3)) * 255) / 255
+    ours = tf.nn.softmax(model.features(tf.constant(images, tf.float32))["logits"]).numpy()
+    theirs = Reference(int8_path, 16).run(images).astype(np.float64) / 256.0
+    assert np.corrcoef(ours.ravel(), theirs.ravel())[0, 1] > 0.95
+
+
+def test_relu_redirect_through_model_gives_gradient_where_plain_gives_none(converted):
+    _, float_path, _ = converted
+    model = tflite.load([float_path], layers=["conv2d_4_1"])
+    images = tf.zeros([1, 33, 33, 3])
+    for redirect in (False, True):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            feats = model.features(images, relu_redirect=redirect)
+            objective = -tf.reduce_mean(feats["conv2d_4_1"][..., 0] - 100.0 * tf.ones([]))
+        grad = tape.gradient(objective, images)
+        assert grad is not None and np.isfinite(grad.numpy()).all()
+
+
+# ----------------------------------------------------------------------------------------------- errors
+def test_errors_name_what_is_wrong(tmp_path, converted):
+    _, float_path, _ = converted
+    with pytest.raises(FileNotFoundError, match="nope.tflite"):
+        tflite.load([str(tmp_path / "nope.tflite")])
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a flatbuffer at all")
+    with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
+        tflite.load([str(junk)])
+    with pytest.raises(ValueError, match=r"unknown layer\(s\) \['mixed3a'\].*conv2d_1"):
+        tflite.load([float_path], layers=["mixed3a"])
+    with pytest.raises(ValueError, match="cannot chain"):
+        tflite.load([float_path, float_path])
+    with pytest.raises(ValueError, match="tflite needs a path"):
+        registry.load("tflite:")
+    with pytest.raises(ValueError, match="unknown model spec"):
+        registry.load("tflight:x")
+
+
+# ----------------------------------------------------------------------------------------------- real
+def test_int8_ptq_mobilenet_v2_classifies(shared):
+    path = shared / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+    model = registry.load(f"tflite:{path}")
+    assert len(model.layers) == 18 and model.channels["Conv2d_18_1"] == 1280
+    assert model.class_to_output[0] == 1 and model.input_size == 224
+    reference = Reference(path, 50)
+    correct = agree = total = 0
+    for images, labels in val_batches(shared, 100, 50):
+        ours = np.argmax(model.features(images)["logits"].numpy(), axis=1)
+        theirs = np.argmax(reference.run(images.numpy()), axis=1)
+        correct += int((ours == model.class_to_output[labels.numpy()]).sum())
+        agree += int((ours == theirs).sum())
+        total += len(ours)
+    print(f"int8 PTQ MobileNetV2, first {total} val images: top-1 {correct / total:.3f}, "
+          f"agreement with the interpreter {agree / total:.3f}")
+    assert correct / total >= 0.6
+    assert agree / total >= 0.85

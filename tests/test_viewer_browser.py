@@ -1,0 +1,390 @@
+"""The viewer in headless Chromium (Debian's `chromium`, driven by Playwright) against a served run directory.
+
+Skipped only when Chromium or Playwright is missing outside CI; in CI that is a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import threading
+import xml.etree.ElementTree as ET
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from viewer_fixture import make_run_dir
+
+from summit_tf import serve
+from summit_tf.export_site import export_site
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+SHARED_COLOUR = "rgb(124, 58, 237)"  # #7c3aed
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"browser tests cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        _missing("chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("the playwright package is not installed (pip install playwright)")
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def _start(httpd: ThreadingHTTPServer) -> str:
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return make_run_dir(tmp_path_factory.mktemp("viewer-run"))
+
+
+@pytest.fixture(scope="module")
+def base_url(run_dir):
+    httpd = serve.make_server(run_dir, "127.0.0.1", 0)
+    yield _start(httpd)
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page that records console errors and uncaught exceptions in ``page.errors``."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("console", lambda msg: msg.type == "error" and pg.errors.append(msg.text))
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    yield pg
+    context.close()
+
+
+def classes_json(run_dir: Path) -> dict:
+    return json.loads((run_dir / "classes.json").read_text())
+
+
+def graph_of(run_dir: Path, target: int) -> tuple[dict[str, int], set[str]]:
+    """Nodes (``layer:channel`` -> count) and edges (``upper>lower``) of ``ag-<target>.json``."""
+    ag = json.loads((run_dir / "ag" / f"ag-{target}.json").read_text())
+    layers = list(ag)  # last layer first
+    nodes = {f"{layer}:{n['channel']}": n["count"] for layer in layers for n in ag[layer]}
+    edges = {f"{layer}:{n['channel']}>{layers[i + 1]}:{p['prev_channel']}"
+             for i, layer in enumerate(layers) for n in ag[layer] for p in n["prev_channels"]}
+    return nodes, edges
+
+
+def open_viewer(page, url: str, classes: str | None = None) -> None:
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='true']")
+    selector = f"svg.graph-svg[data-classes='{classes}']" if classes else "svg.graph-svg[data-classes]"
+    page.wait_for_selector(selector)
+
+
+def graph_keys(page, selector: str = "g.node") -> list[str]:
+    script = "els => els.map(e => e.dataset.key || (e.dataset.source + '>' + e.dataset.target))"
+    return page.eval_on_selector_all(selector, script)
+
+
+def test_page_loads_without_console_errors(page, base_url, run_dir):
+    data = classes_json(run_dir)
+    open_viewer(page, base_url)
+    meta = data["meta"]
+    assert page.inner_text("#stat-model") == meta["model"]
+    assert page.inner_text("#stat-classes") == str(len(data["classes"]))
+    assert page.inner_text("#stat-images") == f"{meta['num_images']:,}"
+    assert page.locator("circle.dot").count() == len(data["classes"])
+    assert page.locator("#class-list li.class-row").count() == len(data["classes"])
+    glyphs = page.eval_on_selector_all("g.layer-glyph", "els => els.map(e => e.dataset.layer)")
+    assert glyphs == meta["layers"]
+    page.wait_for_timeout(300)
+    assert page.errors == []
+
+
+def test_search_then_select_draws_the_expected_graph(page, base_url, run_dir):
+    open_viewer(page, base_url)
+    page.keyboard.press("/")  # the search shortcut
+    page.keyboard.type("black b")
+    options = page.locator("#class-search-list li[role='option']")
+    options.first.wait_for()
+    assert "American black bear" in options.first.inner_text()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("svg.graph-svg[data-classes='295']")
+    nodes, edges = graph_of(run_dir, 295)
+    assert sorted(graph_keys(page)) == sorted(nodes)
+    assert sorted(graph_keys(page, "g.edge")) == sorted(edges)
+    counts = page.eval_on_selector_all("g.node", "els => els.map(e => [e.dataset.key, +e.dataset.count])")
+    assert dict(counts) == nodes
+    assert page.inner_text("#info-name") == "American black bear"
+    assert "class=295" in page.url
+    assert page.get_attribute("#class-list li.class-row:first-child", "data-class") == "295"
+    assert page.errors == []
+
+
+def test_hover_node_shows_examples_and_scrubs_diversity(page, base_url, run_dir):
+    open_viewer(page, base_url + "#class=294", "294")
+    nodes, _ = graph_of(run_dir, 294)
+    key = max(nodes, key=nodes.get)
+    layer, channel = key.split(":")
+    node = page.locator(f"g.node[data-key='{key}']")
+    node.hover()
+    card = page.locator("#hovercard")
+    card.wait_for(state="visible")
+    assert card.get_attribute("data-key") == key
+    srcs = page.eval_on_selector_all("#hovercard img.example", "els => els.map(e => e.getAttribute('src'))")
+    assert srcs == [f"run/feature-vis/dataset-p/{layer}-{channel}-dataset-p-{i}.jpg" for i in range(10)]
+    page.wait_for_function("[...document.querySelectorAll('#hovercard img.example')]"
+                           ".every(i => i.naturalWidth > 0)")
+    # everything off the paths through the node fades; the node itself stays
+    assert "focused" in page.get_attribute("svg.graph-svg", "class")
+    faded = page.locator("g.node:not(.on-path)")
+    assert faded.count() > 0
+    assert float(faded.first.evaluate("e => getComputedStyle(e).opacity")) < 0.5
+    assert node.evaluate("e => getComputedStyle(e).opacity") == "1"
+    # moving across the channel scrubs through its four diversity images
+    img = node.locator("image.node-img")
+    box = img.bounding_box()
+    seen = []
+    for d in range(4):
+        page.mouse.move(box["x"] + box["width"] * (d + 0.5) / 4, box["y"] + box["height"] / 2)
+        seen.append(img.get_attribute("href"))
+    assert seen == [f"run/feature-vis/diversity-{d}/{layer}-{channel}-diversity-{d}.jpg" for d in range(4)]
+    page.mouse.move(5, 5)
+    card.wait_for(state="hidden")
+    assert img.get_attribute("href") == f"run/feature-vis/channel/{layer}-{channel}-channel.jpg"
+    assert page.errors == []
+
+
+def test_hover_edge_shows_both_ends(page, base_url, run_dir):
+    open_viewer(page, base_url + "#class=294", "294")
+    edge = page.locator("g.edge").first
+    source, target = edge.get_attribute("data-source"), edge.get_attribute("data-target")
+    edge.locator("path.edge-hit").dispatch_event("mouseenter")
+    card = page.locator("#hovercard")
+    card.wait_for(state="visible")
+    srcs = page.eval_on_selector_all("#hovercard img.example", "els => els.map(e => e.getAttribute('src'))")
+    assert len(srcs) == 20
+    for key in (source, target):
+        layer, channel = key.split(":")
+        assert f"run/feature-vis/dataset-p/{layer}-{channel}-dataset-p-0.jpg" in srcs
+    on_path = set(graph_keys(page, "g.node.on-path"))
+    assert on_path == {source, target}
+
+
+def test_filter_slider_hides_nodes_below_threshold(page, base_url, run_dir):
+    open_viewer(page, base_url + "#class=294", "294")
+    nodes, edges = graph_of(run_dir, 294)
+    counts = sorted(nodes.values())
+    threshold = counts[len(counts) // 2]
+    assert page.get_attribute("#filter-slider", "max") == str(max(counts))
+    page.locator("#filter-slider").fill(str(threshold))
+    shown = set(graph_keys(page, "g.node:not([display='none'])"))
+    assert shown == {k for k, c in nodes.items() if c >= threshold}
+    assert set(graph_keys(page, "g.node[data-hidden='true']")) == set(nodes) - shown
+    shown_edges = set(graph_keys(page, "g.edge:not([display='none'])"))
+    assert shown_edges == {e for e in edges if all(end in shown for end in e.split(">"))}
+    assert f"≥ {threshold}" in page.inner_text("#filter-value")
+    page.locator("#filter-slider").fill("0")
+    assert page.locator("g.node:not([display='none'])").count() == len(nodes)
+
+
+def test_layer_switch_moves_embedding_dots(page, base_url, run_dir):
+    data = classes_json(run_dir)
+    first, last = data["meta"]["layers"][0], data["meta"]["layers"][-1]
+    open_viewer(page, base_url + "#class=294", "294")
+    read = "els => els.map(e => [+e.dataset.class, +e.getAttribute('cx'), +e.getAttribute('cy')])"
+    before = page.eval_on_selector_all("circle.dot", read)
+    page.locator(f"g.layer-glyph[data-layer='{first}']").click()
+    page.wait_for_function(f"location.hash.includes('layer={first}')")
+    page.wait_for_timeout(1500)  # the dots animate for 1.2 s
+    after = page.eval_on_selector_all("circle.dot", read)
+    assert after != before
+    xs = [c["embed"][first][0] for c in data["classes"]]
+    ys = [c["embed"][first][1] for c in data["classes"]]
+    expected = {c["target_class"]: (22 + 356 * (c["embed"][first][0] - min(xs)) / (max(xs) - min(xs)),
+                                    378 - 356 * (c["embed"][first][1] - min(ys)) / (max(ys) - min(ys)))
+                for c in data["classes"]}
+    for target, cx, cy in after:
+        assert cx == pytest.approx(expected[target][0], abs=0.01)
+        assert cy == pytest.approx(expected[target][1], abs=0.01)
+    assert page.get_attribute(f"g.layer-glyph[data-layer='{first}']", "class").endswith("selected")
+    assert last not in page.inner_text("#layer-caption")
+    assert page.errors == []
+
+
+def test_similarity_sort_is_cosine_of_top_channels(page, base_url, run_dir):
+    data = classes_json(run_dir)
+    layer = data["meta"]["layers"][2]
+    open_viewer(page, base_url + f"#class=294&layer={layer}", "294")
+
+    def cosine(a, b):
+        va, vb = dict(map(tuple, a["topChannels"][layer])), dict(map(tuple, b["topChannels"][layer]))
+        dot = sum(v * vb.get(k, 0) for k, v in va.items())
+        return dot / (sum(v * v for v in va.values()) ** 0.5 * sum(v * v for v in vb.values()) ** 0.5)
+
+    ref = next(c for c in data["classes"] if c["target_class"] == 294)
+    expected = sorted(data["classes"], key=lambda c: (-cosine(ref, c), c["target_class"]))
+    rows = page.eval_on_selector_all("#class-list li.class-row", "els => els.map(e => +e.dataset.class)")
+    assert rows == [c["target_class"] for c in expected]
+    page.click("button[data-sort='acc-asc']")
+    rows = page.eval_on_selector_all("#class-list li.class-row", "els => els.map(e => +e.dataset.class)")
+    by_acc = sorted(data["classes"], key=lambda c: (c["topOneAcc"], c["target_class"]))
+    assert rows == [c["target_class"] for c in by_acc]
+    page.click("button[data-sort='acc-desc']")
+    rows = page.eval_on_selector_all("#class-list li.class-row", "els => els.map(e => +e.dataset.class)")
+    by_acc = sorted(data["classes"], key=lambda c: (-c["topOneAcc"], c["target_class"]))
+    assert rows == [c["target_class"] for c in by_acc]
+    page.hover("#class-list li.class-row:nth-child(3)")
+    hovered = page.get_attribute("#class-list li.class-row:nth-child(3)", "data-class")
+    assert "hovered" in page.get_attribute(f"circle.dot[data-class='{hovered}']", "class")
+
+
+def test_compare_mode_colours_shared_nodes(page, base_url, run_dir):
+    open_viewer(page, base_url + "#class=294", "294")
+    page.click("#compare-search")
+    page.keyboard.type("american black")
+    page.locator("#compare-search-list li[role='option']").first.wait_for()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("svg.graph-svg[data-classes='294,295']")
+    a_nodes, a_edges = graph_of(run_dir, 294)
+    b_nodes, b_edges = graph_of(run_dir, 295)
+    shared = set(a_nodes) & set(b_nodes)
+    assert shared, "the fixture's bears share channels"
+    assert set(graph_keys(page)) == set(a_nodes) | set(b_nodes)
+    assert set(graph_keys(page, "g.node[data-member='both']")) == shared
+    assert set(graph_keys(page, "g.node[data-member='a']")) == set(a_nodes) - shared
+    assert set(graph_keys(page, "g.node[data-member='b']")) == set(b_nodes) - shared
+    assert set(graph_keys(page, "g.edge[data-member='both']")) == a_edges & b_edges
+    rings = page.eval_on_selector_all("g.node[data-member='both'] rect.node-ring",
+                                      "els => els.map(e => getComputedStyle(e).stroke)")
+    assert set(rings) == {SHARED_COLOUR}
+    others = page.eval_on_selector_all("g.node:not([data-member='both']) rect.node-ring",
+                                       "els => els.map(e => getComputedStyle(e).stroke)")
+    assert SHARED_COLOUR not in others
+    chips = page.eval_on_selector_all("#shared-list li.shared-chip", "els => els.map(e => e.dataset.key)")
+    assert set(chips) == shared
+    assert "compare=295" in page.url
+    assert "selected" in page.get_attribute("circle.dot[data-class='294']", "class")
+    assert "compare" in page.get_attribute("circle.dot[data-class='295']", "class")
+    page.wait_for_timeout(400)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(f"g.node[data-key='{sorted(shared)[0]}']").hover()
+    page.locator("#hovercard").wait_for(state="visible")
+    page.wait_for_function("[...document.querySelectorAll('#hovercard img')].every(i => i.complete)")
+    page.screenshot(path=str(ARTIFACTS / "viewer.png"))
+    if os.environ.get("SUMMIT_TF_DOCS_SCREENSHOT"):
+        (REPO / "docs" / "images").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(REPO / "docs" / "images" / "viewer.png"))
+    page.click("#compare-clear")
+    page.wait_for_selector("svg.graph-svg[data-classes='294']")
+    assert "compare=" not in page.url
+    assert page.errors == []
+
+
+def test_url_hash_restores_and_follows_state(page, base_url, run_dir):
+    layer = classes_json(run_dir)["meta"]["layers"][1]
+    open_viewer(page, base_url + f"#class=295&layer={layer}&compare=0", "295,0")
+    assert page.inner_text("#info-name") == "American black bear"
+    assert page.inner_text("#compare-name") == "tench"
+    assert page.get_attribute(f"g.layer-glyph[data-layer='{layer}']", "class").endswith("selected")
+    page.reload()
+    page.wait_for_selector("svg.graph-svg[data-classes='295,0']")
+    page.locator("#class-list li.class-row[data-class='270']").click()
+    page.wait_for_selector("svg.graph-svg[data-classes='270,0']")
+    page.go_back()  # selecting a class is a history step
+    page.wait_for_selector("svg.graph-svg[data-classes='295,0']")
+    page.evaluate("location.hash = '#class=nonsense&layer=<script>&compare=-5'")
+    page.wait_for_timeout(300)
+    assert page.locator("svg.graph-svg[data-classes='295']").count() == 1  # bad values fall back
+    assert page.errors == []
+
+
+def test_export_svg_and_png(page, base_url, run_dir, tmp_path):
+    open_viewer(page, base_url + "#class=294", "294")
+    nodes, edges = graph_of(run_dir, 294)
+    with page.expect_download() as info:
+        page.click("#export-svg")
+    svg_path = tmp_path / "graph.svg"
+    info.value.save_as(svg_path)
+    assert info.value.suggested_filename == "summit-brown-bear.svg"
+    root = ET.parse(svg_path).getroot()
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    groups = root.findall(".//svg:g", ns)
+    exported_nodes = [g for g in groups if "node" in g.get("class", "").split()]
+    exported_edges = [g for g in groups if "edge" in g.get("class", "").split()]
+    assert len(exported_nodes) == len(nodes) and len(exported_edges) == len(edges)
+    hrefs = [img.get("href") for img in root.iter("{http://www.w3.org/2000/svg}image")]
+    assert len(hrefs) == len(nodes) and all(h.startswith("data:image/jpeg;base64,") for h in hrefs)
+
+    with page.expect_download() as info:
+        page.click("#export-png")
+    png_path = tmp_path / "graph.png"
+    info.value.save_as(png_path)
+    from PIL import Image
+    with Image.open(png_path) as image:
+        assert image.format == "PNG" and min(image.size) > 200
+    assert page.errors == []
+
+
+def test_missing_files_degrade_gracefully(page, run_dir, tmp_path):
+    run_dir = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    nodes, _ = graph_of(run_dir, 294)
+    key = next(iter(nodes))
+    layer, channel = key.split(":")
+    (run_dir / "feature-vis" / "channel" / f"{layer}-{channel}-channel.jpg").unlink()
+    (run_dir / "ag" / "ag-0.json").unlink()
+    httpd = serve.make_server(run_dir, "127.0.0.1", 0)
+    try:
+        url = _start(httpd)
+        open_viewer(page, url + "#class=294", "294")
+        image = page.locator(f"g.node[data-key='{key}'] image.node-img")
+        page.wait_for_function("e => e.getAttribute('visibility') === 'hidden'", arg=image.element_handle())
+        assert page.locator(f"g.node[data-key='{key}'] text.node-missing").text_content() == channel
+        page.goto(url + "#class=0")
+        page.locator("#graph-message").wait_for(state="visible")
+        assert "ag-0.json" in page.inner_text("#graph-message")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_exported_site_works_on_a_plain_static_server(page, run_dir, tmp_path):
+    site = tmp_path / "site"
+    export_site(run_dir, site)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
+    try:
+        url = _start(httpd) + "#class=294"
+        open_viewer(page, url, "294")
+        nodes, _ = graph_of(run_dir, 294)
+        assert page.locator("g.node").count() == len(nodes)
+        page.wait_for_function("[...document.querySelectorAll('image.node-img')].length > 0")
+        page.wait_for_timeout(300)
+        assert page.errors == []
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -1,0 +1,245 @@
+"""The viewer's HTTP server: serves the app and the run read-only, never anything outside, never a 500."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from viewer_fixture import make_run_dir
+
+from summit_tf import serve
+from summit_tf.export_site import export_site
+
+SECRET = "TOP-SECRET-OUTSIDE-THE-RUN"
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """A run directory with a secret file beside it and symlinks inside it that point outside."""
+    base = tmp_path_factory.mktemp("viewer-server")
+    run_dir = make_run_dir(base / "run")
+    (base / "secret.txt").write_text(SECRET)
+    (run_dir / "leak.txt").symlink_to(base / "secret.txt")
+    (run_dir / "leakdir").symlink_to(base, target_is_directory=True)
+    (run_dir / "ag" / "inside.json").symlink_to(run_dir / "ag" / "ag-294.json")
+    (run_dir / ".hidden").write_text("dot files are not served")
+    return base, run_dir
+
+
+@pytest.fixture(scope="module")
+def server(tree):
+    _, run_dir = tree
+    httpd = serve.make_server(run_dir, "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def request(port: int, method: str, target: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """Send the request target byte for byte (http.client does not normalise '..' or '%2e')."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest(method, target, skip_host=False, skip_accept_encoding=True)
+        for key, value in (headers or {}).items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def raw_request(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("target, kind", [
+    ("/", "text/html"),
+    ("/index.html", "text/html"),
+    ("/js/main.js", "text/javascript"),
+    ("/css/viewer.css", "text/css"),
+    ("/vendor/d3.min.js", "text/javascript"),
+    ("/run/classes.json", "application/json"),
+    ("/run/ag/ag-294.json", "application/json"),
+    ("/run/ag/inside.json", "application/json"),
+    ("/run/feature-vis/dataset-p/conv_pw_3-38-dataset-p-0.jpg", "image/jpeg"),
+    ("/run/classes.json?cache=1&x=%ff", "application/json"),
+])
+def test_serves_app_and_run_with_content_types(server, tree, target, kind):
+    status, headers, body = request(server, "GET", target)
+    assert status == 200
+    assert headers["content-type"].startswith(kind)
+    assert int(headers["content-length"]) == len(body) > 0
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_run_files_are_the_run_directory_files(server, tree):
+    _, run_dir = tree
+    _, _, body = request(server, "GET", "/run/ag/ag-294.json")
+    assert json.loads(body) == json.loads((run_dir / "ag" / "ag-294.json").read_text())
+
+
+def test_head_sends_headers_only(server):
+    status, headers, body = request(server, "HEAD", "/run/classes.json")
+    assert status == 200 and body == b"" and int(headers["content-length"]) > 0
+
+
+TRAVERSALS = [
+    "/run/../secret.txt",
+    "/run/../../../../etc/passwd",
+    "/../secret.txt",
+    "/run/%2e%2e/secret.txt",
+    "/run/%2E%2E/secret.txt",
+    "/run/.%2e/secret.txt",
+    "/run/%2e%2e%2fsecret.txt",
+    "/run/%2e%2e%5csecret.txt",
+    "/run/..%2fsecret.txt",
+    "/run/%252e%252e/secret.txt",
+    "/run/%252e%252e%252fsecret.txt",
+    "/run/ag/..%2f..%2fsecret.txt",
+    "/run/..\\secret.txt",
+    "/run//etc/passwd",
+    "/run/%2fetc%2fpasswd",
+    "//etc/passwd",
+    "/%2fetc/passwd",
+    "/run/leak.txt",
+    "/run/leakdir/secret.txt",
+    "/run/.hidden",
+    "/run/secret.txt%00.json",
+    "/run/ag/ag-294.json%00",
+    "/js/../../../serve.py",
+    "/%2e%2e/%2e%2e/serve.py",
+    "/run",
+    "/run/",
+    "/run/ag/",
+    "/nope.html",
+    "etc/passwd",
+    "http://127.0.0.1/run/../secret.txt",
+]
+
+
+@pytest.mark.parametrize("target", TRAVERSALS)
+def test_paths_outside_are_404_and_leak_nothing(server, target):
+    status, _, body = request(server, "GET", target)
+    assert status == 404, target
+    assert SECRET.encode() not in body and b"root:" not in body
+
+
+def test_nothing_outside_is_opened(server, tree, monkeypatch):
+    """Refusals happen before any open(): every file the server opens lies in the app or the run folder."""
+    _, run_dir = tree
+    opened = []
+    real_open = Path.open
+
+    def spy(self, *args, **kwargs):
+        opened.append(Path(self).resolve())
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", spy)
+    for target in [*TRAVERSALS, "/run/classes.json", "/"]:
+        request(server, "GET", target)
+    roots = (run_dir.resolve(), serve.STATIC_DIR.resolve())
+    assert len(opened) == 2
+    assert all(any(p.is_relative_to(root) for root in roots) for p in opened)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND", "BREW"])
+def test_other_methods_are_405(server, method):
+    status, headers, _ = request(server, method, "/run/classes.json")
+    assert status == 405
+    assert headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("target", [
+    "/?%", "/?%%%%", "/?class=%ff%fe", "/?" + "x" * 8000, "/?&&&==&", "/?class=294&layer=<script>",
+    "/%", "/%zz", "/%ff%fe", "/%c0%ae%c0%ae/secret.txt", "/run/%", "/" + "a" * 5000, "/run/" + "a/" * 3000,
+    "/run/ag/ag-294.json;x", "/run/ag/ag-294.json#frag", "/;",
+])
+def test_garbage_never_yields_500(server, target):
+    status, _, _ = request(server, "GET", target)
+    assert status in (200, 404), target
+
+
+@pytest.mark.parametrize("data", [
+    b"GET\r\n\r\n", b"\x00\x01\x02\r\n\r\n", b"GET /run/classes.json HTTP/9.9\r\n\r\n",
+    b"GET  HTTP/1.1\r\n\r\n", b"GET /run/../secret.txt\r\n\r\n",
+    b"GET /%ff HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /?\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /\xc3\xa9?\x7f HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /run/\xff/../secret.txt HTTP/1.1\r\n\r\n",
+])
+def test_malformed_requests_never_yield_500(server, data):
+    reply = raw_request(server, data)
+    assert b" 500 " not in reply.split(b"\r\n", 1)[0] + b" " and SECRET.encode() not in reply
+    assert request(server, "GET", "/run/classes.json")[0] == 200  # and the server still answers
+
+
+def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+def test_cli_rejects_run_dir_without_classes_json(tmp_path):
+    result = run_cli("summit_tf.serve", f"--run_dir={tmp_path}")
+    assert result.returncode == 2
+    assert "classes.json" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_rejects_busy_port(tree):
+    _, run_dir = tree
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        result = run_cli("summit_tf.serve", f"--run_dir={run_dir}", f"--port={busy.getsockname()[1]}")
+    assert result.returncode == 2
+    assert "busy" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_site_copies_app_and_run(tree, tmp_path):
+    _, run_dir = tree
+    site = tmp_path / "site"
+    copied = export_site(run_dir, site)
+    assert (site / "index.html").is_file() and (site / "js" / "main.js").is_file()
+    assert (site / "run" / "classes.json").read_bytes() == (run_dir / "classes.json").read_bytes()
+    assert (site / "run" / "ag" / "ag-294.json").is_file()
+    assert (site / "run" / "feature-vis" / "channel" / "conv_pw_3-38-channel.jpg").is_file()
+    # only what the viewer reads: no symlinks out of the run, no dot files, nothing outside the run
+    assert not (site / "run" / "leak.txt").exists() and not (site / "run" / "leakdir").exists()
+    assert not (site / "run" / ".hidden").exists()
+    assert SECRET not in "".join(p.read_text(errors="ignore") for p in site.rglob("*.txt"))
+    assert copied == sum(1 for p in site.rglob("*") if p.is_file()) - 1  # minus the site marker
+    # a second export replaces the first
+    (site / "run" / "ag" / "stale.json").write_text("{}")
+    export_site(run_dir, site)
+    assert not (site / "run" / "ag" / "stale.json").exists()
+
+
+def test_export_site_refuses_foreign_folder(tree, tmp_path):
+    _, run_dir = tree
+    (tmp_path / "precious.txt").write_text("keep me")
+    result = run_cli("summit_tf.export_site", f"--run_dir={run_dir}", f"--out={tmp_path}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_export_site_cli(tree, tmp_path):
+    _, run_dir = tree
+    result = run_cli("summit_tf.export_site", f"--run_dir={run_dir}", f"--out={tmp_path / 'site'}")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "site" / "run" / "classes.json").is_file()
+    bad = run_cli("summit_tf.export_site", f"--run_dir={tmp_path / 'missing'}", f"--out={tmp_path / 'x'}")
+    assert bad.returncode == 2 and "classes.json" in bad.stderr

@@ -64,6 +64,11 @@ class OriginalSummit:
 
         return pair_maxima
 
+    def trace(self, feats: Mapping[str, tf.Tensor]) -> None:
+        """Build the per-image functions on one image's features (keeps tracing out of timings)."""
+        for link in self.links:
+            self._maps[link.name](feats[link.input][:1])
+
     def update(self, feats: Mapping[str, tf.Tensor], labels: np.ndarray) -> None:
         """Add one batch of features (``model.features`` output) with ImageNet class ids ``labels``."""
         rows = self.slots[labels]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from absl import flags
 
 from summit_tf import config as cfgmod
+from summit_tf.cli import fail, parse
 from summit_tf.config import AggregateConfig
 
 FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
@@ -74,23 +75,6 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AggregateConfig:
         classes=cfgmod.parse_classes(fv.classes), num_shards=fv.num_shards, shard_index=fv.shard_index,
         checkpoint_every=fv.checkpoint_every, resume=fv.resume, overwrite=fv.overwrite,
     )
-
-
-def parse(fv: flags.FlagValues, argv: Sequence[str], usage: str) -> list[str] | int:
-    """Parse ``argv`` into ``fv`` from the defaults; the positional arguments, or an exit code."""
-    if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
-        print(f"{usage}\n\n{fv.get_help()}")
-        return 0
-    fv.unparse_flags()
-    try:
-        return fv(list(argv))[1:]
-    except flags.Error as e:
-        return fail(str(e))
-
-
-def fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    return 2
 
 
 def main(argv: Sequence[str]) -> int:

@@ -8,8 +8,8 @@ folder, in the cache and under a mirror, so a copy of any of them serves as the 
 Downloads stream to a temporary file beside the target, are checked against a pinned SHA-256 where the
 public file is known byte for byte, and are renamed into place only when complete; archives are unpacked
 into a temporary folder and renamed into place, so an interrupted run never leaves a half asset behind.
-``SUMMIT_TF_MIRROR=<base URL>`` (``https://...`` or ``file:///path``) replaces every origin with
-``<base URL>/<relative path>``: that is how tests and offline machines run.
+``SUMMIT_TF_MIRROR=<base URL>`` (``https://...``, ``file:///path`` or a plain folder) replaces every
+origin with ``<base URL>/<relative path>``: that is how tests and offline machines run.
 
 ``python -m summit_tf.download --assets=inception_v1,inception_v1_labels`` fetches assets ahead of time.
 """
@@ -138,9 +138,11 @@ def cache_dir() -> Path:
 def source_url(asset: Asset) -> str:
     """The origin URL, or ``$SUMMIT_TF_MIRROR/<relative path>`` when a mirror is set."""
     mirror = os.environ.get(MIRROR_ENV)
-    if mirror:
-        return f"{mirror.rstrip('/')}/{asset.mirror_path}"
-    return asset.url
+    if not mirror:
+        return asset.url
+    if "://" not in mirror:  # a plain folder
+        mirror = Path(mirror).expanduser().resolve().as_uri()
+    return f"{mirror.rstrip('/')}/{asset.mirror_path}"
 
 
 def find_local(name: str) -> Path | None:
@@ -250,7 +252,11 @@ def _fetch_archive(asset: Asset, url: str, target: Path) -> None:
         if not top.is_dir():
             entries = sorted(p.name for p in workdir.iterdir())
             raise AssetError(f"archive {url} has no top folder {target.name!r} (it holds {entries[:5]})")
-        os.replace(top, target)
+        try:
+            os.replace(top, target)
+        except OSError:
+            if not target.is_dir():  # else another process unpacked it first: keep theirs
+                raise
     finally:
         archive.unlink(missing_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -167,7 +167,9 @@ def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateC
     def add_ones(var: tf.Variable, indices: tf.Tensor) -> None:
         var.scatter_nd_add(indices, tf.ones(tf.shape(indices)[:1], tf.int32))
 
-    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
+    # autograph=False: the step has no tensor-dependent Python control flow, and converting the
+    # selection and influence code costs far more tracing time than the step itself.
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
                                   tf.TensorSpec([None], tf.int32)])
     def step(images: tf.Tensor, labels: tf.Tensor) -> None:
         feats = model.features(images)

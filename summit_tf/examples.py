@@ -33,7 +33,7 @@ from summit_tf.progress import Progress
 
 SUBDIR = os.path.join("feature-vis", "dataset-p")
 INDEX_FILE = "dataset-p.json"
-JPEG_QUALITY = 95
+JPEG_QUALITY = 95  # with full-resolution colour (4:4:4): patches are small
 FIELD_REPEATS = 3
 FIELD_CHUNK = 16
 
@@ -79,10 +79,13 @@ def _merge(state: list[tf.Variable], acts: tf.Tensor, index: tf.Tensor) -> None:
     flat = tf.reshape(acts, [shape[0], shape[1] * shape[2], shape[3]])
     best = tf.transpose(tf.reduce_max(flat, axis=1))  # [C, B]
     where = tf.transpose(tf.argmax(flat, axis=1, output_type=tf.int32))
-    # Kept entries come first and hold lower image indices; top_k keeps the earlier of equal values.
-    all_values = tf.concat([values, best], axis=1)
     all_indices = tf.concat([indices, tf.broadcast_to(index[None, :], tf.shape(best))], axis=1)
-    all_positions = tf.concat([positions, where], axis=1)
+    # Order candidates by image index first: top_k keeps the earlier of equal values, so ties go to the
+    # lower index whatever order the stream has (empty slots, index -1, hold -inf and never win).
+    order = tf.argsort(all_indices, axis=1, stable=True)
+    all_indices = tf.gather(all_indices, order, batch_dims=1)
+    all_values = tf.gather(tf.concat([values, best], axis=1), order, batch_dims=1)
+    all_positions = tf.gather(tf.concat([positions, where], axis=1), order, batch_dims=1)
     top = tf.math.top_k(all_values, k=values.shape[1], sorted=True)
     values.assign(top.values)
     indices.assign(tf.gather(all_indices, top.indices, batch_dims=1))
@@ -101,7 +104,8 @@ def top_examples(model: SummitModel, source: Batches, layers: Sequence[str] | No
                      tf.Variable(tf.fill([model.channels[layer], n], tf.constant(-1, tf.int64))),
                      tf.Variable(tf.zeros([model.channels[layer], n], tf.int32))] for layer in layers}
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[tf.TensorSpec([None, model.input_size, model.input_size, 3], tf.float32),
+                                  tf.TensorSpec([None], tf.int64)])
     def step(images: tf.Tensor, index: tf.Tensor) -> None:
         features = model.features(images)
         for layer in layers:
@@ -167,7 +171,7 @@ def _write_atomic(path: str, payload: bytes) -> None:
 def _jpeg(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)).save(
-        buffer, format="JPEG", quality=JPEG_QUALITY)
+        buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     return buffer.getvalue()
 
 

@@ -14,10 +14,12 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
+from summit_tf.cli import fail, parse
 from summit_tf.progress import Progress
 from summit_tf.serve import STATIC_DIR
 
@@ -83,38 +85,35 @@ def export_site(run_dir: Path | str, out: Path | str) -> int:
     return copied + len(files)
 
 
-FLAGS = flags.FLAGS
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("run_dir", None, "run directory with classes.json, ag/ and feature-vis/", flag_values=FLAGS)
+flags.DEFINE_string("out", None, "Folder for the static site (created, or replacing an earlier export).",
+                    flag_values=FLAGS)
 
 
-def _define_flags() -> None:
-    """Defined on demand so that importing this module next to other CLIs never clashes over flag names."""
-    flags.DEFINE_string("run_dir", None, "Run directory with classes.json, ag/ and feature-vis/.")
-    flags.DEFINE_string("out", None, "Folder for the static site (created, or replacing an earlier export).")
-
-
-def main(argv: list[str]) -> None:
-    def fail(message: str) -> None:
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+def main(argv: Sequence[str]) -> int:
+    """Run the CLI on ``argv`` (program name first); returns the exit code."""
+    parsed = parse(FLAGS, argv, __doc__ or "")
+    if isinstance(parsed, int):
+        return parsed
+    if parsed:
+        return fail(f"unexpected arguments: {' '.join(parsed)}")
     if not FLAGS.run_dir or not FLAGS.out:
-        fail("--run_dir and --out are required")
+        return fail("--run_dir and --out are required")
     try:
         count = export_site(FLAGS.run_dir, FLAGS.out)
     except (FileNotFoundError, FileExistsError) as exc:
-        fail(str(exc))
+        return fail(str(exc))
     except OSError as exc:
-        fail(f"cannot write {FLAGS.out}: {exc}")
+        return fail(f"cannot write {FLAGS.out}: {exc}")
     print(f"wrote {count} files to {FLAGS.out}; serve it with any static web server, "
           f"e.g. python -m http.server --directory {FLAGS.out}", file=sys.stderr)
+    return 0
 
 
-def run() -> None:
+def run(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
-    _define_flags()
-    app.run(main)
+    sys.exit(main(sys.argv if argv is None else argv))
 
 
 if __name__ == "__main__":

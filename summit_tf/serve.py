@@ -10,21 +10,27 @@ encoded variants, absolute paths, symlinks pointing outside) is a 404 and nothin
 from __future__ import annotations
 
 import errno
+import ipaddress
+import os
 import shutil
 import sys
 import threading
 import webbrowser
+from collections.abc import Sequence
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from absl import app, flags
+from absl import flags
+
+from summit_tf.cli import fail, parse
 
 STATIC_DIR = Path(__file__).resolve().parent / "viewer" / "static"
 RUN_PREFIX = "run"
 ALLOWED_METHODS = ("GET", "HEAD")
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]"}
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -91,10 +97,10 @@ class ViewerHandler(BaseHTTPRequestHandler):
     server_version = "summit-tf-viewer"
     sys_version = ""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self._serve(send_body=True)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._serve(send_body=False)
 
     def __getattr__(self, name: str):
@@ -118,7 +124,18 @@ class ViewerHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _host_allowed(self) -> bool:
+        """On a loopback address, answer only requests addressed to it (defeats DNS rebinding)."""
+        if not self.server.loopback:
+            return True
+        host = (self.headers.get("Host") or "").strip().lower()
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        return name in LOOPBACK_NAMES
+
     def _serve(self, send_body: bool) -> None:
+        if not self._host_allowed():
+            self._send_error(HTTPStatus.FORBIDDEN)
+            return
         path = resolve_request(self.path, self.server.static_dir, self.server.run_dir)
         if path is None:
             self._send_error(HTTPStatus.NOT_FOUND)
@@ -129,7 +146,7 @@ class ViewerHandler(BaseHTTPRequestHandler):
             self._send_error(HTTPStatus.NOT_FOUND)
             return
         with handle:
-            stat = path.stat()
+            stat = os.fstat(handle.fileno())  # the size of what is sent, even if the file is replaced
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", content_type(path))
             self.send_header("Content-Length", str(stat.st_size))
@@ -143,7 +160,7 @@ class ViewerHandler(BaseHTTPRequestHandler):
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the browser cancelled the image (e.g. a scrubbed diversity frame)
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
+    def log_message(self, format: str, *args) -> None:
         if self.server.access_log:
             super().log_message(format, *args)
 
@@ -159,6 +176,7 @@ class ViewerServer(ThreadingHTTPServer):
         self.static_dir = Path(static_dir).resolve()
         self.access_log = access_log
         super().__init__(address, ViewerHandler)
+        self.loopback = ipaddress.ip_address(self.server_address[0]).is_loopback
 
 
 def make_server(run_dir: Path | str, host: str = "127.0.0.1", port: int = 8000,
@@ -170,41 +188,37 @@ def make_server(run_dir: Path | str, host: str = "127.0.0.1", port: int = 8000,
     return ViewerServer((host, port), run_dir, access_log=access_log)
 
 
-FLAGS = flags.FLAGS
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("run_dir", None, "run directory with classes.json, ag/ and feature-vis/", flag_values=FLAGS)
+flags.DEFINE_integer("port", 8000, "TCP port (0 picks a free one).", flag_values=FLAGS)
+flags.DEFINE_string("host", "127.0.0.1", "interface to bind; the default keeps the viewer local",
+                    flag_values=FLAGS)
+flags.DEFINE_bool("open", False, "Open the viewer in the default web browser.", flag_values=FLAGS)
+flags.DEFINE_bool("access_log", False, "Log every request on stderr.", flag_values=FLAGS)
 
 
-def _define_flags() -> None:
-    """Defined on demand so that importing this module next to other CLIs never clashes over flag names."""
-    flags.DEFINE_string("run_dir", None, "Run directory with classes.json, ag/ and feature-vis/.")
-    flags.DEFINE_integer("port", 8000, "TCP port (0 picks a free one).")
-    flags.DEFINE_string("host", "127.0.0.1", "Interface to bind; the default keeps the viewer local.")
-    flags.DEFINE_bool("open", False, "Open the viewer in the default web browser.")
-    flags.DEFINE_bool("access_log", False, "Log every request on stderr.")
-
-
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+def main(argv: Sequence[str]) -> int:
+    """Run the CLI on ``argv`` (program name first) until Ctrl-C; returns the exit code."""
+    parsed = parse(FLAGS, argv, __doc__ or "")
+    if isinstance(parsed, int):
+        return parsed
+    if parsed:
+        return fail(f"unexpected arguments: {' '.join(parsed)}")
     if not FLAGS.run_dir:
-        _fail("--run_dir is required")
+        return fail("--run_dir is required")
     if not 0 <= FLAGS.port <= 65535:
-        _fail(f"--port must be in 0..65535, got {FLAGS.port}")
+        return fail(f"--port must be in 0..65535, got {FLAGS.port}")
     try:
         server = make_server(FLAGS.run_dir, FLAGS.host, FLAGS.port, FLAGS.access_log)
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        return fail(str(exc))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            _fail(f"port {FLAGS.port} on {FLAGS.host} is busy; pick another with --port")
-        _fail(f"cannot listen on {FLAGS.host}:{FLAGS.port}: {exc.strerror or exc}")
+            return fail(f"port {FLAGS.port} on {FLAGS.host} is busy; pick another with --port")
+        return fail(f"cannot listen on {FLAGS.host}:{FLAGS.port}: {exc.strerror or exc}")
     host, port = server.server_address[:2]
-    url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{port}/"
-    if host not in ("127.0.0.1", "::1", "localhost"):
+    url = f"http://{'localhost' if server.loopback else host}:{port}/"
+    if not server.loopback:
         print(f"warning: listening on {host}: other machines can read this run", file=sys.stderr)
     print(f"summit-tf viewer for {server.run_dir} at {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
     if FLAGS.open:
@@ -215,12 +229,12 @@ def main(argv: list[str]) -> None:
         pass
     finally:
         server.server_close()
+    return 0
 
 
-def run() -> None:
+def run(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (``summit-serve``)."""
-    _define_flags()
-    app.run(main)
+    sys.exit(main(sys.argv if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ Also writes a synthetic ``ImageNet_alternate_synsets.txt`` for its 1,008 outputs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -158,17 +158,3 @@ def write_fixture(
     labels.write_text("\n".join(alternate_synsets(seed)) + "\n")
     return pb, labels
 
-
-def import_reference(graph_def: tf.compat.v1.GraphDef, outputs: Iterable[str],
-                     input_name: str = "input") -> Callable[[tf.Tensor], Mapping[str, tf.Tensor]]:
-    """TF's own executor on the same GraphDef (``import_graph_def`` under ``wrap_function``): f(x) -> dict."""
-
-    def imported() -> None:
-        tf.graph_util.import_graph_def(graph_def, name="")
-
-    wrapped = tf.compat.v1.wrap_function(imported, [])
-    graph = wrapped.graph
-    return wrapped.prune(
-        feeds=graph.get_tensor_by_name(f"{input_name}:0"),
-        fetches={name: graph.get_tensor_by_name(f"{name}:0") for name in outputs},
-    )

@@ -54,6 +54,13 @@ def test_mirror_download_round_trip_with_checksum(places, monkeypatch):
     assert download.resolve("mobilenet_v2") == path
 
 
+def test_mirror_may_be_a_plain_folder(places, monkeypatch):
+    shared, cache, mirror = places
+    monkeypatch.setenv(download.MIRROR_ENV, str(mirror))
+    _put(mirror, download.ASSETS["inception_v1"].path, b"graph")
+    assert download.resolve("inception_v1").read_bytes() == b"graph"
+
+
 def test_checksum_mismatch_keeps_nothing(places, monkeypatch):
     shared, cache, mirror = places
     asset = _fake_asset(monkeypatch, "mobilenet_v1_head", sha256="0" * 64)

@@ -134,11 +134,23 @@ def test_selection_from_flags(toy, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--model=nonsense", "--out_dir=x"], "unknown model spec"),
     (["--model=nonsense", "--out_dir=x", "--steps=0"], "--steps must be positive"),
-    (["--model=toy", "--out_dir=x", "--steps=many"], "steps"),
+    (["--out_dir=x"], "--model and --out_dir are required"),
+    (["--model=toy", "--out_dir=x", "extra"], "unexpected arguments"),
 ])
-def test_cli_bad_input_exits_2(args, message, tmp_path):
+def test_main_bad_input_returns_2(args, message, capsys):
+    render.FLAGS.unparse_flags()
+    try:
+        argv = render.FLAGS(["prog", *args])
+        assert render.main(argv) == 2
+    finally:
+        render.FLAGS.unparse_flags()
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_bad_flag_exits_2(tmp_path):
     env = {**os.environ, "KERAS_HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, "-m", "feature_vis.render", *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    command = [sys.executable, "-m", "feature_vis.render", "--model=toy", "--out_dir=x", "--steps=many"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 2
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert "steps" in result.stderr and "Traceback" not in result.stderr

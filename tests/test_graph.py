@@ -137,7 +137,7 @@ def test_maxmin_and_top_k_against_loops():
     inner = rng.integers(0, 9, (5, 11)) * (rng.random((5, 11)) < 0.5)
     ref = np.array([[max(min(branch[j, b], inner[b, i]) for b in range(5)) for i in range(11)]
                     for j in range(7)])
-    np.testing.assert_array_equal(build.maxmin(branch, inner, chunk=2), ref)
+    np.testing.assert_array_equal(build.maxmin(branch, inner), ref)
     for k in (1, 3, 11, 20):
         mask = build.top_k_rows(ref, k)
         for j in range(7):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import inception_fixture as fx
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from summit_tf.models.graphdef import GraphDefFunction, read_graph_def
+from summit_tf.models.graphdef import GraphDefFunction, import_reference, read_graph_def
 from summit_tf.models.relu_redirect import redirected_relu
 
 
@@ -34,7 +33,7 @@ def test_matches_tf_import_on_a_tf2_written_graph():
     names = [n.name for n in graph_def.node if n.op not in ("Const", "Placeholder")]
     x = tf.constant(np.random.default_rng(1).normal(size=(3, 9, 9, 3)), tf.float32)
     got = GraphDefFunction(graph_def).evaluate(x, names)
-    want = fx.import_reference(graph_def, names)(x)
+    want = import_reference(graph_def, names)(x)
     assert {n.op for n in graph_def.node} >= {"ConcatV2", "AddV2", "LRN", "AvgPool", "MatMul", "Identity"}
     for name in names:
         np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), rtol=1e-5, atol=1e-6, err_msg=name)

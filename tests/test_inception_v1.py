@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import inception_fixture as fx
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ import tensorflow as tf
 
 from summit_tf import download, imagenet, models
 from summit_tf.models import inception_v1
+from summit_tf.models.graphdef import import_reference
 
 CHANNELS = [256, 480, 508, 512, 512, 528, 832, 832, 1024]
 BRANCHES = ("1x1", "3x3_bottleneck", "3x3", "5x5_bottleneck", "5x5", "pool_reduce")
@@ -47,7 +51,7 @@ def reference_fn(graph_def):
     wanted = list(fx.MIXED) + ["maxpool4", "maxpool10", "softmax2_pre_activation", "output", "output2"]
     wanted += [f"{n}_pre_relu/conv" for n in BRANCH_NODES] + BRANCH_NODES
     wanted += [f"{L}_pool" for L in fx.MIXED]
-    run = fx.import_reference(graph_def, wanted)
+    run = import_reference(graph_def, wanted)
     return lambda x: {k: v.numpy() for k, v in run(x).items()}
 
 
@@ -166,6 +170,19 @@ def test_relu_redirect_keeps_forward_and_gives_gradients(model, images, feats):
         np.testing.assert_array_equal(feats[key], redirected[key].numpy())
     grad = tape.gradient(loss, images)
     assert grad is not None and np.isfinite(grad.numpy()).all() and float(tf.reduce_max(tf.abs(grad))) > 0
+
+
+def test_check_against_import_covers_every_feature(files, model):
+    errors = inception_v1.check_against_import(str(files[0]), batch=1)
+    assert set(errors) == {link.input for link in model.links} | set(model.layers) | {"logits"}
+    assert max(errors.values()) < 1e-5
+
+
+def test_check_cli_bad_path_is_one_line_exit_2(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "summit_tf.models.inception_v1", f"--path={tmp_path}/no.pb"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert "error: InceptionV1 GraphDef not found" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_registry_spec_and_bad_file(files, tmp_path):

@@ -108,6 +108,8 @@ def graph_keys(page, selector: str = "g.node") -> list[str]:
 
 def test_page_loads_without_console_errors(page, base_url, run_dir):
     data = classes_json(run_dir)
+    requested = []
+    page.on("request", lambda req: requested.append(req.url))
     open_viewer(page, base_url)
     meta = data["meta"]
     assert page.inner_text("#stat-model") == meta["model"]
@@ -119,6 +121,7 @@ def test_page_loads_without_console_errors(page, base_url, run_dir):
     assert glyphs == meta["layers"]
     page.wait_for_timeout(300)
     assert page.errors == []
+    assert requested and all(url.startswith((base_url, "data:", "blob:")) for url in requested)
 
 
 def test_search_then_select_draws_the_expected_graph(page, base_url, run_dir):
@@ -388,3 +391,7 @@ def test_exported_site_works_on_a_plain_static_server(page, run_dir, tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+    # opened as a file, the page says how to serve it instead of staying blank
+    page.goto((site / "index.html").as_uri())
+    page.locator("#load-error").wait_for(state="visible")
+    assert "served over HTTP" in page.inner_text("#load-error")

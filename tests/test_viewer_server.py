@@ -157,6 +157,25 @@ def test_nothing_outside_is_opened(server, tree, monkeypatch):
     assert all(any(p.is_relative_to(root) for root in roots) for p in opened)
 
 
+@pytest.mark.parametrize("host, status", [
+    ("evil.example", 403), ("evil.example:80", 403), ("127.0.0.1.evil.example", 403), ("", 403),
+    ("localhost", 200), ("LOCALHOST:1234", 200), ("127.0.0.1", 200),
+])
+def test_foreign_host_headers_are_refused(server, host, status):
+    """A page on another site that rebinds its name to 127.0.0.1 must not read the run."""
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
+    try:
+        conn.putrequest("GET", "/run/classes.json", skip_host=True)
+        if host:
+            conn.putheader("Host", host)
+        conn.endheaders()
+        response = conn.getresponse()
+        assert response.status == status
+        assert (b"target_class" in response.read()) == (status == 200)
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND", "BREW"])
 def test_other_methods_are_405(server, method):
     status, headers, _ = request(server, method, "/run/classes.json")
@@ -197,6 +216,15 @@ def test_cli_rejects_run_dir_without_classes_json(tmp_path):
     assert result.returncode == 2
     assert "classes.json" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("extra", [None, ["--port=abc"], ["--port=70000"], ["--nonsense=1"], ["surplus"]])
+def test_cli_bad_input_is_one_line_and_exit_2(tree, extra):
+    _, run_dir = tree
+    args = [] if extra is None else [f"--run_dir={run_dir}", *extra]  # None: --run_dir missing
+    result = run_cli("summit_tf.serve", *args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_cli_rejects_busy_port(tree):

@@ -14,9 +14,9 @@ import sys
 from absl import app, flags
 
 from summit_tf import store
-from summit_tf.graph import algebra, build, embedding, export
-from summit_tf.graph.attribution import GraphConfig, attribution_graph
-from summit_tf.progress import Progress
+from summit_tf.graph import embedding
+from summit_tf.graph.attribution import GraphConfig
+from summit_tf.graph.pipeline import generate
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("aggregates", None, "aggregates HDF5 file (summit-aggregate output)")
@@ -31,7 +31,6 @@ flags.DEFINE_multi_string("compare", [], "a,b: write the set algebra of classes 
 flags.DEFINE_integer("seed", 0, "seed of the class embedding")
 flags.DEFINE_integer("umap_min_classes", embedding.MIN_UMAP_CLASSES, "fewer classes than this: PCA embedding")
 
-log = logging.getLogger("summit_tf.graph")
 
 
 class UsageError(Exception):
@@ -59,33 +58,6 @@ def _pairs(values: list[str], known: set[int]) -> list[tuple[int, int]]:
             raise UsageError(f"--compare expects two class ids 'a,b', got {v!r}")
         pairs.append((ids[0], ids[1]))
     return pairs
-
-
-def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: list[tuple[int, int]],
-             config: GraphConfig, seed: int, umap_min_classes: int) -> None:
-    """Write every output file for ``classes`` (graphs) and ``pairs`` (comparisons)."""
-    st = build.structure(agg)
-    needed = {c for pair in pairs for c in pair}
-    kept_graphs, stats = {}, {}
-    progress = Progress("attribution graphs", total=len(classes), unit="classes")
-    for class_id in classes:
-        ag = attribution_graph(agg, class_id, config, st)
-        export.write_ag(out_dir, ag)
-        stats[class_id] = export.graph_stats(ag)
-        if class_id in needed:
-            kept_graphs[class_id] = ag
-        progress.update()
-    progress.finish()
-    for class_id in sorted(needed - set(kept_graphs)):
-        kept_graphs[class_id] = attribution_graph(agg, class_id, config, st)
-    for a, b in pairs:
-        doc = algebra.compare(kept_graphs[a], kept_graphs[b])
-        path = export.write_json(export.compare_path(out_dir, a, b), doc)
-        log.info("wrote %s", path)
-    activation = {layer: agg.A[layer] * (st.vertex[layer] >= 0) for layer in st.layers}
-    embed = embedding.embed_classes(activation, st.layers, seed=seed, min_umap_classes=umap_min_classes)
-    path = export.write_json(f"{out_dir}/classes.json", export.classes_json(agg, st, embed, config, stats))
-    log.info("wrote %s", path)
 
 
 def main(argv: list[str]) -> None:

@@ -150,24 +150,21 @@ def _place_links(agg: Aggregates, layers: list[str]) -> tuple[dict[str, list[Hop
     return hops, ignored
 
 
-def maxmin(branch: np.ndarray, inner: np.ndarray, chunk: int = 8) -> np.ndarray:
+def maxmin(branch: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """``W[j, i] = max_b min(branch[j, b], inner[b, i])`` for non-negative integer counts.
 
-    Runs in int16 when the counts allow (twice the SIMD width of int32), ``chunk`` inner channels at a
-    time so the 3-D temporary stays small.
+    One inner channel at a time into preallocated 2-D buffers, in int16 when the counts allow (twice the
+    SIMD width of int32); this measured 2x faster than a chunked 3-D broadcast with a max-reduction.
     """
     top = max(int(branch.max(initial=0)), int(inner.max(initial=0)))
     dtype = np.int16 if top < np.iinfo(np.int16).max else np.int32
-    a = np.ascontiguousarray(branch, dtype=dtype)
+    a = np.ascontiguousarray(branch.T, dtype=dtype)
     b = np.ascontiguousarray(inner, dtype=dtype)
-    out = np.zeros((a.shape[0], b.shape[1]), dtype=dtype)
-    live = np.flatnonzero(a.any(axis=0) & b.any(axis=1))  # inner channels on some path
-    tmp = np.empty((a.shape[0], chunk, b.shape[1]), dtype=dtype)
-    for s in range(0, live.size, chunk):
-        idx = live[s:s + chunk]
-        t = tmp[:, :idx.size]
-        np.minimum(a[:, idx, None], b[None, idx, :], out=t)
-        np.maximum(out, t.max(axis=1), out=out)
+    out = np.zeros((a.shape[1], b.shape[1]), dtype=dtype)
+    tmp = np.empty_like(out)
+    for k in np.flatnonzero(a.any(axis=1) & b.any(axis=1)):  # inner channels on some path
+        np.minimum(a[k][:, None], b[k][None, :], out=tmp)
+        np.maximum(out, tmp, out=out)
     return out.astype(np.int64)
 
 

@@ -8,7 +8,7 @@ redirected one. The supported ops are those of image classifiers frozen in the T
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +107,8 @@ class GraphDefFunction:
     """The forward pass of a frozen GraphDef with one image input, evaluated op by op with TF2 ops.
 
     Constants become eager tensors once, at construction, so tracing captures them instead of embedding
-    copies in every traced graph. Call :meth:`evaluate` inside a ``tf.function``.
+    copies in every traced graph. Call :meth:`evaluate` inside a ``tf.function(autograph=False)``: the
+    evaluator is plain Python over the node list, and AutoGraph would take seconds to convert it.
     """
 
     def __init__(self, graph_def: tf.compat.v1.GraphDef, input_name: str = "input") -> None:
@@ -188,3 +189,21 @@ class GraphDefFunction:
                 values[name] = relu(args[0]) if node.op == "Relu" else _OPS[node.op](node, *args)
         return {name: values[name] for name in outputs}
 
+
+def import_reference(
+    graph_def: tf.compat.v1.GraphDef, outputs: Iterable[str], input_name: str = "input"
+) -> Callable[[tf.Tensor], Mapping[str, tf.Tensor]]:
+    """TF's own executor on the same GraphDef (``import_graph_def`` under ``wrap_function``): f(x) -> dict.
+
+    The yardstick for :class:`GraphDefFunction`: a model loaded through the interpreter is checked against it.
+    """
+
+    def imported() -> None:
+        tf.graph_util.import_graph_def(graph_def, name="")
+
+    wrapped = tf.compat.v1.wrap_function(imported, [])
+    graph = wrapped.graph
+    return wrapped.prune(
+        feeds=graph.get_tensor_by_name(f"{input_name}:0"),
+        fetches={name: graph.get_tensor_by_name(f"{name}:0") for name in outputs},
+    )

@@ -20,10 +20,14 @@ then fed as if they were [0, 1], so the network sees about [-372, 138] instead o
 
 Logits are ``softmax2_pre_activation``, the main classifier (1,008 outputs); the node ``output`` is an
 auxiliary head. Output indices map to ImageNet classes through Lucid's alternate-synsets label file.
+
+``python -m summit_tf.models.inception_v1 [--path=InceptionV1.pb]`` checks a file: it compares every
+layer, link input and the logits with TF's own import of the same GraphDef on random images.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +37,7 @@ import tensorflow as tf
 
 from summit_tf import download, imagenet
 from summit_tf.models.base import Link, SummitModel
-from summit_tf.models.graphdef import GraphDefFunction, read_graph_def
+from summit_tf.models.graphdef import GraphDefFunction, import_reference, read_graph_def
 
 LAYERS = ("mixed3a", "mixed3b", "mixed4a", "mixed4b", "mixed4c", "mixed4d", "mixed4e", "mixed5a", "mixed5b")
 BRANCHES = ("1x1", "3x3", "5x5", "pool_reduce")
@@ -171,9 +175,7 @@ def load(
     block before it are both selected. ``summit_compat`` reproduces the original SUMMIT's input scaling and
     unpooled link inputs (module docstring).
     """
-    model_path = Path(path) if path else download.resolve("inception_v1")
-    if not model_path.is_file():
-        raise FileNotFoundError(f"InceptionV1 GraphDef not found: {model_path}")
+    model_path = _model_path(path)
     graph = GraphDefFunction(read_graph_def(model_path), INPUT_NAME)
     selected = _select(layers)
 
@@ -190,7 +192,7 @@ def load(
     graph.check([*nodes, LOGITS_NODE])
     lo, hi = COMPAT_VALUE_RANGE if summit_compat else VALUE_RANGE
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # plain Python control flow; AutoGraph is slow here
     def features(images: tf.Tensor, relu_redirect: bool = False) -> dict[str, tf.Tensor]:
         x = tf.convert_to_tensor(images, tf.float32) * (hi - lo) + lo
         values = graph.evaluate(x, [*nodes, LOGITS_NODE], relu_redirect=relu_redirect)
@@ -215,6 +217,13 @@ def load(
     )
 
 
+def _model_path(path: str | None) -> Path:
+    model_path = Path(path) if path else download.resolve("inception_v1")
+    if not model_path.is_file():
+        raise FileNotFoundError(f"InceptionV1 GraphDef not found: {model_path}")
+    return model_path
+
+
 def _select(layers: Sequence[str] | None) -> list[str]:
     if layers is None:
         return list(LAYERS)
@@ -224,3 +233,46 @@ def _select(layers: Sequence[str] | None) -> list[str]:
     if not layers:
         raise ValueError(f"no layers selected for inception_v1; layers: {', '.join(LAYERS)}")
     return [name for name in LAYERS if name in set(layers)]
+
+
+def check_against_import(path: str | None = None, batch: int = 2, seed: int = 0) -> dict[str, float]:
+    """Largest difference, relative to the largest value, between :func:`load`'s features and TF's own
+    import of the same file, per feature key, on random images (a file with unexpected ops shows here)."""
+    model = load(path)
+    keys = list(dict.fromkeys([*model.layers, *(link.input for link in model.links)]))
+    nodes = [_node_of(key) for key in keys] + [LOGITS_NODE]
+    reference = import_reference(read_graph_def(_model_path(path)), nodes, INPUT_NAME)
+    images = tf.random.stateless_uniform([batch, INPUT_SIZE, INPUT_SIZE, 3], seed=[seed, 0])
+    got, want = model.features(images), reference(model.scale(images))
+    errors = {}
+    for key, node in zip([*keys, "logits"], nodes, strict=True):
+        a, b = got[key].numpy().astype(np.float64), want[node].numpy().astype(np.float64)
+        errors[key] = float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+    return errors
+
+
+def main(argv: list[str]) -> None:
+    from absl import flags
+
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        errors = check_against_import(flags.FLAGS.path or None, flags.FLAGS.batch)
+    except (OSError, ValueError, download.AssetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    for key, error in errors.items():
+        print(f"{key}\t{error:.2e}")
+    worst = max(errors, key=errors.get)
+    ok = errors[worst] < 1e-4
+    print(f"{'OK' if ok else 'MISMATCH'}: largest relative difference {errors[worst]:.2e} ({worst})")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    flags.DEFINE_string("path", "", "InceptionV1.pb (default: assets folder, cache or download)")
+    flags.DEFINE_integer("batch", 2, "random images to compare on")
+    app.run(main)

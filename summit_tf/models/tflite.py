@@ -13,11 +13,12 @@ classifier head. Pixels in [0, 1] are mapped onto the input quantization's integ
 MobileNets take ``(p - 128) / 128``, ``p`` in 0..255); a float input is assumed to take [-1, 1].
 
 Tensor keys are the TFLite tensor names cut at the first ``;`` (TFLite joins fused op names there), with
-trailing activation and concat op names (``/Relu6``, ``/concat``) and the prefix common to all conv layers dropped, so the TF-slim
-MobileNetV1 yields ``Conv2d_0``, ``Conv2d_1_depthwise``, ``Conv2d_1_pointwise`` ... SUMMIT layer
-candidates are the activated outputs of convolutions and additions (and concatenations of candidates);
-links come from :mod:`summit_tf.models.graph_links`. ``logits`` is the last output before a final softmax
-(and any quantize step), flattened to ``[B, outputs]``; 1,001 outputs mean 0 = background.
+trailing activation and concat op names (``/Relu6``, ``/concat``) and the prefix common to all conv
+layers dropped, so the TF-slim MobileNetV1 yields ``Conv2d_0``, ``Conv2d_1_depthwise``,
+``Conv2d_1_pointwise`` ... SUMMIT layer candidates are the activated outputs of convolutions and
+additions (and concatenations of candidates); links come from :mod:`summit_tf.models.graph_links`.
+``logits`` is the last output before a final softmax (and any quantize step), flattened to
+``[B, outputs]``; 1,001 outputs mean 0 = background.
 """
 
 from __future__ import annotations
@@ -210,6 +211,13 @@ def _pool(options: dict, act: str, fn: Callable) -> Callable:
 
 
 def _avg_pool(options: dict, consts: list, act: str, tensors: list):
+    size = [int(options["filterHeight"]), int(options["filterWidth"])]
+    if _PADDING[int(options.get("padding", 0))] == "VALID" and list(tensors[0].shape[1:3]) == size:
+        # A global average pool: stays global at other input sizes (feature visualization feeds 140 px).
+        def global_mean(redirect: bool, x: tf.Tensor) -> tf.Tensor:
+            return _fused(tf.reduce_mean(x, axis=[1, 2], keepdims=True), act, redirect)
+
+        return global_mean, None
     return _pool(options, act, tf.nn.avg_pool2d), None
 
 
@@ -337,6 +345,22 @@ def _strip_common_prefix(builder: _Builder, candidates: list[str]) -> dict[str, 
     return renamed
 
 
+def _layers(nodes: Sequence[Node], shapes: Mapping[str, tuple[int, ...]]) -> tuple[list[str], list[str]]:
+    """Candidate SUMMIT layers (activated conv/add outputs, concatenations of them) and the default choice
+    (all but branches that only feed a concatenation)."""
+    spatial = {k for k, shape in shapes.items() if len(shape) == 4}
+    chosen = {n.key for n in nodes if n.key in spatial and n.activation in ("relu", "relu6")
+              and n.op in ("conv", "add", "identity")}
+    concats = {n.key for n in nodes if n.op == "concat" and n.key in spatial and set(n.inputs) <= chosen}
+    consumers: dict[str, set[str]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            consumers.setdefault(i, set()).add(n.key)
+    candidates = [n.key for n in nodes if n.key in chosen | concats]
+    defaults = [c for c in candidates if not (c in consumers and consumers[c] <= concats)]
+    return candidates, defaults
+
+
 def build_program(paths: Sequence[str]) -> Program:
     """Read and chain the TFLite files into one float :class:`Program`."""
     graphs = [tflite_reader.read(p) for p in paths]
@@ -355,26 +379,14 @@ def build_program(paths: Sequence[str]) -> Program:
             _chain(builder, piece, graph, graphs[piece - 1])
         builder.add_piece(piece, graph)
     logits = _logits_key(builder, graphs[-1], len(graphs) - 1)
-    spatial = {k for k, shape in builder.shapes.items() if len(shape) == 4}
-    candidates = [n.key for n in builder.nodes if n.key in spatial and n.activation in ("relu", "relu6")
-                  and n.op in ("conv", "add", "identity")]
-    chosen = set(candidates)
-    candidates = [n.key for n in builder.nodes if n.key in chosen or
-                  (n.op == "concat" and n.key in spatial and all(i in chosen for i in n.inputs))]
-    concat_inputs = {i for n in builder.nodes if n.key in candidates and n.op == "concat" for i in n.inputs}
-    consumers: dict[str, set[str]] = {}
-    for n in builder.nodes:
-        for i in n.inputs:
-            consumers.setdefault(i, set()).add(n.key)
-    branches = {c for c in concat_inputs if consumers.get(c, set()) <= set(candidates) & {
-        n.key for n in builder.nodes if n.op == "concat"}}
+    candidates, defaults = _layers(builder.nodes, builder.shapes)
     names = _strip_common_prefix(builder, candidates)
     steps = [_Step(names[s.out], tuple(names[k] for k in s.inputs), s.run) for s in builder.steps]
     nodes = [replace(n, key=names[n.key], inputs=tuple(names[k] for k in n.inputs)) for n in builder.nodes]
     value_range = input_tensor.integer_range() or FLOAT_INPUT_RANGE
     return Program(names[input_key], input_tensor.shape, value_range, steps, nodes, names[logits],
                    [names[c] for c in candidates], {names[k]: v for k, v in builder.shapes.items()},
-                   [names[c] for c in candidates if c not in branches])
+                   [names[c] for c in defaults])
 
 
 def class_mapping(num_outputs: int) -> np.ndarray:
@@ -424,4 +436,5 @@ def load(paths: Sequence[str], layers: Sequence[str] | None = None, spec: str | 
         raise ValueError(f"tflite spec needs PATH[+PATH...], got {'+'.join(paths)!r}")
     program = build_program(paths)
     spec = spec or "tflite:" + "+".join(paths)
-    return summit_model(program, spec, layers, program.default_layers, description=f"TFLite {' + '.join(paths)}")
+    description = f"TFLite {' + '.join(paths)}"
+    return summit_model(program, spec, layers, program.default_layers, description=description)

@@ -1,7 +1,7 @@
 // Comparison mode extras: the colour legend and the list of channels both classes' graphs keep.
 
 import { channelImage, displayName } from "./data.js";
-import { escapeHTML, formatInt } from "./ui.js";
+import { escapeHTML, formatInt, placeholderOnError } from "./ui.js";
 
 export function renderLegend(el, model) {
   if (model.mode !== "compare") { el.hidden = true; el.innerHTML = ""; return; }
@@ -27,9 +27,7 @@ export function renderSharedList(el, model, { onHover }) {
     (byLayer.length
       ? byLayer.map(([layer, nodes]) => `<div class="shared-layer"><div class="shared-layer-name">${escapeHTML(layer)}</div><ul>${nodes.map(chip).join("")}</ul></div>`).join("")
       : `<p class="shared-none">The two graphs share no channel.</p>`);
-  for (const img of el.querySelectorAll("img")) {
-    img.addEventListener("error", () => img.classList.add("missing"), { once: true });
-  }
+  placeholderOnError(el);
   const key = (event) => event.target.closest("li.shared-chip")?.dataset.key ?? null;
   el.onmouseover = (event) => onHover(key(event));
   el.onfocusin = (event) => onHover(key(event));

@@ -2,7 +2,7 @@
 // unions of two graphs, and class similarity. Paths are relative so the same code runs under
 // `summit_tf.serve` and in a site exported by `summit_tf.export_site`.
 
-export const RUN = "run/";
+const RUN = "run/";
 
 async function fetchJSON(path) {
   const response = await fetch(path);
@@ -39,7 +39,7 @@ export const datasetImage = (layer, ch, i) =>
 export const DIVERSITY = 4;
 export const DATASET_EXAMPLES = 10;
 
-export const nodeKey = (layer, channel) => `${layer}:${channel}`;
+const nodeKey = (layer, channel) => `${layer}:${channel}`;
 
 /** Layers of an attribution graph in network order (first..last): meta's order, then any extra keys. */
 function graphLayers(ag, metaLayers) {

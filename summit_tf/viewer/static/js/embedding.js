@@ -67,7 +67,6 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
   const svg = d3.select(container).append("svg")
     .attr("viewBox", `0 0 ${SIZE} ${SIZE}`).attr("class", "embedding-svg")
     .attr("role", "img").attr("aria-label", "Class embedding");
-  const background = svg.append("rect").attr("class", "embedding-bg").attr("width", SIZE).attr("height", SIZE);
   const dotLayer = svg.append("g");
   const labelLayer = svg.append("g").attr("class", "labels");
 
@@ -92,15 +91,26 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
     baseY.domain(pad(d3.min(ys), d3.max(ys)));
   }
 
+  /** Classes to label: selected, compared and hovered always; others when few are in view and they fit. */
   function labelled() {
     const inView = classes.filter((c) => {
       const px = x(c);
       const py = y(c);
       return px >= 0 && px <= SIZE && py >= 0 && py <= SIZE;
     });
-    const ids = new Set(inView.length <= AUTO_LABELS ? inView.map((c) => c.target_class) : []);
-    for (const id of [selected, compare, hovered]) if (id !== null) ids.add(id);
-    return classes.filter((c) => ids.has(c.target_class));
+    const always = [selected, compare, hovered].filter((id) => id !== null);
+    const candidates = [...always.map((id) => classes.find((c) => c.target_class === id)),
+      ...(inView.length <= AUTO_LABELS ? inView.filter((c) => !always.includes(c.target_class)) : [])];
+    const placed = [];
+    return candidates.filter((c) => {
+      const w = 6 * displayName(c).length + 8;
+      const left = x(c) > SIZE - 90 ? x(c) - w : x(c);
+      const box = [left, y(c) - 9, left + w, y(c) + 5];
+      const clash = placed.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3]);
+      if (clash && !always.includes(c.target_class)) return false;
+      placed.push(box);
+      return true;
+    });
   }
 
   function drawLabels(duration = 0) {
@@ -111,7 +121,9 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
       .attr("data-class", (c) => c.target_class)
       .text((c) => displayName(c));
     const target = duration ? labels.transition().duration(duration) : labels;
-    target.attr("x", (c) => x(c) + 7).attr("y", (c) => y(c) + 4);
+    const flip = (c) => x(c) > SIZE - 90; // keep labels near the right edge inside the view
+    labels.attr("text-anchor", (c) => (flip(c) ? "end" : "start"));
+    target.attr("x", (c) => x(c) + (flip(c) ? -7 : 7)).attr("y", (c) => y(c) + 4);
     labelLayer.selectAll("text.label-auto").lower();
   }
 
@@ -133,7 +145,6 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
     drawLabels();
   });
   svg.call(zoom);
-  background.on("dblclick", () => svg.transition().duration(500).call(zoom.transform, d3.zoomIdentity));
 
   return {
     setLayer(newLayer) {

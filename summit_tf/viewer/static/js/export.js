@@ -22,7 +22,7 @@ async function toDataURL(url, cache) {
 }
 
 /** A standalone copy of the graph: whole graph in view, hover states dropped, images inlined. */
-export async function buildGraphSVG(svgNode, contentNode, title) {
+async function buildGraphSVG(svgNode, contentNode, title) {
   const box = contentNode.getBBox();
   const clone = svgNode.cloneNode(true);
   clone.removeAttribute("class");

@@ -11,7 +11,7 @@ const d3 = window.d3;
 const NODE_MAX = 76;
 const NODE_MIN = NODE_MAX * 0.34;
 const MOVE_MS = 450;
-export const COLORS = { a: "#2563eb", b: "#ea580c", both: "#7c3aed", single: "#64748b", ring: "#cbd5e1" };
+const COLORS = { a: "#2563eb", b: "#ea580c", both: "#7c3aed", single: "#64748b", ring: "#cbd5e1" };
 
 /** Barycentric ordering: two sweeps (up, then down) reduce edge crossings between neighbouring rows. */
 function orderRows(rows, edges, visible) {
@@ -38,7 +38,7 @@ function orderRows(rows, edges, visible) {
   for (let d = rows.length - 2; d >= 0; d--) sweep(rows[d], up);
 }
 
-export function createGraphView(container, { hovercard, onFocus = () => {} }) {
+export function createGraphView(container, { hovercard }) {
   let model = null;
   let threshold = 0;
   let colGap = 112;
@@ -103,25 +103,25 @@ export function createGraphView(container, { hovercard, onFocus = () => {} }) {
   function draw(duration) {
     const { visible, halfWidth, rows } = layout();
     const top = model.layers.length - 1;
-    const left = -halfWidth - 150;
+    const left = -halfWidth - 170;
     const bands = bandLayer.selectAll("g.band").data(model.layers, (l) => l).join((enter) => {
       const g = enter.append("g").attr("class", "band");
       g.append("rect").attr("class", "band-bg");
-      g.append("text").attr("class", "band-name").attr("text-anchor", "end").attr("font-size", 13)
+      g.append("text").attr("class", "band-name").attr("text-anchor", "end").attr("font-size", 16)
         .attr("font-weight", 600).attr("fill", "#334155");
-      g.append("text").attr("class", "band-sub").attr("text-anchor", "end").attr("font-size", 11)
+      g.append("text").attr("class", "band-sub").attr("text-anchor", "end").attr("font-size", 13)
         .attr("fill", "#64748b");
       return g;
     });
     bands.attr("data-layer", (l) => l);
     const t = (sel) => (duration ? sel.transition().duration(duration) : sel);
     t(bands.select("rect.band-bg"))
-      .attr("x", left).attr("width", 2 * halfWidth + 190)
+      .attr("x", left).attr("width", 2 * halfWidth + 210)
       .attr("y", (_, i) => (top - i) * rowGap - rowGap / 2).attr("height", rowGap)
       .attr("fill", (_, i) => (i % 2 ? "#f8fafc" : "#f1f5f9"));
     t(bands.select("text.band-name")).attr("x", -halfWidth - 22).attr("y", (_, i) => (top - i) * rowGap - 2)
       .text((l) => l);
-    t(bands.select("text.band-sub")).attr("x", -halfWidth - 22).attr("y", (_, i) => (top - i) * rowGap + 14);
+    t(bands.select("text.band-sub")).attr("x", -halfWidth - 22).attr("y", (_, i) => (top - i) * rowGap + 17);
     bands.select("text.band-sub").text((_, i) => `${rows[i].length} channel${rows[i].length === 1 ? "" : "s"}`);
 
     const edgeVisible = (e) => visible.has(e.source) && visible.has(e.target);
@@ -153,7 +153,7 @@ export function createGraphView(container, { hovercard, onFocus = () => {} }) {
         .on("error", function onError() { d3.select(this).attr("visibility", "hidden"); })
         .on("load", function onLoad() { d3.select(this).attr("visibility", null); });
       g.append("rect").attr("class", "node-ring").attr("fill", "none");
-      g.append("text").attr("class", "node-label").attr("text-anchor", "middle").attr("font-size", 11)
+      g.append("text").attr("class", "node-label").attr("text-anchor", "middle").attr("font-size", 13)
         .attr("fill", "#475569");
       return g;
     });
@@ -172,7 +172,7 @@ export function createGraphView(container, { hovercard, onFocus = () => {} }) {
       .attr("rx", (n) => size(n) * 0.1 + 2)
       .attr("stroke", nodeColor).attr("stroke-width", model.mode === "compare" ? 3.5 : 1);
     nodes.select("text.node-missing").text((n) => n.channel);
-    nodes.select("text.node-label").attr("y", (n) => size(n) / 2 + 14).text((n) => n.channel);
+    nodes.select("text.node-label").attr("y", (n) => size(n) / 2 + 16).text((n) => n.channel);
     t(nodes).attr("transform", (n) => `translate(${n.x},${n.y})`);
   }
 
@@ -207,7 +207,6 @@ export function createGraphView(container, { hovercard, onFocus = () => {} }) {
   function focusNode(n, element) {
     applyFocus(pathThrough(n.key), new Set([n.key]));
     hovercard.showNode(n, element, model);
-    onFocus(n.key);
   }
 
   function focusEdge(e) {
@@ -215,7 +214,6 @@ export function createGraphView(container, { hovercard, onFocus = () => {} }) {
     applyFocus({ nodes: ends, edges: new Set([e.key]) }, ends);
     const el = (k) => nodeLayer.select(`g.node[data-key="${CSS.escape(k)}"]`).node();
     hovercard.showEdge(e, byKey.get(e.source), byKey.get(e.target), el(e.source), el(e.target), model);
-    onFocus(e.key);
   }
 
   function clearFocus() {
@@ -223,7 +221,6 @@ export function createGraphView(container, { hovercard, onFocus = () => {} }) {
     nodeLayer.selectAll("g.node.on-path").classed("on-path", false).classed("focus-centre", false);
     edgeLayer.selectAll("g.edge.on-path").classed("on-path", false);
     hovercard.hide();
-    onFocus(null);
   }
 
   function scrub(event, n) {
@@ -246,9 +243,9 @@ export function createGraphView(container, { hovercard, onFocus = () => {} }) {
     const box = content.node().getBBox();
     const rect = svg.node().getBoundingClientRect();
     // leave room for the overlays of comparison mode (legend top left, shared list on the right)
-    const inset = model?.mode === "compare" ? { top: 70, right: 216 } : { top: 0, right: 0 };
+    const inset = model?.mode === "compare" ? { top: 70, right: 216, bottom: 22 } : { top: 0, right: 0, bottom: 22 };
     const width = rect.width - inset.right;
-    const height = rect.height - inset.top;
+    const height = rect.height - inset.top - inset.bottom;
     if (!box.width || width <= 0 || height <= 0) return;
     const k = Math.min(1.4, 0.96 * Math.min(width / box.width, height / box.height));
     const tr = d3.zoomIdentity.translate(width / 2 - k * (box.x + box.width / 2),
@@ -298,6 +295,5 @@ export function createGraphView(container, { hovercard, onFocus = () => {} }) {
     },
     svgNode: () => svg.node(),
     contentNode: () => content.node(),
-    model: () => model,
   };
 }

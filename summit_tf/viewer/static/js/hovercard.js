@@ -2,7 +2,7 @@
 // It is HTML over the graph, so it stays readable at any zoom level.
 
 import { DATASET_EXAMPLES, datasetImage, DIVERSITY, diversityImage, displayName } from "./data.js";
-import { escapeHTML, formatInt } from "./ui.js";
+import { escapeHTML, formatInt, placeholderOnError } from "./ui.js";
 
 const GAP = 14;
 
@@ -27,12 +27,6 @@ function headHTML(n) {
 }
 
 export function createHovercard(card, area) {
-  function markMissing() {
-    for (const img of card.querySelectorAll("img")) {
-      img.addEventListener("error", () => img.classList.add("missing"), { once: true });
-    }
-  }
-
   function place(elements) {
     card.hidden = false;
     const a = area.getBoundingClientRect();
@@ -58,7 +52,7 @@ export function createHovercard(card, area) {
         <div class="card-diversity">${thumbs}</div>${examplesHTML(n)}`;
       card.dataset.kind = "node";
       card.dataset.key = n.key;
-      markMissing();
+      placeholderOnError(card);
       place([element]);
     },
     showEdge(e, upper, lower, upperEl, lowerEl, model) {
@@ -70,7 +64,7 @@ export function createHovercard(card, area) {
         <section class="card-end">${headHTML(lower)}${examplesHTML(lower)}</section>`;
       card.dataset.kind = "edge";
       card.dataset.key = e.key;
-      markMissing();
+      placeholderOnError(card);
       place([upperEl, lowerEl]);
     },
     setDiversity(d) {

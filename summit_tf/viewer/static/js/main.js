@@ -54,7 +54,7 @@ async function boot() {
   document.title = `${meta.model ?? "SUMMIT-TF"} · SUMMIT-TF viewer`;
 
   const hovercard = createHovercard($("hovercard"), $("graph-area"));
-  const graph = createGraphView($("graph"), { hovercard, onFocus: () => {} });
+  const graph = createGraphView($("graph"), { hovercard });
   const minimap = createMinimap($("minimap"), { layers, channels: meta.channels, onLayer: (layer) => update({ layer }) });
   const highlight = (id) => { embedding.highlight(id); sidebar.highlight(id); };
   const embedding = createEmbedding($("embedding"), {

@@ -24,3 +24,13 @@ export function histogramSVG(hist, width = 64, height = 16) {
   const total = bins.reduce((s, v) => s + v, 0);
   return `<svg class="hist" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="probability histogram of ${total} images"><line class="hist-axis" x1="0" x2="${width}" y1="${height - 0.5}" y2="${height - 0.5}"/>${bars}</svg>`;
 }
+
+const PLACEHOLDER = "data:image/svg+xml," + encodeURIComponent(
+  '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="#e2e8f0"/></svg>');
+
+/** Swap images that fail to load (feature visualizations not computed yet) for a neutral tile. */
+export function placeholderOnError(container) {
+  for (const img of container.querySelectorAll("img")) {
+    img.addEventListener("error", () => { img.classList.add("missing"); img.src = PLACEHOLDER; }, { once: true });
+  }
+}

@@ -1,0 +1,112 @@
+"""Per-class attribution-graph time: this pipeline vs NetworkX PageRank on the same full graph.
+
+    python benchmarks/graph.py [--classes=5] [--run_classes=10]
+
+Data: synthetic aggregates with InceptionV1's layers and Inception blocks (9 layers, 256..1024 channels,
+5,484 nodes, ~245k edges per class, as SUMMIT's published full graphs). Influence counts are generated
+before timing. Reported per class: ours (full graph from the counts incl. two-hop max-min, igraph build,
+personalized PageRank, selection with relax, SUMMIT JSON), NetworkX PageRank alone on the same graph,
+and NetworkX graph construction + PageRank. NetworkX 3's ``pagerank`` is SciPy power iteration; SUMMIT
+(2019, NetworkX 2.x, 25-29 s per class) ran the pure-Python iteration, which NetworkX keeps as
+``_pagerank_python``: it is timed on the first class. Then one whole run (HDF5 in, all JSON files out)
+of ``--run_classes`` classes.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+from absl import app, flags
+from networkx.algorithms.link_analysis.pagerank_alg import _pagerank_python
+
+from summit_tf import store
+from summit_tf.graph import build, select, synthetic
+from summit_tf.graph.attribution import GraphConfig, attribution_graph
+from summit_tf.graph.pipeline import generate
+
+flags.DEFINE_integer("classes", 5, "classes timed one by one")
+flags.DEFINE_integer("run_classes", 10, "classes in the end-to-end run (HDF5 -> JSON files)")
+FLAGS = flags.FLAGS
+
+
+def _materialize(agg: store.Aggregates, k: int) -> None:
+    agg.I = {name: np.stack([counts[c] for c in range(k)]) for name, counts in agg.I.items()}
+
+
+def _networkx(ag, reset: np.ndarray, pure_python: bool = False) -> tuple[float, float, np.ndarray]:
+    t0 = time.perf_counter()
+    g = nx.Graph()
+    g.add_nodes_from(range(ag.structure.num_vertices))
+    g.add_weighted_edges_from(zip(ag.full.hi.tolist(), ag.full.lo.tolist(), ag.full.weight.tolist(),
+                                  strict=True))
+    t1 = time.perf_counter()
+    rank = _pagerank_python if pure_python else nx.pagerank
+    pr = rank(g, alpha=0.85, personalization=dict(enumerate(reset.tolist())), weight="weight")
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, np.array([pr[v] for v in range(ag.structure.num_vertices)])
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    k = FLAGS.classes
+    agg = synthetic.inception_like(k, seed=0)
+    _materialize(agg, k)
+    st = build.structure(agg)
+    attribution_graph(agg, 0, structure=st)  # warm-up (imports, caches)
+    rows = []
+    for c in range(k):
+        t0 = time.perf_counter()
+        ag = attribution_graph(agg, c, GraphConfig(), st)
+        ag.to_json()
+        ours = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        full = build.full_graph(agg, c, st)
+        t_build = time.perf_counter() - t0
+        reset = select.personalization(st, {layer: agg.A[layer][c] for layer in st.layers})
+        t0 = time.perf_counter()
+        g = select.to_igraph(st, full, directed=False)
+        t_ig = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        select.pagerank(g, reset)
+        t_pr = time.perf_counter() - t0
+        nx_build, nx_pr, nx_values = _networkx(ag, reset)
+        diff = float(np.abs(nx_values - ag.pagerank).max())
+        rows.append((ours, t_build, t_ig, t_pr, nx_pr, nx_build, diff, full.num_edges,
+                     int(ag.selection.kept.sum()), int(ag.selection.edges.sum())))
+        print(f"class {c}: {full.num_edges} edges, kept {rows[-1][8]} nodes / {rows[-1][9]} edges | ours "
+              f"{ours * 1e3:.0f} ms (full graph {t_build * 1e3:.0f}, igraph build {t_ig * 1e3:.0f}, "
+              f"PageRank {t_pr * 1e3:.0f}) | NetworkX PageRank {nx_pr * 1e3:.0f} ms, + graph build "
+              f"{(nx_pr + nx_build) * 1e3:.0f} ms | max |PR diff| {diff:.1e}", flush=True)
+    med = [statistics.median(r[i] for r in rows) for i in range(7)]
+    print(f"median per class: ours {med[0] * 1e3:.0f} ms | igraph PageRank alone {med[3] * 1e3:.0f} ms | "
+          f"NetworkX PageRank {med[4] * 1e3:.0f} ms ({med[4] / med[0]:.0f}x ours, "
+          f"{med[4] / med[3]:.0f}x igraph PageRank) | NetworkX build + PageRank "
+          f"{(med[4] + med[5]) * 1e3:.0f} ms ({(med[4] + med[5]) / med[0]:.0f}x ours)")
+
+    ag = attribution_graph(agg, 0, GraphConfig(), st)
+    reset = select.personalization(st, {layer: agg.A[layer][0] for layer in st.layers})
+    _, py_pr, py_values = _networkx(ag, reset, pure_python=True)
+    print(f"pure-Python NetworkX PageRank (SUMMIT's 2019 code path), class 0: {py_pr:.1f} s = "
+          f"{py_pr / rows[0][0]:.0f}x ours for the whole class, {py_pr / rows[0][3]:.0f}x igraph PageRank; "
+          f"max |PR diff| {np.abs(py_values - ag.pagerank).max():.1e}", flush=True)
+
+    n = FLAGS.run_classes
+    run = synthetic.inception_like(n, seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "run.h5"
+        store.save(path, run)
+        with store.load(path) as loaded:
+            t0 = time.perf_counter()
+            generate(loaded, f"{tmp}/out", loaded.classes.tolist(), [(0, 1)], GraphConfig(), 0, 16)
+            total = time.perf_counter() - t0
+    print(f"end-to-end run of {n} classes (HDF5 -> ag/*.json, classes.json, one comparison): {total:.1f} s, "
+          f"{total / n:.2f} s/class; 1,000 classes at this rate: {1000 * total / n / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,32 @@
+"""What every summit-tf command line shares: absl flags on a private FlagValues, errors as exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from absl import flags
+
+HELP_ARGS = ("-h", "--help", "-help", "--helpfull")
+
+
+def parse(fv: flags.FlagValues, argv: Sequence[str], usage: str) -> list[str] | int:
+    """Parse ``argv`` (program name first) into ``fv`` from the defaults.
+
+    Returns the positional arguments, or an exit code: 0 after ``--help``, 2 after a bad flag (one
+    ``error:`` line, no traceback). Resetting first makes repeated in-process calls independent.
+    """
+    if any(a in HELP_ARGS for a in argv[1:]):
+        print(f"{usage}\n\n{fv.get_help()}")
+        return 0
+    fv.unparse_flags()
+    try:
+        return fv(list(argv))[1:]
+    except flags.Error as e:
+        return fail(str(e))
+
+
+def fail(message: str) -> int:
+    """Report a user error on one stderr line; the exit code for bad input."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return 2

@@ -301,14 +301,18 @@ def run(model_spec: str, data_spec: str, out_dir: str, layers: Sequence[str] | N
         num_examples: int = 10, channels: Mapping[str, Sequence[int]] | None = None, batch_size: int = 32,
         resize: str = "squash", max_images: int | None = None,
         max_images_per_class: int | None = None) -> int:
-    """Both passes, resumable: pass 1 is reused from ``dataset-p.json`` when it matches, pass 2 skips
-    patches already on disk. Returns the number of patches written."""
+    """Both passes, resumable: pass 1 is reused from ``dataset-p.json`` (which must come from the same
+    model, data and options), pass 2 skips patches already on disk. ``channels`` restricts the saved
+    channels of the layers it names. Returns the number of patches written."""
     from summit_tf import models
 
     model = models.load(model_spec)
     if channels:
         _check_channels(model, channels)
-        layers = list(layers or []) + [layer for layer in channels if layer not in (layers or [])]
+        # Layers named only in --layers keep all their channels.
+        channels = {**{layer: range(model.channels[layer]) for layer in model.check_layers(layers or [])},
+                    **channels}
+        layers = list(channels)
     layers = model.check_layers(list(layers) if layers else model.layers)
 
     def source() -> data_inputs.ImageSource:
@@ -319,17 +323,21 @@ def run(model_spec: str, data_spec: str, out_dir: str, layers: Sequence[str] | N
             "image_size": model.input_size, "max_images": max_images,
             "max_images_per_class": max_images_per_class}
     index_path = os.path.join(out_dir, SUBDIR, INDEX_FILE)
-    examples: dict[str, Examples] = {}
+    known: dict[str, Examples] = {}
     if os.path.exists(index_path):
         with open(index_path) as f:
             saved = json.load(f)
-        if all(saved.get(k) == v for k, v in meta.items()):
-            examples = {k: v for k, v in from_json(saved).items() if k in layers}
-    missing = [layer for layer in layers if layer not in examples]
+        differ = [k for k, v in meta.items() if saved.get(k) != v]
+        if differ:
+            raise ValueError(f"{index_path} belongs to another run ({', '.join(differ)} differ); "
+                             f"use another --out_dir or remove it")
+        known = from_json(saved)
+    missing = [layer for layer in layers if layer not in known]
     if missing:
-        examples.update(top_examples(model, source(), missing, n=num_examples))
+        known.update(top_examples(model, source(), missing, n=num_examples))
         os.makedirs(os.path.dirname(index_path), exist_ok=True)
-        _write_atomic(index_path, json.dumps(to_json(examples, **meta)).encode())
+        _write_atomic(index_path, json.dumps(to_json(known, **meta)).encode())
+    examples = {layer: known[layer] for layer in layers}
     return save_patches(model, source, examples, out_dir, channels=channels)
 
 

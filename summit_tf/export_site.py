@@ -86,7 +86,7 @@ def export_site(run_dir: Path | str, out: Path | str) -> int:
 
 
 FLAGS = flags.FlagValues()
-flags.DEFINE_string("run_dir", None, "run directory with classes.json, ag/ and feature-vis/", flag_values=FLAGS)
+flags.DEFINE_string("run_dir", None, "run directory (classes.json, ag/, feature-vis/)", flag_values=FLAGS)
 flags.DEFINE_string("out", None, "Folder for the static site (created, or replacing an earlier export).",
                     flag_values=FLAGS)
 

@@ -189,7 +189,7 @@ def make_server(run_dir: Path | str, host: str = "127.0.0.1", port: int = 8000,
 
 
 FLAGS = flags.FlagValues()
-flags.DEFINE_string("run_dir", None, "run directory with classes.json, ag/ and feature-vis/", flag_values=FLAGS)
+flags.DEFINE_string("run_dir", None, "run directory (classes.json, ag/, feature-vis/)", flag_values=FLAGS)
 flags.DEFINE_integer("port", 8000, "TCP port (0 picks a free one).", flag_values=FLAGS)
 flags.DEFINE_string("host", "127.0.0.1", "interface to bind; the default keeps the viewer local",
                     flag_values=FLAGS)

@@ -189,3 +189,26 @@ def test_mobilenet_patches_excite_their_channel(shared, tmp_path):
         np.testing.assert_allclose(values[0::2], top.value[channel], rtol=1e-3, atol=1e-3)
         np.testing.assert_allclose(values[1::2], top.value[channel], rtol=0.1, atol=0.1)
         assert values[1] >= values[3:].max() - 0.05
+
+
+def test_run_resumes_and_refuses_another_runs_folder(toy, images, tmp_path, monkeypatch):
+    from summit_tf import models
+
+    folder = tmp_path / "data" / "n01440764"
+    folder.mkdir(parents=True)
+    for i, image in enumerate(images[:12]):
+        Image.fromarray(np.round(image * 255).astype(np.uint8)).save(folder / f"{i:02d}.png")
+    monkeypatch.setattr(models, "load", lambda spec: toy)
+    out = str(tmp_path / "out")
+    data = f"folder:{tmp_path / 'data'}"
+    assert ex.run("toy", data, out, layers=["conv1"], num_examples=3, channels={"sep3": [1, 2]}) == 8 * 3 + 6
+    saved = json.loads(open(os.path.join(out, ex.SUBDIR, ex.INDEX_FILE)).read())
+    assert sorted(saved["layers"]) == ["conv1", "sep3"] and saved["data"] == data
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("pass 1 should have been reused")
+
+    monkeypatch.setattr(ex, "top_examples", no_second_pass)
+    assert ex.run("toy", data, out, layers=["conv1"], num_examples=3, channels={"sep3": [1, 2]}) == 0
+    with pytest.raises(ValueError, match="belongs to another run \\(num_examples differ\\)"):
+        ex.run("toy", data, out, num_examples=4)

@@ -112,7 +112,8 @@ def test_v1_relu_redirect_wakes_dead_channels(v1):
 @pytest.mark.slow
 def test_v1_accuracy_and_agreement_on_1300_val_images(v1, v1_paths, shared):
     """Dequantized float MobileNetV1 >= 75 % top-1 (centre crop) and >= 95 % top-1 agreement with TFLite."""
-    extractor, head = Reference(v1_paths[0], 50), Reference(v1_paths[1], 1)
+    extractor = Reference(v1_paths[0], 50)
+    head = Reference(v1_paths[1], 1, input_name="MobilenetV1/Logits/AvgPool_1a/AvgPool")
     correct = agree = reference_correct = total = 0
     for images, labels in val_batches(shared, 1300, 50):
         ours = np.argmax(v1.features(images)["logits"].numpy(), axis=1)

@@ -30,14 +30,15 @@ class Reference:
     Batched where the model allows it (a fixed-shape RESHAPE does not: then one image at a time).
     """
 
-    def __init__(self, path: str, batch: int, preserve: bool = False):
+    def __init__(self, path: str, batch: int, preserve: bool = False, input_name: str | None = None):
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.interpreter = tf.lite.Interpreter(str(path), num_threads=2,
                                                    experimental_preserve_all_tensors=preserve)
-        detail = self.interpreter.get_input_details()[0]
+        details = self.interpreter.get_input_details()
+        detail = next(d for d in details if d["name"] == input_name) if input_name else details[0]
         self.input_index = detail["index"]
         self.batch = batch
         try:

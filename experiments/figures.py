@@ -1,0 +1,215 @@
+"""The paper's figures from a run directory, rendered with matplotlib (no browser), as PNG and SVG.
+
+Inputs are the run directory's published files only (``classes.json``, ``ag/``, ``feature-vis/``), so the
+figures can be redrawn for any finished run: attribution graphs (paper Fig. 1/7), the tench study
+(section 8.1), a two-class comparison (Fig. 9) and the class embedding per layer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Circle  # noqa: E402
+from PIL import Image  # noqa: E402
+
+COLOURS = {"a": "#d9480f", "b": "#1c7ed6", "both": "#5f3dc4", "edge": "#868e96"}
+
+
+def _file_layer(layer: str) -> str:
+    return layer.replace("/", "_")
+
+
+def feature_vis_image(run_dir: Path, layer: str, channel: int) -> np.ndarray | None:
+    path = run_dir / "feature-vis" / "channel" / f"{_file_layer(layer)}-{channel}-channel.jpg"
+    return np.asarray(Image.open(path).convert("RGB")) if path.exists() else None
+
+
+def dataset_examples(run_dir: Path, layer: str, channel: int, n: int) -> list[np.ndarray]:
+    images = []
+    for i in range(n):
+        path = run_dir / "feature-vis" / "dataset-p" / f"{_file_layer(layer)}-{channel}-dataset-p-{i}.jpg"
+        if path.exists():
+            images.append(np.asarray(Image.open(path).convert("RGB")))
+    return images
+
+
+def load_graph(run_dir: Path, class_id: int) -> dict[str, list[dict]]:
+    path = run_dir / "ag" / f"ag-{class_id}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no attribution graph for class {class_id}: {path}")
+    return json.loads(path.read_text())
+
+
+def class_names(run_dir: Path) -> dict[int, str]:
+    doc = json.loads((run_dir / "classes.json").read_text())
+    return {c["target_class"]: c["name"].split(",")[0] for c in doc["classes"]}
+
+
+def _layout(layers: Sequence[str], nodes: dict[str, list[int]]) -> dict[tuple[str, int], tuple[float, float]]:
+    """Rows by layer (first layer at the bottom), channels spread evenly and centred in each row."""
+    widest = max((len(v) for v in nodes.values()), default=1)
+    pos = {}
+    for row, layer in enumerate(layers):
+        chans = nodes.get(layer, [])
+        offset = (widest - len(chans)) / 2
+        for i, ch in enumerate(chans):
+            pos[(layer, ch)] = (offset + i + 0.5, float(row))
+    return pos
+
+
+def _draw(ax: plt.Axes, run_dir: Path, layers: Sequence[str], nodes: dict[str, list[int]],
+          edges: list[tuple[str, int, str, int, float, str]], node_colour: dict[tuple[str, int], str],
+          counts: dict[tuple[str, int], float]) -> None:
+    pos = _layout(layers, nodes)
+    top_inf = max((e[4] for e in edges), default=1.0) or 1.0
+    for lo_layer, lo, hi_layer, hi, inf, colour in edges:
+        (x0, y0), (x1, y1) = pos[(lo_layer, lo)], pos[(hi_layer, hi)]
+        ax.plot([x0, x1], [y0, y1], color=colour, alpha=0.55, lw=0.4 + 3.0 * inf / top_inf, zorder=1)
+    top_count = max(counts.values(), default=1.0) or 1.0
+    for (layer, ch), (x, y) in pos.items():
+        r = 0.22 + 0.18 * counts.get((layer, ch), 0.0) / top_count
+        image = feature_vis_image(run_dir, layer, ch)
+        colour = node_colour.get((layer, ch), "#343a40")
+        if image is not None:
+            ax.imshow(image, extent=(x - r, x + r, y - r, y + r), zorder=2)
+            ax.add_patch(plt.Rectangle((x - r, y - r), 2 * r, 2 * r, fill=False, ec=colour, lw=2, zorder=3))
+        else:
+            ax.add_patch(Circle((x, y), r, color=colour, zorder=2))
+        ax.text(x, y - r - 0.04, str(ch), ha="center", va="top", fontsize=6, zorder=4)
+    widest = max((len(v) for v in nodes.values()), default=1)
+    ax.set_xlim(-0.5, widest + 0.5)
+    ax.set_ylim(-0.8, len(layers) - 0.4)
+    ax.set_yticks(range(len(layers)), layers, fontsize=7)
+    ax.set_xticks([])
+    ax.set_aspect("equal")
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+
+
+def _graph_parts(graph: dict[str, list[dict]], layers: Sequence[str]):
+    nodes = {layer: sorted((n["channel"] for n in graph.get(layer, [])),
+                           key=lambda ch, layer=layer: -_count(graph, layer, ch)) for layer in layers}
+    edges = []
+    for hi_index, layer in enumerate(layers[1:], start=1):
+        below = layers[hi_index - 1]
+        for n in graph.get(layer, []):
+            for p in n["prev_channels"]:
+                edges.append((below, int(p["prev_channel"]), layer, int(n["channel"]), float(p["inf"])))
+    counts = {(layer, n["channel"]): float(n["count"]) for layer in layers for n in graph.get(layer, [])}
+    return nodes, edges, counts
+
+
+def _count(graph: dict[str, list[dict]], layer: str, channel: int) -> int:
+    return next(n["count"] for n in graph[layer] if n["channel"] == channel)
+
+
+def _layers(run_dir: Path) -> list[str]:
+    return json.loads((run_dir / "classes.json").read_text())["meta"]["layers"]
+
+
+def _save(fig: plt.Figure, out_base: Path) -> list[Path]:
+    out_base.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "svg"):
+        path = out_base.with_suffix(f".{ext}")
+        tmp = path.with_name(f".{path.name}.tmp")
+        fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+        tmp.replace(path)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def attribution_graph_figure(run_dir: Path, class_id: int, out_base: Path) -> list[Path]:
+    """One class's attribution graph: feature-vis nodes sized by count, edge width by influence."""
+    layers = _layers(run_dir)
+    nodes, edges, counts = _graph_parts(load_graph(run_dir, class_id), layers)
+    widest = max((len(v) for v in nodes.values()), default=1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * widest + 2), 0.9 * len(layers) + 1))
+    _draw(ax, run_dir, layers, nodes, [(*e, COLOURS["edge"]) for e in edges], {}, counts)
+    ax.set_title(f"Attribution graph: {class_names(run_dir).get(class_id, class_id)} (class {class_id})")
+    return _save(fig, out_base)
+
+
+def comparison_figure(run_dir: Path, class_a: int, class_b: int, out_base: Path) -> list[Path]:
+    """Union of two classes' graphs: shared channels/edges in one colour, each class's own in its own."""
+    layers = _layers(run_dir)
+    na, ea, ca = _graph_parts(load_graph(run_dir, class_a), layers)
+    nb, eb, cb = _graph_parts(load_graph(run_dir, class_b), layers)
+    nodes = {layer: list(dict.fromkeys(na[layer] + nb[layer])) for layer in layers}
+    sa = {(layer, c) for layer in layers for c in na[layer]}
+    sb = {(layer, c) for layer in layers for c in nb[layer]}
+    colour = {k: COLOURS["both"] if k in sa and k in sb else COLOURS["a"] if k in sa else COLOURS["b"]
+              for k in sa | sb}
+    wa = {e[:4]: e[4] for e in ea}
+    wb = {e[:4]: e[4] for e in eb}
+    edges = []
+    for key in dict.fromkeys(list(wa) + list(wb)):
+        side = "both" if key in wa and key in wb else "a" if key in wa else "b"
+        edges.append((*key, max(wa.get(key, 0.0), wb.get(key, 0.0)), COLOURS[side]))
+    counts = {k: max(ca.get(k, 0.0), cb.get(k, 0.0)) for k in sa | sb}
+    widest = max((len(v) for v in nodes.values()), default=1)
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * widest + 2), 0.9 * len(layers) + 1.5))
+    _draw(ax, run_dir, layers, nodes, edges, colour, counts)
+    names = class_names(run_dir)
+    shared = len(sa & sb)
+    ax.set_title(f"{names.get(class_a, class_a)} (orange) vs {names.get(class_b, class_b)} (blue): "
+                 f"{shared} shared channels (purple)")
+    return _save(fig, out_base)
+
+
+def class_study_figure(run_dir: Path, class_id: int, out_base: Path, per_layer: int = 3,
+                       examples: int = 4, layers: Sequence[str] | None = None) -> list[Path]:
+    """Top graph channels per layer with their feature vis and dataset examples (the tench study)."""
+    all_layers = _layers(run_dir)
+    layers = list(layers) if layers else all_layers[-6:]
+    graph = load_graph(run_dir, class_id)
+    rows = []
+    for layer in reversed(layers):
+        top = sorted(graph.get(layer, []), key=lambda n: -n["count"])[:per_layer]
+        rows.extend((layer, n["channel"], n["count"]) for n in top)
+    cols = 1 + examples
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.3 * cols, 1.3 * len(rows)), squeeze=False)
+    for r, (layer, ch, count) in enumerate(rows):
+        tiles = [feature_vis_image(run_dir, layer, ch), *dataset_examples(run_dir, layer, ch, examples)]
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(tiles) and tiles[c] is not None:
+                ax.imshow(tiles[c])
+        axes[r][0].set_title(f"{layer}:{ch} ({count})", fontsize=6, loc="left")
+    name = class_names(run_dir).get(class_id, class_id)
+    fig.suptitle(f"{name}: top channels, feature vis + dataset examples", fontsize=9)
+    return _save(fig, out_base)
+
+
+def embedding_figure(run_dir: Path, out_base: Path) -> list[Path]:
+    """Class embedding per layer (small multiples); labels when there are few classes."""
+    doc = json.loads((run_dir / "classes.json").read_text())
+    layers = doc["meta"]["layers"]
+    cols = min(4, len(layers))
+    rows = -(-len(layers) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= len(layers):
+            ax.axis("off")
+            continue
+        layer = layers[i]
+        xy = np.array([c["embed"][layer] for c in doc["classes"]], dtype=float)
+        acc = np.array([c["topOneAcc"] for c in doc["classes"]], dtype=float)
+        ax.scatter(xy[:, 0], xy[:, 1], c=acc, cmap="viridis", vmin=0, vmax=1, s=14)
+        if len(doc["classes"]) <= 30:
+            for c, (x, y) in zip(doc["classes"], xy, strict=True):
+                ax.text(x, y, c["name"].split(",")[0], fontsize=5)
+        ax.set_title(layer, fontsize=8)
+    fig.suptitle("Class embedding per layer (colour: top-1 accuracy)", fontsize=10)
+    return _save(fig, out_base)

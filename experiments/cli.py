@@ -1,0 +1,81 @@
+"""Flags shared by the experiment scripts; each script passes its own defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from absl import flags
+
+from experiments.pipeline import STAGES, PipelineConfig, check_stages, parse_classes
+
+
+def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
+           max_images_per_class: int | None, fv_steps: int, fv_diversity: int, num_examples: int,
+           figure_classes: str, compare: str, fv_batch_channels: int = 64, exclude_channels: str = "") -> None:
+    """Define the pipeline flags on ``fv`` with a script's defaults."""
+    flags.DEFINE_string("model", model, "model spec (see summit_tf.models)", flag_values=fv)
+    flags.DEFINE_string("data", data, "data spec: tfrecord:GLOB | folder:DIR | labels:FILE | tfds:NAME",
+                        flag_values=fv)
+    flags.DEFINE_string("out_dir", out_dir, "run directory", flag_values=fv)
+    flags.DEFINE_integer("max_images_per_class", max_images_per_class,
+                         "use at most this many images per class (default: all)", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 32, "images per batch", flag_values=fv)
+    flags.DEFINE_list("layers", None, "SUMMIT layers (default: the model's)", flag_values=fv)
+    flags.DEFINE_string("activation_select", "mass:0.03",
+                        "channel selection (the paper: mass:0.03; the published SUMMIT data: mass:0.01)",
+                        flag_values=fv)
+    flags.DEFINE_string("exclude_channels", exclude_channels, "channels never selected, e.g. 'mixed3a:67,190'",
+                        flag_values=fv)
+    flags.DEFINE_bool("summit_compat", False, "reproduce the original SUMMIT code's choices", flag_values=fv)
+    flags.DEFINE_float("node_mass", 0.075, "PageRank mass kept per layer", flag_values=fv)
+    flags.DEFINE_integer("num_examples", num_examples, "dataset examples per channel", flag_values=fv)
+    flags.DEFINE_integer("fv_steps", fv_steps, "feature-visualization optimization steps", flag_values=fv)
+    flags.DEFINE_integer("fv_size", 128, "feature-visualization image size", flag_values=fv)
+    flags.DEFINE_integer("fv_diversity", fv_diversity, "diversity images per channel (0: none)",
+                         flag_values=fv)
+    flags.DEFINE_integer("fv_batch_channels", fv_batch_channels, "images per feature-vis optimization",
+                         flag_values=fv)
+    flags.DEFINE_string("figure_classes", figure_classes, "classes drawn in figures (comma-separated ids)",
+                        flag_values=fv)
+    flags.DEFINE_string("compare", compare, "two class ids for the comparison figure, e.g. 294,295",
+                        flag_values=fv)
+    flags.DEFINE_list("stages", None, f"run only these stages ({', '.join(STAGES)})", flag_values=fv)
+
+
+def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
+    compare = parse_classes(fv.compare)
+    if compare and len(compare) != 2:
+        raise ValueError(f"--compare needs two class ids, got {fv.compare!r}")
+    values = dict(
+        model=fv.model, data=fv.data, out_dir=fv.out_dir, layers=tuple(fv.layers) if fv.layers else None,
+        max_images_per_class=fv.max_images_per_class, batch_size=fv.batch_size,
+        activation_select=fv.activation_select, exclude_channels=fv.exclude_channels,
+        summit_compat=fv.summit_compat, node_mass=fv.node_mass, num_examples=fv.num_examples,
+        fv_steps=fv.fv_steps, fv_size=fv.fv_size, fv_diversity=fv.fv_diversity,
+        fv_batch_channels=fv.fv_batch_channels, figure_classes=parse_classes(fv.figure_classes),
+        compare=compare or None, stages=check_stages(fv.stages),
+    )
+    values.update(overrides)
+    return PipelineConfig(**values)
+
+
+def main(fv: flags.FlagValues, argv: Sequence[str], doc: str,
+         prepare: Callable[[flags.FlagValues], dict] | None = None) -> int:
+    """Parse flags, let the script fill in what it resolves itself (assets), run the pipeline."""
+    from experiments import pipeline
+    from summit_tf.cli import fail, parse
+
+    parsed = parse(fv, argv, doc)
+    if isinstance(parsed, int):
+        return parsed
+    if parsed:
+        return fail(f"unexpected arguments {parsed}")
+    try:
+        overrides = prepare(fv) if prepare else {}
+        cfg = config(fv, **overrides)
+        if not cfg.data:
+            return fail("--data is required, e.g. --data=tfrecord:/data/imagenet/train-*")
+        pipeline.run(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        return fail(str(e))
+    return 0

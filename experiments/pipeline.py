@@ -1,0 +1,190 @@
+"""The whole SUMMIT pipeline into one run directory, as cached stages.
+
+aggregate -> graphs -> dataset examples and feature visualizations of the graph nodes -> figures::
+
+    RUN_DIR/aggregates.h5  classes.json  ag/ag-<class>.json  compare/  feature-vis/  figures/  stages.json
+
+This module only wires library calls together (``summit_tf`` and ``feature_vis`` do the work); each
+experiment script fills a :class:`PipelineConfig` with its defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiments.stages import Stage, run_stages
+
+STAGES = ("aggregate", "graph", "examples", "feature_vis", "figures")
+
+
+@dataclass
+class PipelineConfig:
+    """Everything a run depends on. Fields that change a stage's output are in that stage's fingerprint."""
+
+    model: str
+    data: str
+    out_dir: str
+    layers: tuple[str, ...] | None = None
+    max_images_per_class: int | None = None
+    batch_size: int = 32
+    resize: str = "squash"
+    activation_select: str = "mass:0.03"
+    exclude_channels: str = ""
+    summit_compat: bool = False
+    node_mass: float = 0.075
+    num_examples: int = 10
+    fv_steps: int = 512
+    fv_size: int = 128
+    fv_batch_channels: int = 64
+    fv_diversity: int = 4
+    fv_seed: int = 0
+    figure_classes: tuple[int, ...] = ()
+    compare: tuple[int, int] | None = None
+    stages: tuple[str, ...] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir)
+
+
+def _aggregate_config(cfg: PipelineConfig):
+    from summit_tf import config as cfgmod
+
+    return cfgmod.AggregateConfig(
+        model=cfg.model, data=cfg.data, out=str(cfg.run_dir / "aggregates.h5"), layers=cfg.layers,
+        activation_select=cfg.activation_select,
+        exclude_channels=cfgmod.parse_exclude_channels(cfg.exclude_channels),
+        summit_compat=cfg.summit_compat, resize=cfg.resize, batch_size=cfg.batch_size,
+        max_images_per_class=cfg.max_images_per_class, overwrite=True,
+    )
+
+
+def _stage_aggregate(cfg: PipelineConfig) -> None:
+    from summit_tf.aggregate import aggregate_from_config
+
+    aggregate_from_config(_aggregate_config(cfg))
+
+
+def _stage_graph(cfg: PipelineConfig) -> None:
+    from summit_tf import store
+    from summit_tf.graph import embedding
+    from summit_tf.graph.attribution import GraphConfig
+    from summit_tf.graph.pipeline import generate
+
+    with store.load(cfg.run_dir / "aggregates.h5") as agg:
+        pairs = [tuple(cfg.compare)] if cfg.compare else []
+        generate(agg, str(cfg.run_dir), [int(c) for c in agg.classes], pairs,
+                 GraphConfig(node_mass=cfg.node_mass), seed=0, umap_min_classes=embedding.MIN_UMAP_CLASSES)
+
+
+def _graph_nodes(cfg: PipelineConfig) -> dict[str, list[int]]:
+    from feature_vis.outputs import graph_channels
+
+    return graph_channels(cfg.run_dir)
+
+
+def _stage_examples(cfg: PipelineConfig) -> None:
+    from summit_tf import examples
+
+    examples.run(cfg.model, cfg.data, str(cfg.run_dir), num_examples=cfg.num_examples,
+                 channels=_graph_nodes(cfg), batch_size=cfg.batch_size, resize=cfg.resize,
+                 max_images_per_class=cfg.max_images_per_class)
+    _mark(cfg.run_dir / "feature-vis" / "dataset-p.done")
+
+
+def _stage_feature_vis(cfg: PipelineConfig) -> None:
+    from feature_vis.render import RenderSettings, render_to_dir
+    from summit_tf import models
+
+    model = models.load(cfg.model, summit_compat=cfg.summit_compat)
+    settings = RenderSettings(size=cfg.fv_size, steps=cfg.fv_steps, seed=cfg.fv_seed)
+    render_to_dir(model, _graph_nodes(cfg), cfg.run_dir, settings, batch_channels=cfg.fv_batch_channels,
+                  diversity=cfg.fv_diversity)
+    _mark(cfg.run_dir / "feature-vis" / "channel.done")
+
+
+def _stage_figures(cfg: PipelineConfig) -> None:
+    from experiments import figures
+
+    run_dir, out = cfg.run_dir, cfg.run_dir / "figures"
+    classes = [c["target_class"] for c in json.loads((run_dir / "classes.json").read_text())["classes"]]
+    chosen = [c for c in cfg.figure_classes if c in classes] or classes[:2]
+    for c in chosen:
+        figures.attribution_graph_figure(run_dir, c, out / f"attribution-graph-{c}")
+        figures.class_study_figure(run_dir, c, out / f"class-study-{c}")
+    if cfg.compare and all(c in classes for c in cfg.compare):
+        a, b = cfg.compare
+        figures.comparison_figure(run_dir, a, b, out / f"comparison-{a}-{b}")
+    figures.embedding_figure(run_dir, out / "embedding")
+    _mark(out / "figures.done")
+
+
+def _mark(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("done\n")
+
+
+def stages(cfg: PipelineConfig) -> list[Stage]:
+    """The run's stages with the configuration each one depends on."""
+    agg = {k: v for k, v in _aggregate_config(cfg).as_dict().items() if k not in ("out", "overwrite")}
+    graph = {"node_mass": cfg.node_mass, "compare": cfg.compare}
+    fv = {"model": cfg.model, "steps": cfg.fv_steps, "size": cfg.fv_size, "diversity": cfg.fv_diversity,
+          "seed": cfg.fv_seed}
+    ex = {"num_examples": cfg.num_examples, "data": cfg.data, "resize": cfg.resize,
+          "max_images_per_class": cfg.max_images_per_class}
+    return [
+        Stage("aggregate", agg, ["aggregates.h5"], lambda: _stage_aggregate(cfg)),
+        Stage("graph", graph, ["classes.json", "ag"], lambda: _stage_graph(cfg), after=["aggregate"]),
+        Stage("examples", ex, ["feature-vis/dataset-p.done"], lambda: _stage_examples(cfg), after=["graph"]),
+        Stage("feature_vis", fv, ["feature-vis/channel.done"], lambda: _stage_feature_vis(cfg),
+              after=["graph"]),
+        Stage("figures", {"classes": cfg.figure_classes, "compare": cfg.compare}, ["figures/figures.done"],
+              lambda: _stage_figures(cfg), after=["graph", "examples", "feature_vis"]),
+    ]
+
+
+def run(cfg: PipelineConfig) -> dict[str, str]:
+    """Run (or reuse) every stage and print where the outputs are."""
+    status = run_stages(cfg.run_dir, stages(cfg), only=cfg.stages)
+    (cfg.run_dir / "pipeline.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
+    print(summary(cfg, status))
+    return status
+
+
+def summary(cfg: PipelineConfig, status: dict[str, str]) -> str:
+    d = cfg.run_dir
+    lines = [f"run directory: {d}"]
+    lines += [f"  stage {name}: {state}" for name, state in status.items()]
+    lines += [
+        f"  aggregates:     {d / 'aggregates.h5'}",
+        f"  graphs:         {d / 'ag'} ({len(list((d / 'ag').glob('ag-*.json')))} classes)",
+        f"  classes:        {d / 'classes.json'}",
+        f"  feature vis:    {d / 'feature-vis'}",
+        f"  figures:        {d / 'figures'}",
+        f"  view it:        python -m summit_tf.serve --run_dir={d}",
+    ]
+    return "\n".join(lines)
+
+
+def parse_classes(text: str) -> tuple[int, ...]:
+    return tuple(int(t) for t in text.split(",") if t.strip()) if text else ()
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_stages(names: Sequence[str] | None) -> tuple[str, ...] | None:
+    if not names:
+        return None
+    unknown = [n for n in names if n not in STAGES]
+    if unknown:
+        fail(f"unknown stage(s) {unknown}; stages: {', '.join(STAGES)}")
+    return tuple(names)

@@ -11,7 +11,8 @@ from experiments.pipeline import STAGES, PipelineConfig, check_stages, parse_cla
 
 def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
            max_images_per_class: int | None, fv_steps: int, fv_diversity: int, num_examples: int,
-           figure_classes: str, compare: str, fv_batch_channels: int = 64, exclude_channels: str = "") -> None:
+           figure_classes: str, compare: str, fv_batch_channels: int = 64,
+           exclude_channels: str = "") -> None:
     """Define the pipeline flags on ``fv`` with a script's defaults."""
     flags.DEFINE_string("model", model, "model spec (see summit_tf.models)", flag_values=fv)
     flags.DEFINE_string("data", data, "data spec: tfrecord:GLOB | folder:DIR | labels:FILE | tfds:NAME",
@@ -24,7 +25,8 @@ def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
     flags.DEFINE_string("activation_select", "mass:0.03",
                         "channel selection (the paper: mass:0.03; the published SUMMIT data: mass:0.01)",
                         flag_values=fv)
-    flags.DEFINE_string("exclude_channels", exclude_channels, "channels never selected, e.g. 'mixed3a:67,190'",
+    flags.DEFINE_string("exclude_channels", exclude_channels,
+                        "channels never selected, e.g. 'mixed3a:67,190'",
                         flag_values=fv)
     flags.DEFINE_bool("summit_compat", False, "reproduce the original SUMMIT code's choices", flag_values=fv)
     flags.DEFINE_float("node_mass", 0.075, "PageRank mass kept per layer", flag_values=fv)

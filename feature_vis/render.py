@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,11 +81,12 @@ def random_sources(seed: int | None, key: str) -> tuple[np.random.Generator, tf.
 
 def render(model: SummitModel, objective: Objective, batch: int, settings: RenderSettings = RenderSettings(),
            transforms: Sequence[transform.Transform] | None = None, key: str = "",
-           progress_label: str | None = None) -> np.ndarray:
+           progress_label: str | None = None, on_step: Callable[[int], None] | None = None) -> np.ndarray:
     """Optimize ``batch`` images to maximize the sum of ``objective``; ``[batch, S, S, 3]`` in [0, 1].
 
     ``transforms`` defaults to :func:`transform.standard_transforms`. ``key`` separates the random streams
-    of different renders under one seed. ``progress_label`` turns on progress lines (steps/s, ETA).
+    of different renders under one seed. ``progress_label`` turns on progress lines (steps/s, ETA);
+    ``on_step(i)`` is called after step ``i`` (timing, snapshots).
     """
     rng, generator = random_sources(settings.seed, key)
     image = param.image_param(settings.parameterization, batch, settings.size, sd=settings.sd,
@@ -120,6 +121,8 @@ def render(model: SummitModel, objective: Objective, batch: int, settings: Rende
         steps[i < redirect_steps]()
         if meter:
             meter.update()
+        if on_step:
+            on_step(i)
     if meter:
         meter.finish()
     return image().numpy()

@@ -68,7 +68,8 @@ def test_invariants_on_real_data(reference):
             counts = np.asarray(agg.I[name])
             assert counts.shape == (10, agg.channels[info.dst], agg.channels[info.src])
             # every output channel counts exactly INFLUENCE_TOPK inputs per image
-            np.testing.assert_array_equal(counts.sum(axis=2), INFLUENCE_TOPK * agg.class_count[:, None])
+            expected = np.broadcast_to(INFLUENCE_TOPK * agg.class_count[:, None], counts.shape[:2])
+            np.testing.assert_array_equal(counts.sum(axis=2), expected)
             assert info.kind == "separable"
         np.testing.assert_array_equal(agg.prob_hist.sum(axis=1), agg.class_count)
         assert agg.correct.sum() >= 0.6 * agg.num_images  # a real classifier on easy classes
@@ -155,7 +156,8 @@ def test_corrupt_images_are_skipped_and_reported(shared, tmp_path, capsys):
     (["stray_positional"], "unexpected arguments"),
 ])
 def test_bad_flags_exit_2(tmp_path, capsys, extra, message):
-    args = ["aggregate", "--model=mobilenet_v1", "--data=folder:/nowhere", f"--out={tmp_path / 'o.h5'}", *extra]
+    args = ["aggregate", "--model=mobilenet_v1", "--data=folder:/nowhere", f"--out={tmp_path / 'o.h5'}",
+            *extra]
     assert aggregate.main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and message in err and err.count("\n") == 1, err
@@ -176,7 +178,8 @@ def test_subprocess_bad_flag_and_help(tmp_path):
            f"--out={tmp_path / 'o.h5'}"]
     proc = subprocess.run([*cmd, "--activation_reduce=median"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "summit_tf.aggregate", "--help"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "summit_tf.aggregate", "--help"], capture_output=True,
+                          text=True)
     assert proc.returncode == 0 and "mass:0.01" in proc.stdout and "--exclude_channels" in proc.stdout
 
 

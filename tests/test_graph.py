@@ -174,13 +174,10 @@ def _reference_selection(st, full, pr, node_mass, step):
                 if masses[i] >= 1 or acc < masses[i] * total - 1e-15:
                     kept.add(v)
                     acc += pr[v]
-        grounded = {v for v in kept if st.layer_of[v] == 0}
-        kept_e = set()
-        for i in range(1, len(layers)):
-            for e, (lo, hi) in enumerate(edges):
-                if st.layer_of[hi] == i and lo in grounded and hi in kept:
-                    kept_e.add(e)
-            grounded |= {edges[e][1] for e in kept_e if st.layer_of[edges[e][1]] == i}
+        # One level down, as SUMMIT: the lower end must itself reach a kept node below (or be in layer 0).
+        reaches_down = {hi for lo, hi in edges if lo in kept and hi in kept}
+        kept_e = {e for e, (lo, hi) in enumerate(edges)
+                  if lo in kept and hi in kept and (st.layer_of[lo] == 0 or lo in reaches_down)}
         bad = [i for i in range(1, len(layers)) if i in linked and not any(st.layer_of[edges[e][1]] == i
                                                                             for e in kept_e)]
         if not bad:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import threading
 import xml.etree.ElementTree as ET
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from viewer_fixture import make_run_dir
@@ -94,6 +96,19 @@ def graph_of(run_dir: Path, target: int) -> tuple[dict[str, int], set[str]]:
     return nodes, edges
 
 
+@pytest.fixture(scope="module")
+def picks(run_dir) -> SimpleNamespace:
+    """Classes chosen from the run itself: A has the largest graph, B shares the most channels with A."""
+    data = classes_json(run_dir)
+    ids = [c["target_class"] for c in data["classes"]]
+    kept = {t: set(graph_of(run_dir, t)[0]) for t in ids}
+    a = max(ids, key=lambda t: (len(kept[t]), -t))
+    b = max((t for t in ids if t != a), key=lambda t: (len(kept[a] & kept[t]), -t))
+    c = next(t for t in ids if t not in (a, b))
+    names = {cls["target_class"]: cls["name"].replace("_", " ") for cls in data["classes"]}
+    return SimpleNamespace(a=a, b=b, c=c, name=names)
+
+
 def open_viewer(page, url: str, classes: str | None = None) -> None:
     page.goto(url)
     page.wait_for_selector("body[data-ready='true']")
@@ -124,29 +139,29 @@ def test_page_loads_without_console_errors(page, base_url, run_dir):
     assert requested and all(url.startswith((base_url, "data:", "blob:")) for url in requested)
 
 
-def test_search_then_select_draws_the_expected_graph(page, base_url, run_dir):
+def test_search_then_select_draws_the_expected_graph(page, base_url, run_dir, picks):
     open_viewer(page, base_url)
     page.keyboard.press("/")  # the search shortcut
-    page.keyboard.type("black b")
+    page.keyboard.type(picks.name[picks.b].lower())
     options = page.locator("#class-search-list li[role='option']")
     options.first.wait_for()
-    assert "American black bear" in options.first.inner_text()
+    assert picks.name[picks.b] in options.first.inner_text()
     page.keyboard.press("Enter")
-    page.wait_for_selector("svg.graph-svg[data-classes='295']")
-    nodes, edges = graph_of(run_dir, 295)
+    page.wait_for_selector(f"svg.graph-svg[data-classes='{picks.b}']")
+    nodes, edges = graph_of(run_dir, picks.b)
     assert sorted(graph_keys(page)) == sorted(nodes)
     assert sorted(graph_keys(page, "g.edge")) == sorted(edges)
     counts = page.eval_on_selector_all("g.node", "els => els.map(e => [e.dataset.key, +e.dataset.count])")
     assert dict(counts) == nodes
-    assert page.inner_text("#info-name") == "American black bear"
-    assert "class=295" in page.url
-    assert page.get_attribute("#class-list li.class-row:first-child", "data-class") == "295"
+    assert page.inner_text("#info-name") == picks.name[picks.b]
+    assert f"class={picks.b}" in page.url
+    assert page.get_attribute("#class-list li.class-row:first-child", "data-class") == str(picks.b)
     assert page.errors == []
 
 
-def test_hover_node_shows_examples_and_scrubs_diversity(page, base_url, run_dir):
-    open_viewer(page, base_url + "#class=294", "294")
-    nodes, _ = graph_of(run_dir, 294)
+def test_hover_node_shows_examples_and_scrubs_diversity(page, base_url, run_dir, picks):
+    open_viewer(page, base_url + f"#class={picks.a}", str(picks.a))
+    nodes, _ = graph_of(run_dir, picks.a)
     key = max(nodes, key=nodes.get)
     layer, channel = key.split(":")
     node = page.locator(f"g.node[data-key='{key}']")
@@ -178,8 +193,8 @@ def test_hover_node_shows_examples_and_scrubs_diversity(page, base_url, run_dir)
     assert page.errors == []
 
 
-def test_hover_edge_shows_both_ends(page, base_url, run_dir):
-    open_viewer(page, base_url + "#class=294", "294")
+def test_hover_edge_shows_both_ends(page, base_url, picks):
+    open_viewer(page, base_url + f"#class={picks.a}", str(picks.a))
     edge = page.locator("g.edge").first
     source, target = edge.get_attribute("data-source"), edge.get_attribute("data-target")
     edge.locator("path.edge-hit").dispatch_event("mouseenter")
@@ -194,9 +209,9 @@ def test_hover_edge_shows_both_ends(page, base_url, run_dir):
     assert on_path == {source, target}
 
 
-def test_filter_slider_hides_nodes_below_threshold(page, base_url, run_dir):
-    open_viewer(page, base_url + "#class=294", "294")
-    nodes, edges = graph_of(run_dir, 294)
+def test_filter_slider_hides_nodes_below_threshold(page, base_url, run_dir, picks):
+    open_viewer(page, base_url + f"#class={picks.a}", str(picks.a))
+    nodes, edges = graph_of(run_dir, picks.a)
     counts = sorted(nodes.values())
     threshold = counts[len(counts) // 2]
     assert page.get_attribute("#filter-slider", "max") == str(max(counts))
@@ -211,10 +226,10 @@ def test_filter_slider_hides_nodes_below_threshold(page, base_url, run_dir):
     assert page.locator("g.node:not([display='none'])").count() == len(nodes)
 
 
-def test_layer_switch_moves_embedding_dots(page, base_url, run_dir):
+def test_layer_switch_moves_embedding_dots(page, base_url, run_dir, picks):
     data = classes_json(run_dir)
     first, last = data["meta"]["layers"][0], data["meta"]["layers"][-1]
-    open_viewer(page, base_url + "#class=294", "294")
+    open_viewer(page, base_url + f"#class={picks.a}", str(picks.a))
     read = "els => els.map(e => [+e.dataset.class, +e.getAttribute('cx'), +e.getAttribute('cy')])"
     before = page.eval_on_selector_all("circle.dot", read)
     page.locator(f"g.layer-glyph[data-layer='{first}']").click()
@@ -235,17 +250,17 @@ def test_layer_switch_moves_embedding_dots(page, base_url, run_dir):
     assert page.errors == []
 
 
-def test_similarity_sort_is_cosine_of_top_channels(page, base_url, run_dir):
+def test_similarity_sort_is_cosine_of_top_channels(page, base_url, run_dir, picks):
     data = classes_json(run_dir)
-    layer = data["meta"]["layers"][2]
-    open_viewer(page, base_url + f"#class=294&layer={layer}", "294")
+    layer = data["meta"]["layers"][len(data["meta"]["layers"]) // 2]
+    open_viewer(page, base_url + f"#class={picks.a}&layer={layer}", str(picks.a))
 
     def cosine(a, b):
         va, vb = dict(map(tuple, a["topChannels"][layer])), dict(map(tuple, b["topChannels"][layer]))
         dot = sum(v * vb.get(k, 0) for k, v in va.items())
         return dot / (sum(v * v for v in va.values()) ** 0.5 * sum(v * v for v in vb.values()) ** 0.5)
 
-    ref = next(c for c in data["classes"] if c["target_class"] == 294)
+    ref = next(c for c in data["classes"] if c["target_class"] == picks.a)
     expected = sorted(data["classes"], key=lambda c: (-cosine(ref, c), c["target_class"]))
     rows = page.eval_on_selector_all("#class-list li.class-row", "els => els.map(e => +e.dataset.class)")
     assert rows == [c["target_class"] for c in expected]
@@ -262,17 +277,18 @@ def test_similarity_sort_is_cosine_of_top_channels(page, base_url, run_dir):
     assert "hovered" in page.get_attribute(f"circle.dot[data-class='{hovered}']", "class")
 
 
-def test_compare_mode_colours_shared_nodes(page, base_url, run_dir):
-    open_viewer(page, base_url + "#class=294", "294")
+def test_compare_mode_colours_shared_nodes(page, base_url, run_dir, picks):
+    a, b = picks.a, picks.b
+    open_viewer(page, base_url + f"#class={a}", str(a))
     page.click("#compare-search")
-    page.keyboard.type("american black")
+    page.keyboard.type(picks.name[b].lower())
     page.locator("#compare-search-list li[role='option']").first.wait_for()
     page.keyboard.press("Enter")
-    page.wait_for_selector("svg.graph-svg[data-classes='294,295']")
-    a_nodes, a_edges = graph_of(run_dir, 294)
-    b_nodes, b_edges = graph_of(run_dir, 295)
+    page.wait_for_selector(f"svg.graph-svg[data-classes='{a},{b}']")
+    a_nodes, a_edges = graph_of(run_dir, a)
+    b_nodes, b_edges = graph_of(run_dir, b)
     shared = set(a_nodes) & set(b_nodes)
-    assert shared, "the fixture's bears share channels"
+    assert shared, "the two most similar graphs of the run share channels"
     assert set(graph_keys(page)) == set(a_nodes) | set(b_nodes)
     assert set(graph_keys(page, "g.node[data-member='both']")) == shared
     assert set(graph_keys(page, "g.node[data-member='a']")) == set(a_nodes) - shared
@@ -286,9 +302,9 @@ def test_compare_mode_colours_shared_nodes(page, base_url, run_dir):
     assert SHARED_COLOUR not in others
     chips = page.eval_on_selector_all("#shared-list li.shared-chip", "els => els.map(e => e.dataset.key)")
     assert set(chips) == shared
-    assert "compare=295" in page.url
-    assert "selected" in page.get_attribute("circle.dot[data-class='294']", "class")
-    assert "compare" in page.get_attribute("circle.dot[data-class='295']", "class")
+    assert f"compare={b}" in page.url
+    assert "selected" in page.get_attribute(f"circle.dot[data-class='{a}']", "class")
+    assert "compare" in page.get_attribute(f"circle.dot[data-class='{b}']", "class")
     page.wait_for_timeout(400)
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator(f"g.node[data-key='{sorted(shared)[0]}']").hover()
@@ -299,37 +315,39 @@ def test_compare_mode_colours_shared_nodes(page, base_url, run_dir):
         (REPO / "docs" / "images").mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(REPO / "docs" / "images" / "viewer.png"))
     page.click("#compare-clear")
-    page.wait_for_selector("svg.graph-svg[data-classes='294']")
+    page.wait_for_selector(f"svg.graph-svg[data-classes='{a}']")
     assert "compare=" not in page.url
     assert page.errors == []
 
 
-def test_url_hash_restores_and_follows_state(page, base_url, run_dir):
+def test_url_hash_restores_and_follows_state(page, base_url, run_dir, picks):
+    a, b, c = picks.a, picks.b, picks.c
     layer = classes_json(run_dir)["meta"]["layers"][1]
-    open_viewer(page, base_url + f"#class=295&layer={layer}&compare=0", "295,0")
-    assert page.inner_text("#info-name") == "American black bear"
-    assert page.inner_text("#compare-name") == "tench"
+    open_viewer(page, base_url + f"#class={b}&layer={layer}&compare={c}", f"{b},{c}")
+    assert page.inner_text("#info-name") == picks.name[b]
+    assert page.inner_text("#compare-name") == picks.name[c]
     assert page.get_attribute(f"g.layer-glyph[data-layer='{layer}']", "class").endswith("selected")
     page.reload()
-    page.wait_for_selector("svg.graph-svg[data-classes='295,0']")
-    page.locator("#class-list li.class-row[data-class='270']").click()
-    page.wait_for_selector("svg.graph-svg[data-classes='270,0']")
+    page.wait_for_selector(f"svg.graph-svg[data-classes='{b},{c}']")
+    page.locator(f"#class-list li.class-row[data-class='{a}']").click()
+    page.wait_for_selector(f"svg.graph-svg[data-classes='{a},{c}']")
     page.go_back()  # selecting a class is a history step
-    page.wait_for_selector("svg.graph-svg[data-classes='295,0']")
+    page.wait_for_selector(f"svg.graph-svg[data-classes='{b},{c}']")
     page.evaluate("location.hash = '#class=nonsense&layer=<script>&compare=-5'")
     page.wait_for_timeout(300)
-    assert page.locator("svg.graph-svg[data-classes='295']").count() == 1  # bad values fall back
+    assert page.locator(f"svg.graph-svg[data-classes='{b}']").count() == 1  # bad values fall back
     assert page.errors == []
 
 
-def test_export_svg_and_png(page, base_url, run_dir, tmp_path):
-    open_viewer(page, base_url + "#class=294", "294")
-    nodes, edges = graph_of(run_dir, 294)
+def test_export_svg_and_png(page, base_url, run_dir, picks, tmp_path):
+    open_viewer(page, base_url + f"#class={picks.a}", str(picks.a))
+    nodes, edges = graph_of(run_dir, picks.a)
     with page.expect_download() as info:
         page.click("#export-svg")
     svg_path = tmp_path / "graph.svg"
     info.value.save_as(svg_path)
-    assert info.value.suggested_filename == "summit-brown-bear.svg"
+    slug = re.sub(r"[^a-z0-9]+", "-", picks.name[picks.a].lower()).strip("-")
+    assert info.value.suggested_filename == f"summit-{slug}.svg"
     root = ET.parse(svg_path).getroot()
     ns = {"svg": "http://www.w3.org/2000/svg"}
     groups = root.findall(".//svg:g", ns)
@@ -349,23 +367,23 @@ def test_export_svg_and_png(page, base_url, run_dir, tmp_path):
     assert page.errors == []
 
 
-def test_missing_files_degrade_gracefully(page, run_dir, tmp_path):
+def test_missing_files_degrade_gracefully(page, run_dir, picks, tmp_path):
     run_dir = Path(shutil.copytree(run_dir, tmp_path / "run"))
-    nodes, _ = graph_of(run_dir, 294)
+    nodes, _ = graph_of(run_dir, picks.a)
     key = next(iter(nodes))
     layer, channel = key.split(":")
     (run_dir / "feature-vis" / "channel" / f"{layer}-{channel}-channel.jpg").unlink()
-    (run_dir / "ag" / "ag-0.json").unlink()
+    (run_dir / "ag" / f"ag-{picks.c}.json").unlink()
     httpd = serve.make_server(run_dir, "127.0.0.1", 0)
     try:
         url = _start(httpd)
-        open_viewer(page, url + "#class=294", "294")
+        open_viewer(page, url + f"#class={picks.a}", str(picks.a))
         image = page.locator(f"g.node[data-key='{key}'] image.node-img")
         page.wait_for_function("e => e.getAttribute('visibility') === 'hidden'", arg=image.element_handle())
         assert page.locator(f"g.node[data-key='{key}'] text.node-missing").text_content() == channel
-        page.goto(url + "#class=0")
+        page.goto(url + f"#class={picks.c}")
         page.locator("#graph-message").wait_for(state="visible")
-        assert "ag-0.json" in page.inner_text("#graph-message")
+        assert f"ag-{picks.c}.json" in page.inner_text("#graph-message")
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -376,14 +394,14 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-def test_exported_site_works_on_a_plain_static_server(page, run_dir, tmp_path):
+def test_exported_site_works_on_a_plain_static_server(page, run_dir, picks, tmp_path):
     site = tmp_path / "site"
     export_site(run_dir, site)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
     try:
-        url = _start(httpd) + "#class=294"
-        open_viewer(page, url, "294")
-        nodes, _ = graph_of(run_dir, 294)
+        url = _start(httpd) + f"#class={picks.a}"
+        open_viewer(page, url, str(picks.a))
+        nodes, _ = graph_of(run_dir, picks.a)
         assert page.locator("g.node").count() == len(nodes)
         page.wait_for_function("[...document.querySelectorAll('image.node-img')].length > 0")
         page.wait_for_timeout(300)

@@ -2,8 +2,9 @@
 
 Personalized PageRank ranks every channel; per layer the top channels holding a share (``node_mass``) of
 that layer's PageRank mass are kept, the channel that crosses the share included. An edge is kept when
-both ends are kept and its lower end is itself connected downward by a kept edge (or lies in the first
-layer), so every kept edge sits on a kept path that reaches the first layer. While a layer above the first
+both ends are kept and its lower end itself has an edge down to a kept channel (or lies in the first
+layer): SUMMIT checked this one level down, so a kept edge may end at a channel whose own inputs were not
+kept further below. While a layer above the first
 has no kept edge downward, that layer's share and the share of the layer below grow by ``relax_step``
 (when both already hold everything, the next layer further down grows instead).
 """
@@ -80,17 +81,13 @@ def top_mass(values: np.ndarray, mass: float) -> np.ndarray:
 
 
 def kept_edges(st: Structure, full: FullGraph, kept: np.ndarray) -> np.ndarray:
-    """Mask of kept edges, layer pair by layer pair from the bottom: both ends kept, lower end grounded."""
-    grounded = np.zeros(st.num_vertices, dtype=bool)
-    grounded[st.layer_vertices(0)] = kept[st.layer_vertices(0)]
-    mask = np.zeros(full.num_edges, dtype=bool)
-    for index in range(1, len(st.layers)):
-        s = slice(full.pair_start[index], full.pair_start[index + 1])
-        lo, hi = full.lo[s], full.hi[s]
-        m = grounded[lo] & kept[hi]
-        mask[s] = m
-        grounded[hi[m]] = True
-    return mask
+    """Mask of kept edges: both ends kept, and the lower end has a kept-to-kept edge downward itself
+    unless it lies in the first layer (SUMMIT's rule, checked one level down)."""
+    both = kept[full.hi] & kept[full.lo]
+    has_down = np.zeros(st.num_vertices, dtype=bool)
+    has_down[full.hi[both]] = True
+    has_down[st.layer_vertices(0)] = True
+    return both & has_down[full.lo]
 
 
 @dataclass

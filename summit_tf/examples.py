@@ -35,7 +35,7 @@ SUBDIR = os.path.join("feature-vis", "dataset-p")
 INDEX_FILE = "dataset-p.json"
 JPEG_QUALITY = 95  # with full-resolution colour (4:4:4): patches are small
 FIELD_REPEATS = 3
-FIELD_CHUNK = 16
+FIELD_CHUNK = 8  # positions per gradient batch (x FIELD_REPEATS images): bounded memory
 
 Batches = data_inputs.ImageSource | tf.data.Dataset
 

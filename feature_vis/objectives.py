@@ -154,9 +154,38 @@ def total_variation(layer: str = "input") -> Objective:
     return Objective(lambda a: tf.image.total_variation(a[layer]), f"total_variation({layer})")
 
 
-def channel_with_diversity(layer: str, channels: Sequence[int], group_size: int,
+def _by_layer(pairs: Sequence[tuple[str, int]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For each layer named in ``pairs``: a 0/1 mask of its images and every image's channel (0 elsewhere)."""
+    groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for i, (layer, ch) in enumerate(pairs):
+        mask, chans = groups.setdefault(layer, (np.zeros(len(pairs), np.float32), np.zeros(len(pairs), int)))
+        mask[i], chans[i] = 1.0, ch
+    return groups
+
+
+def _masked_sum(terms: list[tuple[np.ndarray, Objective]]) -> Objective:
+    """Sum of per-layer terms, each restricted to its layer's images (no mask when one layer has all)."""
+    if len(terms) == 1:
+        return terms[0][1]
+    total = terms[0][0] * terms[0][1]
+    for mask, term in terms[1:]:
+        total = total + mask * term
+    return total
+
+
+def layer_channels(pairs: Sequence[tuple[str, int]]) -> Objective:
+    """Image b maximizes the mean of channel ``pairs[b][1]`` of layer ``pairs[b][0]``: many layers'
+    channels in one batch."""
+    return _masked_sum([(mask, channel(layer, chans)) for layer, (mask, chans) in _by_layer(pairs).items()])
+
+
+def diverse_layer_channels(pairs: Sequence[tuple[str, int]], group_size: int,
                            weight: float = 1e2) -> Objective:
-    """SUMMIT's diversity images: per group of ``group_size`` images of one channel, Lucid's
-    ``channel - weight * diversity`` where the channel term is the group mean (Lucid's ``channel``
-    averages over its batch). ``channels`` gives the channel of every image (repeated per group)."""
-    return channel(layer, channels) * (1.0 / group_size) - weight * diversity(layer, group_size)
+    """SUMMIT's diversity images. ``pairs`` names each image's (layer, channel); consecutive groups of
+    ``group_size`` images share one. Per group, Lucid's ``channel - weight * diversity`` with the channel
+    term averaged over the group (Lucid's ``channel`` averages over its batch) and the diversity measured
+    on that layer."""
+    return _masked_sum([
+        (mask, channel(layer, chans) * (1.0 / group_size) - weight * diversity(layer, group_size))
+        for layer, (mask, chans) in _by_layer(pairs).items()
+    ])

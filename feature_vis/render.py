@@ -128,23 +128,23 @@ def render(model: SummitModel, objective: Objective, batch: int, settings: Rende
     return image().numpy()
 
 
-def render_channels(model: SummitModel, layer: str, channels: Sequence[int], settings: RenderSettings,
+def render_channels(model: SummitModel, pairs: Sequence[tuple[str, int]], settings: RenderSettings,
                     diversity: int = 0, progress_label: str | None = None) -> np.ndarray:
-    """One image per channel (``[N, S, S, 3]``), or with ``diversity=d`` d diverse images per channel
-    (``[N, d, S, S, 3]``, objective ``channel - 1e2 * diversity`` within each channel's group), all in one
-    optimization."""
-    channels = [int(c) for c in channels]
-    key = f"{layer}:{channels[0]}:{len(channels)}:{diversity}"
+    """One image per (layer, channel) (``[N, S, S, 3]``), or with ``diversity=d`` d diverse images each
+    (``[N, d, S, S, 3]``, Lucid's ``channel - 1e2 * diversity`` within each channel's group), all in one
+    optimization; the channels may come from different layers."""
+    pairs = [(layer, int(ch)) for layer, ch in pairs]
+    key = f"{pairs[0][0]}:{pairs[0][1]}:{len(pairs)}:{diversity}"
     if diversity:
-        per_image = np.repeat(channels, diversity)
-        objective = objectives.channel_with_diversity(layer, per_image, diversity)
+        per_image = [pair for pair in pairs for _ in range(diversity)]
+        objective = objectives.diverse_layer_channels(per_image, diversity)
         images = render(model, objective, len(per_image), settings, key=key, progress_label=progress_label)
-        return images.reshape(len(channels), diversity, *images.shape[1:])
-    objective = objectives.channel(layer, channels)
-    return render(model, objective, len(channels), settings, key=key, progress_label=progress_label)
+        return images.reshape(len(pairs), diversity, *images.shape[1:])
+    objective = objectives.layer_channels(pairs)
+    return render(model, objective, len(pairs), settings, key=key, progress_label=progress_label)
 
 
-def chunks(items: Sequence[int], size: int) -> list[list[int]]:
+def chunks(items: Sequence, size: int) -> list[list]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
@@ -155,24 +155,24 @@ def render_to_dir(model: SummitModel, selection: Mapping[str, Sequence[int]], ou
     SUMMIT's names, skipping those already there (resumable), then rebuild each layer's sprite sheet.
 
     ``batch_channels`` is the number of images per optimization (the memory knob): that many channels for
-    channel images, ``batch_channels // diversity`` channels for diversity images. Returns counts.
+    channel images, ``batch_channels // diversity`` channels for diversity images. Batches mix layers, so
+    a few channels per layer (graph nodes) still fill them. Returns counts.
     """
-    plan = []
-    for layer in model.check_layers(list(selection)):
-        chans = sorted(set(int(c) for c in selection[layer]))
-        todo = [c for c in chans if not outputs.channel_path(out_dir, layer, c).exists()]
-        plan += [(layer, batch, 0) for batch in chunks(todo, batch_channels)]
-        if diversity:
-            todo = [c for c in chans if not outputs.existing(
-                outputs.diversity_path(out_dir, layer, c, d) for d in range(diversity))]
-            plan += [(layer, batch, diversity) for batch in chunks(todo, max(1, batch_channels // diversity))]
-    total = sum(len(batch) * max(1, d) for _, batch, d in plan)
+    layers = model.check_layers(list(selection))
+    wanted = [(layer, c) for layer in layers for c in sorted(set(int(c) for c in selection[layer]))]
+    todo = [p for p in wanted if not outputs.channel_path(out_dir, *p).exists()]
+    plan = [(batch, 0) for batch in chunks(todo, batch_channels)]
+    if diversity:
+        todo = [p for p in wanted
+                if not outputs.existing(outputs.diversity_path(out_dir, *p, d) for d in range(diversity))]
+        plan += [(batch, diversity) for batch in chunks(todo, max(1, batch_channels // diversity))]
+    total = sum(len(batch) * max(1, d) for batch, d in plan)
     meter = Progress("feature-vis", total=total, unit="images", every=0.0)
-    for n, (layer, batch, d) in enumerate(plan, 1):
+    for n, (batch, d) in enumerate(plan, 1):
         kind = f"diversity x{d}" if d else "channel"
-        label = f"batch {n}/{len(plan)} {layer} {kind} ({len(batch)} channels)"
-        images = render_channels(model, layer, batch, settings, diversity=d, progress_label=label)
-        for i, ch in enumerate(batch):
+        label = f"batch {n}/{len(plan)}: {len(batch)} {kind} ({batch[0][0]}:{batch[0][1]} ...)"
+        images = render_channels(model, batch, settings, diversity=d, progress_label=label)
+        for i, (layer, ch) in enumerate(batch):
             if d:
                 for j in range(d):
                     outputs.save_jpeg(outputs.diversity_path(out_dir, layer, ch, j), images[i, j])
@@ -183,7 +183,7 @@ def render_to_dir(model: SummitModel, selection: Mapping[str, Sequence[int]], ou
         meter.finish()
     written = 0
     if sprites:
-        for layer in model.check_layers(list(selection)):
+        for layer in layers:
             written += sprite.write_layer_sprite(out_dir, layer, model.channels[layer]) is not None
     return {"batches": len(plan), "images": total, "sprites": written}
 

@@ -1,15 +1,19 @@
 """Random image transforms that feature visualizations must survive (Lucid's transformation robustness).
 
-A transform is ``f(images [B, H, W, C], generator) -> images``; :func:`compose` chains them. Every random
-transform takes ``per_image``: with ``True`` (our default) each image of the batch gets its own draw, so a
-batch of images with independent objectives behaves like that many separate Lucid renders; with ``False``
-one draw is shared by the whole batch, as in Lucid (which renders one objective per batch).
+A transform is ``f(images [B, H, W, C], generator) -> images``; :func:`compose` chains them. Lucid's
+standard transforms (pad, jitter, scale, rotate, jitter) are all geometric, so here each is an
+:class:`Affine` map from output pixels to input pixels, and :func:`compose` multiplies consecutive maps
+into one: the whole chain is a single bilinear resampling (one interpolation instead of three, and the
+cost of one sparse matrix product per step). Pixels that fall outside the input take the constant fill,
+which is the pad grey, so padding is exactly a fill.
 
-Differences from Lucid, all deliberate: scaling zooms about the centre on a canvas of unchanged size
-(Lucid resizes the canvas, which would need one graph per scale and cannot differ per image), filling
-uncovered pixels with the pad grey; rotation uses bilinear interpolation (Lucid's default was nearest)
-and exact pi. Both resamplings have exact gradients (they are gathers, not ``ImageProjectiveTransform``,
-whose registered gradient is only an approximate adjoint).
+Every random transform takes ``per_image``: with ``True`` (our default) each image of the batch gets its
+own draw, so a batch of images with independent objectives behaves like that many separate Lucid renders;
+with ``False`` one draw is shared by the batch, as in Lucid (which renders one objective per batch).
+
+Deliberate differences from Lucid: scaling zooms about the centre on a canvas of unchanged size (Lucid
+resizes the canvas, which cannot differ per image; the uncovered border takes the pad grey); rotation is
+bilinear (Lucid's default was nearest) with exact pi. Gradients are exact (the adjoint of the sampling).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 Transform = Callable[[tf.Tensor, tf.random.Generator], tf.Tensor]
+# (generator, batch, height, width) -> (matrices [B, 2, 2], offsets [B, 2]): input = M @ output + t.
+MapDraw = Callable[[tf.random.Generator, tf.Tensor, int, int], tuple[tf.Tensor, tf.Tensor]]
 
 PAD_VALUE = 0.5
 STANDARD_SCALES = tuple(1 + (i - 5) / 50 for i in range(11))
@@ -28,112 +34,152 @@ STANDARD_SCALES = tuple(1 + (i - 5) / 50 for i in range(11))
 STANDARD_ANGLES = tuple(range(-10, 11)) + 5 * (0,)
 
 
-def _choice(generator: tf.random.Generator, values: Sequence[float], batch: tf.Tensor,
-            per_image: bool) -> tf.Tensor:
+def resample(images: tf.Tensor, matrices: tf.Tensor, offsets: tf.Tensor, height: int, width: int,
+             fill: float = PAD_VALUE) -> tf.Tensor:
+    """Bilinear sampling: output pixel (r, c) of image b reads the input at ``M_b @ (r, c) + t_b``.
+
+    Outside the input the value is ``fill``, interpolated with the edge pixels (scipy's ``grid-constant``).
+    Written as one sparse ``[B*h*w, B*H*W]`` matrix times the pixels, whose gradient is its transpose.
+    """
+    batch = tf.shape(images)[0]
+    in_h, in_w, channels = images.shape[1], images.shape[2], images.shape[3]
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    grid = tf.constant(np.stack([rows.ravel(), cols.ravel()]), tf.float32)  # [2, N]
+    source = tf.matmul(matrices, grid[None]) + offsets[:, :, None]  # [B, 2, N]
+    sy = tf.clip_by_value(source[:, 0], -2.0, in_h + 1.0)
+    sx = tf.clip_by_value(source[:, 1], -2.0, in_w + 1.0)
+    y0, x0 = tf.floor(sy), tf.floor(sx)
+    fy, fx = sy - y0, sx - x0
+    y0, x0 = tf.cast(y0, tf.int32), tf.cast(x0, tf.int32)
+    base = (tf.range(batch) * in_h * in_w)[:, None]
+    weights, columns = [], []
+    corners = ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx))
+    for dy, dx, w in corners:
+        y, x = y0 + dy, x0 + dx
+        inside = (y >= 0) & (y < in_h) & (x >= 0) & (x < in_w)
+        weights.append(tf.where(inside, w, 0.0))
+        columns.append(base + tf.clip_by_value(y, 0, in_h - 1) * in_w + tf.clip_by_value(x, 0, in_w - 1))
+    weights = tf.stop_gradient(tf.stack(weights, axis=-1))  # [B, N, 4]
+    count = batch * height * width
+    indices = tf.stack([tf.repeat(tf.range(count, dtype=tf.int64), 4),
+                        tf.cast(tf.reshape(tf.stack(columns, axis=-1), [-1]), tf.int64)], axis=1)
+    shape = tf.cast(tf.stack([count, batch * in_h * in_w]), tf.int64)
+    matrix = tf.sparse.SparseTensor(indices, tf.reshape(weights, [-1]), shape)
+    pixels = tf.sparse.sparse_dense_matmul(matrix, tf.reshape(images, [-1, channels]))
+    outside = 1.0 - tf.reshape(tf.reduce_sum(weights, axis=-1), [-1, 1])
+    return tf.reshape(pixels + fill * outside, [batch, height, width, channels])
+
+
+class Affine:
+    """A geometric transform: output size ``size(h, w)``, random maps ``draw(...)``, constant ``fill``."""
+
+    def __init__(self, size: Callable[[int, int], tuple[int, int]], draw: MapDraw,
+                 fill: float = PAD_VALUE) -> None:
+        self.size, self.draw, self.fill = size, draw, fill
+
+    def __call__(self, images: tf.Tensor, generator: tf.random.Generator) -> tf.Tensor:
+        return _apply_affines(images, [self], generator)
+
+
+def _apply_affines(images: tf.Tensor, affines: Sequence[Affine], generator: tf.random.Generator) -> tf.Tensor:
+    """Compose the maps of ``affines`` (applied in order) into one and resample once."""
+    if not affines:
+        return images
+    batch, h, w = tf.shape(images)[0], images.shape[1], images.shape[2]
+    maps = []
+    for affine in affines:
+        maps.append(affine.draw(generator, batch, h, w))
+        h, w = affine.size(h, w)
+    matrix, offset = tf.eye(2, batch_shape=[batch]), tf.zeros([batch, 2])
+    for m, t in reversed(maps):  # input of the first = M1 (M2 (... ) + t2) + t1
+        matrix, offset = tf.matmul(m, matrix), tf.linalg.matvec(m, offset) + t
+    return resample(images, matrix, offset, h, w, affines[0].fill)
+
+
+def _identity(batch: tf.Tensor) -> tf.Tensor:
+    return tf.eye(2, batch_shape=[batch])
+
+
+def _draw(generator: tf.random.Generator, values: Sequence[float], batch: tf.Tensor,
+          per_image: bool) -> tf.Tensor:
     """Uniform draws from ``values``: ``[batch]`` independent ones, or one repeated ``batch`` times."""
-    count = batch if per_image else 1
-    index = generator.uniform([count], 0, len(values), dtype=tf.int32)
+    index = generator.uniform([batch if per_image else 1], 0, len(values), dtype=tf.int32)
     picked = tf.gather(tf.constant(values, tf.float32), index)
     return picked if per_image else tf.repeat(picked, batch)
 
 
-def pad(width: int, value: float = PAD_VALUE) -> Transform:
+def _about_centre(matrices: tf.Tensor, h: int, w: int) -> tf.Tensor:
+    """Offsets that make ``matrices`` act about the image centre (the centre maps to itself)."""
+    centre = tf.constant([(h - 1) / 2.0, (w - 1) / 2.0])
+    return centre - tf.linalg.matvec(matrices, tf.broadcast_to(centre, [tf.shape(matrices)[0], 2]))
+
+
+def pad(width: int, value: float = PAD_VALUE) -> Affine:
     """Constant border of ``width`` pixels, so that jitter and rotation do not always cut the same edge."""
 
-    def apply(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tensor:
-        del generator
-        return tf.pad(images, [[0, 0], [width, width], [width, width], [0, 0]], constant_values=value)
+    def draw(generator, batch, h, w):
+        return _identity(batch), tf.fill([batch, 2], -float(width))
 
-    return apply
+    return Affine(lambda h, w: (h + 2 * width, w + 2 * width), draw, fill=value)
 
 
-def jitter(d: int, per_image: bool = True) -> Transform:
+def jitter(d: int, per_image: bool = True) -> Affine:
     """Random crop ``d`` pixels smaller in height and width (offsets uniform in 0..d, as random_crop)."""
 
-    def apply(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tensor:
-        batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
-        count = batch if per_image else 1
-        offsets = generator.uniform([count, 2], 0, d + 1, dtype=tf.int32)
-        if not per_image:
-            offsets = tf.repeat(offsets, batch, axis=0)
-        rows = offsets[:, :1] + tf.range(height - d)[None, :]
-        cols = offsets[:, 1:] + tf.range(width - d)[None, :]
-        cropped = tf.gather(images, rows, axis=1, batch_dims=1)
-        return tf.gather(cropped, cols, axis=2, batch_dims=1)
+    def draw(generator, batch, h, w):
+        offsets = generator.uniform([batch if per_image else 1, 2], 0, d + 1, dtype=tf.int32)
+        offsets = tf.cast(offsets if per_image else tf.repeat(offsets, batch, axis=0), tf.float32)
+        return _identity(batch), offsets
 
-    return apply
-
-
-def affine_resample(images: tf.Tensor, matrices: tf.Tensor, fill: float = PAD_VALUE) -> tf.Tensor:
-    """Bilinear resampling about the image centre, same output size, constant ``fill`` outside.
-
-    ``matrices`` ``[B, 2, 2]`` maps an output pixel's (row, col) offset from the centre to the source
-    offset. Pixels between the image and the fill interpolate with the fill (scipy's ``grid-constant``).
-    """
-    batch, height, width, channels = tf.shape(images)[0], images.shape[1], images.shape[2], images.shape[3]
-    cy, cx = (height - 1) / 2.0, (width - 1) / 2.0
-    ys, xs = np.meshgrid(np.arange(height) - cy, np.arange(width) - cx, indexing="ij")
-    offsets = tf.constant(np.stack([ys.ravel(), xs.ravel()]), tf.float32)  # [2, H*W]
-    source = tf.matmul(matrices, offsets[None])  # [B, 2, H*W]
-    # One pixel of fill all around, then clamp: anything further out samples only the fill.
-    sy = tf.clip_by_value(source[:, 0] + cy + 1.0, 0.0, height + 1.0)
-    sx = tf.clip_by_value(source[:, 1] + cx + 1.0, 0.0, width + 1.0)
-    y0, x0 = tf.floor(sy), tf.floor(sx)
-    wy, wx = (sy - y0)[..., None], (sx - x0)[..., None]
-    y0, x0 = tf.cast(y0, tf.int32), tf.cast(x0, tf.int32)
-    y1, x1 = tf.minimum(y0 + 1, height + 1), tf.minimum(x0 + 1, width + 1)
-    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=fill)
-    flat = tf.reshape(padded, [batch, (height + 2) * (width + 2), channels])
-
-    def corner(y: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
-        return tf.gather(flat, y * (width + 2) + x, axis=1, batch_dims=1)
-
-    top = corner(y0, x0) * (1.0 - wx) + corner(y0, x1) * wx
-    bottom = corner(y1, x0) * (1.0 - wx) + corner(y1, x1) * wx
-    return tf.reshape(top * (1.0 - wy) + bottom * wy, [batch, height, width, channels])
+    return Affine(lambda h, w: (h - d, w - d), draw)
 
 
 def scale_matrices(scales: tf.Tensor) -> tf.Tensor:
-    """Inverse maps for zooming by ``scales`` (> 1 magnifies): source offset = output offset / scale."""
-    inverse = 1.0 / scales
-    zeros = tf.zeros_like(inverse)
-    return tf.reshape(tf.stack([inverse, zeros, zeros, inverse], axis=1), [-1, 2, 2])
+    """Maps for zooming by ``scales`` (> 1 magnifies): input offset = output offset / scale."""
+    return tf.eye(2, batch_shape=[tf.shape(scales)[0]]) / scales[:, None, None]
 
 
 def rotation_matrices(degrees: tf.Tensor) -> tf.Tensor:
-    """Inverse maps rotating the content counter-clockwise (as shown) by ``degrees``: 90 = np.rot90."""
+    """Maps rotating the content counter-clockwise (as shown) by ``degrees``: 90 = np.rot90."""
     theta = degrees * (math.pi / 180.0)
     cos, sin = tf.cos(theta), tf.sin(theta)
     return tf.reshape(tf.stack([cos, sin, -sin, cos], axis=1), [-1, 2, 2])
 
 
-def random_scale(scales: Sequence[float], per_image: bool = True, fill: float = PAD_VALUE) -> Transform:
+def random_scale(scales: Sequence[float], per_image: bool = True, fill: float = PAD_VALUE) -> Affine:
     """Zoom by a factor drawn from ``scales``, about the centre, keeping the canvas size."""
 
-    def apply(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tensor:
-        drawn = _choice(generator, scales, tf.shape(images)[0], per_image)
-        return affine_resample(images, scale_matrices(drawn), fill)
+    def draw(generator, batch, h, w):
+        m = scale_matrices(_draw(generator, scales, batch, per_image))
+        return m, _about_centre(m, h, w)
 
-    return apply
+    return Affine(lambda h, w: (h, w), draw, fill=fill)
 
 
-def random_rotate(degrees: Sequence[float], per_image: bool = True, fill: float = PAD_VALUE) -> Transform:
+def random_rotate(degrees: Sequence[float], per_image: bool = True, fill: float = PAD_VALUE) -> Affine:
     """Rotate about the centre by an angle (degrees) drawn from ``degrees``."""
 
-    def apply(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tensor:
-        drawn = _choice(generator, degrees, tf.shape(images)[0], per_image)
-        return affine_resample(images, rotation_matrices(drawn), fill)
+    def draw(generator, batch, h, w):
+        m = rotation_matrices(_draw(generator, degrees, batch, per_image))
+        return m, _about_centre(m, h, w)
 
-    return apply
+    return Affine(lambda h, w: (h, w), draw, fill=fill)
 
 
 def compose(transforms: Sequence[Transform]) -> Transform:
-    """Apply ``transforms`` in order."""
+    """Apply ``transforms`` in order; runs of :class:`Affine` with one fill value become one resampling."""
 
     def apply(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tensor:
+        run: list[Affine] = []
         for transform in transforms:
-            images = transform(images, generator)
-        return images
+            if isinstance(transform, Affine) and (not run or run[0].fill == transform.fill):
+                run.append(transform)
+                continue
+            images = _apply_affines(images, run, generator)
+            run = [transform] if isinstance(transform, Affine) else []
+            if not isinstance(transform, Affine):
+                images = transform(images, generator)
+        return _apply_affines(images, run, generator)
 
     return apply
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from absl import flags
 
 from summit_tf import config as cfgmod
 from summit_tf.cli import fail, parse
 from summit_tf.config import AggregateConfig
+
+if TYPE_CHECKING:  # the engine imports TensorFlow: load it only when a run starts, not for --help
+    from summit_tf.engine import RunSummary
 
 FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
 
@@ -54,8 +58,11 @@ flags.DEFINE_string("classes", "", "only these class ids, e.g. 0,217,480-482 (sp
 flags.DEFINE_integer("num_shards", 1, "split the data into N shards ...", lower_bound=1, flag_values=FLAGS)
 flags.DEFINE_integer("shard_index", 0, "... and count this one (merge the outputs with summit_tf.merge)",
                      lower_bound=0, flag_values=FLAGS)
-flags.DEFINE_integer("checkpoint_every", 200, "write a resumable checkpoint every N batches (0: never)",
-                     lower_bound=0, flag_values=FLAGS)
+flags.DEFINE_integer("checkpoint_every", 0, "also write a resumable checkpoint every N batches (0: only "
+                     "by --checkpoint_minutes)", lower_bound=0, flag_values=FLAGS)
+flags.DEFINE_float("checkpoint_minutes", 10.0, "write a resumable checkpoint this many minutes after the "
+                   "last one (0: only by --checkpoint_every); a checkpoint holds every accumulator, so "
+                   "it takes a while for many classes", lower_bound=0.0, flag_values=FLAGS)
 flags.DEFINE_bool("resume", False, "continue an interrupted run from its checkpoint", flag_values=FLAGS)
 flags.DEFINE_bool("overwrite", False, "replace an existing output (and discard its checkpoint)",
                   flag_values=FLAGS)
@@ -73,8 +80,32 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AggregateConfig:
         summit_compat=fv.summit_compat, resize=fv.resize, batch_size=fv.batch_size,
         max_images=fv.max_images, max_images_per_class=fv.max_images_per_class,
         classes=cfgmod.parse_classes(fv.classes), num_shards=fv.num_shards, shard_index=fv.shard_index,
-        checkpoint_every=fv.checkpoint_every, resume=fv.resume, overwrite=fv.overwrite,
+        checkpoint_every=fv.checkpoint_every, checkpoint_minutes=fv.checkpoint_minutes,
+        resume=fv.resume, overwrite=fv.overwrite,
     )
+
+
+def aggregate_from_config(cfg: AggregateConfig, stream: TextIO | None = None) -> RunSummary:
+    """Load the model and data ``cfg`` names and run the aggregation into ``cfg.out``.
+
+    The library entry point behind the CLI; raises ``ValueError`` (``engine.AggregateError``) or
+    ``FileNotFoundError`` for bad input.
+    """
+    from summit_tf import data, engine, models, selection
+
+    selection.parse_select(cfg.activation_select)
+    engine.check_output(cfg)
+    if engine.finished(cfg):
+        return engine.finished_summary(cfg, stream)
+    model = models.load(cfg.model, layers=cfg.layers, summit_compat=cfg.summit_compat)
+
+    def open_source(skip_records: int) -> data.ImageSource:
+        return data.load(cfg.data, image_size=model.input_size, resize=cfg.resize, batch_size=cfg.batch_size,
+                         num_shards=cfg.num_shards, shard_index=cfg.shard_index, skip_records=skip_records,
+                         max_images=cfg.max_images, max_images_per_class=cfg.max_images_per_class,
+                         classes=cfg.classes)
+
+    return engine.aggregate(cfg, model, open_source, stream=stream)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -89,23 +120,9 @@ def main(argv: Sequence[str]) -> int:
     except ValueError as e:
         return fail(str(e))
 
-    from summit_tf import data, models, selection
-    from summit_tf.engine import AggregateError, aggregate, check_output
-
     try:
-        selection.parse_select(cfg.activation_select)
-        check_output(cfg)
-        model = models.load(cfg.model, layers=cfg.layers, summit_compat=cfg.summit_compat)
-
-        def open_source(skip_records: int) -> data.ImageSource:
-            return data.load(cfg.data, image_size=model.input_size, resize=cfg.resize,
-                             batch_size=cfg.batch_size, num_shards=cfg.num_shards,
-                             shard_index=cfg.shard_index, skip_records=skip_records,
-                             max_images=cfg.max_images, max_images_per_class=cfg.max_images_per_class,
-                             classes=cfg.classes)
-
-        aggregate(cfg, model, open_source)
-    except (AggregateError, ValueError, FileNotFoundError) as e:
+        aggregate_from_config(cfg)
+    except (ValueError, FileNotFoundError) as e:  # AggregateError is a ValueError
         return fail(str(e))
     except KeyboardInterrupt:
         print(f"interrupted; rerun with --resume to continue from the last checkpoint of {cfg.out}",

@@ -86,7 +86,8 @@ class AggregateConfig:
     classes: tuple[int, ...] | None = None
     num_shards: int = 1
     shard_index: int = 0
-    checkpoint_every: int = 200
+    checkpoint_every: int = 0  # batches; 0: by time only
+    checkpoint_minutes: float = 10.0  # 0: by batch count only
     resume: bool = False
     overwrite: bool = False
 
@@ -115,6 +116,8 @@ class AggregateConfig:
         check(0 <= self.shard_index < self.num_shards,
               f"--shard_index must lie in 0..{self.num_shards - 1}, got {self.shard_index}")
         check(self.checkpoint_every >= 0, f"--checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        check(self.checkpoint_minutes >= 0,
+              f"--checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}")
         check(not (self.resume and self.overwrite), "--resume and --overwrite exclude each other")
         if self.layers is not None:
             check(len(self.layers) > 0 and all(self.layers), "--layers must name at least one layer")

@@ -9,10 +9,12 @@ Memory is bounded by the accumulators (``K`` classes x every layer's channels an
 ``Cout x Cin``; printed before the run starts) plus one batch: a run over 1,000 classes of a large model
 can be split with ``classes`` and the pieces joined by ``summit_tf.merge``.
 
-Resume: every ``checkpoint_every`` batches the accumulators, the next record of the input stream and
-the counters are written atomically beside the output (``OUT.ckpt.h5``). Because the step is
-deterministic and the input stream is ordered, a resumed run ends with exactly the counts of an
-uninterrupted one. The checkpoint is removed once the output is written.
+Resume: every ``checkpoint_minutes`` (and/or ``checkpoint_every`` batches) the accumulators, the next
+record of the input stream and the counters are written atomically beside the output
+(``OUT.ckpt.h5``). Because the step is deterministic and the input stream is ordered, a resumed run
+ends with exactly the counts of an uninterrupted one. The checkpoint is removed once the output is
+written. Unreadable records are counted from the gaps in the stream positions (plus those after the
+last image when the source knows its length; TFRecord sources do not, so trailing ones go uncounted).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from summit_tf.progress import Progress
 
 CHECKPOINT_FORMAT = "summit-tf/checkpoint"
 ROW_BLOCK = 32  # classes read from the device at once when writing (bounds host memory)
+LARGE_ACCUMULATORS = 4 * 2**30  # bytes; above this the start-up line suggests splitting by class
 
 
 class AggregateError(ValueError):
@@ -251,11 +254,10 @@ def save_checkpoint(path: Path, acc: Accumulators, plan: Plan, state: _State, re
                        next_record=state.next_record, images=state.images, batches=state.batches)
         f["classes"] = plan.classes
         for name, var in acc.named().items():
-            rows = _Rows(var, all_rows)
-            chunks = (1, *rows.shape[1:]) if rows.shape[0] else None
-            ds = f.create_dataset(name, shape=rows.shape, dtype=np.int32, chunks=chunks,
+            shape = tuple(var.shape)
+            ds = f.create_dataset(name, shape=shape, dtype=np.int32, chunks=(1, *shape[1:]),
                                   compression="gzip", compression_opts=1, shuffle=True)
-            for start in range(0, rows.shape[0], ROW_BLOCK):
+            for start in range(0, shape[0], ROW_BLOCK):
                 ds[start:start + ROW_BLOCK] = tf.gather(var, all_rows[start:start + ROW_BLOCK]).numpy()
 
     _atomic_h5(path, write)
@@ -277,6 +279,17 @@ def load_checkpoint(path: Path, acc: Accumulators, plan: Plan, record: dict) -> 
         for name, var in acc.named().items():
             var.assign(f[name][()])
         return _State(int(f.attrs["next_record"]), int(f.attrs["images"]), int(f.attrs["batches"]))
+
+
+def finished(cfg: AggregateConfig) -> bool:
+    """``--resume`` of a run that already wrote its output: nothing is left to do."""
+    return cfg.resume and Path(cfg.out).exists() and not checkpoint_path(cfg.out).exists()
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files a killed run left while writing ``path`` (named as ``_atomic_h5``/``store.save``)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def check_output(cfg: AggregateConfig) -> None:
@@ -303,6 +316,15 @@ class RunSummary:
     resumed_from: int  # images already counted by the checkpoint (0 for a fresh run)
 
 
+def finished_summary(cfg: AggregateConfig, stream: TextIO | None = None) -> RunSummary:
+    """The summary of a run whose output is already complete (``--resume`` after the end)."""
+    out = Path(cfg.out)
+    _say(stream or sys.stderr, f"{out} is complete (no checkpoint to resume): nothing to do")
+    with store.load(out) as done:
+        return RunSummary(out, done.num_images, done.num_skipped, int(done.classes.size), 0.0,
+                          done.num_images)
+
+
 def _say(stream: TextIO, text: str) -> None:
     print(text, file=stream, flush=True)
 
@@ -321,14 +343,13 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
     stream = stream if stream is not None else sys.stderr
     t0 = time.monotonic()
     out, ckpt = Path(cfg.out), checkpoint_path(cfg.out)
-    if cfg.resume and out.exists() and not ckpt.exists():
-        _say(stream, f"{out} is complete (no checkpoint to resume): nothing to do")
-        with store.load(out) as done:
-            return RunSummary(out, done.num_images, done.num_skipped, int(done.classes.size), 0.0,
-                              done.num_images)
+    if finished(cfg):
+        return finished_summary(cfg, stream)
     check_output(cfg)
     if cfg.overwrite:
         ckpt.unlink(missing_ok=True)
+    for path in (out, ckpt):
+        _remove_stale_temporaries(path)
     resuming = cfg.resume and ckpt.exists()
 
     first = open_source(0)
@@ -346,7 +367,9 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
         source = first
     _say(stream, f"{model.spec}: {len(plan.layers)} layers, {len(plan.links)} links, {plan.classes.size} "
                  f"classes; device accumulators {_mib(acc.nbytes())} "
-                 f"({_mib(acc.nbytes() // max(plan.classes.size, 1))} per class)")
+                 f"({_mib(acc.nbytes() // plan.classes.size)} per class)"
+                 + ("; to use less memory, split the classes with --classes and merge the parts"
+                    if acc.nbytes() > LARGE_ACCUMULATORS else ""))
 
     step = make_step(model, plan, acc, cfg)
     slot_table = plan.slot_table()
@@ -355,6 +378,7 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
         total = -(-cfg.max_images // cfg.num_shards)
     progress = Progress("aggregate", total=total, start=state.images, stream=stream)
     start_images = state.images
+    last_checkpoint = time.monotonic()
     for batch in source.dataset:
         labels = batch["label"].numpy()
         bad = (labels < 0) | (labels >= NUM_CLASSES)
@@ -367,8 +391,12 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
         state.batches += 1
         state.next_record = int(batch["index"][-1]) + 1
         progress.update(int(labels.size))
-        if cfg.checkpoint_every and state.batches % cfg.checkpoint_every == 0:
+        due_by_count = cfg.checkpoint_every and state.batches % cfg.checkpoint_every == 0
+        due_by_time = (cfg.checkpoint_minutes
+                       and time.monotonic() - last_checkpoint >= 60 * cfg.checkpoint_minutes)
+        if due_by_count or due_by_time:
             save_checkpoint(ckpt, acc, plan, state, record)
+            last_checkpoint = time.monotonic()
     progress.finish()
     if state.images == 0:
         raise AggregateError(f"empty data: no readable images in {cfg.data}")

@@ -245,11 +245,13 @@ def test_interrupted_run_resumes_to_identical_counts(tmp_path):
     assert checkpoint_path(out).exists() and not out.exists()
     with pytest.raises(AggregateError, match="--resume"):
         aggregate(cfg, model, opener(images, labels, index, 4), stream=io.StringIO())
+    stale = tmp_path / ".part.h5.ckpt.h5.abc123.tmp"  # what a kill during a checkpoint write leaves
+    stale.write_bytes(b"partial")
     log = io.StringIO()
     summary = aggregate(dataclasses.replace(cfg, resume=True), model, opener(images, labels, index, 4),
                         stream=log)
     assert summary.resumed_from == 16 and "resuming" in log.getvalue()
-    assert not checkpoint_path(out).exists()
+    assert not checkpoint_path(out).exists() and not stale.exists()
     assert_same_datasets(whole.out, out)
 
 
@@ -293,9 +295,11 @@ def test_resume_refuses_other_settings(tmp_path):
     model = toy_model(size=SIZE, seed=2)
     images, labels, index = make_data(n=12, seed=5)
     out = tmp_path / "r.h5"
-    cfg = AggregateConfig(model="toy", data="memory", out=str(out), batch_size=4, checkpoint_every=1)
+    # checkpoints by time only: a tiny interval writes one after every batch
+    cfg = AggregateConfig(model="toy", data="memory", out=str(out), batch_size=4, checkpoint_minutes=1e-9)
     with pytest.raises(tf.errors.InvalidArgumentError):
         aggregate(cfg, model, opener(images, labels, index, 4, fail_after=1), stream=io.StringIO())
+    assert checkpoint_path(out).exists()
     other = dataclasses.replace(cfg, resume=True, influence_topk=2)
     with pytest.raises(AggregateError, match="other settings.*influence_topk"):
         aggregate(other, model, opener(images, labels, index, 4), stream=io.StringIO())

@@ -71,13 +71,23 @@ def test_diversity_groups_sum_to_lucid(acts):
         evaluate(obj.diversity("layer", 4), acts)
 
 
-def test_channel_with_diversity_is_lucid_group_objective(acts):
-    chans = [2, 2, 2, 6, 6, 6]
-    values = evaluate(obj.channel_with_diversity("layer", chans, 3), acts)
-    for g, c in enumerate((2, 6)):
-        group = acts["layer"][3 * g:3 * g + 3]
+def test_diverse_layer_channels_is_lucid_group_objective(acts):
+    acts = {**acts, "other": acts["layer"][..., :4] ** 2}
+    pairs = [("layer", 2)] * 3 + [("other", 1)] * 3
+    values = evaluate(obj.diverse_layer_channels(pairs, 3), acts)
+    for g, (layer, c) in enumerate(pairs[::3]):
+        group = acts[layer][3 * g:3 * g + 3]
         lucid = group[..., c].mean() - 1e2 * lucid_diversity(group)
         assert values[3 * g:3 * g + 3].sum() == pytest.approx(lucid, rel=1e-5)
+
+
+def test_layer_channels_mixes_layers(acts):
+    acts = {**acts, "other": acts["layer"][..., :4] ** 2}
+    pairs = [("layer", 0), ("other", 3), ("layer", 8), ("other", 0), ("other", 2), ("layer", 5)]
+    expected = [acts[layer][b, :, :, c].mean() for b, (layer, c) in enumerate(pairs)]
+    np.testing.assert_allclose(evaluate(obj.layer_channels(pairs), acts), expected, rtol=1e-5)
+    np.testing.assert_allclose(evaluate(obj.layer_channels([("layer", 1)] * 6), acts),
+                               acts["layer"][..., 1].mean((1, 2)), rtol=1e-5)
 
 
 def test_penalties(acts):

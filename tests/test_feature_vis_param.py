@@ -99,19 +99,20 @@ def test_pad_and_jitter_shapes_and_crops():
     assert all(np.array_equal(shared[0], shared[b]) for b in range(6))
 
 
-@pytest.mark.parametrize("h,w", [(13, 17), (16, 16)])
-def test_affine_resample_matches_scipy_bilinear(h, w):
+@pytest.mark.parametrize("h,w,out_h,out_w", [(13, 17, 13, 17), (16, 16, 11, 19)])
+def test_resample_matches_scipy_bilinear(h, w, out_h, out_w):
     rng = np.random.default_rng(h)
     images = rng.random((3, h, w, 2))
     angles, scales = np.array([7.0, -30.0, 90.0]), np.array([1.1, 0.9, 1.0])
-    matrices = (transform.rotation_matrices(tf.constant(angles, tf.float32))
-                * (1.0 / scales[:, None, None]).astype(np.float32)).numpy().astype(np.float64)
-    got = transform.affine_resample(tf.constant(images, tf.float32), tf.constant(matrices, tf.float32),
-                                    fill=0.25).numpy()
-    cy, cx = (h - 1) / 2, (w - 1) / 2
-    ys, xs = np.meshgrid(np.arange(h) - cy, np.arange(w) - cx, indexing="ij")
+    matrices = (transform.rotation_matrices(tf.constant(angles, tf.float32)).numpy().astype(np.float64)
+                / scales[:, None, None])
+    offsets = rng.uniform(-3, 5, (3, 2))
+    got = transform.resample(tf.constant(images, tf.float32), tf.constant(matrices, tf.float32),
+                             tf.constant(offsets, tf.float32), out_h, out_w, fill=0.25).numpy()
+    assert got.shape == (3, out_h, out_w, 2)
+    rows, cols = np.meshgrid(np.arange(out_h), np.arange(out_w), indexing="ij")
     for b in range(3):
-        src = np.einsum("ij,jhw->ihw", matrices[b], np.stack([ys, xs])) + np.array([cy, cx])[:, None, None]
+        src = np.einsum("ij,jhw->ihw", matrices[b], np.stack([rows, cols])) + offsets[b][:, None, None]
         for c in range(2):
             expected = ndimage.map_coordinates(images[b, :, :, c], src, order=1, mode="grid-constant",
                                                cval=0.25)
@@ -126,17 +127,36 @@ def test_rotate_90_is_rot90_and_scale_1_is_identity():
     np.testing.assert_allclose(same, images, atol=1e-6)
 
 
-def test_affine_resample_gradient_is_exact_adjoint():
+def test_resample_gradient_is_exact_adjoint():
     rng = np.random.default_rng(4)
     x = tf.constant(rng.random((2, 9, 11, 3)), tf.float32)
-    y = tf.constant(rng.random((2, 9, 11, 3)), tf.float32)
-    m = transform.rotation_matrices(tf.constant([13.0, -4.0]))
+    y = tf.constant(rng.random((2, 7, 12, 3)), tf.float32)
+    m = transform.rotation_matrices(tf.constant([13.0, -4.0])) * 0.9
+    t = tf.constant([[1.5, -0.5], [0.0, 2.0]])
     with tf.GradientTape() as tape:
         tape.watch(x)
-        out = transform.affine_resample(x, m, fill=0.0)
+        out = transform.resample(x, m, t, 7, 12, fill=0.0)
     adjoint_y = tape.gradient(out, x, output_gradients=y)
-    # Linear in x when fill is 0: <A x, y> == <x, A^T y>.
+    # Linear in x when fill is 0: <A x, y> == <x, A^T y>, and A is the bilinear map checked above.
     assert float(tf.reduce_sum(out * y)) == pytest.approx(float(tf.reduce_sum(x * adjoint_y)), rel=1e-5)
+
+
+def test_fused_chain_is_the_sequential_chain():
+    """One resampling of the composed map = the transforms one after another, wherever no fill is involved.
+
+    Bilinear interpolation of a linear function is exact, so coordinate images agree exactly."""
+    rows, cols = np.meshgrid(np.linspace(0, 1, 33), np.linspace(0, 1, 33), indexing="ij")
+    images = tf.constant(np.repeat(np.stack([rows, cols, np.ones_like(rows)], -1)[None], 6, 0), tf.float32)
+    chain = transform.standard_transforms()
+    fused = transform.compose(chain)(images, tf.random.Generator.from_seed(5)).numpy()
+    generator, sequential = tf.random.Generator.from_seed(5), images
+    for step in chain:
+        sequential = step(sequential, generator)
+    sequential = sequential.numpy()
+    inside = (fused[..., 2] > 1 - 1e-5) & (sequential[..., 2] > 1 - 1e-5)
+    assert inside.mean() > 0.3
+    np.testing.assert_allclose(fused[..., :2][inside], sequential[..., :2][inside], atol=1e-4)
+    assert np.abs(fused[..., 0] - fused[:1, ..., 0]).max() > 0.01  # the images got different draws
 
 
 def test_standard_transforms_shape_range_determinism_and_draws():

@@ -28,7 +28,7 @@ def channel_means(model, images, layer):
 def test_batched_render_gives_each_image_its_own_channel(toy):
     channels = [0, 1, 2, 3, 4]  # alive at the grey start (the toy model has no ReLU redirect)
     settings = render.RenderSettings(size=24, steps=60, seed=0)
-    images = render.render_channels(toy, "sep3", channels, settings)
+    images = render.render_channels(toy, [("sep3", c) for c in channels], settings)
     assert images.shape == (5, 24, 24, 3) and images.min() >= 0.0 and images.max() <= 1.0
     means = channel_means(toy, images, "sep3")[:, channels]
     grey = channel_means(toy, np.full((1, 24, 24, 3), 0.5, np.float32), "sep3")[0, channels]
@@ -39,9 +39,10 @@ def test_batched_render_gives_each_image_its_own_channel(toy):
 
 def test_seed_makes_renders_reproducible(toy):
     settings = render.RenderSettings(size=16, steps=4, seed=3)
-    a = render.render_channels(toy, "conv2", [1, 2], settings)
-    b = render.render_channels(toy, "conv2", [1, 2], settings)
-    c = render.render_channels(toy, "conv2", [1, 2], render.RenderSettings(size=16, steps=4, seed=4))
+    pairs = [("conv2", 1), ("sep3", 2)]
+    a = render.render_channels(toy, pairs, settings)
+    b = render.render_channels(toy, pairs, settings)
+    c = render.render_channels(toy, pairs, render.RenderSettings(size=16, steps=4, seed=4))
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).max() > 1e-3
 
@@ -54,7 +55,7 @@ def gram_cosine_mean(model, images, layer):
 def test_diversity_images_differ_more_than_plain_ones(toy):
     settings = render.RenderSettings(size=24, steps=40, seed=1)
     plain = render.render(toy, objectives.channel("sep3", 3), 4, settings)
-    diverse = render.render_channels(toy, "sep3", [3], settings, diversity=4)
+    diverse = render.render_channels(toy, [("sep3", 3)], settings, diversity=4)
     assert diverse.shape == (1, 4, 24, 24, 3)
     assert gram_cosine_mean(toy, diverse[0], "sep3") < gram_cosine_mean(toy, plain, "sep3") - 0.05
 

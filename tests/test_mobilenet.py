@@ -110,8 +110,9 @@ def test_v1_relu_redirect_wakes_dead_channels(v1):
 
 
 @pytest.mark.slow
-def test_v1_accuracy_and_agreement_on_1300_val_images(v1, v1_paths, shared):
+def test_v1_accuracy_and_agreement_on_1300_val_images(v1_paths, shared):
     """Dequantized float MobileNetV1 >= 75 % top-1 (centre crop) and >= 95 % top-1 agreement with TFLite."""
+    v1 = registry.load("mobilenet_v1", layers=["Conv2d_13_pointwise"])  # fewer outputs to copy: faster
     extractor = Reference(v1_paths[0], 50)
     head = Reference(v1_paths[1], 1, input_name="MobilenetV1/Logits/AvgPool_1a/AvgPool")
     correct = agree = reference_correct = total = 0

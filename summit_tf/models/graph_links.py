@@ -183,6 +183,38 @@ def find_links(nodes: Sequence[Node], candidates: Sequence[str], layers: Sequenc
     return links
 
 
+def _activation_source(nodes: dict[str, Node], node: Node) -> Node:
+    """The operation an activation applies to: the node itself, or for an activation layer the first
+    operation upstream through linear scales (BatchNorm) and identities."""
+    if node.op not in ("identity", "scale") or not node.inputs:
+        return node
+    parent = nodes[node.inputs[0]]
+    while parent.op in ("identity", "scale") and parent.activation == "linear" and parent.inputs:
+        parent = nodes[parent.inputs[0]]
+    return parent
+
+
+def candidate_layers(nodes: Sequence[Node], spatial: set[str]) -> tuple[list[str], list[str]]:
+    """Layers a user may choose, and the default choice, in network order.
+
+    Candidates: ``[B, H, W, C]`` outputs of a ReLU/ReLU6 applied (fused, or after BatchNorm) to a dense
+    convolution or a sum, and channel concatenations. Depthwise stages are not candidates: they are the
+    one-to-one inner stage of a separable link. Default: the concatenations that feed more than other
+    concatenations (Inception-style blocks) when the network has any, else every candidate.
+    """
+    by_key = {n.key: n for n in nodes}
+    activated = {n.key for n in nodes if n.key in spatial and n.activation in ("relu", "relu6")
+                 and _activation_source(by_key, n).op in ("conv", "add")}
+    concats = {n.key for n in nodes if n.op == "concat" and n.key in spatial}
+    consumers: dict[str, set[str]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            consumers.setdefault(i, set()).add(n.key)
+    candidates = [n.key for n in nodes if n.key in activated | concats]
+    blocks = [c for c in candidates if c in concats and not (c in consumers and consumers[c] <= concats)]
+    return candidates, blocks or candidates
+
+
 def link_inputs(links: Sequence[Link]) -> list[str]:
     """The tensor keys the links read, each once, in link order."""
     return list(dict.fromkeys(link.input for link in links))

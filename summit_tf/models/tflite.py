@@ -15,8 +15,7 @@ MobileNets take ``(p - 128) / 128``, ``p`` in 0..255); a float input is assumed 
 Tensor keys are the TFLite tensor names cut at the first ``;`` (TFLite joins fused op names there), with
 trailing activation and concat op names (``/Relu6``, ``/concat``) and the prefix common to all conv
 layers dropped, so the TF-slim MobileNetV1 yields ``Conv2d_0``, ``Conv2d_1_depthwise``,
-``Conv2d_1_pointwise`` ... SUMMIT layer candidates are the activated outputs of convolutions and
-additions (and concatenations of candidates); links come from :mod:`summit_tf.models.graph_links`.
+``Conv2d_1_pointwise`` ... SUMMIT layer candidates and links come from :mod:`summit_tf.models.graph_links`.
 ``logits`` is the last output before a final softmax (and any quantize step), flattened to
 ``[B, outputs]``; 1,001 outputs mean 0 = background.
 """
@@ -345,22 +344,6 @@ def _strip_common_prefix(builder: _Builder, candidates: list[str]) -> dict[str, 
     return renamed
 
 
-def _layers(nodes: Sequence[Node], shapes: Mapping[str, tuple[int, ...]]) -> tuple[list[str], list[str]]:
-    """Candidate SUMMIT layers (activated conv/add outputs, concatenations of them) and the default choice
-    (all but branches that only feed a concatenation)."""
-    spatial = {k for k, shape in shapes.items() if len(shape) == 4}
-    chosen = {n.key for n in nodes if n.key in spatial and n.activation in ("relu", "relu6")
-              and n.op in ("conv", "add", "identity")}
-    concats = {n.key for n in nodes if n.op == "concat" and n.key in spatial and set(n.inputs) <= chosen}
-    consumers: dict[str, set[str]] = {}
-    for n in nodes:
-        for i in n.inputs:
-            consumers.setdefault(i, set()).add(n.key)
-    candidates = [n.key for n in nodes if n.key in chosen | concats]
-    defaults = [c for c in candidates if not (c in consumers and consumers[c] <= concats)]
-    return candidates, defaults
-
-
 def build_program(paths: Sequence[str]) -> Program:
     """Read and chain the TFLite files into one float :class:`Program`."""
     graphs = [tflite_reader.read(p) for p in paths]
@@ -379,7 +362,8 @@ def build_program(paths: Sequence[str]) -> Program:
             _chain(builder, piece, graph, graphs[piece - 1])
         builder.add_piece(piece, graph)
     logits = _logits_key(builder, graphs[-1], len(graphs) - 1)
-    candidates, defaults = _layers(builder.nodes, builder.shapes)
+    spatial = {k for k, shape in builder.shapes.items() if len(shape) == 4}
+    candidates, defaults = graph_links.candidate_layers(builder.nodes, spatial)
     names = _strip_common_prefix(builder, candidates)
     steps = [_Step(names[s.out], tuple(names[k] for k in s.inputs), s.run) for s in builder.steps]
     nodes = [replace(n, key=names[n.key], inputs=tuple(names[k] for k in n.inputs)) for n in builder.nodes]
@@ -430,8 +414,7 @@ def summit_model(program: Program, spec: str, layers: Sequence[str] | None, defa
 
 
 def load(paths: Sequence[str], layers: Sequence[str] | None = None, spec: str | None = None) -> SummitModel:
-    """``tflite:PATH[+PATH...]``: activated conv/add outputs and concatenations of them are layers; all are
-    chosen by default except branches that only feed a concatenation (Inception-style blocks)."""
+    """``tflite:PATH[+PATH...]``; layers and defaults: :func:`graph_links.candidate_layers`."""
     if not paths or any(not p for p in paths):
         raise ValueError(f"tflite spec needs PATH[+PATH...], got {'+'.join(paths)!r}")
     program = build_program(paths)

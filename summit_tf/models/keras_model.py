@@ -1,0 +1,351 @@
+"""Keras models: ``keras:PATH[?options]`` (a ``.keras``/``.h5`` file or a SavedModel folder) and
+``keras_app:NAME[?options]`` (``keras.applications``, e.g. ``keras_app:MobileNet?weights=none``).
+
+Options (``?key=value&...``): ``weights=imagenet|none|FILE`` (applications; ``imagenet`` is the default and
+is downloaded by Keras, ``none`` builds random weights, which is what the tests use offline),
+``size=S`` (input size when the model leaves it open; applications default to 224 or their own), and
+``range=LO,HI`` (the value range of a file model; default [0, 255] for Keras files, [-1, 1] for
+SavedModels).
+
+Layers come from the model's own functional graph (``get_config()``, public): activated (ReLU/ReLU6,
+fused or after BatchNorm) convolution and residual-sum outputs, and channel concatenations
+(:func:`graph_links.candidate_layers`: Inception/DenseNet-style blocks by default, else every
+convolution stage, e.g. ``conv_pw_k_relu`` in MobileNet, ``block{b}_conv{c}`` in VGG16). Links are the
+exact linear pieces between consecutive chosen layers, BatchNorm folded into the kernels
+(:mod:`graph_links`); a ``SeparableConv2D`` is one k x k link (its depthwise and pointwise stages are
+both linear). Applications take pixels through their own ``preprocess_input`` (inside ``features``), so
+``value_range`` is the per-channel envelope of what the network sees; logits are the pre-softmax outputs
+(``classifier_activation=None``; for files ending in a softmax, ``log`` of the probabilities, which has
+the same softmax and ranking).
+
+A SavedModel folder is converted by the TFLite converter to a float flatbuffer (BatchNorm and activations
+fused, numerics unchanged) and loaded by :mod:`summit_tf.models.tflite`: Keras 3 cannot rebuild layer
+graphs from SavedModels.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from summit_tf.models import activations, graph_links, tflite
+from summit_tf.models.base import SummitModel
+from summit_tf.models.graph_links import Node
+
+log = logging.getLogger(__name__)
+
+OPTIONS = ("weights", "size", "range")
+_IDENTITY_LAYERS = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "Identity",
+                    "ActivityRegularization")
+
+
+def parse_options(arg: str) -> tuple[str, dict[str, str]]:
+    """``NAME?key=value&key=value`` -> (NAME, options); unknown keys raise with the known ones."""
+    name, _, query = arg.partition("?")
+    options = {}
+    for item in filter(None, query.split("&")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in OPTIONS:
+            known = ", ".join(f"{o}=..." for o in OPTIONS)
+            raise ValueError(f"bad option {item!r} in {arg!r}; options: {known}")
+        options[key] = value
+    return name, options
+
+
+def _value_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"range must be LO,HI (e.g. range=-1,1), got {text!r}") from None
+    return lo, hi
+
+
+# ----------------------------------------------------------------------------------------------- graph
+def _relu_kind(layer: keras.layers.Layer) -> str:
+    """``relu``/``relu6``/``linear`` for a layer's activation, ``other`` for any other non-linearity."""
+    config = layer.get_config()
+    if isinstance(layer, keras.layers.ReLU):
+        if config.get("negative_slope", 0.0) or config.get("threshold", 0.0):
+            return "other"
+        return {None: "relu", 6.0: "relu6"}.get(config.get("max_value"), "other")
+    name = config.get("activation", "linear")
+    if not isinstance(name, str):
+        return "other"
+    return name if name in ("linear", "relu", "relu6") else "other"
+
+
+def _activation_of(layer: keras.layers.Layer) -> str:
+    has = "activation" in layer.get_config() or isinstance(layer, keras.layers.ReLU)
+    return _relu_kind(layer) if has else "linear"
+
+
+def _parents(inbound: list) -> tuple[str, ...]:
+    """Layer names feeding a layer, from its serialized inbound node (Keras 3 ``keras_history``)."""
+    found: list[str] = []
+
+    def visit(value):
+        if isinstance(value, dict):
+            history = value.get("config", {}).get("keras_history") if value.get("class_name") == \
+                "__keras_tensor__" else None
+            if history:
+                found.append(history[0])
+                return
+            for v in value.values():
+                visit(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                visit(v)
+
+    visit(inbound)
+    return tuple(found)
+
+
+def _node(layer: keras.layers.Layer, parents: tuple[str, ...]) -> Node:
+    """Describe one single-call layer for link finding."""
+    kind = type(layer).__name__
+    config = layer.get_config()
+    channels = int(layer.output.shape[-1]) if layer.output.shape else 0
+    act = _activation_of(layer)
+    base = dict(key=layer.name, inputs=parents, channels=channels, activation=act)
+    if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
+        strides, dilation = tuple(config["strides"]), tuple(config.get("dilation_rate", (1, 1)))
+        plain = strides[0] == strides[1] and dilation == (1, 1) and config.get("groups", 1) == 1 and \
+            config.get("data_format", "channels_last") == "channels_last"
+        bias = np.asarray(layer.bias) if config.get("use_bias") else None
+        if kind == "SeparableConv2D":
+            dw = np.asarray(layer.depthwise_kernel, np.float64)
+            pw = np.asarray(layer.pointwise_kernel, np.float64)
+            kh, kw, cin, mult = dw.shape
+            kernel = np.einsum("hwim,imj->hwij", dw, pw[0, 0].reshape(cin, mult, -1))
+            op = "conv"
+        else:
+            kernel = np.asarray(layer.kernel)
+            op = "conv" if kind == "Conv2D" else "depthwise"
+        return Node(**base, op=op if plain else "other", kernel=kernel, stride=int(strides[0]),
+                    padding=config["padding"].upper(), bias=bias)
+    if kind == "BatchNormalization" and config.get("axis") in (-1, 3, [-1], [3]):
+        eps = float(config["epsilon"])
+        gamma = np.asarray(layer.gamma) if config.get("scale", True) else 1.0
+        beta = np.asarray(layer.beta) if config.get("center", True) else 0.0
+        scale = gamma / np.sqrt(np.asarray(layer.moving_variance, np.float64) + eps)
+        scale = np.broadcast_to(scale, (channels,)).astype(np.float64)
+        return Node(**base, op="scale", kernel=scale, bias=beta - np.asarray(layer.moving_mean) * scale)
+    if kind == "Add":
+        return Node(**base, op="add")
+    if kind == "Concatenate" and config.get("axis") in (-1, 3):
+        return Node(**base, op="concat")
+    if kind == "ZeroPadding2D":
+        return Node(**base, op="pad")
+    if kind in ("ReLU", "Activation") or kind in _IDENTITY_LAYERS:
+        return Node(**base, op="identity")
+    if kind == "InputLayer":
+        return Node(**base, op="input")
+    return Node(**{**base, "activation": "linear"}, op="other")
+
+
+def describe(model: keras.Model) -> list[Node]:
+    """The functional graph of ``model`` as link-finding nodes, in the model's layer order."""
+    if not isinstance(model, keras.Model) or not hasattr(model, "get_config"):
+        raise ValueError("only functional (or Sequential) Keras models expose their layer graph")
+    layers = model.get_config().get("layers", [])
+    nodes = []
+    for entry in layers:
+        layer = model.get_layer(entry["name"])
+        inbound = entry.get("inbound_nodes", [])
+        if len(inbound) > 1 or isinstance(layer, keras.Model):
+            log.info("layer %s is shared or nested: treated as opaque", layer.name)
+            channels = int(layer.output.shape[-1]) if len(inbound) <= 1 else 0
+            nodes.append(Node(layer.name, "other", _parents(inbound), channels))
+            continue
+        nodes.append(_node(layer, _parents(inbound)))
+    return nodes
+
+
+# ----------------------------------------------------------------------------------------------- redirect
+class RedirectedReLU(keras.layers.Layer):
+    """ReLU/ReLU6 whose gradient is Lucid's redirect (:mod:`summit_tf.models.activations`)."""
+
+    def __init__(self, kind: str, **kwargs):
+        super().__init__(**kwargs)
+        self.kind = kind
+
+    def call(self, x):
+        return activations.apply(x, self.kind, relu_redirect=True)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind}
+
+
+def _redirected_clone(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` whose ReLU/ReLU6 activations (layers or fused) redirect their gradient."""
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        kind = _activation_of(layer)
+        if kind not in ("relu", "relu6"):
+            return layer.__class__.from_config(config)
+        if isinstance(layer, keras.layers.ReLU | keras.layers.Activation):
+            return RedirectedReLU(kind, name=layer.name)
+        inner = layer.__class__.from_config({**config, "activation": "linear", "name": f"{layer.name}_lin"})
+        return keras.Sequential([inner, RedirectedReLU(kind, name=f"{layer.name}_redirect")], name=layer.name)
+
+    with tf.init_scope():  # built on first use, maybe while a tf.function traces: weights copy eagerly
+        copy = keras.models.clone_model(model, clone_function=clone)
+        for layer in model.layers:
+            if layer.weights:
+                copy.get_layer(layer.name).set_weights(layer.get_weights())
+    return copy
+
+
+# ----------------------------------------------------------------------------------------------- model
+def _ends_in_softmax(model: keras.Model) -> bool:
+    last = model.layers[-1]
+    return isinstance(last, keras.layers.Softmax) or last.get_config().get("activation") == "softmax"
+
+
+def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
+                  preprocess: Callable[[tf.Tensor], tf.Tensor], value_range: tuple[float, float],
+                  description: str) -> SummitModel:
+    shape = model.input_shape
+    if not isinstance(shape, tuple) or len(shape) != 4 or shape[1] is None or shape[1] != shape[2]:
+        raise ValueError(f"{spec}: expected one square image input [None, S, S, 3], got {shape} "
+                         "(give the size with ?size=S)")
+    nodes = describe(model)
+    spatial = {layer.name for layer in model.layers
+               if not isinstance(layer, keras.Model) and len(layer.output.shape) == 4}
+    candidates, defaults = graph_links.candidate_layers(nodes, spatial)
+    channels_of = {n.key: n.channels for n in nodes}
+    probe = SummitModel(spec=spec, layers=candidates, channels={c: channels_of[c] for c in candidates},
+                        links=[], input_size=int(shape[1]), value_range=value_range,
+                        class_to_output=np.zeros(0), features_fn=lambda images: {})
+    chosen = probe.check_layers(layers if layers is not None else defaults)
+    if not chosen:
+        raise ValueError(f"{spec}: no layers chosen; layers: {', '.join(candidates) or '(none)'}")
+    links = graph_links.find_links(nodes, candidates, chosen)
+    keys = list(dict.fromkeys([*chosen, *graph_links.link_inputs(links)]))
+    softmax = _ends_in_softmax(model)
+
+    def extractor(source: keras.Model) -> keras.Model:
+        outputs = [source.get_layer(k).output for k in keys] + [source.outputs[0]]
+        return keras.Model(source.inputs, outputs)
+
+    plain = extractor(model)
+    redirected = functools.cache(lambda: extractor(_redirected_clone(model)))
+
+    def run(net: keras.Model, images: tf.Tensor) -> Mapping[str, tf.Tensor]:
+        values = net(preprocess(tf.convert_to_tensor(images, tf.float32)), training=False)
+        logits = values[-1]
+        logits = tf.math.log(tf.maximum(logits, 1e-30)) if softmax else logits
+        flat = tf.reshape(logits, [tf.shape(logits)[0], -1])
+        return {**dict(zip(keys, values[:-1], strict=True)), "logits": flat}
+
+    plain_fn = tf.function(lambda images: run(plain, images), reduce_retracing=True)
+    redirect_fn = tf.function(lambda images: run(redirected(), images), reduce_retracing=True)
+
+    def features(images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:
+        return redirect_fn(images) if relu_redirect else plain_fn(images)
+
+    num_outputs = int(np.prod(model.outputs[0].shape[1:]))
+    return SummitModel(spec=spec, layers=chosen, channels={c: channels_of[c] for c in chosen}, links=links,
+                       input_size=int(shape[1]), value_range=value_range,
+                       class_to_output=tflite.class_mapping(num_outputs), features_fn=features,
+                       supports_relu_redirect=True, description=description)
+
+
+def _scaler(value_range: tuple[float, float]) -> Callable[[tf.Tensor], tf.Tensor]:
+    lo, hi = value_range
+    return lambda images: images * (hi - lo) + lo
+
+
+def _saved_model(path: Path, layers: Sequence[str] | None, spec: str, value_range: tuple[float, float]):
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(path))
+    with tempfile.TemporaryDirectory() as folder:
+        flat = Path(folder) / "model.tflite"
+        flat.write_bytes(converter.convert())
+        program = tflite.build_program([str(flat)])
+    program.value_range = value_range
+    description = f"SavedModel {path}"
+    return tflite.summit_model(program, spec, layers, program.default_layers, description=description)
+
+
+def load_file(arg: str, layers: Sequence[str] | None = None, spec: str | None = None) -> SummitModel:
+    """``keras:PATH[?size=S&range=LO,HI]``: a ``.keras``/``.h5`` file or a SavedModel folder."""
+    name, options = parse_options(arg)
+    spec = spec or f"keras:{arg}"
+    if "weights" in options:
+        raise ValueError(f"{spec}: weights=... applies to keras_app: models only")
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{spec}: no Keras model at {str(path)!r} (expected a .keras/.h5 file or a "
+                                "SavedModel folder)")
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise ValueError(f"{spec}: folder {path} is not a SavedModel (no saved_model.pb)")
+        return _saved_model(path, layers, spec, _value_range(options.get("range", "-1,1")))
+    if path.suffix not in (".keras", ".h5"):
+        raise ValueError(f"{spec}: expected a .keras or .h5 file or a SavedModel folder, got {path.name!r}")
+    model = keras.models.load_model(path, compile=False)
+    if "size" in options:
+        model = _with_input_size(model, int(options["size"]))
+    value_range = _value_range(options.get("range", "0,255"))
+    return _summit_model(model, spec, layers, _scaler(value_range), value_range, f"Keras model {path}")
+
+
+def _with_input_size(model: keras.Model, size: int) -> keras.Model:
+    """Rebuild a model whose input size is open (None) at ``size`` x ``size``."""
+    config = model.get_config()
+    for entry in config["layers"]:
+        if entry["class_name"] == "InputLayer":
+            shape = entry["config"].get("batch_shape") or entry["config"].get("batch_input_shape")
+            entry["config"]["batch_shape"] = [shape[0], size, size, shape[-1]]
+            entry["config"].pop("batch_input_shape", None)
+    rebuilt = model.__class__.from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def applications() -> list[str]:
+    """Model constructors in ``keras.applications`` (``MobileNet``, ``ResNet50`` ...)."""
+    return sorted(n for n in dir(keras.applications) if n[:1].isupper())
+
+
+def load_application(arg: str, layers: Sequence[str] | None = None, spec: str | None = None) -> SummitModel:
+    """``keras_app:NAME[?weights=imagenet|none|FILE&size=S]`` from ``keras.applications``."""
+    name, options = parse_options(arg)
+    spec = spec or f"keras_app:{arg}"
+    if name not in applications():
+        raise ValueError(f"{spec}: unknown application {name!r}; keras.applications has: "
+                         f"{', '.join(applications())}")
+    if "range" in options:
+        raise ValueError(f"{spec}: an application's value range comes from its preprocess_input; drop range=")
+    weights = options.get("weights", "imagenet")
+    weights = None if weights.lower() == "none" else weights
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise FileNotFoundError(f"{spec}: weights file {weights!r} not found (or use weights=imagenet|none)")
+    constructor = getattr(keras.applications, name)
+    kwargs = {"input_shape": (int(options["size"]),) * 2 + (3,)} if "size" in options else {}
+    try:
+        model = constructor(weights=weights, classifier_activation=None, **kwargs)
+    except TypeError:  # an application without classifier_activation ends in a softmax, handled later
+        model = constructor(weights=weights, **kwargs)
+    module = importlib.import_module(f"keras.applications.{constructor.__module__.rsplit('.', 1)[-1]}")
+    preprocess_input = module.preprocess_input
+
+    def preprocess(images: tf.Tensor) -> tf.Tensor:
+        return tf.convert_to_tensor(preprocess_input(images * 255.0))
+
+    ends = preprocess(tf.constant([[[[0.0] * 3, [1.0] * 3]]])).numpy()
+    value_range = (float(ends[..., 0, :].min()), float(ends[..., 1, :].max()))
+    return _summit_model(model, spec, layers, preprocess, value_range,
+                         f"keras.applications.{name} (weights={weights})")

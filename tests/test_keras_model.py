@@ -1,0 +1,160 @@
+"""Keras adapter: layers and exact links (BatchNorm folded) from .keras files, SavedModels, applications."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from summit_tf.models import keras_model, registry
+
+
+def small_model() -> keras.Model:
+    """Conv+BN+ReLU, depthwise+BN+ReLU6 then 1x1+BN+ReLU6, SeparableConv2D, ZeroPadding2D + VALID stride-2
+    conv, a 3x3 branch and a 1x1 branch concatenated, global pooling, dense logits."""
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((31, 31, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="c1")(inp)
+    x = keras.layers.ReLU(name="c1_relu")(keras.layers.BatchNormalization(name="c1_bn")(x))
+    d = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    d = keras.layers.ReLU(6.0, name="dw_relu")(keras.layers.BatchNormalization(name="dw_bn")(d))
+    p = keras.layers.Conv2D(12, 1, name="pw")(d)
+    p = keras.layers.ReLU(6.0, name="pw_relu")(keras.layers.BatchNormalization(name="pw_bn")(p))
+    s = keras.layers.SeparableConv2D(10, 3, padding="same", activation="relu", name="sep")(p)
+    z = keras.layers.Conv2D(14, 3, strides=2, padding="valid", activation="relu", name="down")(
+        keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name="pad")(s))
+    a = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="mix_3x3")(z)
+    b = keras.layers.Conv2D(4, 1, activation="relu", name="mix_1x1")(z)
+    m = keras.layers.Concatenate(name="mix")([a, b])
+    out = keras.layers.Dense(5, name="logits")(keras.layers.GlobalAveragePooling2D()(m))
+    model = keras.Model(inp, out)
+    for layer in model.layers:  # non-trivial BatchNorm statistics, so folding is tested
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            rng = np.random.default_rng(len(layer.name))
+            layer.set_weights([rng.uniform(0.5, 2, c), rng.normal(0, 0.3, c), rng.normal(0, 0.2, c),
+                               rng.uniform(0.5, 2, c)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    model = small_model()
+    path = tmp_path_factory.mktemp("keras") / "small.keras"
+    model.save(path)
+    return model, path
+
+
+ALL = ["c1_relu", "pw_relu", "sep", "down", "mix_3x3", "mix_1x1", "mix"]
+
+
+def assert_links_exact(model, images, rel: float = 1e-5) -> int:
+    """Where the destination unit is not clamped, ``link kernel (*) link input`` differs from it by a
+    per-channel constant (bias and BatchNorm shift): the link is the whole linear piece. Returns how many
+    links had enough live units to check."""
+    feats = model.features(images)
+    checked = 0
+    for link in model.links:
+        x = feats[link.input].numpy().astype(np.float64)
+        conv = tf.nn.conv2d(x, link.kernel.astype(np.float64), link.stride, link.padding).numpy()
+        actual = feats[link.dst].numpy()[..., link.dst_offset:link.dst_offset + link.cout].astype(np.float64)
+        clamped_at_6 = np.isclose(actual.max(), 6.0)
+        live = (actual > 1e-3) & ((actual < 6.0 - 1e-3) if clamped_at_6 else True)
+        if live.mean() < 0.05:
+            continue
+        offset = np.where(live, actual - conv, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # channels that are never live
+            spread = np.nanmax(np.abs(offset - np.nanmean(offset, axis=(0, 1, 2))))
+        assert spread <= rel * np.abs(actual).max(), (link.name, spread)
+        checked += 1
+    return checked
+
+
+def test_keras_file_layers_and_links(saved):
+    model, path = saved
+    adapter = registry.load(f"keras:{path}?range=-1,1", layers=ALL)
+    assert adapter.value_range == (-1.0, 1.0) and adapter.input_size == 31
+    assert adapter.layers == ALL and adapter.channels["mix"] == 10 and adapter.supports_relu_redirect
+    by_name = {link.name: link for link in adapter.links}
+    assert by_name["pw_relu"].kind == "separable" and by_name["pw_relu"].input == "dw_relu"
+    assert by_name["sep"].kind == "conv" and by_name["sep"].kernel.shape == (3, 3, 12, 10)
+    down = by_name["down"]
+    assert (down.input, down.padding, down.stride) == ("pad", "VALID", 2)
+    assert by_name["mix_3x3"].src == "down"
+    # mix's branches are chosen layers themselves, so mix follows mix_1x1 and no linear piece joins them
+    assert "mix/mix_3x3" not in by_name
+    default = registry.load(f"keras:{path}")
+    assert default.layers == ["mix"] and default.value_range == (0.0, 255.0)
+    images = tf.random.stateless_uniform([2, 31, 31, 3], seed=[1, 2])
+    assert assert_links_exact(adapter, images) == 4  # mix_1x1 follows mix_3x3 in the order: no link
+    expected = model(images.numpy() * 2.0 - 1.0).numpy()
+    np.testing.assert_allclose(adapter.features(images)["logits"].numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_concat_branch_links(saved):
+    _, path = saved
+    adapter = registry.load(f"keras:{path}", layers=["down", "mix"])
+    assert [(link.name, link.dst_offset, link.kind) for link in adapter.links] == [
+        ("mix/mix_3x3", 0, "conv"), ("mix/mix_1x1", 6, "1x1")]
+    assert assert_links_exact(adapter, tf.random.stateless_uniform([2, 31, 31, 3], seed=[3, 4])) == 2
+
+
+def test_relu_redirect_keeps_the_forward_pass(saved):
+    _, path = saved
+    adapter = registry.load(f"keras:{path}", layers=["pw_relu", "down"])
+    images = tf.Variable(tf.random.stateless_uniform([2, 31, 31, 3], seed=[5, 6]))
+    plain = adapter.features(images)
+    with tf.GradientTape() as tape:
+        redirected = adapter.features(images, relu_redirect=True)
+        loss = -tf.reduce_mean(redirected["down"])
+    for key in plain:
+        np.testing.assert_allclose(redirected[key].numpy(), plain[key].numpy(), rtol=1e-5, atol=1e-5)
+    grad = tape.gradient(loss, images)
+    assert grad is not None and np.isfinite(grad.numpy()).all() and np.abs(grad.numpy()).max() > 0
+
+
+def test_saved_model_folder_goes_through_tflite(saved, tmp_path):
+    model, _ = saved
+    folder = tmp_path / "exported"
+    model.export(str(folder), verbose=False)
+    adapter = registry.load(f"keras:{folder}")
+    images = tf.random.stateless_uniform([2, 31, 31, 3], seed=[7, 8])
+    expected = model(images.numpy() * 2.0 - 1.0).numpy()
+    np.testing.assert_allclose(adapter.features(images)["logits"].numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert len(adapter.layers) == 1 and adapter.layers[0].startswith("mix")  # TF op names: mix_1
+
+
+def test_application_mobilenet_without_weights():
+    adapter = registry.load("keras_app:MobileNet?weights=none&size=96")
+    assert adapter.layers == ["conv1_relu", *(f"conv_pw_{k}_relu" for k in range(1, 14))]
+    assert adapter.value_range == (-1.0, 1.0) and adapter.input_size == 96
+    assert [link.input for link in adapter.links] == [f"conv_dw_{k}_relu" for k in range(1, 14)]
+    assert all(link.kind == "separable" for link in adapter.links)
+    assert adapter.class_to_output.tolist() == list(range(1000))
+    images = tf.random.stateless_uniform([1, 96, 96, 3], seed=[9, 10])
+    assert adapter.features(images)["logits"].shape == (1, 1000)
+    assert assert_links_exact(adapter, images, rel=1e-4) >= 2  # random weights saturate deeper layers
+
+
+def test_bad_specs(saved, tmp_path):
+    _, path = saved
+    with pytest.raises(FileNotFoundError, match="nothing.keras"):
+        registry.load(f"keras:{tmp_path / 'nothing.keras'}")
+    with pytest.raises(ValueError, match=r"bad option 'colour=red'.*weights=\.\.\., size=\.\.\."):
+        registry.load(f"keras:{path}?colour=red")
+    with pytest.raises(ValueError, match="unknown application 'MobileNetV9'.*MobileNetV2"):
+        registry.load("keras_app:MobileNetV9?weights=none")
+    with pytest.raises(FileNotFoundError, match="weights file"):
+        registry.load(f"keras_app:MobileNet?weights={tmp_path / 'w.h5'}")
+    with pytest.raises(ValueError, match=r"unknown layer\(s\) \['conv9'\].*c1_relu"):
+        registry.load(f"keras:{path}", layers=["conv9"])
+    with pytest.raises(ValueError, match="range must be LO,HI"):
+        keras_model.load_file(f"{path}?range=1")
+    not_model = tmp_path / "x.txt"
+    not_model.write_text("x")
+    with pytest.raises(ValueError, match=r"\.keras or \.h5"):
+        registry.load(f"keras:{not_model}")

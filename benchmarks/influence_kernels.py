@@ -23,8 +23,7 @@ SHAPES = {  # name: (x shape, kernel shape), InceptionV1 links at batch 8
     "mixed4b/5x5": ((8, 14, 14, 16), (5, 5, 16, 48)),
     "mixed3a/3x3": ((8, 28, 28, 96), (3, 3, 96, 128)),
 }
-METHODS = ("conv", "naive", "depthwise16", "depthwise_budget", "shifted_xla", "shifted_xla16",
-           "im2col16", "module")
+METHODS = ("conv", "naive", "depthwise16", "depthwise4", "shifted_xla", "im2col16", "module")
 
 flags.DEFINE_integer("reps", 5, "timed repetitions (the minimum is reported)")
 flags.DEFINE_string("only", "", "run one 'shape,method' in this process (internal)")
@@ -88,14 +87,12 @@ def _build(method: str, kernel: np.ndarray):
         "conv": lambda x: tf.nn.conv2d(x, k, 1, "SAME"),
         "naive": lambda x: depthwise_blocks(x, cout),
         "depthwise16": lambda x: depthwise_blocks(x, 16),
-        "depthwise_budget": lambda x: depthwise_blocks(x, max(1, (64 << 20) // (x.shape[0] * x.shape[1]
-                                                                                * x.shape[2] * cin * 4))),
+        "depthwise4": lambda x: depthwise_blocks(x, 4),
         "shifted_xla": lambda x: shifted(x, cout),
-        "shifted_xla16": lambda x: shifted(x, 16),
         "im2col16": lambda x: im2col(x, 16),
         "module": lambda x: link_influence(x, link, "max"),
     }
-    return tf.function(fns[method], jit_compile=method.startswith("shifted_xla"))
+    return tf.function(fns[method], jit_compile=method == "shifted_xla")
 
 
 def _run_one(shape: str, method: str, reps: int) -> dict:

@@ -37,8 +37,10 @@ class Objective:
     def _lift(other: Objective | float | int | np.ndarray) -> Objective:
         if isinstance(other, Objective):
             return other
-        value = tf.constant(np.asarray(other, np.float32))
-        return Objective(lambda activations: value, repr(np.asarray(other).tolist()))
+        array = np.asarray(other, np.float32)
+        value = tf.constant(array)
+        return Objective(lambda activations: value, f"{array.item():g}" if array.ndim == 0 else
+                         f"weights[{array.size}]")
 
     def __add__(self, other: Objective | float | int | np.ndarray) -> Objective:
         right = self._lift(other)
@@ -65,6 +67,14 @@ class Objective:
         return self.__mul__(other)
 
 
+def _brief(channels: int | Sequence[int]) -> str:
+    """Short text for a channel or a per-image channel list (descriptions stay one line)."""
+    if isinstance(channels, (int, np.integer)):
+        return str(int(channels))
+    chans = [int(c) for c in channels]
+    return str(chans) if len(chans) <= 4 else f"[{chans[0]}, {chans[1]}, ... x{len(chans)}]"
+
+
 def _per_image(values: tf.Tensor, channels: int | Sequence[int]) -> tf.Tensor:
     """Pick ``values[b, channels[b]]`` from ``[B, C]`` (or one channel for every image)."""
     if isinstance(channels, (int, np.integer)):
@@ -75,7 +85,7 @@ def _per_image(values: tf.Tensor, channels: int | Sequence[int]) -> tf.Tensor:
 def channel(layer: str, channels: int | Sequence[int]) -> Objective:
     """Mean activation of a channel over all positions; ``channels`` may give one channel per image."""
     return Objective(lambda a: _per_image(tf.reduce_mean(a[layer], axis=[1, 2]), channels),
-                     f"channel({layer}, {channels})")
+                     f"channel({layer}, {_brief(channels)})")
 
 
 def neuron(layer: str, channels: int | Sequence[int], row: int | None = None,
@@ -88,7 +98,7 @@ def neuron(layer: str, channels: int | Sequence[int], row: int | None = None,
         c = act.shape[2] // 2 if col is None else col
         return _per_image(act[:, r, c, :], channels)
 
-    return Objective(fn, f"neuron({layer}, {channels}, {row}, {col})")
+    return Objective(fn, f"neuron({layer}, {_brief(channels)}, {row}, {col})")
 
 
 def direction(layer: str, vectors: np.ndarray) -> Objective:
@@ -113,21 +123,26 @@ def gram_cosines(activations: tf.Tensor, group_size: int) -> tf.Tensor:
     return tf.matmul(groups, groups, transpose_b=True)
 
 
-def diversity(layer: str, group_size: int) -> Objective:
+def diversity(layer: str, group_size: int, images: Sequence[int] | None = None) -> Objective:
     """Lucid's diversity, within each consecutive group of ``group_size`` images.
 
     Per image b of a group of n: ``sum_{j != b} cos(G_b, G_j) / n`` with ``G`` the channel Gram matrix over
     positions; summed over a group this is Lucid's ``diversity(layer)`` of that batch. Subtract it (Lucid:
-    ``channel - 1e2 * diversity``) to push the images of a group apart in style.
+    ``channel - 1e2 * diversity``) to push the images of a group apart in style. ``images`` restricts it
+    to those batch indices (consecutive groups among them; 0 elsewhere), so a batch mixing layers only
+    builds each layer's Gram matrices for its own images.
     """
+    rows = None if images is None else tf.constant(np.asarray(images, np.int32)[:, None])
 
     def fn(a: Activations) -> tf.Tensor:
-        act = a[layer]
+        act = a[layer] if rows is None else tf.gather_nd(a[layer], rows)
         if act.shape[0] is not None and act.shape[0] % group_size:
-            raise ValueError(f"diversity: batch {act.shape[0]} is not a multiple of group size {group_size}")
+            raise ValueError(f"diversity: {act.shape[0]} images, not a multiple of group size {group_size}")
         cosines = gram_cosines(act, group_size)
-        off_diagonal = tf.reduce_sum(cosines, axis=2) - tf.linalg.diag_part(cosines)
-        return tf.reshape(off_diagonal, [-1]) / group_size
+        values = tf.reshape(tf.reduce_sum(cosines, axis=2) - tf.linalg.diag_part(cosines), [-1]) / group_size
+        if rows is None:
+            return values
+        return tf.scatter_nd(rows, values, tf.shape(a[layer])[:1])
 
     return Objective(fn, f"diversity({layer}, {group_size})")
 
@@ -185,7 +200,9 @@ def diverse_layer_channels(pairs: Sequence[tuple[str, int]], group_size: int,
     ``group_size`` images share one. Per group, Lucid's ``channel - weight * diversity`` with the channel
     term averaged over the group (Lucid's ``channel`` averages over its batch) and the diversity measured
     on that layer."""
-    return _masked_sum([
-        (mask, channel(layer, chans) * (1.0 / group_size) - weight * diversity(layer, group_size))
-        for layer, (mask, chans) in _by_layer(pairs).items()
-    ])
+    terms = []
+    for layer, (mask, chans) in _by_layer(pairs).items():
+        mine = None if mask.all() else np.flatnonzero(mask)
+        spread = diversity(layer, group_size, mine)
+        terms.append((mask, channel(layer, chans) * (1.0 / group_size) - weight * spread))
+    return _masked_sum(terms)

@@ -1,20 +1,15 @@
-"""The optimization loop, batched channel rendering, and the ``python -m feature_vis.render`` CLI.
+"""The optimization loop, batched channel rendering into SUMMIT's files, and the CLI entry point.
 
 Lucid's recipe: FFT + decorrelated-colour parameterization, standard transforms, Adam 0.05 for 512 steps
 at 128 px, ReLU gradients redirected for the first 16 steps so that channels dead on the random start can
 come alive. Unlike Lucid, one optimization renders a whole batch of images, each with its own objective.
 
-CLI::
-
-    python -m feature_vis.render --model=mobilenet_v1 --out_dir=DIR [--layers=A,B]
-        [--channels="A:1,2,5-7;B:0" | --only_graph_nodes=EXPORT_DIR] [--steps=512 --size=128
-        --batch_channels=64 --diversity=4 --seed=0]
+CLI: ``python -m feature_vis.render --model=... --out_dir=DIR ...`` (flags in :mod:`feature_vis.cli`).
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
 
 from feature_vis import objectives, outputs, param, sprite, transform
 from feature_vis.objectives import Objective
-from summit_tf.models import SummitModel, load
+from summit_tf.models import SummitModel
 from summit_tf.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -93,20 +87,20 @@ def render(model: SummitModel, objective: Objective, batch: int, settings: Rende
                               decay_power=settings.decay_power, decorrelate=settings.decorrelate, rng=rng)
     variables = list(image.trainable_variables)
     adam = Adam(variables, settings.learning_rate)
-    jitter = transform.compose(transforms if transforms is not None
-                               else transform.standard_transforms(settings.per_image_transforms))
+    augment = transform.compose(transforms if transforms is not None
+                                else transform.standard_transforms(settings.per_image_transforms))
     redirect_steps = settings.relu_redirect_steps
     if redirect_steps and not model.supports_relu_redirect:
         log.warning("%s has no ReLU gradient redirect; rendering without it (dead channels may stay at 0)",
                     model.spec)
         redirect_steps = 0
 
-    def make_step(redirect: bool) -> tf.types.experimental.PolymorphicFunction:
+    def make_step(redirect: bool) -> Callable[[], tf.Tensor]:
         @tf.function
         def step() -> tf.Tensor:
             with tf.GradientTape() as tape:
                 images = image()
-                activations = dict(model.features(jitter(images, generator), relu_redirect=redirect))
+                activations = dict(model.features(augment(images, generator), relu_redirect=redirect))
                 activations["input"] = images
                 value = objective(activations)
                 loss = -tf.reduce_sum(value)
@@ -115,10 +109,11 @@ def render(model: SummitModel, objective: Objective, batch: int, settings: Rende
 
         return step
 
-    steps = {False: make_step(False), True: make_step(True)} if redirect_steps else {False: make_step(False)}
+    plain_step = make_step(False)
+    redirected_step = make_step(True) if redirect_steps else plain_step
     meter = Progress(progress_label, total=settings.steps, unit="steps") if progress_label else None
     for i in range(settings.steps):
-        steps[i < redirect_steps]()
+        (redirected_step if i < redirect_steps else plain_step)()
         if meter:
             meter.update()
         if on_step:
@@ -167,7 +162,7 @@ def render_to_dir(model: SummitModel, selection: Mapping[str, Sequence[int]], ou
                 if not outputs.existing(outputs.diversity_path(out_dir, *p, d) for d in range(diversity))]
         plan += [(batch, diversity) for batch in chunks(todo, max(1, batch_channels // diversity))]
     total = sum(len(batch) * max(1, d) for batch, d in plan)
-    meter = Progress("feature-vis", total=total, unit="images", every=0.0)
+    meter = Progress("feature-vis", total=total, unit="images")
     for n, (batch, d) in enumerate(plan, 1):
         kind = f"diversity x{d}" if d else "channel"
         label = f"batch {n}/{len(plan)}: {len(batch)} {kind} ({batch[0][0]}:{batch[0][1]} ...)"
@@ -188,82 +183,7 @@ def render_to_dir(model: SummitModel, selection: Mapping[str, Sequence[int]], ou
     return {"batches": len(plan), "images": total, "sprites": written}
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Model spec (see summit_tf.models.load), e.g. mobilenet_v1.")
-flags.DEFINE_string("out_dir", None, "Output folder; images go to OUT_DIR/feature-vis/.")
-flags.DEFINE_list("layers", [], "SUMMIT layers to render (default: all, or those named by the selection).")
-flags.DEFINE_string("channels", None, "Channels to render, e.g. 'layerA:1,2,5-7;layerB:0' (default: all).")
-flags.DEFINE_string("only_graph_nodes", None,
-                    "Render only the channels that are nodes of DIR/ag/ag-*.json (SUMMIT graph export).")
-flags.DEFINE_integer("steps", 512, "Optimization steps.")
-flags.DEFINE_integer("size", 128, "Image size in pixels.")
-flags.DEFINE_integer("batch_channels", 64, "Images optimized together (memory knob).")
-flags.DEFINE_integer("diversity", 4, "Diverse images per channel (0: none).")
-flags.DEFINE_integer("seed", None, "Seed for reproducible renders.")
-flags.DEFINE_enum("param", "fft", list(param.PARAMETERIZATIONS), "Image parameterization.")
-flags.DEFINE_boolean("sprites", True, "Write a sprite sheet and index per layer.")
-
-
-def selection_from_flags(model: SummitModel) -> dict[str, list[int]]:
-    """The channels to render per layer, validated against the model (ValueError on bad input)."""
-    if FLAGS.channels and FLAGS.only_graph_nodes:
-        raise ValueError("give --channels or --only_graph_nodes, not both")
-    layers = model.check_layers(FLAGS.layers) if FLAGS.layers else list(model.layers)
-    if FLAGS.channels:
-        wanted = outputs.parse_channels(FLAGS.channels)
-    elif FLAGS.only_graph_nodes:
-        wanted = outputs.graph_channels(FLAGS.only_graph_nodes)
-    else:
-        wanted = {layer: list(range(model.channels[layer])) for layer in layers}
-    model.check_layers(list(wanted))
-    selection = {layer: wanted[layer] for layer in layers if layer in wanted}
-    for layer, chans in selection.items():
-        bad = [c for c in chans if not 0 <= c < model.channels[layer]]
-        if bad:
-            raise ValueError(f"{layer} has {model.channels[layer]} channels; out of range: {bad[:10]}")
-    if not any(selection.values()):
-        raise ValueError("no channels selected")
-    return selection
-
-
-def main(argv: Sequence[str]) -> int:
-    try:
-        if len(argv) > 1:
-            raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
-        for name in ("steps", "size", "batch_channels"):
-            if FLAGS[name].value < 1:
-                raise ValueError(f"--{name} must be positive")
-        if FLAGS.diversity < 0:
-            raise ValueError("--diversity must be >= 0")
-        if not FLAGS.model or not FLAGS.out_dir:
-            raise ValueError("--model and --out_dir are required")
-        layers_wanted = FLAGS.layers or None
-        model = load(FLAGS.model, layers=layers_wanted)
-        selection = selection_from_flags(model)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    settings = RenderSettings(size=FLAGS.size, steps=FLAGS.steps, seed=FLAGS.seed,
-                              parameterization=FLAGS.param)
-    counts = render_to_dir(model, selection, FLAGS.out_dir, settings, batch_channels=FLAGS.batch_channels,
-                           diversity=FLAGS.diversity, sprites=FLAGS.sprites)
-    print(f"rendered {counts['images']} images in {counts['batches']} batches, {counts['sprites']} sprites "
-          f"-> {Path(FLAGS.out_dir) / outputs.FEATURE_VIS}", file=sys.stderr)
-    return 0
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, but a bad flag is one error line and exit code 2 like every other bad input."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-
-
-def run() -> None:
-    app.run(main, flags_parser=_parse_flags)
-
-
 if __name__ == "__main__":
+    from feature_vis.cli import run
+
     run()

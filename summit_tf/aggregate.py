@@ -61,8 +61,9 @@ flags.DEFINE_integer("shard_index", 0, "... and count this one (merge the output
 flags.DEFINE_integer("checkpoint_every", 0, "also write a resumable checkpoint every N batches (0: only "
                      "by --checkpoint_minutes)", lower_bound=0, flag_values=FLAGS)
 flags.DEFINE_float("checkpoint_minutes", 10.0, "write a resumable checkpoint this many minutes after the "
-                   "last one (0: only by --checkpoint_every); a checkpoint holds every accumulator, so "
-                   "it takes a while for many classes", lower_bound=0.0, flag_values=FLAGS)
+                   "last one (0: only by --checkpoint_every); a checkpoint holds every accumulator, so the "
+                   "gap grows to 20x the last save's duration for many classes", lower_bound=0.0,
+                   flag_values=FLAGS)
 flags.DEFINE_bool("resume", False, "continue an interrupted run from its checkpoint", flag_values=FLAGS)
 flags.DEFINE_bool("overwrite", False, "replace an existing output (and discard its checkpoint)",
                   flag_values=FLAGS)

@@ -255,8 +255,10 @@ def save_checkpoint(path: Path, acc: Accumulators, plan: Plan, state: _State, re
         f["classes"] = plan.classes
         for name, var in acc.named().items():
             shape = tuple(var.shape)
+            # lzf: about twice as fast as gzip for ~20 % more bytes; checkpoints are written often
+            # and read once, by h5py only
             ds = f.create_dataset(name, shape=shape, dtype=np.int32, chunks=(1, *shape[1:]),
-                                  compression="gzip", compression_opts=1, shuffle=True)
+                                  compression="lzf")
             for start in range(0, shape[0], ROW_BLOCK):
                 ds[start:start + ROW_BLOCK] = tf.gather(var, all_rows[start:start + ROW_BLOCK]).numpy()
 
@@ -351,6 +353,8 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
     for path in (out, ckpt):
         _remove_stale_temporaries(path)
     resuming = cfg.resume and ckpt.exists()
+    if cfg.resume and not resuming:
+        _say(stream, f"no checkpoint {ckpt} to resume from: starting from the beginning")
 
     first = open_source(0)
     if first.num_records == 0:
@@ -378,7 +382,7 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
         total = -(-cfg.max_images // cfg.num_shards)
     progress = Progress("aggregate", total=total, start=state.images, stream=stream)
     start_images = state.images
-    last_checkpoint = time.monotonic()
+    last_checkpoint, checkpoint_gap = time.monotonic(), 60 * cfg.checkpoint_minutes
     for batch in source.dataset:
         labels = batch["label"].numpy()
         bad = (labels < 0) | (labels >= NUM_CLASSES)
@@ -392,11 +396,13 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
         state.next_record = int(batch["index"][-1]) + 1
         progress.update(int(labels.size))
         due_by_count = cfg.checkpoint_every and state.batches % cfg.checkpoint_every == 0
-        due_by_time = (cfg.checkpoint_minutes
-                       and time.monotonic() - last_checkpoint >= 60 * cfg.checkpoint_minutes)
+        due_by_time = cfg.checkpoint_minutes and time.monotonic() - last_checkpoint >= checkpoint_gap
         if due_by_count or due_by_time:
+            t_save = time.monotonic()
             save_checkpoint(ckpt, acc, plan, state, record)
             last_checkpoint = time.monotonic()
+            # Large accumulators take long to save: keep timed checkpoints under ~5 % of the run.
+            checkpoint_gap = max(60 * cfg.checkpoint_minutes, 20 * (last_checkpoint - t_save))
     progress.finish()
     if state.images == 0:
         raise AggregateError(f"empty data: no readable images in {cfg.data}")

@@ -137,7 +137,8 @@ def test_corrupt_images_are_skipped_and_reported(shared, tmp_path, capsys):
     out = tmp_path / "c.h5"
     flags = [f for f in base_flags(shared, out, data=f"folder:{folder}") if "per_class" not in f]
     assert aggregate.main(flags) == 0
-    assert "2 skipped" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "2 skipped" in err and "images/s" in err and "accumulators" in err
     with store.load(out) as agg:
         assert agg.num_images == 6 and agg.num_skipped == 2
         assert agg.classes.tolist() == [0, 491] and agg.class_count.tolist() == [3, 3]

@@ -17,6 +17,9 @@ DIVERSE = ("Conv2d_9_pointwise", 7)
 STEPS, SIZE = 32, 128  # Lucid: 512 steps; the claims already hold after 32
 
 
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def model(shared):
     return load("mobilenet_v1", layers=LAYERS)
@@ -25,17 +28,18 @@ def model(shared):
 @pytest.fixture(scope="module")
 def sample(model):
     rng = np.random.default_rng(0)
-    return [(layer, int(c)) for layer in LAYERS for c in rng.choice(model.channels[layer], 3, replace=False)][:16]
+    picks = [(layer, int(c)) for layer in LAYERS for c in rng.choice(model.channels[layer], 3, replace=False)]
+    return picks[:16]
 
 
 @pytest.fixture(scope="module")
 def rendered(model, sample):
     """16 sampled channels, then 4 plain images of DIVERSE, then its 4 diversity images: one batch."""
     batch = len(sample) + 8
-    control, diverse = np.zeros(batch, np.float32), np.zeros(batch, np.float32)
-    control[16:20], diverse[20:24] = 1.0, 1.0
+    diverse = np.zeros(batch, np.float32)
+    diverse[20:24] = 1.0
     plain = objectives.layer_channels(sample + [DIVERSE] * 8)
-    objective = (np.float32(1) - diverse) * plain + diverse * objectives.diverse_layer_channels([DIVERSE] * batch, 4)
+    objective = (1 - diverse) * plain + diverse * objectives.diverse_layer_channels([DIVERSE] * batch, 4)
     settings = render.RenderSettings(size=SIZE, steps=STEPS, seed=0)
     return render.render(model, objective, batch, settings)
 
@@ -43,7 +47,8 @@ def rendered(model, sample):
 def val_images(shared, per_class=4):
     root = shared / "datasets" / "imagenette2-224" / "val"
     files = [f for folder in sorted(root.iterdir()) for f in sorted(folder.glob("*.JPEG"))[:per_class]]
-    return np.stack([np.asarray(Image.open(f).convert("RGB").resize((224, 224)), np.float32) / 255 for f in files])
+    pixels = [np.asarray(Image.open(f).convert("RGB").resize((224, 224)), np.float32) for f in files]
+    return np.stack(pixels) / 255.0
 
 
 def test_renders_beat_the_top_dataset_example(shared, model, sample, rendered):

@@ -69,6 +69,11 @@ def test_diversity_groups_sum_to_lucid(acts):
     np.testing.assert_allclose(evaluate(obj.diversity("layer", 4), same), 3 / 4, rtol=1e-5)
     with pytest.raises(ValueError, match="multiple"):
         evaluate(obj.diversity("layer", 4), acts)
+    # Restricted to some images (one group of 2 at rows 4, 1): 0 elsewhere, the group's own value there.
+    part = evaluate(obj.diversity("layer", 2, images=[4, 1]), acts)
+    pair = acts["layer"][[4, 1]]
+    assert part[[0, 2, 3, 5]].tolist() == [0.0] * 4
+    assert part[4] == pytest.approx(lucid_diversity(pair) / 2, rel=1e-5) and part[1] == pytest.approx(part[4])
 
 
 def test_diverse_layer_channels_is_lucid_group_objective(acts):
@@ -109,7 +114,8 @@ def test_arithmetic_composes_per_image(acts):
     ]
     for objective, expected in cases:
         np.testing.assert_allclose(evaluate(objective, acts), expected, rtol=1e-5, atol=1e-6)
-    assert "channel(layer, 1)" in repr(2 * a - b)
+    assert repr(2 * a - b) == "(2 * channel(layer, 1) - channel(layer, 2))"
+    assert "weights[6]" in repr(weights * obj.channel("layer", list(range(6))))
 
 
 def test_adam_matches_tf1_reference():

@@ -13,7 +13,7 @@ import tensorflow as tf
 from PIL import Image
 from toy import toy_model
 
-from feature_vis import objectives, outputs, render, sprite
+from feature_vis import cli, objectives, outputs, render, sprite
 
 
 @pytest.fixture(scope="module")
@@ -108,28 +108,16 @@ def test_parse_channels_and_graph_nodes(tmp_path):
         outputs.graph_channels(tmp_path)
 
 
-def test_selection_from_flags(toy, tmp_path):
-    def flags(argv):
-        render.FLAGS.unparse_flags()
-        render.FLAGS(argv)
-
-    try:
-        flags(["prog", "--channels=sep3:1,2;conv1:0"])
-        assert render.selection_from_flags(toy) == {"conv1": [0], "sep3": [1, 2]}
-        flags(["prog", "--channels=sep3:1,99"])
-        with pytest.raises(ValueError, match="out of range"):
-            render.selection_from_flags(toy)
-        flags(["prog", "--channels=nope:1"])
-        with pytest.raises(ValueError, match="unknown layer"):
-            render.selection_from_flags(toy)
-        (tmp_path / "ag").mkdir()
-        (tmp_path / "ag/ag-1.json").write_text(json.dumps({"conv2": [{"channel": 3, "layer": "conv2"}]}))
-        flags(["prog", f"--only_graph_nodes={tmp_path}", "--layers=conv2,sep3"])
-        assert render.selection_from_flags(toy) == {"conv2": [3]}
-        flags(["prog", "--layers=conv1"])
-        assert render.selection_from_flags(toy) == {"conv1": list(range(8))}
-    finally:
-        render.FLAGS.unparse_flags()
+def test_select_channels(toy):
+    assert cli.select_channels(toy, {"sep3": [2, 1, 2], "conv1": [0]}) == {"conv1": [0], "sep3": [1, 2]}
+    assert cli.select_channels(toy, None, ["conv1"]) == {"conv1": list(range(8))}
+    # Restricting layers ignores wanted layers outside them, even unknown ones (e.g. another graph's).
+    assert cli.select_channels(toy, {"conv2": [3], "mixed4a": [1]}, ["conv2", "sep3"]) == {"conv2": [3]}
+    bad = [({"sep3": [1, 99]}, None, "out of range"), ({"nope": [1]}, None, "unknown"),
+           ({"sep3": [1]}, ["conv1"], "no channels"), (None, ["nope"], "unknown")]
+    for wanted, layers, message in bad:
+        with pytest.raises(ValueError, match=message):
+            cli.select_channels(toy, wanted, layers)
 
 
 @pytest.mark.parametrize("args,message", [
@@ -137,14 +125,17 @@ def test_selection_from_flags(toy, tmp_path):
     (["--model=nonsense", "--out_dir=x", "--steps=0"], "--steps must be positive"),
     (["--out_dir=x"], "--model and --out_dir are required"),
     (["--model=toy", "--out_dir=x", "extra"], "unexpected arguments"),
+    (["--model=nonsense", "--out_dir=x", "--channels=a:1", "--only_graph_nodes=y"], "not both"),
+    (["--model=nonsense", "--out_dir=x", "--channels=a:b"], "bad channel"),
+    (["--model=nonsense", "--out_dir=x", "--only_graph_nodes=/nonexistent"], "no attribution graphs"),
 ])
 def test_main_bad_input_returns_2(args, message, capsys):
-    render.FLAGS.unparse_flags()
+    cli.FLAGS.unparse_flags()
     try:
-        argv = render.FLAGS(["prog", *args])
-        assert render.main(argv) == 2
+        argv = cli.FLAGS(["prog", *args])
+        assert cli.main(argv) == 2
     finally:
-        render.FLAGS.unparse_flags()
+        cli.FLAGS.unparse_flags()
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
 

@@ -133,7 +133,7 @@ def test_v1_accuracy_and_agreement_on_1300_val_images(v1_paths, shared):
 
 def test_v2_layers_and_composed_links(shared):
     model = registry.load("mobilenet_v2")
-    assert model.layers == ["Conv", *(f"expanded_conv_{k}/expand" for k in range(1, 17)), "Conv_1"]
+    assert model.layers == ["Conv", *(f"expanded_conv_{k}_expand" for k in range(1, 17)), "Conv_1"]
     assert model.channels["Conv"] == 32 and model.channels["Conv_1"] == 1280
     assert len(model.links) == 17 and all(link.kind == "separable" for link in model.links)
     program = tflite.build_program(mobilenet.paths("mobilenet_v2"))
@@ -141,7 +141,7 @@ def test_v2_layers_and_composed_links(shared):
     by_dst = {link.dst: link for link in model.links}
     images = next(iter(val_batches(shared, 2, 2)))[0]
     lo, hi = program.value_range
-    for dst in ("expanded_conv_2/expand", "expanded_conv_3/expand", "expanded_conv_5/expand", "Conv_1"):
+    for dst in ("expanded_conv_2_expand", "expanded_conv_3_expand", "expanded_conv_5_expand", "Conv_1"):
         link = by_dst[dst]
         expand = nodes[dst]
         x = nodes[expand.inputs[0]]
@@ -157,7 +157,7 @@ def test_v2_layers_and_composed_links(shared):
         full = tf.nn.relu6(tf.nn.conv2d(values[x.key].numpy().astype(np.float64), k_e, 1, "SAME")
                            + expand.bias)
         assert np.abs(full.numpy() - model.features(images)[dst].numpy()).max() < 1e-3, dst
-        assert residual == (dst in ("expanded_conv_3/expand", "expanded_conv_5/expand"))
+        assert residual == (dst in ("expanded_conv_3_expand", "expanded_conv_5_expand"))
 
 
 def test_v2_classifies_like_the_interpreter(shared):

@@ -9,9 +9,9 @@ MobileNetV2 (inverted residual blocks). A block computes expand (1x1, ReLU6) -> 
 project (1x1, *linear*) and adds the block's input when shapes allow. The projection outputs and the
 residual sums are linear, so between two ReLU6 outputs the only non-linear one-to-one stage is the
 depthwise. The SUMMIT layers are therefore the post-ReLU6 outputs of every dense convolution: the stem
-``Conv``, the expansions ``expanded_conv_1/expand`` ... ``expanded_conv_16/expand`` and the final
+``Conv``, the expansions ``expanded_conv_1_expand`` ... ``expanded_conv_16_expand`` and the final
 ``Conv_1`` (18 layers, all chosen by default). The link into expansion k+1 reads the depthwise output
-``expanded_conv_k/depthwise`` D_k through the composed 1x1 kernel ``project_k @ expand_{k+1}``: the
+``expanded_conv_k_depthwise`` D_k through the composed 1x1 kernel ``project_k @ expand_{k+1}``: the
 exact linear piece from D_k to the expansion's pre-activation (biases aside). The residual skip adds the
 *previous* blocks' projections, i.e. paths from older layers: it is not part of any link between
 consecutive layers (SUMMIT's graph has no skip edges), so influences count D_k's contribution only.

@@ -14,8 +14,9 @@ MobileNets take ``(p - 128) / 128``, ``p`` in 0..255); a float input is assumed 
 
 Tensor keys are the TFLite tensor names cut at the first ``;`` (TFLite joins fused op names there), with
 trailing activation and concat op names (``/Relu6``, ``/concat``) and the prefix common to all conv
-layers dropped, so the TF-slim MobileNetV1 yields ``Conv2d_0``, ``Conv2d_1_depthwise``,
-``Conv2d_1_pointwise`` ... SUMMIT layer candidates and links come from :mod:`summit_tf.models.graph_links`.
+layers dropped, and ``/`` replaced by ``_``, so the TF-slim MobileNetV1 yields ``Conv2d_0``,
+``Conv2d_1_depthwise``, ``Conv2d_1_pointwise`` ... SUMMIT layer candidates and links come from
+:mod:`summit_tf.models.graph_links`.
 ``logits`` is the last output before a final softmax (and any quantize step), flattened to
 ``[B, outputs]``; 1,001 outputs mean 0 = background.
 """
@@ -326,22 +327,21 @@ def _logits_key(builder: _Builder, graph: tflite_reader.Graph, piece: int) -> st
     return builder.keys[(piece, index)]
 
 
-def _strip_common_prefix(builder: _Builder, candidates: list[str]) -> dict[str, str]:
-    """Rename keys so that the path prefix shared by every candidate layer disappears."""
+def _readable_keys(keys: Sequence[str], candidates: Sequence[str]) -> dict[str, str]:
+    """Drop the path prefix shared by every candidate layer, then join path parts with ``_``: SUMMIT layer
+    names stay ``/``-free (``/`` marks inner channel spaces and is encoded in HDF5 names)."""
     split = [c.split("/") for c in candidates]
     prefix: list[str] = []
     for parts in zip(*split, strict=False):
         if len(set(parts)) != 1:
             break
         prefix.append(parts[0])
-    prefix = prefix[: min(len(p) for p in split) - 1] if split else []
-    if not prefix:
-        return {k: k for k in builder.shapes}
-    head = "/".join(prefix) + "/"
-    renamed = {k: k[len(head):] if k.startswith(head) else k for k in builder.shapes}
-    if len(set(renamed.values())) != len(renamed):
-        return {k: k for k in builder.shapes}
-    return renamed
+    head = "/".join(prefix[: min(len(p) for p in split) - 1]) + "/" if split else "/"
+    for cut in (head, None):
+        renamed = {k: (k[len(cut):] if cut and k.startswith(cut) else k).replace("/", "_") for k in keys}
+        if len(set(renamed.values())) == len(renamed):
+            return renamed
+    return {k: f"{v}#{i}" for i, (k, v) in enumerate(renamed.items())}
 
 
 def build_program(paths: Sequence[str]) -> Program:
@@ -364,7 +364,7 @@ def build_program(paths: Sequence[str]) -> Program:
     logits = _logits_key(builder, graphs[-1], len(graphs) - 1)
     spatial = {k for k, shape in builder.shapes.items() if len(shape) == 4}
     candidates, defaults = graph_links.candidate_layers(builder.nodes, spatial)
-    names = _strip_common_prefix(builder, candidates)
+    names = _readable_keys(list(builder.shapes), candidates)
     steps = [_Step(names[s.out], tuple(names[k] for k in s.inputs), s.run) for s in builder.steps]
     nodes = [replace(n, key=names[n.key], inputs=tuple(names[k] for k in n.inputs)) for n in builder.nodes]
     value_range = input_tensor.integer_range() or FLOAT_INPUT_RANGE

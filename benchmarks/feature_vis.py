@@ -1,0 +1,79 @@
+"""Feature visualization throughput: channels per second rendered one at a time vs batched, side by side.
+
+Times optimization steps after warm-up (tracing is reported apart) and converts to channels per second
+for full renders of ``--full_steps`` (Lucid: 512). Optionally renders a sprite of real channels for the
+README (``--sprite_out``).
+
+    python -m benchmarks.feature_vis --model=mobilenet_v1 --layer=Conv2d_9_pointwise --batch=32
+    python -m benchmarks.feature_vis --sprite_out=docs/images/feature_vis_mobilenet_v1.jpg --timed_steps=0
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+
+from feature_vis import objectives, outputs, render, sprite
+from summit_tf.models import SummitModel, load
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "mobilenet_v1", "Model spec.")
+flags.DEFINE_string("layer", "Conv2d_9_pointwise", "Layer whose channels are rendered.")
+flags.DEFINE_integer("batch", 32, "Channels per batched optimization.")
+flags.DEFINE_integer("size", 128, "Image size.")
+flags.DEFINE_integer("timed_steps", 8, "Steps timed per configuration after 2 warm-up steps (0: skip).")
+flags.DEFINE_integer("full_steps", 512, "Steps of a full render, to convert step times to channels/s.")
+flags.DEFINE_string("sprite_out", None, "If set, render a sprite of --sprite_channels channels here.")
+flags.DEFINE_integer("sprite_channels", 16, "Channels in the README sprite (first ones of --layer).")
+flags.DEFINE_integer("sprite_steps", 512, "Steps for the README sprite.")
+flags.DEFINE_integer("seed", 0, "Seed.")
+
+
+def time_steps(model: SummitModel, layer: str, batch: int, size: int, steps: int) -> tuple[float, float]:
+    """(seconds per step after warm-up, seconds of the first step incl. tracing) for ``batch`` channels."""
+    stamps: list[float] = []
+    settings = render.RenderSettings(size=size, steps=steps + 2, seed=FLAGS.seed, relu_redirect_steps=0)
+    objective = objectives.channel(layer, [c % model.channels[layer] for c in range(batch)])
+    start = time.perf_counter()
+    render.render(model, objective, batch, settings, on_step=lambda i: stamps.append(time.perf_counter()))
+    return (stamps[-1] - stamps[1]) / steps, stamps[0] - start
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    model = load(FLAGS.model, layers=[FLAGS.layer])
+    report: dict[str, object] = {"model": FLAGS.model, "layer": FLAGS.layer, "size": FLAGS.size}
+    if FLAGS.timed_steps:
+        single, single_trace = time_steps(model, FLAGS.layer, 1, FLAGS.size, FLAGS.timed_steps)
+        batched, batched_trace = time_steps(model, FLAGS.layer, FLAGS.batch, FLAGS.size, FLAGS.timed_steps)
+        one_rate = 1.0 / (single * FLAGS.full_steps)
+        batch_rate = FLAGS.batch / (batched * FLAGS.full_steps)
+        report.update({
+            "one_at_a_time": {"s_per_step": single, "channels_per_s": one_rate, "first_step_s": single_trace},
+            f"batched_{FLAGS.batch}": {"s_per_step": batched, "channels_per_s": batch_rate,
+                                       "first_step_s": batched_trace},
+            "speedup": batch_rate / one_rate,
+        })
+        print(f"one at a time: {single:.3f} s/step -> {one_rate * 3600:.1f} channels/h | "
+              f"batched x{FLAGS.batch}: {batched:.3f} s/step -> {batch_rate * 3600:.1f} channels/h | "
+              f"speedup {batch_rate / one_rate:.1f}x ({FLAGS.full_steps}-step renders, {FLAGS.size} px)",
+              file=sys.stderr)
+    if FLAGS.sprite_out:
+        channels = list(range(FLAGS.sprite_channels))
+        settings = render.RenderSettings(size=FLAGS.size, steps=FLAGS.sprite_steps, seed=FLAGS.seed)
+        start = time.perf_counter()
+        images = render.render_channels(model, [(FLAGS.layer, c) for c in channels], settings,
+                                        progress_label=f"sprite {FLAGS.layer}")
+        report["sprite_seconds"] = time.perf_counter() - start
+        sheet, _ = sprite.sprite_sheet(outputs.to_uint8(images), columns=int(np.ceil(np.sqrt(len(channels)))))
+        outputs.save_jpeg(FLAGS.sprite_out, sheet, quality=90)
+        report["sprite"] = FLAGS.sprite_out
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,104 @@
+"""``python -m feature_vis.render`` (or ``python -m feature_vis.cli``): render channels into SUMMIT's files.
+
+    python -m feature_vis.render --model=mobilenet_v1 --out_dir=DIR [--layers=A,B]
+        [--channels="A:1,2,5-7;B:0" | --only_graph_nodes=EXPORT_DIR] [--steps=512 --size=128
+        --batch_channels=64 --diversity=4 --seed=0]
+
+Flags live here, not in :mod:`feature_vis.render`, so importing the library defines no absl flags.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from absl import app, flags
+
+from feature_vis import outputs, param
+from feature_vis.render import RenderSettings, render_to_dir
+from summit_tf.models import SummitModel, load
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Model spec (see summit_tf.models.load), e.g. mobilenet_v1.")
+flags.DEFINE_string("out_dir", None, "Output folder; images go to OUT_DIR/feature-vis/.")
+flags.DEFINE_list("layers", [], "SUMMIT layers to render (default: all, or those named by the selection).")
+flags.DEFINE_string("channels", None, "Channels to render, e.g. 'layerA:1,2,5-7;layerB:0' (default: all).")
+flags.DEFINE_string("only_graph_nodes", None,
+                    "Render only the channels that are nodes of DIR/ag/ag-*.json (SUMMIT graph export).")
+flags.DEFINE_integer("steps", 512, "Optimization steps.")
+flags.DEFINE_integer("size", 128, "Image size in pixels.")
+flags.DEFINE_integer("batch_channels", 64, "Images optimized together (memory knob).")
+flags.DEFINE_integer("diversity", 4, "Diverse images per channel (0: none).")
+flags.DEFINE_integer("seed", None, "Seed for reproducible renders.")
+flags.DEFINE_enum("param", "fft", list(param.PARAMETERIZATIONS), "Image parameterization.")
+flags.DEFINE_boolean("sprites", True, "Write a sprite sheet and index per layer.")
+
+
+def select_channels(model: SummitModel, wanted: Mapping[str, Sequence[int]] | None,
+                    layers: Sequence[str] | None = None) -> dict[str, list[int]]:
+    """Channels to render per layer (network order): ``wanted`` (None: all) within ``layers`` (None: every
+    layer of the model, and then every wanted layer must exist). ValueError on bad input."""
+    chosen = model.check_layers(list(layers)) if layers else list(model.layers)
+    if wanted is None:
+        wanted = {layer: range(model.channels[layer]) for layer in chosen}
+    elif not layers:
+        model.check_layers(list(wanted))
+    selection = {layer: sorted({int(c) for c in wanted[layer]}) for layer in chosen if layer in wanted}
+    for layer, chans in selection.items():
+        bad = [c for c in chans if not 0 <= c < model.channels[layer]]
+        if bad:
+            raise ValueError(f"{layer} has {model.channels[layer]} channels; out of range: {bad[:10]}")
+    if not any(selection.values()):
+        raise ValueError("no channels selected")
+    return selection
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        if len(argv) > 1:
+            raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
+        for name in ("steps", "size", "batch_channels"):
+            if FLAGS[name].value < 1:
+                raise ValueError(f"--{name} must be positive")
+        if FLAGS.diversity < 0:
+            raise ValueError("--diversity must be >= 0")
+        if not FLAGS.model or not FLAGS.out_dir:
+            raise ValueError("--model and --out_dir are required")
+        if FLAGS.channels and FLAGS.only_graph_nodes:
+            raise ValueError("give --channels or --only_graph_nodes, not both")
+        wanted = None
+        if FLAGS.channels:
+            wanted = outputs.parse_channels(FLAGS.channels)
+        elif FLAGS.only_graph_nodes:
+            wanted = outputs.graph_channels(FLAGS.only_graph_nodes)
+        # Load exactly the layers needed, so selections may name layers outside the model's default set.
+        model = load(FLAGS.model, layers=FLAGS.layers or (list(wanted) if wanted else None))
+        selection = select_channels(model, wanted, FLAGS.layers)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    settings = RenderSettings(size=FLAGS.size, steps=FLAGS.steps, seed=FLAGS.seed,
+                              parameterization=FLAGS.param)
+    counts = render_to_dir(model, selection, FLAGS.out_dir, settings, batch_channels=FLAGS.batch_channels,
+                           diversity=FLAGS.diversity, sprites=FLAGS.sprites)
+    print(f"rendered {counts['images']} images in {counts['batches']} batches, {counts['sprites']} sprites "
+          f"-> {Path(FLAGS.out_dir) / outputs.FEATURE_VIS}", file=sys.stderr)
+    return 0
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, but a bad flag is one error line and exit code 2 like every other bad input."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run() -> None:
+    app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

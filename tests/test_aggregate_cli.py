@@ -1,5 +1,5 @@
 """The aggregation CLI on real data (MobileNetV1, Imagenette2 val): invariants, determinism, SIGKILL +
-resume, shards + merge, corrupt images, and the exit-2 cases.
+resume, shards + merge, corrupt images and a truncated TFRecord file, and the exit-2 cases.
 
 Kept small (30 images, three layers including the 1024 x 1024 link) so the file runs in about a minute.
 """
@@ -16,8 +16,10 @@ import time
 import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from summit_tf import aggregate, merge, store
+from summit_tf.data import tfrecords
 from summit_tf.engine import checkpoint_path
 
 LAYERS = "Conv2d_11_pointwise,Conv2d_12_pointwise,Conv2d_13_pointwise"
@@ -142,6 +144,31 @@ def test_corrupt_images_are_skipped_and_reported(shared, tmp_path, capsys):
     with store.load(out) as agg:
         assert agg.num_images == 6 and agg.num_skipped == 2
         assert agg.classes.tolist() == [0, 491] and agg.class_count.tolist() == [3, 3]
+
+
+def test_corrupt_record_and_truncated_tfrecord_file(shared, tmp_path, capfd):
+    val = shared / "datasets" / "imagenette2-224" / "val"
+    jpegs = {c: sorted((val / s).glob("*.JPEG"))[:3] for c, s in ((0, "n01440764"), (217, "n02102040"))}
+
+    def write(path, items):
+        with tf.io.TFRecordWriter(str(path)) as w:
+            for encoded, label in items:
+                w.write(tfrecords.make_example(encoded, label, 224, 224, "x.JPEG"))
+
+    first = [(jpegs[0][0].read_bytes(), 0), (b"\xff\xd8 not a jpeg", 0), (jpegs[217][0].read_bytes(), 217),
+             (jpegs[217][1].read_bytes(), 217)]
+    write(tmp_path / "t-0", first)
+    data = (tmp_path / "t-0").read_bytes()
+    (tmp_path / "t-0").write_bytes(data[:-2000])  # cut into the last record
+    write(tmp_path / "t-1", [(jpegs[0][1].read_bytes(), 0), (jpegs[217][2].read_bytes(), 217)])
+    out = tmp_path / "r.h5"
+    flags = [f for f in base_flags(shared, out, data=f"tfrecord:{tmp_path}/t-*") if "per_class" not in f]
+    assert aggregate.main(flags) == 0
+    err = capfd.readouterr().err
+    assert "ended early" in err and "1 skipped" in err
+    with store.load(out) as agg:
+        # readable: two from the truncated file (its corrupt record is a gap), two from the intact one
+        assert agg.num_images == 4 and agg.num_skipped == 1 and agg.class_count.tolist() == [2, 2]
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -125,7 +125,7 @@ def test_pointwise_max_is_exact_per_pair_max():
 
 
 def test_conv_max_in_small_blocks(monkeypatch):
-    """A tiny byte budget forces one output channel per block (and a padded last block)."""
+    """A tiny byte budget forces one output channel per block; then blocks of 3 with a short last one."""
     monkeypatch.setattr(influence, "CHUNK_BYTES", 1)
     link = make_link(3, 3, 1, "SAME", "conv", seed=5)
     x = random_input(11, 11, seed=5)

@@ -108,6 +108,10 @@ def _parents(inbound: list) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _value(variable) -> np.ndarray:
+    return np.array(variable.numpy(), dtype=np.float64)
+
+
 def _node(layer: keras.layers.Layer, parents: tuple[str, ...]) -> Node:
     """Describe one single-call layer for link finding."""
     kind = type(layer).__name__
@@ -119,25 +123,25 @@ def _node(layer: keras.layers.Layer, parents: tuple[str, ...]) -> Node:
         strides, dilation = tuple(config["strides"]), tuple(config.get("dilation_rate", (1, 1)))
         plain = strides[0] == strides[1] and dilation == (1, 1) and config.get("groups", 1) == 1 and \
             config.get("data_format", "channels_last") == "channels_last"
-        bias = np.asarray(layer.bias) if config.get("use_bias") else None
+        bias = _value(layer.bias) if config.get("use_bias") else None
         if kind == "SeparableConv2D":
-            dw = np.asarray(layer.depthwise_kernel, np.float64)
-            pw = np.asarray(layer.pointwise_kernel, np.float64)
+            dw = _value(layer.depthwise_kernel)
+            pw = _value(layer.pointwise_kernel)
             kh, kw, cin, mult = dw.shape
             kernel = np.einsum("hwim,imj->hwij", dw, pw[0, 0].reshape(cin, mult, -1))
             op = "conv"
         else:
-            kernel = np.asarray(layer.kernel)
+            kernel = _value(layer.kernel)
             op = "conv" if kind == "Conv2D" else "depthwise"
         return Node(**base, op=op if plain else "other", kernel=kernel, stride=int(strides[0]),
                     padding=config["padding"].upper(), bias=bias)
     if kind == "BatchNormalization" and config.get("axis") in (-1, 3, [-1], [3]):
         eps = float(config["epsilon"])
-        gamma = np.asarray(layer.gamma) if config.get("scale", True) else 1.0
-        beta = np.asarray(layer.beta) if config.get("center", True) else 0.0
-        scale = gamma / np.sqrt(np.asarray(layer.moving_variance, np.float64) + eps)
+        gamma = _value(layer.gamma) if config.get("scale", True) else 1.0
+        beta = _value(layer.beta) if config.get("center", True) else 0.0
+        scale = gamma / np.sqrt(_value(layer.moving_variance) + eps)
         scale = np.broadcast_to(scale, (channels,)).astype(np.float64)
-        return Node(**base, op="scale", kernel=scale, bias=beta - np.asarray(layer.moving_mean) * scale)
+        return Node(**base, op="scale", kernel=scale, bias=beta - _value(layer.moving_mean) * scale)
     if kind == "Add":
         return Node(**base, op="add")
     if kind == "Concatenate" and config.get("axis") in (-1, 3):

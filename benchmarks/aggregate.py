@@ -70,14 +70,20 @@ def timed(run, batches) -> float:
 def main(argv: list[str]) -> None:
     del argv
     tf.get_logger().setLevel("ERROR")  # the baseline's per-link functions trip TF's retracing warning
-    model = models.load(FLAGS.model)
-    batches = make_batches(model.input_size)
+    try:
+        kind, tau = parse_select(FLAGS.activation_select)
+        if kind != "mass":
+            raise ValueError("the original SUMMIT baseline implements mass:TAU selection only")
+        cfg = AggregateConfig(model=FLAGS.model, data=FLAGS.data, out="-",
+                              activation_select=FLAGS.activation_select, influence_topk=FLAGS.topk,
+                              influence_stride=FLAGS.stride, batch_size=FLAGS.batch_size)
+        model = models.load(FLAGS.model)
+        batches = make_batches(model.input_size)
+        plan = engine.make_plan(model, cfg, sorted({int(c) for _, y in batches for c in y}))
+    except ValueError as e:  # AggregateError is one
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     n = sum(int(y.size) for _, y in batches)
-    cfg = AggregateConfig(model=FLAGS.model, data=FLAGS.data, out="-",
-                          activation_select=FLAGS.activation_select, influence_topk=FLAGS.topk,
-                          influence_stride=FLAGS.stride, batch_size=FLAGS.batch_size)
-    classes = sorted({int(c) for _, y in batches for c in y})
-    plan = engine.make_plan(model, cfg, classes)
     size = model.input_size
     print(f"{model.spec}: {len(plan.layers)} layers, {len(plan.links)} links "
           f"({', '.join(sorted({link.kind for link in plan.links}))}), {FLAGS.batches} batches of "
@@ -100,14 +106,9 @@ def main(argv: list[str]) -> None:
         var.assign(tf.zeros_like(var))
     t_agg = timed(aggregate, batches)
 
-    kind, tau = parse_select(cfg.activation_select)
-    if kind != "mass":
-        sys.exit("the original SUMMIT baseline implements mass selection only")
     original = OriginalSummit(model, plan.layers, plan.links, plan.slot_table(), float(tau),
                               cfg.influence_topk, cfg.stride)
-    x0 = batches[0][0][:1]
-    feats0 = forward(x0)
-    original.trace(feats0)  # outside the timing
+    original.trace(forward(batches[0][0][:1]))  # outside the timing
     t_orig = timed(lambda x, y: original.update(forward(x), y), batches)
 
     same_a = all(np.array_equal(acc.A[layer].numpy(), original.A[layer]) for layer in plan.layers)

@@ -11,7 +11,7 @@ from experiments.pipeline import STAGES, PipelineConfig, check_stages, parse_cla
 
 def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
            max_images_per_class: int | None, fv_steps: int, fv_diversity: int, num_examples: int,
-           figure_classes: str, compare: str, fv_batch_channels: int = 64,
+           figure_classes: str, compare: str, fv_batch_channels: int = 64, fv_size: int = 128,
            exclude_channels: str = "") -> None:
     """Define the pipeline flags on ``fv`` with a script's defaults."""
     flags.DEFINE_string("model", model, "model spec (see summit_tf.models)", flag_values=fv)
@@ -32,7 +32,7 @@ def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
     flags.DEFINE_float("node_mass", 0.075, "PageRank mass kept per layer", flag_values=fv)
     flags.DEFINE_integer("num_examples", num_examples, "dataset examples per channel", flag_values=fv)
     flags.DEFINE_integer("fv_steps", fv_steps, "feature-visualization optimization steps", flag_values=fv)
-    flags.DEFINE_integer("fv_size", 128, "feature-visualization image size", flag_values=fv)
+    flags.DEFINE_integer("fv_size", fv_size, "feature-visualization image size", flag_values=fv)
     flags.DEFINE_integer("fv_diversity", fv_diversity, "diversity images per channel (0: none)",
                          flag_values=fv)
     flags.DEFINE_integer("fv_batch_channels", fv_batch_channels, "images per feature-vis optimization",
@@ -73,6 +73,7 @@ def main(fv: flags.FlagValues, argv: Sequence[str], doc: str,
     if parsed:
         return fail(f"unexpected arguments {parsed}")
     try:
+        check_stages(fv.stages)
         overrides = prepare(fv) if prepare else {}
         cfg = config(fv, **overrides)
         if not cfg.data:

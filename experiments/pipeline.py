@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +80,15 @@ def _stage_graph(cfg: PipelineConfig) -> None:
         pairs = [tuple(cfg.compare)] if cfg.compare else []
         generate(agg, str(cfg.run_dir), [int(c) for c in agg.classes], pairs,
                  GraphConfig(node_mass=cfg.node_mass), seed=0, umap_min_classes=embedding.MIN_UMAP_CLASSES)
+    # Tell the viewer how many images per channel the later stages make.
+    path = cfg.run_dir / "classes.json"
+    doc = json.loads(path.read_text())
+    doc["meta"]["feature_vis"] = {"diversity": cfg.fv_diversity, "dataset_examples": cfg.num_examples,
+                                  "size": cfg.fv_size}
+    doc["meta"]["dataset"] = cfg.data
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(path)
 
 
 def _graph_nodes(cfg: PipelineConfig) -> dict[str, list[int]]:
@@ -133,7 +141,8 @@ def _mark(path: Path) -> None:
 def stages(cfg: PipelineConfig) -> list[Stage]:
     """The run's stages with the configuration each one depends on."""
     agg = {k: v for k, v in _aggregate_config(cfg).as_dict().items() if k not in ("out", "overwrite")}
-    graph = {"node_mass": cfg.node_mass, "compare": cfg.compare}
+    graph = {"node_mass": cfg.node_mass, "compare": cfg.compare, "diversity": cfg.fv_diversity,
+             "num_examples": cfg.num_examples, "fv_size": cfg.fv_size}
     fv = {"model": cfg.model, "steps": cfg.fv_steps, "size": cfg.fv_size, "diversity": cfg.fv_diversity,
           "seed": cfg.fv_seed}
     ex = {"num_examples": cfg.num_examples, "data": cfg.data, "resize": cfg.resize,
@@ -176,15 +185,10 @@ def parse_classes(text: str) -> tuple[int, ...]:
     return tuple(int(t) for t in text.split(",") if t.strip()) if text else ()
 
 
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def check_stages(names: Sequence[str] | None) -> tuple[str, ...] | None:
     if not names:
         return None
     unknown = [n for n in names if n not in STAGES]
     if unknown:
-        fail(f"unknown stage(s) {unknown}; stages: {', '.join(STAGES)}")
+        raise ValueError(f"unknown stage(s) {unknown}; stages: {', '.join(STAGES)}")
     return tuple(names)

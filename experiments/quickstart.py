@@ -18,7 +18,7 @@ from experiments import cli
 
 FLAGS = flags.FlagValues()
 cli.define(FLAGS, model="mobilenet_v1", data=None, out_dir="runs/quickstart", max_images_per_class=16,
-           fv_steps=48, fv_diversity=0, num_examples=4, figure_classes="0,217", compare="0,217",
+           fv_steps=32, fv_size=64, fv_diversity=0, num_examples=4, figure_classes="0,217", compare="0,217",
            fv_batch_channels=128)
 
 

@@ -13,26 +13,31 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
 from feature_vis import outputs, param
 from feature_vis.render import RenderSettings, render_to_dir
 from summit_tf.models import SummitModel, load
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Model spec (see summit_tf.models.load), e.g. mobilenet_v1.")
-flags.DEFINE_string("out_dir", None, "Output folder; images go to OUT_DIR/feature-vis/.")
-flags.DEFINE_list("layers", [], "SUMMIT layers to render (default: all, or those named by the selection).")
-flags.DEFINE_string("channels", None, "Channels to render, e.g. 'layerA:1,2,5-7;layerB:0' (default: all).")
-flags.DEFINE_string("only_graph_nodes", None,
-                    "Render only the channels that are nodes of DIR/ag/ag-*.json (SUMMIT graph export).")
-flags.DEFINE_integer("steps", 512, "Optimization steps.")
-flags.DEFINE_integer("size", 128, "Image size in pixels.")
-flags.DEFINE_integer("batch_channels", 64, "Images optimized together (memory knob).")
-flags.DEFINE_integer("diversity", 4, "Diverse images per channel (0: none).")
-flags.DEFINE_integer("seed", None, "Seed for reproducible renders.")
-flags.DEFINE_enum("param", "fft", list(param.PARAMETERIZATIONS), "Image parameterization.")
-flags.DEFINE_boolean("sprites", True, "Write a sprite sheet and index per layer.")
+FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
+_DEFINITIONS = [
+    (flags.DEFINE_string, "model", None, "Model spec (see summit_tf.models.load), e.g. mobilenet_v1."),
+    (flags.DEFINE_string, "out_dir", None, "Output folder; images go to OUT_DIR/feature-vis/."),
+    (flags.DEFINE_list, "layers", [], "SUMMIT layers to render (default: all / the selection's)."),
+    (flags.DEFINE_string, "channels", None, "Channels, e.g. 'layerA:1,2,5-7;layerB:0' (default: all)."),
+    (flags.DEFINE_string, "only_graph_nodes", None,
+     "Render only the channels that are nodes of DIR/ag/ag-*.json (a SUMMIT graph export)."),
+    (flags.DEFINE_integer, "steps", 512, "Optimization steps."),
+    (flags.DEFINE_integer, "size", 128, "Image size in pixels."),
+    (flags.DEFINE_integer, "batch_channels", 64, "Images optimized together: the memory knob. On an "
+     "accelerator larger is faster; on CPU 4-8 is fastest per image (benchmarks/feature_vis.py)."),
+    (flags.DEFINE_integer, "diversity", 4, "Diverse images per channel (0: none)."),
+    (flags.DEFINE_integer, "seed", None, "Seed for reproducible renders."),
+    (flags.DEFINE_boolean, "sprites", True, "Write a sprite sheet and index per layer."),
+]
+for define, name, default, text in _DEFINITIONS:
+    define(name, default, text, flag_values=FLAGS)
+flags.DEFINE_enum("param", "fft", list(param.PARAMETERIZATIONS), "Image parameterization.", flag_values=FLAGS)
 
 
 def select_channels(model: SummitModel, wanted: Mapping[str, Sequence[int]] | None,
@@ -55,9 +60,15 @@ def select_channels(model: SummitModel, wanted: Mapping[str, Sequence[int]] | No
 
 
 def main(argv: Sequence[str]) -> int:
+    """Run the command line (``argv[0]`` is the program); returns the exit code (2: bad input)."""
+    if any(arg in ("-h", "--help", "--helpfull") for arg in argv[1:]):
+        print(f"{__doc__}\n{FLAGS.get_help()}")
+        return 0
+    FLAGS.unparse_flags()  # repeated in-process calls start from the defaults
     try:
-        if len(argv) > 1:
-            raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
+        extra = FLAGS(list(argv))[1:]
+        if extra:
+            raise ValueError(f"unexpected arguments: {' '.join(extra)}")
         for name in ("steps", "size", "batch_channels"):
             if FLAGS[name].value < 1:
                 raise ValueError(f"--{name} must be positive")
@@ -75,7 +86,7 @@ def main(argv: Sequence[str]) -> int:
         # Load exactly the layers needed, so selections may name layers outside the model's default set.
         model = load(FLAGS.model, layers=FLAGS.layers or (list(wanted) if wanted else None))
         selection = select_channels(model, wanted, FLAGS.layers)
-    except (ValueError, FileNotFoundError) as err:
+    except (flags.Error, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     settings = RenderSettings(size=FLAGS.size, steps=FLAGS.steps, seed=FLAGS.seed,
@@ -87,17 +98,8 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, but a bad flag is one error line and exit code 2 like every other bad input."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-
-
 def run() -> None:
-    app.run(main, flags_parser=_parse_flags)
+    sys.exit(main(sys.argv))
 
 
 if __name__ == "__main__":

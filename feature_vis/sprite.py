@@ -57,7 +57,10 @@ def write_layer_sprite(out_dir: str | Path, layer: str, num_channels: int) -> Pa
     found = [(ch, path) for ch, path in found if path.exists()]
     if not found:
         return None
-    tiles = [np.asarray(Image.open(path).convert("RGB")) for _, path in found]
+    tiles = []
+    for _, path in found:
+        with Image.open(path) as image:
+            tiles.append(np.asarray(image.convert("RGB")))
     size = max(t.shape[0] for t in tiles)
     tiles = [t if t.shape[:2] == (size, size) else np.asarray(Image.fromarray(t).resize((size, size)))
              for t in tiles]

@@ -8,7 +8,8 @@ Formulations, by cost:
 - 1x1 and separable links: closed form, no maps. ``max_xy K X = K max X`` if ``K >= 0`` else
   ``K min X`` (exact: rounding is monotone), ``sum = K sum X``, ``l2 = |K| ||X||``, over the positions
   the strided conv visits (a 1x1 kernel never reaches the padding). The max form is one XLA-fused
-  pass; on MobileNetV1's 12 links at batch 8 the whole closed form takes ~1/4 of the top-k that follows.
+  pass over the ``[B, Cout, Cin]`` result: 53 ms instead of 226 ms unfused for MobileNetV1's 12 links at
+  batch 8 (the top-k that follows costs ~300 ms).
 - k x k links, sum and l2: closed forms too. ``sum_p (X (*) K)_p = sum_d K_d S_d`` with ``S_d`` the sum
   of the input window shifted by tap d; ``||X (*) K||^2 = K^T G K`` with ``G`` the Gram matrix of the
   shifted windows of each input channel (``[kh*kw, kh*kw]`` per image and channel). Cost
@@ -17,26 +18,29 @@ Formulations, by cost:
   multiplier, over blocks of output channels sized by ``CHUNK_BYTES``, chained by control dependencies
   so the peak extra memory is one block of maps (a ``map_fn`` loop did the same ~1.5x slower).
 
-Why this one (``benchmarks/influence_kernels.py``; float32, 2 shared and heavily loaded CPU cores, so the
-minimum of 7 interleaved runs; times relative to the forward conv of the same layer):
+Why this one (``python -m benchmarks.influence_kernels``: float32, batch 8, 2 shared CPU cores, minimum
+of 7 runs; time relative to the forward conv of the same layer; peak extra RSS over the process before
+the first call, TF's own workspace included):
 
-  ====================================  ===========  ===========  ===========
-  formulation                           mixed4b 3x3  mixed4b 5x5  mixed3a 3x3
-  ====================================  ===========  ===========  ===========
-  depthwise, blocks of 4 MiB (used)     3.1x         5-9x         4.7x
-  depthwise, blocks of 64 MiB           23x          5x           25x
-  depthwise, all outputs at once        16-46x       2-4x         12-28x
-  im2col + batched matmul, best block   3.7-8x       2-14x        13x
-  shifted multiply-add, XLA jit         30x          19x          65x
-  shifted multiply-add, no XLA          33-47x       13-26x       95-160x
-  ====================================  ===========  ===========  ===========
+  ===================================  ==================  ==================  ==================
+  formulation                          mixed4b 3x3         mixed4b 5x5         mixed3a 3x3
+  ===================================  ==================  ==================  ==================
+  forward conv (reference)             16.6 ms, 21 MB      1.7 ms, 12 MB       39.7 ms, 33 MB
+  depthwise, 4 MiB chained (used)      5.7x, 47 MB         4.6x, 24 MB         3.5x, 70 MB
+  depthwise, blocks of 4 outputs       7.5x, 31 MB         4.1x, 9 MB          4.5x, 63 MB
+  depthwise, blocks of 16 outputs      9.2x, 44 MB         4.3x, 17 MB         20.8x, 82 MB
+  depthwise, all outputs (naive)       16.7x, 143 MB       4.2x, 33 MB         26.2x, 311 MB
+  im2col + batched matmul, 16 outputs  9.2x, 90 MB         4.8x, 34 MB         17.5x, 231 MB
+  shifted multiply-add, XLA jit        20.6x, 174 MB       4.0x, 60 MB         54.2x, 349 MB
+  ===================================  ==================  ==================  ==================
 
 (x ``[8, 14, 14, 96] * [3, 3, 96, 208]``, ``[8, 14, 14, 16] * [5, 5, 16, 48]``, ``[8, 28, 28, 96] *
-[3, 3, 96, 128]``.) The time is dominated by writing and re-reading the maps, so blocks that stay in
-the cache win by 5x over large ones; XLA on CPU did not fuse the reduction usefully. At batch 32 the
-4 MiB blocks ran 5.0x (mixed4b) and 7.4x (mixed3a) the conv, 64 MiB blocks 31x and 18x. Peak extra
-memory is one block (4 MiB) plus the ``[B, Cout, Cin]`` result, against ``B H W Cin Cout`` floats for
-the naive form (140-310 MB at batch 8). All forms agree with the float64 reference to ~1e-7.
+[3, 3, 96, 128]``.) The time goes into writing and re-reading the maps, so blocks that stay in the
+cache win (5-7x over 64 MiB blocks in separate runs); XLA on CPU did not fuse the reduction usefully.
+Timings on these loaded machines varied 2-3x between runs; small blocks won every 3x3 run, and
+5x5 links (few channels) are cheap in any form. All forms agree with the
+float64 reference to ~1e-7 (the depthwise forms are bit-identical to each other). The 4 MiB budget was
+tuned on CPU; a GPU may prefer larger blocks (``CHUNK_BYTES`` is a module constant).
 """
 
 from __future__ import annotations

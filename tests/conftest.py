@@ -23,3 +23,26 @@ def shared():
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+# Three Imagenette classes (tench 0, English springer 217, parachute 701), a few images each.
+SLICE_SYNSETS = ("n01440764", "n02102040", "n03888257")
+
+
+@pytest.fixture(scope="session")
+def small_run(shared, tmp_path_factory):
+    """A real run directory: the quick start's whole pipeline (MobileNetV1, real Imagenette images) on a
+    small slice, with tiny feature-vis settings. Shared by the end-to-end and the browser tests."""
+    from experiments import quickstart
+
+    data = tmp_path_factory.mktemp("imagenette-slice")
+    for synset in SLICE_SYNSETS:
+        (data / synset).mkdir()
+        for image in sorted((shared / "datasets" / "imagenette2-224" / "val" / synset).glob("*.JPEG"))[:4]:
+            (data / synset / image.name).symlink_to(image)
+    out = tmp_path_factory.mktemp("run") / "quickstart"
+    argv = ["quickstart", f"--data=folder:{data}", f"--out_dir={out}", "--max_images_per_class=4",
+            "--batch_size=12", "--fv_steps=4", "--fv_size=48", "--fv_diversity=4", "--num_examples=3",
+            "--figure_classes=0", "--compare=0,217"]
+    assert quickstart.main(argv) == 0
+    return out

@@ -81,6 +81,7 @@ def test_render_to_dir_names_sprites_and_resume(toy, tmp_path):
     index = json.loads((tmp_path / "feature-vis/sprites/sep3-channel.json").read_text())
     assert index["channels"] == [0, 2, 4, 5]
     assert not list(tmp_path.rglob("*.tmp"))
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in tmp_path.rglob("*.j*"))
 
 
 def test_sprite_sheet_layout():
@@ -128,14 +129,10 @@ def test_select_channels(toy):
     (["--model=nonsense", "--out_dir=x", "--channels=a:1", "--only_graph_nodes=y"], "not both"),
     (["--model=nonsense", "--out_dir=x", "--channels=a:b"], "bad channel"),
     (["--model=nonsense", "--out_dir=x", "--only_graph_nodes=/nonexistent"], "no attribution graphs"),
+    (["--model=toy", "--out_dir=x", "--size=big"], "size"),
 ])
 def test_main_bad_input_returns_2(args, message, capsys):
-    cli.FLAGS.unparse_flags()
-    try:
-        argv = cli.FLAGS(["prog", *args])
-        assert cli.main(argv) == 2
-    finally:
-        cli.FLAGS.unparse_flags()
+    assert cli.main(["prog", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
 

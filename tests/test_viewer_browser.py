@@ -17,7 +17,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from viewer_fixture import make_run_dir
 
 from summit_tf import serve
 from summit_tf.export_site import export_site
@@ -58,8 +57,9 @@ def _start(httpd: ThreadingHTTPServer) -> str:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    return make_run_dir(tmp_path_factory.mktemp("viewer-run"))
+def run_dir(small_run) -> Path:
+    """A real run (MobileNetV1 over a slice of Imagenette, made by the quick start's pipeline)."""
+    return small_run
 
 
 @pytest.fixture(scope="module")

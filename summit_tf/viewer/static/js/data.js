@@ -16,6 +16,8 @@ export async function loadRun() {
   const classes = data.classes ?? [];
   if (!classes.length) throw new Error(`${RUN}classes.json lists no classes`);
   const layers = (meta.layers?.length ? meta.layers : Object.keys(classes[0].embed ?? {})).slice();
+  DIVERSITY = meta.feature_vis?.diversity ?? DIVERSITY;
+  DATASET_EXAMPLES = meta.feature_vis?.dataset_examples ?? DATASET_EXAMPLES;
   return { meta: { ...meta, layers }, classes };
 }
 
@@ -36,8 +38,10 @@ export const diversityImage = (layer, ch, d) =>
   `${RUN}feature-vis/diversity-${d}/${enc(layer)}-${ch}-diversity-${d}.jpg`;
 export const datasetImage = (layer, ch, i) =>
   `${RUN}feature-vis/dataset-p/${enc(layer)}-${ch}-dataset-p-${i}.jpg`;
-export const DIVERSITY = 4;
-export const DATASET_EXAMPLES = 10;
+// How many diversity images and dataset examples a channel has: the run says so in meta.feature_vis
+// (SUMMIT's published data had 4 and 10). Live bindings: set once by loadRun().
+export let DIVERSITY = 4;
+export let DATASET_EXAMPLES = 10;
 
 const nodeKey = (layer, channel) => `${layer}:${channel}`;
 

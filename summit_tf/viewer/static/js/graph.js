@@ -224,6 +224,7 @@ export function createGraphView(container, { hovercard }) {
   }
 
   function scrub(event, n) {
+    if (DIVERSITY < 1) return;
     const s = size(n);
     const [mx] = d3.pointer(event, event.currentTarget);
     const d = Math.max(0, Math.min(DIVERSITY - 1, Math.floor((DIVERSITY * (mx + s / 2)) / s)));

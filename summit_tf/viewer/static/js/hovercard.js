@@ -47,9 +47,9 @@ export function createHovercard(card, area) {
     showNode(n, element, model) {
       const thumbs = Array.from({ length: DIVERSITY }, (_, d) =>
         `<img class="diversity" data-index="${d}" alt="" src="${diversityImage(n.layer, n.channel, d)}">`).join("");
-      card.innerHTML = `${headHTML(n)}${countsHTML(n, model)}
-        <div class="card-caption">diversity <span class="card-hint">(move across the channel)</span></div>
-        <div class="card-diversity">${thumbs}</div>${examplesHTML(n)}`;
+      const diversity = DIVERSITY > 0 ? `<div class="card-caption">diversity <span class="card-hint">(move across the channel)</span></div>
+        <div class="card-diversity">${thumbs}</div>` : "";
+      card.innerHTML = `${headHTML(n)}${countsHTML(n, model)}${diversity}${examplesHTML(n)}`;
       card.dataset.kind = "node";
       card.dataset.key = n.key;
       placeholderOnError(card);

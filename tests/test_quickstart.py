@@ -1,0 +1,56 @@
+"""End to end: the quick start's pipeline on a slice of the real assets leaves a complete, consistent run."""
+
+import json
+
+import h5py
+import numpy as np
+
+from experiments import quickstart
+
+
+def test_run_directory_is_complete_and_consistent(small_run):
+    meta = json.loads((small_run / "classes.json").read_text())
+    layers = meta["meta"]["layers"]
+    classes = {c["target_class"]: c for c in meta["classes"]}
+    assert sorted(classes) == [0, 217, 701]
+    with h5py.File(small_run / "aggregates.h5") as f:
+        np.testing.assert_array_equal(f["classes/index"][()], [0, 217, 701])
+        assert int(f.attrs["num_images"]) == 12
+    fv = small_run / "feature-vis"
+    nodes = 0
+    for class_id, info in classes.items():
+        graph = json.loads((small_run / "ag" / f"ag-{class_id}.json").read_text())
+        assert list(graph) == layers[::-1]
+        for layer, kept in graph.items():
+            index = layers.index(layer)
+            below = {n["channel"] for n in graph[layers[index - 1]]} if index else set()
+            for node in kept:
+                nodes += 1
+                ch = node["channel"]
+                assert 0 < node["count"] <= info["numOfInstances"]
+                assert (fv / "channel" / f"{layer}-{ch}-channel.jpg").is_file()
+                for d in range(4):
+                    assert (fv / f"diversity-{d}" / f"{layer}-{ch}-diversity-{d}.jpg").is_file()
+                assert (fv / "dataset-p" / f"{layer}-{ch}-dataset-p-0.jpg").is_file()
+                assert all(p["prev_channel"] in below and p["inf"] <= info["numOfInstances"]
+                           for p in node["prev_channels"])
+    assert nodes > 3 * len(layers) // 2
+    assert (small_run / "compare").is_dir()
+    for name in ("attribution-graph-0", "class-study-0", "comparison-0-217", "embedding"):
+        for ext in ("png", "svg"):
+            assert (small_run / "figures" / f"{name}.{ext}").stat().st_size > 1000
+
+
+def test_second_run_reuses_every_stage(small_run, capsys):
+    pipeline = json.loads((small_run / "pipeline.json").read_text())
+    argv = ["quickstart", f"--data={pipeline['data']}", f"--out_dir={small_run}", "--max_images_per_class=4",
+            "--batch_size=12", "--fv_steps=4", "--fv_size=48", "--fv_diversity=4", "--num_examples=3",
+            "--figure_classes=0", "--compare=0,217"]
+    assert quickstart.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count(": cached") == 5
+
+
+def test_bad_flags_exit_2(tmp_path, capsys):
+    assert quickstart.main(["quickstart", "--stages=nonsense", f"--out_dir={tmp_path}"]) == 2
+    assert "unknown stage" in capsys.readouterr().err

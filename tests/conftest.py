@@ -43,6 +43,7 @@ def small_run(shared, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "quickstart"
     argv = ["quickstart", f"--data=folder:{data}", f"--out_dir={out}", "--max_images_per_class=4",
             "--batch_size=12", "--fv_steps=4", "--fv_size=48", "--fv_diversity=4", "--num_examples=3",
+            "--fv_batch_channels=512",
             "--figure_classes=0", "--compare=0,217"]
     assert quickstart.main(argv) == 0
     return out

@@ -170,7 +170,10 @@ def test_hover_node_shows_examples_and_scrubs_diversity(page, base_url, run_dir,
     card.wait_for(state="visible")
     assert card.get_attribute("data-key") == key
     srcs = page.eval_on_selector_all("#hovercard img.example", "els => els.map(e => e.getAttribute('src'))")
-    assert srcs == [f"run/feature-vis/dataset-p/{layer}-{channel}-dataset-p-{i}.jpg" for i in range(10)]
+    shown = json.loads((run_dir / "classes.json").read_text())["meta"]["feature_vis"]
+    assert srcs == [f"run/feature-vis/dataset-p/{layer}-{channel}-dataset-p-{i}.jpg"
+                    for i in range(shown["dataset_examples"])]
+    assert shown["diversity"] == 4
     page.wait_for_function("[...document.querySelectorAll('#hovercard img.example')]"
                            ".every(i => i.naturalWidth > 0)")
     # everything off the paths through the node fades; the node itself stays

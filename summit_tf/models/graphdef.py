@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from summit_tf.models.relu_redirect import redirected_relu
+from summit_tf.models import activations
 
 NodeDef = tf.compat.v1.NodeDef
 
@@ -174,7 +174,9 @@ class GraphDefFunction:
     ) -> dict[str, tf.Tensor]:
         """Tensors of ``outputs`` for input batch ``x`` (fed to the input Placeholder as it is)."""
         outputs = list(outputs)
-        relu = redirected_relu if relu_redirect else tf.nn.relu
+        def relu(t: tf.Tensor) -> tf.Tensor:
+            return activations.apply(t, "relu", relu_redirect)
+
         values: dict[str, tf.Tensor] = {}
         for name in self._topological(outputs):
             node = self.nodes[name]

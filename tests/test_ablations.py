@@ -1,0 +1,44 @@
+"""Ablations on a small real run: the identity variant agrees perfectly, every value lies in [0, 1]."""
+
+import csv
+import json
+
+import pytest
+
+from experiments import ablations
+from summit_tf import store
+
+
+def test_identity_variant_is_perfect(small_run):
+    with store.load(small_run / "aggregates.h5") as a, store.load(small_run / "aggregates.h5") as b:
+        rows = ablations.compare(a, b, "identity")
+    assert len(rows) == len(a.layers)
+    assert all(r.node_jaccard == r.edge_jaccard == r.kendall_tau == 1.0 for r in rows)
+
+
+def test_cli_runs_variants_and_writes_sane_tables(small_run, tmp_path, capsys):
+    data = json.loads((small_run / "pipeline.json").read_text())["data"]
+    argv = ["ablations", f"--data={data}", f"--out_dir={tmp_path}", "--variants=act-mean,inf-topk1",
+            "--stability=2", "--max_images_per_class=4", "--batch_size=12"]
+    assert ablations.main(argv) == 0
+    with open(tmp_path / "ablations.csv") as f:
+        rows = list(csv.DictReader(f))
+    variants = {r["variant"] for r in rows}
+    assert variants == {"summit-default", "act-mean", "inf-topk1", "images-2"}
+    for r in rows:
+        for key in ("node_jaccard", "edge_jaccard"):
+            assert 0.0 <= float(r[key]) <= 1.0
+        assert -1.0 <= float(r["kendall_tau"]) <= 1.0
+    reference = [r for r in rows if r["variant"] == "summit-default"]
+    assert all(float(r["node_jaccard"]) == 1.0 for r in reference)
+    # top-1 influence keeps fewer edges than top-5: the graphs must differ somewhere
+    assert any(float(r["edge_jaccard"]) < 1.0 for r in rows if r["variant"] == "inf-topk1")
+    assert (tmp_path / "ablations-node-jaccard.png").stat().st_size > 1000
+    assert "| act-mean |" in (tmp_path / "ablations.md").read_text()
+    assert "ablations.md" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["ablations"], ["ablations", "--data=folder:/nowhere", "--variants=nope"]])
+def test_bad_input_exits_2(argv, capsys):
+    assert ablations.main(argv) == 2
+    assert capsys.readouterr().err.startswith("error:")

@@ -1,6 +1,6 @@
 """Regenerate the README's viewer screenshot from a run directory (headless Chromium via Playwright).
 
-    python docs/screenshot.py --run_dir=runs/quickstart --class_id=0 --compare=217 --out=docs/images/viewer.png
+    python docs/screenshot.py --run_dir=runs/quickstart --class_id=0 --compare=217
 """
 
 from __future__ import annotations

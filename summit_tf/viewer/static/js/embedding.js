@@ -15,7 +15,10 @@ function shortLayerNames(layers) {
   let prefix = layers[0];
   for (const l of layers) while (!l.startsWith(prefix)) prefix = prefix.slice(0, -1);
   prefix = prefix.replace(/\d+$/, ""); // never split a number: conv_1 / conv_13 -> 1 / 13
-  return layers.map((l) => l.slice(prefix.length) || l);
+  let suffix = layers[0];
+  for (const l of layers) while (!l.endsWith(suffix)) suffix = suffix.slice(1);
+  suffix = suffix.replace(/^\d+/, ""); // Conv2d_1_pointwise .. Conv2d_13_pointwise -> 1 .. 13
+  return layers.map((l) => l.slice(prefix.length, l.length - suffix.length) || l);
 }
 
 export function createMinimap(container, { layers, channels, onLayer }) {

@@ -41,7 +41,16 @@ def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
                         flag_values=fv)
     flags.DEFINE_string("compare", compare, "two class ids for the comparison figure, e.g. 294,295",
                         flag_values=fv)
+    flags.DEFINE_bool("figures", True, "draw the paper's figures (--nofigures skips that stage)",
+                      flag_values=fv)
     flags.DEFINE_list("stages", None, f"run only these stages ({', '.join(STAGES)})", flag_values=fv)
+
+
+def _stages(fv: flags.FlagValues) -> tuple[str, ...] | None:
+    chosen = check_stages(fv.stages)
+    if fv.figures:
+        return chosen
+    return tuple(s for s in (chosen or STAGES) if s != "figures")
 
 
 def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
@@ -55,7 +64,7 @@ def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
         summit_compat=fv.summit_compat, node_mass=fv.node_mass, num_examples=fv.num_examples,
         fv_steps=fv.fv_steps, fv_size=fv.fv_size, fv_diversity=fv.fv_diversity,
         fv_batch_channels=fv.fv_batch_channels, figure_classes=parse_classes(fv.figure_classes),
-        compare=compare or None, stages=check_stages(fv.stages),
+        compare=compare or None, stages=_stages(fv),
     )
     values.update(overrides)
     return PipelineConfig(**values)

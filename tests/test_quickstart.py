@@ -55,3 +55,15 @@ def test_second_run_reuses_every_stage(small_run, capsys):
 def test_bad_flags_exit_2(tmp_path, capsys):
     assert quickstart.main(["quickstart", "--stages=nonsense", f"--out_dir={tmp_path}"]) == 2
     assert "unknown stage" in capsys.readouterr().err
+
+
+def test_nofigures_skips_only_the_figures_stage():
+    from experiments import cli
+
+    quickstart.FLAGS.unparse_flags()
+    quickstart.FLAGS(["quickstart", "--nofigures", "--data=folder:unused"])
+    assert cli.config(quickstart.FLAGS).stages == ("aggregate", "graph", "examples", "feature_vis")
+    quickstart.FLAGS.unparse_flags()
+    quickstart.FLAGS(["quickstart", "--data=folder:unused", "--stages=graph,figures"])
+    assert cli.config(quickstart.FLAGS).stages == ("graph", "figures")
+    quickstart.FLAGS.unparse_flags()

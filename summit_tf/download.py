@@ -40,8 +40,11 @@ _CORAL_EDGETPU = "https://raw.githubusercontent.com/google-coral/edgetpu/5020de9
 _MODELZOO = "https://storage.googleapis.com/modelzoo"
 
 
-class AssetError(RuntimeError):
-    """An asset is missing and could not be fetched, or a fetched file is not the expected one."""
+class AssetError(FileNotFoundError):
+    """An asset is missing and could not be fetched, or a fetched file is not the expected one.
+
+    A FileNotFoundError, so every command line reports it as one ``error:`` line with exit code 2.
+    """
 
 
 @dataclass(frozen=True)

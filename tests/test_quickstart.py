@@ -67,3 +67,13 @@ def test_nofigures_skips_only_the_figures_stage():
     quickstart.FLAGS(["quickstart", "--data=folder:unused", "--stages=graph,figures"])
     assert cli.config(quickstart.FLAGS).stages == ("graph", "figures")
     quickstart.FLAGS.unparse_flags()
+
+
+def test_missing_assets_offline_is_one_error_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SUMMIT_TF_ASSETS", str(tmp_path / "no-assets"))
+    monkeypatch.setenv("SUMMIT_TF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SUMMIT_TF_MIRROR", f"file://{tmp_path / 'no-mirror'}")
+    assert quickstart.main(["quickstart", f"--out_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot get imagenette2") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()

@@ -187,6 +187,7 @@ def class_study_figure(run_dir: Path, class_id: int, out_base: Path, per_layer: 
         axes[r][0].set_title(f"{layer}:{ch} ({count})", fontsize=6, loc="left")
     name = class_names(run_dir).get(class_id, class_id)
     fig.suptitle(f"{name}: top channels, feature vis + dataset examples", fontsize=9)
+    fig.subplots_adjust(top=1 - 0.9 / (1.3 * len(rows)), hspace=0.35)  # keep the title close on tall grids
     return _save(fig, out_base)
 
 

@@ -192,8 +192,6 @@ def main(argv: list[str]) -> int:
     parsed = parse(FLAGS, argv, __doc__ or "")
     if isinstance(parsed, int):
         return parsed
-    if parsed:
-        return fail(f"unexpected arguments {parsed}")
     out_dir = Path(FLAGS.out_dir)
     try:
         if FLAGS.aggregates:

@@ -79,8 +79,6 @@ def main(fv: flags.FlagValues, argv: Sequence[str], doc: str,
     parsed = parse(fv, argv, doc)
     if isinstance(parsed, int):
         return parsed
-    if parsed:
-        return fail(f"unexpected arguments {parsed}")
     try:
         check_stages(fv.stages)
         overrides = prepare(fv) if prepare else {}

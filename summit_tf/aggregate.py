@@ -114,8 +114,6 @@ def main(argv: Sequence[str]) -> int:
     parsed = parse(FLAGS, argv, __doc__ or "")
     if isinstance(parsed, int):
         return parsed
-    if parsed:
-        return fail(f"unexpected arguments {parsed}")
     try:
         cfg = config_from_flags()
     except ValueError as e:

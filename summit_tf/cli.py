@@ -10,20 +10,25 @@ from absl import flags
 HELP_ARGS = ("-h", "--help", "-help", "--helpfull")
 
 
-def parse(fv: flags.FlagValues, argv: Sequence[str], usage: str) -> list[str] | int:
+def parse(fv: flags.FlagValues, argv: Sequence[str], usage: str,
+          positional: bool = False) -> list[str] | int:
     """Parse ``argv`` (program name first) into ``fv`` from the defaults.
 
-    Returns the positional arguments, or an exit code: 0 after ``--help``, 2 after a bad flag (one
-    ``error:`` line, no traceback). Resetting first makes repeated in-process calls independent.
+    Returns the positional arguments (allowed only with ``positional``), or an exit code: 0 after
+    ``--help``, 2 after a bad flag or a stray argument (one ``error:`` line, no traceback). Resetting
+    first makes repeated in-process calls independent.
     """
     if any(a in HELP_ARGS for a in argv[1:]):
         print(f"{usage}\n\n{fv.get_help()}")
         return 0
     fv.unparse_flags()
     try:
-        return fv(list(argv))[1:]
+        rest = fv(list(argv))[1:]
     except flags.Error as e:
         return fail(str(e))
+    if rest and not positional:
+        return fail(f"unexpected arguments: {' '.join(rest)}")
+    return rest
 
 
 def fail(message: str) -> int:

@@ -96,8 +96,6 @@ def main(argv: Sequence[str]) -> int:
     parsed = parse(FLAGS, argv, __doc__ or "")
     if isinstance(parsed, int):
         return parsed
-    if parsed:
-        return fail(f"unexpected arguments: {' '.join(parsed)}")
     if not FLAGS.run_dir or not FLAGS.out:
         return fail("--run_dir and --out are required")
     try:

@@ -133,7 +133,7 @@ def merge(paths: Sequence[str], out: str | os.PathLike) -> store.Aggregates:
 
 def main(argv: Sequence[str]) -> int:
     """Run the CLI on ``argv`` (program name first); returns the exit code."""
-    parsed = parse(FLAGS, argv, __doc__ or "")
+    parsed = parse(FLAGS, argv, __doc__ or "", positional=True)
     if isinstance(parsed, int):
         return parsed
     if not FLAGS.out:

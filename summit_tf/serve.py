@@ -202,8 +202,6 @@ def main(argv: Sequence[str]) -> int:
     parsed = parse(FLAGS, argv, __doc__ or "")
     if isinstance(parsed, int):
         return parsed
-    if parsed:
-        return fail(f"unexpected arguments: {' '.join(parsed)}")
     if not FLAGS.run_dir:
         return fail("--run_dir is required")
     if not 0 <= FLAGS.port <= 65535:

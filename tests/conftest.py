@@ -13,6 +13,20 @@ import pytest  # noqa: E402
 from summit_tf import assets  # noqa: E402
 
 
+@pytest.fixture
+def isolated_assets(tmp_path, monkeypatch):
+    """Empty assets folder, cache and mirror (as ``(shared, cache, mirror)``): nothing can be found."""
+    from summit_tf import download
+
+    shared, cache, mirror = tmp_path / "shared", tmp_path / "cache", tmp_path / "mirror"
+    for p in (shared, cache, mirror):
+        p.mkdir()
+    monkeypatch.setenv(assets.ENV_VAR, str(shared))
+    monkeypatch.setenv(download.CACHE_ENV, str(cache))
+    monkeypatch.setenv(download.MIRROR_ENV, mirror.as_uri())
+    return shared, cache, mirror
+
+
 @pytest.fixture(scope="session")
 def shared():
     """The real assets folder (../shared). In CI a missing folder is a failure, never a skip."""

@@ -16,15 +16,9 @@ from summit_tf import download
 
 
 @pytest.fixture
-def places(tmp_path, monkeypatch):
-    """Empty assets folder, cache and mirror; no network origin is ever reachable (unroutable URLs)."""
-    shared, cache, mirror = tmp_path / "shared", tmp_path / "cache", tmp_path / "mirror"
-    for p in (shared, cache, mirror):
-        p.mkdir()
-    monkeypatch.setenv("SUMMIT_TF_ASSETS", str(shared))
-    monkeypatch.setenv(download.CACHE_ENV, str(cache))
-    monkeypatch.setenv(download.MIRROR_ENV, mirror.as_uri())
-    return shared, cache, mirror
+def places(isolated_assets):
+    """No network origin is ever reachable here (unroutable URLs)."""
+    return isolated_assets
 
 
 def _fake_asset(monkeypatch, name: str, **changes) -> download.Asset:

@@ -197,14 +197,8 @@ def test_registry_spec_and_bad_file(files, tmp_path):
 
 
 @pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    shared, cache, mirror = tmp_path / "shared", tmp_path / "cache", tmp_path / "mirror"
-    for p in (shared, cache, mirror):
-        p.mkdir()
-    monkeypatch.setenv("SUMMIT_TF_ASSETS", str(shared))
-    monkeypatch.setenv(download.CACHE_ENV, str(cache))
-    monkeypatch.setenv(download.MIRROR_ENV, mirror.as_uri())
-    return cache, mirror
+def isolated(isolated_assets):
+    return isolated_assets[1:]
 
 
 def test_download_path_through_a_mirror(files, isolated):

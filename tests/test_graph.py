@@ -146,6 +146,23 @@ def test_maxmin_and_top_k_against_loops():
             assert set(np.flatnonzero(mask[j])) == want
 
 
+@pytest.mark.parametrize("block", [1, 37, build.MAXMIN_BLOCK])
+@pytest.mark.parametrize("top", [9, 70_000])  # int16 and int32 paths
+def test_maxmin_skewed_sparsity_in_blocks(monkeypatch, block, top):
+    """Inputs with very different numbers of paths, all-zero rows and columns, blocks down to one input."""
+    monkeypatch.setattr(build, "MAXMIN_BLOCK", block)
+    rng = np.random.default_rng(top + block)
+    branch = rng.integers(1, top, (13, 9)) * (rng.random((13, 9)) < 0.5)
+    branch[4] = 0
+    density = np.linspace(0, 1, 23)[None, :]  # input i has about i/22 of the inner channels
+    inner = rng.integers(1, top, (9, 23)) * (rng.random((9, 23)) < density)
+    inner[2] = 0
+    ref = np.min(np.stack(np.broadcast_arrays(branch[:, :, None], inner[None, :, :])), axis=0).max(axis=1)
+    got = build.maxmin(branch, inner)
+    assert got.dtype == np.int32 and ref.any()
+    np.testing.assert_array_equal(got, ref)
+
+
 @pytest.mark.parametrize("directed", [False, True])
 def test_pagerank_matches_networkx(directed):
     blocks = tuple((n, a // 8, b // 8, c // 8, d // 8, max(e // 8, 2), max(f // 8, 2))
@@ -155,6 +172,18 @@ def test_pagerank_matches_networkx(directed):
     ag = attribution_graph(agg, 1, GraphConfig(directed=directed))
     assert ag.full.num_edges > 100 and ag.graph.is_directed() == directed
     np.testing.assert_allclose(ag.pagerank, _nx_pagerank(ag, directed), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_pagerank_methods_give_the_same_graph(directed):
+    agg = synthetic.inception_like(2, seed=5, blocks=synthetic.INCEPTION_V1[:3], degree=9)
+    a = attribution_graph(agg, 1, GraphConfig(directed=directed))
+    b = attribution_graph(agg, 1, GraphConfig(directed=directed, pagerank_method="igraph"))
+    np.testing.assert_allclose(a.pagerank, b.pagerank, rtol=1e-9, atol=1e-15)
+    np.testing.assert_array_equal(a.selection.kept, b.selection.kept)
+    np.testing.assert_array_equal(a.selection.edges, b.selection.edges)
+    with pytest.raises(ValueError, match="pagerank_method"):
+        GraphConfig(pagerank_method="power")
 
 
 def _reference_selection(st, full, pr, node_mass, step):

@@ -120,6 +120,9 @@ def test_cli_writes_every_file(tmp_path):
     (["--classes=7"], "class 7 is not in the aggregates"),
     (["--node_mass=1.5"], "node_mass"),
     (["--compare=0"], "two class ids"),
+    (["--pagerank_method=power"], "pagerank_method"),
+    (["--directed=maybe"], "directed"),
+    (["--no_such_flag=1"], "no_such_flag"),
 ])
 def test_cli_bad_input_exits_2(tmp_path, args, message):
     store.save(tmp_path / "run.h5", synthetic.from_counts({"a": 2, "b": 2}, {"a": [[1, 2]], "b": [[2, 1]]},

@@ -10,27 +10,38 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 
-from absl import app, flags
+from absl import flags
 
 from summit_tf import store
-from summit_tf.graph import embedding
+from summit_tf.cli import fail, parse
+from summit_tf.graph import embedding, pagerank
 from summit_tf.graph.attribution import GraphConfig
 from summit_tf.graph.pipeline import generate
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("aggregates", None, "aggregates HDF5 file (summit-aggregate output)")
-flags.DEFINE_string("out_dir", None, "output folder")
-flags.DEFINE_list("classes", [], "ImageNet class ids to build graphs for (default: all classes of the run)")
-flags.DEFINE_float("node_mass", 0.075, "per-layer share of PageRank mass the kept nodes hold")
-flags.DEFINE_float("relax_step", 0.005, "mass added to a layer (and the one below) lacking a kept edge down")
-flags.DEFINE_bool("directed", False, "directed PageRank (channel -> its inputs), not undirected")
-flags.DEFINE_float("damping", 0.85, "PageRank damping factor")
-flags.DEFINE_integer("attr_k", 3, "attr_channels per node (strongest direct inputs)")
-flags.DEFINE_multi_string("compare", [], "a,b: write the set algebra of classes a and b (repeatable)")
-flags.DEFINE_integer("seed", 0, "seed of the class embedding")
-flags.DEFINE_integer("umap_min_classes", embedding.MIN_UMAP_CLASSES, "fewer classes than this: PCA embedding")
+FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
 
+flags.DEFINE_string("aggregates", None, "aggregates HDF5 file (summit-aggregate output)", flag_values=FLAGS)
+flags.DEFINE_string("out_dir", None, "output folder", flag_values=FLAGS)
+flags.DEFINE_list("classes", [], "ImageNet class ids to build graphs for (default: all classes of the run)",
+                  flag_values=FLAGS)
+flags.DEFINE_float("node_mass", 0.075, "per-layer share of PageRank mass the kept nodes hold",
+                   flag_values=FLAGS)
+flags.DEFINE_float("relax_step", 0.005, "mass added to a layer (and the one below) lacking a kept edge down",
+                   flag_values=FLAGS)
+flags.DEFINE_bool("directed", False, "directed PageRank (channel -> its inputs), not undirected",
+                  flag_values=FLAGS)
+flags.DEFINE_float("damping", 0.85, "PageRank damping factor", flag_values=FLAGS)
+flags.DEFINE_enum("pagerank_method", "linear", list(pagerank.PAGERANK_METHODS),
+                  "linear: exact sparse solve (conjugate gradients; fast); igraph: igraph's ARPACK",
+                  flag_values=FLAGS)
+flags.DEFINE_integer("attr_k", 3, "attr_channels per node (strongest direct inputs)", flag_values=FLAGS)
+flags.DEFINE_multi_string("compare", [], "a,b: write the set algebra of classes a and b (repeatable)",
+                          flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "seed of the class embedding", flag_values=FLAGS)
+flags.DEFINE_integer("umap_min_classes", embedding.MIN_UMAP_CLASSES, "fewer classes than this: PCA embedding",
+                     flag_values=FLAGS)
 
 
 class UsageError(Exception):
@@ -60,16 +71,19 @@ def _pairs(values: list[str], known: set[int]) -> list[tuple[int, int]]:
     return pairs
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main(argv: Sequence[str]) -> int:
+    """Run the CLI on ``argv`` (program name first); returns the exit code."""
+    parsed = parse(FLAGS, argv, __doc__ or "")
+    if isinstance(parsed, int):
+        return parsed
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     try:
         if not FLAGS.aggregates or not FLAGS.out_dir:
             raise UsageError("--aggregates and --out_dir are required")
         try:
             config = GraphConfig(node_mass=FLAGS.node_mass, relax_step=FLAGS.relax_step,
-                                 directed=FLAGS.directed, damping=FLAGS.damping, attr_k=FLAGS.attr_k)
+                                 directed=FLAGS.directed, damping=FLAGS.damping, attr_k=FLAGS.attr_k,
+                                 pagerank_method=FLAGS.pagerank_method)
         except ValueError as e:
             raise UsageError(str(e)) from None
         try:
@@ -85,13 +99,13 @@ def main(argv: list[str]) -> None:
             except ValueError as e:  # e.g. a malformed exclude_channels entry in the run's config
                 raise UsageError(str(e)) from None
     except UsageError as e:
-        print(f"summit-graph: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        return fail(str(e))
+    return 0
 
 
-def run() -> None:
+def run(argv: Sequence[str] | None = None) -> None:
     """Console entry point (``summit-graph``)."""
-    app.run(main)
+    sys.exit(main(sys.argv if argv is None else argv))
 
 
 if __name__ == "__main__":

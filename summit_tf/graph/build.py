@@ -150,33 +150,56 @@ def _place_links(agg: Aggregates, layers: list[str]) -> tuple[dict[str, list[Hop
     return hops, ignored
 
 
-def maxmin(branch: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """``W[j, i] = max_b min(branch[j, b], inner[b, i])`` for non-negative integer counts.
+MAXMIN_BLOCK = 1 << 21  # elements of one block of path values (4 MiB in int16): cache-friendly
 
-    One inner channel at a time into preallocated 2-D buffers, in int16 when the counts allow (twice the
-    SIMD width of int32); this measured 2x faster than a chunked 3-D broadcast with a max-reduction.
+
+def maxmin(branch: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """``W[j, i] = max_b min(branch[j, b], inner[b, i])`` for non-negative integer counts, as int32.
+
+    Only paths through non-zero ``inner[b, i]`` can count, and inner rows are sparse (an inner channel
+    has a few dozen non-zero inputs): per input ``i`` the branch columns of its non-zero ``b`` are
+    gathered, padded to a common length within a block of inputs with similar counts, and reduced in
+    one NumPy pass (int16 when the counts allow). On InceptionV1-sized counts (``benchmarks/graph.py``)
+    this is 2.1x faster than a dense loop over ``b`` and never does more work than it.
     """
     top = max(int(branch.max(initial=0)), int(inner.max(initial=0)))
     dtype = np.int16 if top < np.iinfo(np.int16).max else np.int32
-    a = np.ascontiguousarray(branch.T, dtype=dtype)
-    b = np.ascontiguousarray(inner, dtype=dtype)
-    out = np.zeros((a.shape[1], b.shape[1]), dtype=dtype)
-    tmp = np.empty_like(out)
-    for k in np.flatnonzero(a.any(axis=1) & b.any(axis=1)):  # inner channels on some path
-        np.minimum(a[k][:, None], b[k][None, :], out=tmp)
-        np.maximum(out, tmp, out=out)
-    return out.astype(np.int64)
+    cout, cb = branch.shape
+    rows = np.zeros((cb + 1, cout), dtype=dtype)  # branch columns; row cb is the padding (zeros)
+    rows[:cb] = branch.T
+    paths = np.asarray(inner, dtype=dtype).T  # [Cin, Cb]
+    degree = np.count_nonzero(paths, axis=1)
+    out = np.zeros((paths.shape[0], cout), dtype=dtype)
+    by_degree = np.argsort(-degree, kind="stable")
+    start = 0
+    while start < by_degree.size and degree[by_degree[start]] > 0:
+        width = int(degree[by_degree[start]])
+        stop = min(by_degree.size, start + max(1, MAXMIN_BLOCK // (width * cout)))
+        ids = by_degree[start:stop]
+        r, b = np.nonzero(paths[ids])  # row-major: each row's b ascending
+        slot = np.arange(r.size) - np.repeat(np.cumsum(degree[ids]) - degree[ids], degree[ids])
+        via = np.full((ids.size, width), cb)  # the padding row where an input has fewer paths
+        via[r, slot] = b
+        values = np.zeros((ids.size, width), dtype=dtype)
+        values[r, slot] = paths[ids[r], b]
+        gathered = rows[via]  # [block, width, Cout]
+        np.minimum(gathered, values[:, :, None], out=gathered)
+        out[ids] = gathered.max(axis=1)
+        start = stop
+    return out.T.astype(np.int32)
 
 
 def top_k_rows(w: np.ndarray, k: int) -> np.ndarray:
-    """Mask of each row's ``k`` largest positive entries; ties go to the lower column index."""
-    if k >= w.shape[1]:
+    """Mask of each row's ``k`` largest positive entries; ties go to the lower column index.
+
+    Ranks by the unique key ``w * columns + (columns - 1 - column)``, so one partition settles ties.
+    """
+    columns = w.shape[1]
+    if k >= columns:
         return w > 0
-    kth = -np.partition(-w, k - 1, axis=1)[:, k - 1:k]
-    greater = w > kth
-    tied = (w == kth) & (w > 0)
-    room = k - greater.sum(axis=1, keepdims=True)
-    return (greater | (tied & (np.cumsum(tied, axis=1) <= room))) & (w > 0)
+    key = w.astype(np.int64) * columns + np.arange(columns - 1, -1, -1)
+    kth = np.partition(key, columns - k, axis=1)[:, columns - k:columns - k + 1]
+    return (key >= kth) & (w > 0)
 
 
 @dataclass
@@ -200,7 +223,10 @@ class FullGraph:
 
 
 def full_graph(agg: Aggregates, class_id: int, st: Structure) -> FullGraph:
-    """Build the weighted edge arrays of class ``class_id`` from its influence counts."""
+    """Build the weighted edge arrays of class ``class_id`` from its influence counts.
+
+    Counts stay in their stored int32 (no int64 copies of the ~13 MB an InceptionV1 class holds).
+    """
     slot = agg.slot(class_id)
     lo_parts, hi_parts, w_parts = [], [], []
     pair_start = [0, 0]
@@ -208,37 +234,42 @@ def full_graph(agg: Aggregates, class_id: int, st: Structure) -> FullGraph:
     for index in range(1, len(st.layers)):
         layer, prev = st.layers[index], st.layers[index - 1]
         vin, vout = st.vertex[prev], st.vertex[layer]
-        weights = np.zeros((st.channels[layer], st.channels[prev]), dtype=np.int64)
+        drop_in, drop_out = vin < 0, vout < 0
+        weights = np.zeros((st.channels[layer], st.channels[prev]), dtype=np.int32)
         rows = []
         direct = [h for h in st.hops[layer] if not h.inner]
         for hop in direct:
-            counts = np.asarray(agg.I[hop.link][slot], dtype=np.int64)
+            counts = np.asarray(agg.I[hop.link][slot])
             rows.append((hop, counts))
             block = weights[hop.offset:hop.offset + hop.cout]
             np.maximum(block, counts, out=block)
-        k = _average_degree(weights, direct, vin >= 0, vout >= 0)
+        k = _average_degree(weights, direct, drop_in, drop_out)
         for hop in st.hops[layer]:
             if not hop.inner:
                 continue
-            branch = np.asarray(agg.I[hop.link][slot], dtype=np.int64)
+            branch = np.asarray(agg.I[hop.link][slot])
             rows.append((hop, branch))
-            inner = np.asarray(agg.I[hop.inner[0]][slot], dtype=np.int64)
+            inner = np.asarray(agg.I[hop.inner[0]][slot])
             for name in hop.inner[1:]:
-                inner = np.maximum(inner, np.asarray(agg.I[name][slot], dtype=np.int64))
+                inner = np.maximum(inner, np.asarray(agg.I[name][slot]))
             w = maxmin(branch, inner)
-            w[:, vin < 0] = 0
+            if drop_in.any():
+                w[:, drop_in] = 0
             if k is not None:
-                w = np.where(top_k_rows(w, k), w, 0)
+                w[~top_k_rows(w, k)] = 0
             block = weights[hop.offset:hop.offset + hop.cout]
             np.maximum(block, w, out=block)
         inputs[layer] = rows
-        weights[vout < 0] = 0
-        weights[:, vin < 0] = 0
-        j, i = np.nonzero(weights)
+        if drop_out.any():
+            weights[drop_out] = 0
+        if drop_in.any():
+            weights[:, drop_in] = 0
+        flat = np.flatnonzero(weights)
+        j, i = np.divmod(flat, weights.shape[1])
         hi_parts.append(vout[j])
         lo_parts.append(vin[i])
-        w_parts.append(weights[j, i])
-        pair_start.append(pair_start[-1] + j.size)
+        w_parts.append(weights.ravel()[flat].astype(np.int64))
+        pair_start.append(pair_start[-1] + flat.size)
     empty = np.zeros(0, dtype=np.int64)
     return FullGraph(
         lo=np.concatenate(lo_parts) if lo_parts else empty,
@@ -249,14 +280,16 @@ def full_graph(agg: Aggregates, class_id: int, st: Structure) -> FullGraph:
     )
 
 
-def _average_degree(weights: np.ndarray, direct: list[Hop], keep_in: np.ndarray,
-                    keep_out: np.ndarray) -> int | None:
+def _average_degree(weights: np.ndarray, direct: list[Hop], drop_in: np.ndarray,
+                    drop_out: np.ndarray) -> int | None:
     """Mean count of non-zero inputs of a direct-link channel (floored, >= 1); None without direct links."""
-    if not direct:
+    rows = np.zeros(weights.shape[0], dtype=bool)
+    for h in direct:
+        rows[h.offset:h.offset + h.cout] = True
+    rows &= ~drop_out
+    if not rows.any():
         return None
-    rows = np.concatenate([np.arange(h.offset, h.offset + h.cout) for h in direct])
-    rows = rows[keep_out[rows]]
-    if rows.size == 0:
-        return None
-    degree = np.count_nonzero(weights[rows][:, keep_in], axis=1)
+    degree = np.count_nonzero(weights[rows], axis=1)
+    if drop_in.any():
+        degree -= np.count_nonzero(weights[rows][:, drop_in], axis=1)
     return max(1, int(degree.mean()))

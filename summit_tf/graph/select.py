@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import igraph
 import numpy as np
 
 from summit_tf.graph.build import FullGraph, Structure
@@ -38,27 +37,6 @@ def personalization(st: Structure, activation: dict[str, np.ndarray]) -> np.ndar
     if not reset.any():
         reset[:] = 1.0
     return reset
-
-
-def to_igraph(st: Structure, full: FullGraph, directed: bool) -> igraph.Graph:
-    """igraph Graph of the full graph; directed edges point from a channel to its inputs (upper to lower)."""
-    # A list of int pairs is igraph's fastest input (2-4x faster than a NumPy edge array in igraph 1.0).
-    edges = list(zip(full.hi.tolist(), full.lo.tolist(), strict=True))
-    g = igraph.Graph(n=st.num_vertices, edges=edges, directed=directed)
-    g.es["weight"] = full.weight.astype(np.float64)
-    return g
-
-
-def pagerank(g: igraph.Graph, reset: np.ndarray, damping: float = 0.85) -> np.ndarray:
-    """Personalized PageRank (weights from the ``weight`` edge attribute), summing to 1.
-
-    ARPACK rather than igraph's default PRPACK: on 245k-edge class graphs it was 3-5x faster here and
-    agreed with PRPACK to 1e-14.
-    """
-    weights = "weight" if g.ecount() else None
-    pr = g.personalized_pagerank(directed=g.is_directed(), damping=damping, reset=reset.tolist(),
-                                 weights=weights, implementation="arpack")
-    return np.asarray(pr, dtype=np.float64)
 
 
 def top_mass(values: np.ndarray, mass: float) -> np.ndarray:

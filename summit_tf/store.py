@@ -76,6 +76,11 @@ class Aggregates:
     def channels(self) -> dict[str, int]:
         return {layer: int(self.A[layer].shape[1]) for layer in self.layers}
 
+    @property
+    def filename(self) -> str | None:
+        """The HDF5 file the counts are read from; None for aggregates held in memory."""
+        return self._file.filename if self._file is not None else None
+
     def slot(self, class_id: int) -> int:
         """Row of ``class_id`` in every per-class array."""
         hits = np.flatnonzero(self.classes == class_id)

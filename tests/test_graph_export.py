@@ -115,6 +115,19 @@ def test_cli_writes_every_file(tmp_path):
     assert all(n["channel"] not in (3, 5) for n in ag0["mixed3a"])
 
 
+def test_workers_write_the_same_files(tmp_path):
+    """Graphs built in two spawned processes equal one process's, byte for byte."""
+    store.save(tmp_path / "run.h5", _run_aggregates(4))
+    for workers in (1, 2):
+        r = _cli(f"--aggregates={tmp_path / 'run.h5'}", f"--out_dir={tmp_path / str(workers)}",
+                 f"--workers={workers}", "--compare=1,3")
+        assert r.returncode == 0, r.stderr
+    files = sorted(p.relative_to(tmp_path / "1") for p in (tmp_path / "1").rglob("*.json"))
+    assert len(files) == 6  # 4 ag files, classes.json, one comparison
+    for rel in files:
+        assert (tmp_path / "2" / rel).read_bytes() == (tmp_path / "1" / rel).read_bytes(), rel
+
+
 @pytest.mark.parametrize("args,message", [
     (["--aggregates=missing.h5"], "not found"),
     (["--classes=7"], "class 7 is not in the aggregates"),
@@ -123,6 +136,7 @@ def test_cli_writes_every_file(tmp_path):
     (["--pagerank_method=power"], "pagerank_method"),
     (["--directed=maybe"], "directed"),
     (["--no_such_flag=1"], "no_such_flag"),
+    (["--workers=-1"], "--workers"),
 ])
 def test_cli_bad_input_exits_2(tmp_path, args, message):
     store.save(tmp_path / "run.h5", synthetic.from_counts({"a": 2, "b": 2}, {"a": [[1, 2]], "b": [[2, 1]]},

@@ -9,6 +9,7 @@ Writes ``DIR/ag/ag-<class>.json`` per class, ``DIR/classes.json`` for all classe
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -40,6 +41,8 @@ flags.DEFINE_integer("attr_k", 3, "attr_channels per node (strongest direct inpu
 flags.DEFINE_multi_string("compare", [], "a,b: write the set algebra of classes a and b (repeatable)",
                           flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "seed of the class embedding", flag_values=FLAGS)
+flags.DEFINE_integer("workers", 1, "processes building class graphs in parallel (0: one per CPU core)",
+                     flag_values=FLAGS)
 flags.DEFINE_integer("umap_min_classes", embedding.MIN_UMAP_CLASSES, "fewer classes than this: PCA embedding",
                      flag_values=FLAGS)
 
@@ -80,6 +83,8 @@ def main(argv: Sequence[str]) -> int:
     try:
         if not FLAGS.aggregates or not FLAGS.out_dir:
             raise UsageError("--aggregates and --out_dir are required")
+        if FLAGS.workers < 0:
+            raise UsageError(f"--workers must be >= 0, got {FLAGS.workers}")
         try:
             config = GraphConfig(node_mass=FLAGS.node_mass, relax_step=FLAGS.relax_step,
                                  directed=FLAGS.directed, damping=FLAGS.damping, attr_k=FLAGS.attr_k,
@@ -95,7 +100,8 @@ def main(argv: Sequence[str]) -> int:
             classes = _class_ids(FLAGS.classes, known, "--classes") if FLAGS.classes else sorted(known)
             pairs = _pairs(FLAGS.compare, known)
             try:
-                generate(agg, FLAGS.out_dir, classes, pairs, config, FLAGS.seed, FLAGS.umap_min_classes)
+                generate(agg, FLAGS.out_dir, classes, pairs, config, FLAGS.seed, FLAGS.umap_min_classes,
+                         FLAGS.workers or os.cpu_count() or 1)
             except ValueError as e:  # e.g. a malformed exclude_channels entry in the run's config
                 raise UsageError(str(e)) from None
     except UsageError as e:

@@ -1,8 +1,14 @@
-"""A whole run's graph outputs: one ag file per class, classes.json, comparisons (no flags, for scripts)."""
+"""A whole run's graph outputs: one ag file per class, classes.json, comparisons (no flags, for scripts).
+
+Classes are independent, so with ``workers > 1`` they are built in that many processes, each opening the
+aggregates file itself (HDF5 handles must not cross a fork; "spawn" processes start clean).
+"""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 from summit_tf import store
 from summit_tf.graph import algebra, build, embedding, export
@@ -12,26 +18,56 @@ from summit_tf.progress import Progress
 log = logging.getLogger(__name__)
 
 
+def write_graph(agg: store.Aggregates, st: build.Structure, class_id: int, config: GraphConfig,
+                out_dir: str) -> dict:
+    """Build one class's graph, write its ag file; return its statistics for classes.json."""
+    ag = attribution_graph(agg, class_id, config, st)
+    export.write_ag(out_dir, ag)
+    return export.graph_stats(ag)
+
+
+_worker: tuple | None = None  # (aggregates, structure, config, out_dir) of a worker process
+
+
+def _start_worker(path: str, config: GraphConfig, out_dir: str) -> None:
+    global _worker
+    agg = store.load(path)
+    _worker = (agg, build.structure(agg), config, out_dir)
+
+
+def _worker_graph(class_id: int) -> dict:
+    agg, st, config, out_dir = _worker
+    return write_graph(agg, st, class_id, config, out_dir)
+
+
 def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: list[tuple[int, int]],
-             config: GraphConfig, seed: int, umap_min_classes: int) -> None:
-    """Write every output file for ``classes`` (graphs) and ``pairs`` (comparisons)."""
+             config: GraphConfig, seed: int, umap_min_classes: int, workers: int = 1) -> None:
+    """Write every output file for ``classes`` (graphs) and ``pairs`` (comparisons).
+
+    ``workers > 1`` builds the graphs in that many processes when the aggregates come from a file.
+    """
     st = build.structure(agg)
-    needed = {c for pair in pairs for c in pair}
-    kept_graphs, stats = {}, {}
+    stats = {}
     progress = Progress("attribution graphs", total=len(classes), unit="classes")
-    for class_id in classes:
-        ag = attribution_graph(agg, class_id, config, st)
-        export.write_ag(out_dir, ag)
-        stats[class_id] = export.graph_stats(ag)
-        if class_id in needed:
-            kept_graphs[class_id] = ag
-        progress.update()
+    workers = min(workers, len(classes))
+    if workers > 1 and agg.filename is None:
+        log.info("aggregates held in memory: building graphs in one process")
+        workers = 1
+    if workers > 1:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_start_worker,
+                                 initargs=(agg.filename, config, out_dir)) as pool:
+            for class_id, stat in zip(classes, pool.map(_worker_graph, classes), strict=True):
+                stats[class_id] = stat
+                progress.update()
+    else:
+        for class_id in classes:
+            stats[class_id] = write_graph(agg, st, class_id, config, out_dir)
+            progress.update()
     progress.finish()
-    for class_id in sorted(needed - set(kept_graphs)):
-        kept_graphs[class_id] = attribution_graph(agg, class_id, config, st)
+    graphs = {c: attribution_graph(agg, c, config, st) for c in sorted({c for pair in pairs for c in pair})}
     for a, b in pairs:
-        doc = algebra.compare(kept_graphs[a], kept_graphs[b])
-        path = export.write_json(export.compare_path(out_dir, a, b), doc)
+        path = export.write_json(export.compare_path(out_dir, a, b), algebra.compare(graphs[a], graphs[b]))
         log.info("wrote %s", path)
     activation = {layer: agg.A[layer] * (st.vertex[layer] >= 0) for layer in st.layers}
     embed = embedding.embed_classes(activation, st.layers, seed=seed, min_umap_classes=umap_min_classes)

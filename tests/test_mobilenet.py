@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_tflite import Reference, reference_constants, val_batches
+from test_tflite import Reference, accuracy_and_agreement, reference_constants, val_batches
 
 from summit_tf.models import mobilenet, registry, tflite
 
@@ -163,13 +163,7 @@ def test_v2_layers_and_composed_links(shared):
 def test_v2_classifies_like_the_interpreter(shared):
     model = registry.load("mobilenet_v2", layers=["Conv_1"])
     reference = Reference(mobilenet.paths("mobilenet_v2")[0], 1)
-    correct = agree = total = 0
-    for images, labels in val_batches(shared, 100, 50):
-        ours = np.argmax(model.features(images)["logits"].numpy(), axis=1)
-        theirs = np.argmax(reference.run(images.numpy()), axis=1)
-        correct += int((ours == model.class_to_output[labels.numpy()]).sum())
-        agree += int((ours == theirs).sum())
-        total += len(ours)
-    print(f"MobileNetV2 (uint8), first {total} val images: float top-1 {correct / total:.3f}, "
-          f"agreement with the interpreter {agree / total:.3f}")
-    assert correct / total >= 0.6 and agree / total >= 0.85
+    top1, agree = accuracy_and_agreement(shared, model, reference, 100, 50)
+    print(f"MobileNetV2 (uint8), first 100 val images: float top-1 {top1:.3f}, agreement with the "
+          f"interpreter {agree:.3f}")
+    assert top1 >= 0.6 and agree >= 0.85

@@ -73,6 +73,19 @@ class Reference:
         raise KeyError(name)
 
 
+def accuracy_and_agreement(shared, model, reference: Reference, count: int,
+                           batch: int) -> tuple[float, float]:
+    """Top-1 of ``model`` and its top-1 agreement with the interpreter on the first ``count`` val images."""
+    correct = agree = total = 0
+    for images, labels in val_batches(shared, count, batch):
+        ours = np.argmax(model.features(images)["logits"].numpy(), axis=1)
+        theirs = np.argmax(reference.run(images.numpy()), axis=1)
+        correct += int((ours == model.class_to_output[labels.numpy()]).sum())
+        agree += int((ours == theirs).sum())
+        total += len(ours)
+    return correct / total, agree / total
+
+
 def reference_constants(path: str) -> dict[int, np.ndarray]:
     """Every quantized constant, dequantized with NumPy from the interpreter's raw values (float64)."""
     import warnings
@@ -285,15 +298,7 @@ def test_int8_ptq_mobilenet_v2_classifies(shared):
     model = registry.load(f"tflite:{path}")
     assert len(model.layers) == 18 and model.channels["Conv2d_18_1"] == 1280
     assert model.class_to_output[0] == 1 and model.input_size == 224
-    reference = Reference(path, 50)
-    correct = agree = total = 0
-    for images, labels in val_batches(shared, 100, 50):
-        ours = np.argmax(model.features(images)["logits"].numpy(), axis=1)
-        theirs = np.argmax(reference.run(images.numpy()), axis=1)
-        correct += int((ours == model.class_to_output[labels.numpy()]).sum())
-        agree += int((ours == theirs).sum())
-        total += len(ours)
-    print(f"int8 PTQ MobileNetV2, first {total} val images: top-1 {correct / total:.3f}, "
-          f"agreement with the interpreter {agree / total:.3f}")
-    assert correct / total >= 0.6
-    assert agree / total >= 0.85
+    top1, agree = accuracy_and_agreement(shared, model, Reference(path, 50), 100, 50)
+    print(f"int8 PTQ MobileNetV2, first 100 val images: top-1 {top1:.3f}, agreement with the interpreter "
+          f"{agree:.3f}")
+    assert top1 >= 0.6 and agree >= 0.85

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -35,3 +36,10 @@ def fail(message: str) -> int:
     """Report a user error on one stderr line; the exit code for bad input."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     return 2
+
+
+def log_to_stderr() -> None:
+    """Show the library's INFO and WARNING records on stderr, as absl's ``app.run`` did for the tools that
+    used it; a no-op where the host program has already configured logging. Call it after :func:`parse`, so
+    that a bad flag still gives exactly one stderr line."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname).1s %(name)s: %(message)s", stream=sys.stderr)

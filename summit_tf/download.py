@@ -24,10 +24,14 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from absl import flags
+
 from summit_tf import assets
+from summit_tf.cli import fail, log_to_stderr, parse
 from summit_tf.progress import Progress
 
 CACHE_ENV = "SUMMIT_TF_CACHE"
@@ -126,6 +130,10 @@ ASSETS: dict[str, Asset] = {
         ),
     )
 }
+
+FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
+flags.DEFINE_string("assets", "", f"comma-separated asset names (default: all): {', '.join(ASSETS)}",
+                    flag_values=FLAGS)
 
 
 def cache_dir() -> Path:
@@ -265,26 +273,32 @@ def _fetch_archive(asset: Asset, url: str, target: Path) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def main(argv: list[str]) -> None:
-    """Fetch the assets named by ``--assets`` (comma-separated; default all) and print where they are."""
-    from absl import flags
+def main(argv: Sequence[str]) -> int:
+    """Fetch the assets named by ``--assets`` (comma-separated; default all) and print where they are.
 
-    names = [n for n in flags.FLAGS.assets.split(",") if n] if flags.FLAGS.assets else list(ASSETS)
+    Returns the exit code: 2 for bad input, 1 when an asset cannot be fetched.
+    """
+    parsed = parse(FLAGS, argv, __doc__ or "")
+    if isinstance(parsed, int):
+        return parsed
+    log_to_stderr()
+    names = [n for n in FLAGS.assets.split(",") if n] if FLAGS.assets else list(ASSETS)
     unknown = [n for n in names if n not in ASSETS]
-    if len(argv) > 1 or unknown:
-        what = f"unknown asset(s) {unknown}" if unknown else f"unexpected arguments {argv[1:]}"
-        print(f"error: {what}; known assets: {', '.join(ASSETS)}", file=sys.stderr)
-        sys.exit(2)
+    if unknown:
+        return fail(f"unknown asset(s) {unknown}; known assets: {', '.join(ASSETS)}")
     for name in names:
         try:
             print(f"{name}\t{resolve(name)}")
         except AssetError as err:
             print(f"error: {err}", file=sys.stderr)
-            sys.exit(1)
+            return 1
+    return 0
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """Program entry point: exit with :func:`main`'s code."""
+    sys.exit(main(sys.argv if argv is None else argv))
 
 
 if __name__ == "__main__":
-    from absl import app, flags
-
-    flags.DEFINE_string("assets", "", f"comma-separated asset names (default: all): {', '.join(ASSETS)}")
-    app.run(main)
+    run()

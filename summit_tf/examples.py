@@ -25,9 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 from PIL import Image
 
 from summit_tf import data as data_inputs
+from summit_tf.cli import fail, log_to_stderr, parse
 from summit_tf.models.base import SummitModel
 from summit_tf.progress import Progress
 
@@ -38,6 +40,20 @@ FIELD_REPEATS = 3
 FIELD_CHUNK = 8  # positions per gradient batch (x FIELD_REPEATS images): bounded memory
 
 Batches = data_inputs.ImageSource | tf.data.Dataset
+
+FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
+flags.DEFINE_string("model", None, "model spec, e.g. mobilenet_v1", flag_values=FLAGS)
+flags.DEFINE_string("data", None, f"data spec: {data_inputs.SPEC_HELP}", flag_values=FLAGS)
+flags.DEFINE_string("out_dir", None, "output folder (patches go to OUT/feature-vis/dataset-p/)",
+                    flag_values=FLAGS)
+flags.DEFINE_string("layers", None, "comma-separated SUMMIT layers (default: all)", flag_values=FLAGS)
+flags.DEFINE_integer("num_examples", 10, "top images kept per channel", flag_values=FLAGS)
+flags.DEFINE_string("channels", None, "save only these: 'layer:1,2;layer2:5'", flag_values=FLAGS)
+flags.DEFINE_integer("batch_size", 32, "images per batch", flag_values=FLAGS)
+flags.DEFINE_enum("resize", "squash", list(data_inputs.RESIZE_MODES), "squash (SUMMIT) or center_crop",
+                  flag_values=FLAGS)
+flags.DEFINE_integer("max_images", None, "use the first N images", flag_values=FLAGS)
+flags.DEFINE_integer("max_images_per_class", None, "use the first N images of each class", flag_values=FLAGS)
 
 
 @dataclass
@@ -341,47 +357,26 @@ def run(model_spec: str, data_spec: str, out_dir: str, layers: Sequence[str] | N
     return save_patches(model, source, examples, out_dir, channels=channels)
 
 
-def main(argv: list[str]) -> None:
-    from absl import app
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from absl import flags
-
-    flags_ = flags.FLAGS
+def main(argv: Sequence[str]) -> int:
+    """Run the command line on ``argv`` (program name first); returns the exit code (2: bad input)."""
+    parsed = parse(FLAGS, argv, __doc__ or "")
+    if isinstance(parsed, int):
+        return parsed
+    log_to_stderr()
     try:
-        if not flags_.model or not flags_.data or not flags_.out_dir:
+        if not FLAGS.model or not FLAGS.data or not FLAGS.out_dir:
             raise ValueError("--model, --data and --out_dir are required")
-        if flags_.num_examples < 1:
-            raise ValueError(f"--num_examples must be >= 1, got {flags_.num_examples}")
-        layers = [s.strip() for s in flags_.layers.split(",") if s.strip()] if flags_.layers else None
-        written = run(flags_.model, flags_.data, flags_.out_dir, layers, flags_.num_examples,
-                      parse_channels(flags_.channels), flags_.batch_size, flags_.resize, flags_.max_images,
-                      flags_.max_images_per_class)
+        if FLAGS.num_examples < 1:
+            raise ValueError(f"--num_examples must be >= 1, got {FLAGS.num_examples}")
+        layers = [s.strip() for s in FLAGS.layers.split(",") if s.strip()] if FLAGS.layers else None
+        written = run(FLAGS.model, FLAGS.data, FLAGS.out_dir, layers, FLAGS.num_examples,
+                      parse_channels(FLAGS.channels), FLAGS.batch_size, FLAGS.resize, FLAGS.max_images,
+                      FLAGS.max_images_per_class)
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print(f"wrote {written} dataset-example patches under {os.path.join(flags_.out_dir, SUBDIR)}")
+        return fail(str(err))
+    print(f"wrote {written} dataset-example patches under {os.path.join(FLAGS.out_dir, SUBDIR)}")
+    return 0
 
 
-def _define_flags() -> None:
-    """Flags are defined only when run as a program: other modules (the aggregation) own --model too."""
-    from absl import flags
-
-    flags.DEFINE_string("model", None, "model spec, e.g. mobilenet_v1")
-    flags.DEFINE_string("data", None, f"data spec: {data_inputs.SPEC_HELP}")
-    flags.DEFINE_string("out_dir", None, "output folder (patches go to OUT/feature-vis/dataset-p/)")
-    flags.DEFINE_string("layers", None, "comma-separated SUMMIT layers (default: all)")
-    flags.DEFINE_integer("num_examples", 10, "top images kept per channel")
-    flags.DEFINE_string("channels", None, "save only these: 'layer:1,2;layer2:5'")
-    flags.DEFINE_integer("batch_size", 32, "images per batch")
-    flags.DEFINE_enum("resize", "squash", list(data_inputs.RESIZE_MODES), "squash (SUMMIT) or center_crop")
-    flags.DEFINE_integer("max_images", None, "use the first N images")
-    flags.DEFINE_integer("max_images_per_class", None, "use the first N images of each class")
-
-
-if __name__ == "__main__":
-    from absl import app
-
-    _define_flags()
-    app.run(main)
+if __name__ == "__main__":  # no console script: ``run`` is the library entry point used by experiments/
+    sys.exit(main(sys.argv))

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
+from cli_errors import assert_one_error_line, run_module
 from PIL import Image
 
 from summit_tf import imagenet
@@ -305,3 +307,12 @@ def test_writer_cli(tmp_path):
     assert bad.returncode == 2
     message = "error: --data must be folder:DIR or labels:FILE, got 'tfds:x'"
     assert bad.stderr.strip().splitlines()[-1] == message
+
+
+def test_writer_cli_bad_flags_exit_2_with_one_error_line(capsys):
+    assert "shards" not in flags.FLAGS  # importing defined no global absl flag
+    assert build_tfrecords.main(["build_tfrecords", "--shards=two"]) == 2
+    assert_one_error_line(capsys.readouterr().err, "--shards=two")
+    bad = run_module("summit_tf.data.build_tfrecords", "--data=folder:/x", "--shard=2")
+    assert bad.returncode == 2
+    assert_one_error_line(bad.stderr, "shard")

@@ -11,6 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from absl import flags
+from cli_errors import assert_one_error_line, run_module
 
 from summit_tf import download
 
@@ -154,3 +156,14 @@ def test_cli_rejects_unknown_asset():
     assert run.returncode == 2
     assert "unknown asset(s) ['nope']" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_cli_bad_flags_exit_2_with_one_error_line(capsys):
+    assert "assets" not in flags.FLAGS  # importing defined no global absl flag
+    assert download.main(["download", "--assets"]) == 2  # a string flag without its value
+    assert_one_error_line(capsys.readouterr().err, "--assets")
+    assert download.main(["download", "stray"]) == 2
+    assert_one_error_line(capsys.readouterr().err, "stray")
+    bad = run_module("summit_tf.download", "--asset=inception_v1")
+    assert bad.returncode == 2
+    assert_one_error_line(bad.stderr, "asset")

@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
+from cli_errors import assert_one_error_line, run_module
 from PIL import Image
 from toy import toy_model
 
@@ -212,3 +214,12 @@ def test_run_resumes_and_refuses_another_runs_folder(toy, images, tmp_path, monk
     assert ex.run("toy", data, out, layers=["conv1"], num_examples=3, channels={"sep3": [1, 2]}) == 0
     with pytest.raises(ValueError, match="belongs to another run \\(num_examples differ\\)"):
         ex.run("toy", data, out, num_examples=4)
+
+
+def test_cli_bad_flags_exit_2_with_one_error_line(capsys):
+    assert "num_examples" not in flags.FLAGS  # importing defined no global absl flag
+    assert ex.main(["examples", "--num_examples=ten"]) == 2
+    assert_one_error_line(capsys.readouterr().err, "--num_examples=ten")
+    bad = run_module("summit_tf.examples", "--model=toy", "--num_exampels=3")
+    assert bad.returncode == 2
+    assert_one_error_line(bad.stderr, "num_exampels")

@@ -9,6 +9,8 @@ import inception_fixture as fx
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
+from cli_errors import assert_one_error_line, run_module
 
 from summit_tf import download, imagenet, models
 from summit_tf.models import inception_v1
@@ -219,3 +221,13 @@ def test_offline_error_is_clear(isolated):
     message = str(err.value)
     assert "https://storage.googleapis.com/modelzoo/vision/other_models/InceptionV1.pb" in message
     assert str(cache / "models" / "InceptionV1.pb") in message
+
+
+def test_check_cli_bad_flags_exit_2_with_one_error_line(capsys):
+    assert "batch" not in flags.FLAGS  # importing defined no global absl flag
+    for argv, mention in ((["--batch=two"], "--batch=two"), (["--batch=0"], "--batch=0")):
+        assert inception_v1.main(["inception_v1", *argv]) == 2
+        assert_one_error_line(capsys.readouterr().err, mention)
+    bad = run_module("summit_tf.models.inception_v1", "--pth=InceptionV1.pb")
+    assert bad.returncode == 2
+    assert_one_error_line(bad.stderr, "pth")

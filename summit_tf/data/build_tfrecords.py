@@ -13,20 +13,23 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
+from summit_tf.cli import fail, log_to_stderr, parse
 from summit_tf.data import listing, tfrecords
 from summit_tf.progress import Progress
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("data", None, "folder:DIR or labels:FILE")
-flags.DEFINE_string("out", None, "output prefix; shards are PREFIX-00000-of-0000N")
-flags.DEFINE_integer("shards", 1, "number of output files")
-flags.DEFINE_integer("max_images_per_class", None, "keep the first N images of each class")
-flags.DEFINE_integer("max_images", None, "keep the first N images (after the per-class cap)")
+FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
+flags.DEFINE_string("data", None, "folder:DIR or labels:FILE", flag_values=FLAGS)
+flags.DEFINE_string("out", None, "output prefix; shards are PREFIX-00000-of-0000N", flag_values=FLAGS)
+flags.DEFINE_integer("shards", 1, "number of output files", flag_values=FLAGS)
+flags.DEFINE_integer("max_images_per_class", None, "keep the first N images of each class", flag_values=FLAGS)
+flags.DEFINE_integer("max_images", None, "keep the first N images (after the per-class cap)",
+                     flag_values=FLAGS)
 
 JPEG_QUALITY = 95
 
@@ -97,23 +100,30 @@ def build(spec: str, prefix: str, shards: int, max_images_per_class: int | None 
     return outputs, skipped
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main(argv: Sequence[str]) -> int:
+    """Run the command line on ``argv`` (program name first); returns the exit code (2: bad input)."""
+    parsed = parse(FLAGS, argv, __doc__ or "")
+    if isinstance(parsed, int):
+        return parsed
+    log_to_stderr()
     if not FLAGS.data or not FLAGS.out:
-        print("error: --data=folder:DIR|labels:FILE and --out=PREFIX are required", file=sys.stderr)
-        sys.exit(2)
+        return fail("--data=folder:DIR|labels:FILE and --out=PREFIX are required")
     try:
         outputs, skipped = build(FLAGS.data, FLAGS.out, FLAGS.shards, FLAGS.max_images_per_class,
                                  FLAGS.max_images)
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        return fail(str(err))
     for path in skipped:
         print(f"skipped (cannot decode): {path}", file=sys.stderr)
     print(f"wrote {len(outputs)} shard(s) {shard_path(FLAGS.out, 0, FLAGS.shards)} ...; "
           f"{len(skipped)} image(s) skipped")
+    return 0
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """Program entry point: exit with :func:`main`'s code."""
+    sys.exit(main(sys.argv if argv is None else argv))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -34,8 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 
 from summit_tf import download, imagenet
+from summit_tf.cli import fail, log_to_stderr, parse
 from summit_tf.models.base import Link, SummitModel
 from summit_tf.models.graphdef import GraphDefFunction, import_reference, read_graph_def
 
@@ -51,6 +53,11 @@ VALUE_RANGE = (-117.0, 138.0)
 COMPAT_VALUE_RANGE = (-372.0, 138.0)
 LABELS_FILE = "ImageNet_alternate_synsets.txt"
 COMPAT_NOTE = "; SUMMIT-compatible: [-1, 1] pixels read as [0, 1], unpooled link inputs"
+
+FLAGS = flags.FlagValues()  # the check's flags; private: importing never touches absl's global flags
+flags.DEFINE_string("path", "", "InceptionV1.pb (default: assets folder, cache or download)",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("batch", 2, "random images to compare on", lower_bound=1, flag_values=FLAGS)
 
 
 @dataclass(frozen=True)
@@ -251,28 +258,28 @@ def check_against_import(path: str | None = None, batch: int = 2, seed: int = 0)
     return errors
 
 
-def main(argv: list[str]) -> None:
-    from absl import flags
-
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        sys.exit(2)
+def main(argv: Sequence[str]) -> int:
+    """Check a file (module docstring); returns 0 when it matches, 1 when it does not, 2 for bad input."""
+    parsed = parse(FLAGS, argv, __doc__ or "")
+    if isinstance(parsed, int):
+        return parsed
+    log_to_stderr()
     try:
-        errors = check_against_import(flags.FLAGS.path or None, flags.FLAGS.batch)
+        errors = check_against_import(FLAGS.path or None, FLAGS.batch)
     except (OSError, ValueError, download.AssetError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        return fail(str(err))
     for key, error in errors.items():
         print(f"{key}\t{error:.2e}")
     worst = max(errors, key=errors.get)
     ok = errors[worst] < 1e-4
     print(f"{'OK' if ok else 'MISMATCH'}: largest relative difference {errors[worst]:.2e} ({worst})")
-    sys.exit(0 if ok else 1)
+    return 0 if ok else 1
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """Program entry point: exit with :func:`main`'s code."""
+    sys.exit(main(sys.argv if argv is None else argv))
 
 
 if __name__ == "__main__":
-    from absl import app, flags
-
-    flags.DEFINE_string("path", "", "InceptionV1.pb (default: assets folder, cache or download)")
-    flags.DEFINE_integer("batch", 2, "random images to compare on")
-    app.run(main)
+    run()

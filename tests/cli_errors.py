@@ -1,0 +1,20 @@
+"""Shared by the command-line tests: bad input ends with exit code 2 and exactly one ``error:`` line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def assert_one_error_line(stderr: str, contains: str = "") -> None:
+    """``stderr`` is a single ``error: ...`` line (mentioning ``contains``) and no traceback."""
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and contains in lines[0], stderr
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
+    """``python -m module args...`` with TensorFlow's C++ start-up notices silenced (they are not ours)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env)

@@ -1,7 +1,9 @@
 """Feature visualization throughput: channels per second rendered one at a time vs batched, side by side.
 
 Times optimization steps after warm-up (tracing is reported apart) and converts to channels per second
-for full renders of ``--full_steps`` (Lucid: 512). Optionally renders a sprite of real channels for the
+for full renders of ``--full_steps`` (Lucid: 512). Then times whole batches as ``render_to_dir`` renders
+them, ``--batches`` batches of ``--batch_steps`` steps (half ReLU-redirected): traced for every batch
+(``render``) vs once (a reused ``ChannelRenderer``). Optionally renders a sprite of real channels for the
 README (``--sprite_out``).
 
     python -m benchmarks.feature_vis --model=mobilenet_v1 --layer=Conv2d_9_pointwise --batch=32
@@ -25,8 +27,10 @@ flags.DEFINE_string("model", "mobilenet_v1", "Model spec.")
 flags.DEFINE_string("layer", "Conv2d_9_pointwise", "Layer whose channels are rendered.")
 flags.DEFINE_integer("batch", 32, "Channels per batched optimization.")
 flags.DEFINE_integer("size", 128, "Image size.")
-flags.DEFINE_integer("timed_steps", 8, "Steps timed per configuration after 2 warm-up steps (0: skip).")
+flags.DEFINE_integer("timed_steps", 8, "Steps timed per configuration after 2 warm-up steps (0: no timing).")
 flags.DEFINE_integer("full_steps", 512, "Steps of a full render, to convert step times to channels/s.")
+flags.DEFINE_integer("batches", 2, "Batches timed traced per batch vs by one ChannelRenderer (0: skip).")
+flags.DEFINE_integer("batch_steps", 16, "Steps per batch in that comparison (half with the ReLU redirect).")
 flags.DEFINE_string("sprite_out", None, "If set, render a sprite of --sprite_channels channels here.")
 flags.DEFINE_integer("sprite_channels", 16, "Channels in the README sprite (first ones of --layer).")
 flags.DEFINE_integer("sprite_steps", 512, "Steps for the README sprite.")
@@ -41,6 +45,25 @@ def time_steps(model: SummitModel, layer: str, batch: int, size: int, steps: int
     start = time.perf_counter()
     render.render(model, objective, batch, settings, on_step=lambda i: stamps.append(time.perf_counter()))
     return (stamps[-1] - stamps[1]) / steps, stamps[0] - start
+
+
+def time_batches(model: SummitModel, layer: str, batch: int, size: int, steps: int,
+                 count: int) -> dict[str, list[float]]:
+    """Seconds per batch of ``count`` batches: steps traced for each (``render``) vs once (renderer)."""
+    settings = render.RenderSettings(size=size, steps=steps, seed=FLAGS.seed, relu_redirect_steps=steps // 2)
+    channels = model.channels[layer]
+    batches = [[(layer, (k * batch + c) % channels) for c in range(batch)] for k in range(count)]
+    fresh, reused = [], []
+    for pairs in batches:
+        start = time.perf_counter()
+        render.render(model, objectives.layer_channels(pairs), batch, settings, key=render.channel_key(pairs))
+        fresh.append(time.perf_counter() - start)
+    renderer = render.ChannelRenderer(model, [layer], batch, settings)
+    for pairs in batches:
+        start = time.perf_counter()
+        renderer.render(pairs)
+        reused.append(time.perf_counter() - start)
+    return {"traced_per_batch_s": fresh, "traced_once_s": reused}
 
 
 def main(argv: list[str]) -> None:
@@ -61,6 +84,12 @@ def main(argv: list[str]) -> None:
         print(f"one at a time: {single:.3f} s/step -> {one_rate * 3600:.1f} channels/h | "
               f"batched x{FLAGS.batch}: {batched:.3f} s/step -> {batch_rate * 3600:.1f} channels/h | "
               f"speedup {batch_rate / one_rate:.1f}x ({FLAGS.full_steps}-step renders, {FLAGS.size} px)",
+              file=sys.stderr)
+    if FLAGS.timed_steps and FLAGS.batches:
+        times = time_batches(model, FLAGS.layer, FLAGS.batch, FLAGS.size, FLAGS.batch_steps, FLAGS.batches)
+        report[f"batches_of_{FLAGS.batch}x{FLAGS.batch_steps}_steps"] = times
+        print(f"{FLAGS.batches} batches of {FLAGS.batch_steps} steps: traced per batch "
+              f"{sum(times['traced_per_batch_s']):.1f} s, traced once {sum(times['traced_once_s']):.1f} s",
               file=sys.stderr)
     if FLAGS.sprite_out:
         channels = list(range(FLAGS.sprite_channels))

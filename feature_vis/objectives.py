@@ -67,36 +67,53 @@ class Objective:
         return self.__mul__(other)
 
 
-def _brief(channels: int | Sequence[int]) -> str:
+Channels = int | Sequence[int] | np.ndarray | tf.Tensor | tf.Variable
+
+
+def _brief(channels: Channels) -> str:
     """Short text for a channel or a per-image channel list (descriptions stay one line)."""
     if isinstance(channels, (int, np.integer)):
         return str(int(channels))
+    if isinstance(channels, (tf.Tensor, tf.Variable)):
+        return "per-image"
     chans = [int(c) for c in channels]
     return str(chans) if len(chans) <= 4 else f"[{chans[0]}, {chans[1]}, ... x{len(chans)}]"
 
 
-def _per_image(values: tf.Tensor, channels: int | Sequence[int]) -> tf.Tensor:
+def _indices(values: Channels) -> int | tf.Tensor | tf.Variable:
+    """An int stays an int; a list becomes a constant; tensors and variables stay as they are, so a
+    variable is read at every evaluation (a traced step then serves whatever it holds)."""
+    if isinstance(values, (int, np.integer)):
+        return int(values)
+    if isinstance(values, (tf.Tensor, tf.Variable)):
+        return values
+    return tf.constant(np.asarray(values, np.int32))
+
+
+def _per_image(values: tf.Tensor, channels: int | tf.Tensor | tf.Variable) -> tf.Tensor:
     """Pick ``values[b, channels[b]]`` from ``[B, C]`` (or one channel for every image)."""
-    if isinstance(channels, (int, np.integer)):
-        return values[:, int(channels)]
-    return tf.gather(values, tf.constant(np.asarray(channels, np.int32)), axis=1, batch_dims=1)
+    if isinstance(channels, int):
+        return values[:, channels]
+    return tf.gather(values, channels, axis=1, batch_dims=1)
 
 
-def channel(layer: str, channels: int | Sequence[int]) -> Objective:
-    """Mean activation of a channel over all positions; ``channels`` may give one channel per image."""
-    return Objective(lambda a: _per_image(tf.reduce_mean(a[layer], axis=[1, 2]), channels),
+def channel(layer: str, channels: Channels) -> Objective:
+    """Mean activation of a channel over all positions; ``channels`` may give one channel per image
+    (a list, or an int tensor / variable ``[batch]``)."""
+    index = _indices(channels)
+    return Objective(lambda a: _per_image(tf.reduce_mean(a[layer], axis=[1, 2]), index),
                      f"channel({layer}, {_brief(channels)})")
 
 
-def neuron(layer: str, channels: int | Sequence[int], row: int | None = None,
-           col: int | None = None) -> Objective:
+def neuron(layer: str, channels: Channels, row: int | None = None, col: int | None = None) -> Objective:
     """Activation of a channel at one position, by default the centre (``H // 2, W // 2`` as Lucid)."""
+    index = _indices(channels)
 
     def fn(a: Activations) -> tf.Tensor:
         act = a[layer]
         r = act.shape[1] // 2 if row is None else row
         c = act.shape[2] // 2 if col is None else col
-        return _per_image(act[:, r, c, :], channels)
+        return _per_image(act[:, r, c, :], index)
 
     return Objective(fn, f"neuron({layer}, {_brief(channels)}, {row}, {col})")
 
@@ -169,40 +186,64 @@ def total_variation(layer: str = "input") -> Objective:
     return Objective(lambda a: tf.image.total_variation(a[layer]), f"total_variation({layer})")
 
 
-def _by_layer(pairs: Sequence[tuple[str, int]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """For each layer named in ``pairs``: a 0/1 mask of its images and every image's channel (0 elsewhere)."""
-    groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for i, (layer, ch) in enumerate(pairs):
-        mask, chans = groups.setdefault(layer, (np.zeros(len(pairs), np.float32), np.zeros(len(pairs), int)))
-        mask[i], chans[i] = 1.0, ch
-    return groups
+def _where_sum(layer_of: tf.Tensor | tf.Variable, terms: Sequence[Callable[[tf.Tensor], Objective]]
+               ) -> Callable[[Activations], tf.Tensor]:
+    """``value[b] = terms[layer_of[b]](mine)[b]``: term ``i`` (built from the mask ``mine`` of its images)
+    is kept only on its own images, the others get 0 and no gradient. ``layer_of`` may be a variable."""
+
+    def fn(a: Activations) -> tf.Tensor:
+        total = None
+        for i, term in enumerate(terms):
+            mine = tf.equal(layer_of, i)
+            value = tf.where(mine, term(mine)(a), 0.0)
+            total = value if total is None else total + value
+        return total
+
+    return fn
 
 
-def _masked_sum(terms: list[tuple[np.ndarray, Objective]]) -> Objective:
-    """Sum of per-layer terms, each restricted to its layer's images (no mask when one layer has all)."""
-    if len(terms) == 1:
-        return terms[0][1]
-    total = terms[0][0] * terms[0][1]
-    for mask, term in terms[1:]:
-        total = total + mask * term
-    return total
+def channel_table(layers: Sequence[str], layer_of: Channels, channels: Channels) -> Objective:
+    """Image b maximizes the mean of channel ``channels[b]`` of layer ``layers[layer_of[b]]``.
+
+    Every listed layer's channel means are computed for the whole batch and masked, so with int variables
+    for ``layer_of`` and ``channels`` one traced graph serves any assignment of channels to images (batch
+    after batch of a render run) at the cost of a few reductions.
+    """
+    index, chans = _indices(layer_of), _indices(channels)
+    terms = [lambda mine, layer=layer: channel(layer, tf.where(mine, chans, 0)) for layer in layers]
+    return Objective(_where_sum(index, terms), f"channel_table({', '.join(layers)})")
+
+
+def _layer_index(pairs: Sequence[tuple[str, int]]) -> tuple[list[str], list[int], list[int]]:
+    """The distinct layers of ``pairs`` (first-seen order), each image's index into them, and its channel."""
+    layers = list(dict.fromkeys(layer for layer, _ in pairs))
+    return layers, [layers.index(layer) for layer, _ in pairs], [int(ch) for _, ch in pairs]
 
 
 def layer_channels(pairs: Sequence[tuple[str, int]]) -> Objective:
     """Image b maximizes the mean of channel ``pairs[b][1]`` of layer ``pairs[b][0]``: many layers'
     channels in one batch."""
-    return _masked_sum([(mask, channel(layer, chans)) for layer, (mask, chans) in _by_layer(pairs).items()])
+    return channel_table(*_layer_index(pairs))
+
+
+def diverse_channels(layer: str, channels: Channels, group_size: int, weight: float = 1e2,
+                     images: Sequence[int] | None = None) -> Objective:
+    """Lucid's ``channel - weight * diversity`` per consecutive group of ``group_size`` images of one
+    layer, the channel term averaged over the group (Lucid's ``channel`` averages over its batch).
+    ``images`` restricts the diversity term to those batch indices (see :func:`diversity`)."""
+    return channel(layer, channels) * (1.0 / group_size) - weight * diversity(layer, group_size, images)
 
 
 def diverse_layer_channels(pairs: Sequence[tuple[str, int]], group_size: int,
                            weight: float = 1e2) -> Objective:
     """SUMMIT's diversity images. ``pairs`` names each image's (layer, channel); consecutive groups of
-    ``group_size`` images share one. Per group, Lucid's ``channel - weight * diversity`` with the channel
-    term averaged over the group (Lucid's ``channel`` averages over its batch) and the diversity measured
-    on that layer."""
-    terms = []
-    for layer, (mask, chans) in _by_layer(pairs).items():
-        mine = None if mask.all() else np.flatnonzero(mask)
-        spread = diversity(layer, group_size, mine)
-        terms.append((mask, channel(layer, chans) * (1.0 / group_size) - weight * spread))
-    return _masked_sum(terms)
+    ``group_size`` images share one. Per group :func:`diverse_channels` on that layer; each layer's Gram
+    matrices are built for its own images only."""
+    layers, layer_of, chans = _layer_index(pairs)
+    index, chans = np.asarray(layer_of), np.asarray(chans)
+    rows = [None if len(layers) == 1 else np.flatnonzero(index == i) for i in range(len(layers))]
+    terms = [lambda mine, i=i: diverse_channels(layers[i], np.where(index == i, chans, 0), group_size, weight,
+                                                rows[i])
+             for i in range(len(layers))]
+    return Objective(_where_sum(tf.constant(index.astype(np.int32)), terms),
+                     f"diverse_layer_channels({', '.join(layers)}, {group_size})")

@@ -2,7 +2,8 @@
 
 Lucid's recipe: FFT + decorrelated-colour parameterization, standard transforms, Adam 0.05 for 512 steps
 at 128 px, ReLU gradients redirected for the first 16 steps so that channels dead on the random start can
-come alive. Unlike Lucid, one optimization renders a whole batch of images, each with its own objective.
+come alive. Unlike Lucid, one optimization renders a whole batch of images, each with its own objective,
+and a run of many batches traces its steps once (:class:`ChannelRenderer`): the channels live in variables.
 
 CLI: ``python -m feature_vis.render --model=... --out_dir=DIR ...`` (flags in :mod:`feature_vis.cli`).
 """
@@ -63,14 +64,86 @@ class Adam(tf.Module):
             v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
             var.assign_sub(step * m / (tf.sqrt(v) + self.epsilon))
 
+    def reset(self) -> None:
+        """Forget the moments and the step count: the next :meth:`apply` is a first step again."""
+        for slot in (*self.m, *self.v):
+            slot.assign(tf.zeros_like(slot))
+        self.t.assign(0.0)
 
-def random_sources(seed: int | None, key: str) -> tuple[np.random.Generator, tf.random.Generator]:
-    """NumPy (initial parameters) and TF (transforms) generators; with a seed, fixed per ``key``."""
-    if seed is None:
-        return np.random.default_rng(), tf.random.Generator.from_non_deterministic_state()
-    sequence = np.random.SeedSequence([seed, zlib.crc32(key.encode())])
+
+def random_sources(seed: int | None, key: str) -> tuple[np.random.Generator, int]:
+    """NumPy generator (initial parameters) and TF seed (transforms); with a seed, fixed per ``key``."""
+    sequence = np.random.SeedSequence(None if seed is None else [seed, zlib.crc32(key.encode())])
     tf_seed = int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
-    return np.random.default_rng(sequence), tf.random.Generator.from_seed(tf_seed)
+    return np.random.default_rng(sequence), tf_seed
+
+
+def _image_param(settings: RenderSettings, batch: int,
+                 rng: np.random.Generator) -> param.PixelImage | param.FFTImage:
+    return param.image_param(settings.parameterization, batch, settings.size, sd=settings.sd,
+                             decay_power=settings.decay_power, decorrelate=settings.decorrelate, rng=rng)
+
+
+class Optimization:
+    """A batch of images optimized for one objective: the parameterization, Adam's state, the transforms'
+    random generator and the traced steps (plain and ReLU-redirected).
+
+    :meth:`run` restarts from a fresh random start each time, so an objective that reads variables (as
+    :class:`ChannelRenderer`'s) renders batch after batch with its steps traced once: tracing the model's
+    forward and backward pass costs seconds, as much as tens of steps on CPU.
+    """
+
+    def __init__(self, model: SummitModel, objective: Objective, batch: int,
+                 settings: RenderSettings = RenderSettings(),
+                 transforms: Sequence[transform.Transform] | None = None) -> None:
+        self.batch, self.settings = batch, settings
+        self.image = _image_param(settings, batch, np.random.default_rng(0))
+        variables = list(self.image.trainable_variables)
+        self.adam = Adam(variables, settings.learning_rate)
+        self.generator = tf.random.Generator.from_seed(0)
+        augment = transform.compose(transforms if transforms is not None
+                                    else transform.standard_transforms(settings.per_image_transforms))
+        self.redirect_steps = settings.relu_redirect_steps
+        if self.redirect_steps and not model.supports_relu_redirect:
+            log.warning("%s has no ReLU gradient redirect; rendering without it "
+                        "(dead channels may stay at 0)", model.spec)
+            self.redirect_steps = 0
+
+        def make_step(redirect: bool) -> tf.types.experimental.PolymorphicFunction:
+            @tf.function
+            def step() -> None:
+                with tf.GradientTape() as tape:
+                    images = self.image()
+                    augmented = augment(images, self.generator)
+                    activations = dict(model.features(augmented, relu_redirect=redirect))
+                    activations["input"] = images
+                    loss = -tf.reduce_sum(objective(activations))
+                self.adam.apply(tape.gradient(loss, variables))
+
+            return step
+
+        self.plain_step = make_step(False)
+        self.redirected_step = make_step(True) if self.redirect_steps else None
+
+    def run(self, key: str = "", progress_label: str | None = None,
+            on_step: Callable[[int], None] | None = None) -> np.ndarray:
+        """Optimize from the random start of ``key`` (see :func:`random_sources`); ``[batch, S, S, 3]``."""
+        rng, tf_seed = random_sources(self.settings.seed, key)
+        start = _image_param(self.settings, self.batch, rng)
+        for mine, fresh in zip(self.image.trainable_variables, start.trainable_variables, strict=True):
+            mine.assign(fresh)
+        self.adam.reset()
+        self.generator.reset_from_seed(tf_seed)
+        meter = Progress(progress_label, total=self.settings.steps, unit="steps") if progress_label else None
+        for i in range(self.settings.steps):
+            (self.redirected_step if i < self.redirect_steps else self.plain_step)()
+            if meter:
+                meter.update()
+            if on_step:
+                on_step(i)
+        if meter:
+            meter.finish()
+        return self.image().numpy()
 
 
 def render(model: SummitModel, objective: Objective, batch: int, settings: RenderSettings = RenderSettings(),
@@ -80,67 +153,101 @@ def render(model: SummitModel, objective: Objective, batch: int, settings: Rende
 
     ``transforms`` defaults to :func:`transform.standard_transforms`. ``key`` separates the random streams
     of different renders under one seed. ``progress_label`` turns on progress lines (steps/s, ETA);
-    ``on_step(i)`` is called after step ``i`` (timing, snapshots).
+    ``on_step(i)`` is called after step ``i`` (timing, snapshots). Traces the steps anew on every call
+    (any objective); :class:`ChannelRenderer` reuses them for channel images.
     """
-    rng, generator = random_sources(settings.seed, key)
-    image = param.image_param(settings.parameterization, batch, settings.size, sd=settings.sd,
-                              decay_power=settings.decay_power, decorrelate=settings.decorrelate, rng=rng)
-    variables = list(image.trainable_variables)
-    adam = Adam(variables, settings.learning_rate)
-    augment = transform.compose(transforms if transforms is not None
-                                else transform.standard_transforms(settings.per_image_transforms))
-    redirect_steps = settings.relu_redirect_steps
-    if redirect_steps and not model.supports_relu_redirect:
-        log.warning("%s has no ReLU gradient redirect; rendering without it (dead channels may stay at 0)",
-                    model.spec)
-        redirect_steps = 0
+    return Optimization(model, objective, batch, settings, transforms).run(key, progress_label, on_step)
 
-    def make_step(redirect: bool) -> Callable[[], tf.Tensor]:
-        @tf.function
-        def step() -> tf.Tensor:
-            with tf.GradientTape() as tape:
-                images = image()
-                activations = dict(model.features(augment(images, generator), relu_redirect=redirect))
-                activations["input"] = images
-                value = objective(activations)
-                loss = -tf.reduce_sum(value)
-            adam.apply(tape.gradient(loss, variables))
-            return value
 
-        return step
+def channel_key(pairs: Sequence[tuple[str, int]], diversity: int = 0) -> str:
+    """The random-stream key of a batch of channels: its first channel, size and diversity."""
+    return f"{pairs[0][0]}:{pairs[0][1]}:{len(pairs)}:{diversity}"
 
-    plain_step = make_step(False)
-    redirected_step = make_step(True) if redirect_steps else plain_step
-    meter = Progress(progress_label, total=settings.steps, unit="steps") if progress_label else None
-    for i in range(settings.steps):
-        (redirected_step if i < redirect_steps else plain_step)()
-        if meter:
-            meter.update()
-        if on_step:
-            on_step(i)
-    if meter:
-        meter.finish()
-    return image().numpy()
+
+class ChannelRenderer:
+    """Renders batches of up to ``batch`` channels of ``layers`` with one traced optimization.
+
+    Which channel each image maximizes lives in int variables that the objective reads, so every batch
+    reuses the traced steps; a shorter batch is padded with copies of its last channel (discarded).
+    Channel images (``diversity=0``) may mix any of ``layers``; diversity images (``d`` per channel,
+    Lucid's ``channel - 1e2 * diversity`` per group) take one layer, because Gram matrices over the whole
+    batch for every layer would cost more than the model.
+    """
+
+    def __init__(self, model: SummitModel, layers: Sequence[str], batch: int,
+                 settings: RenderSettings = RenderSettings(), diversity: int = 0,
+                 transforms: Sequence[transform.Transform] | None = None) -> None:
+        if batch < 1 or diversity < 0:
+            raise ValueError(f"need batch >= 1 and diversity >= 0, got {batch} and {diversity}")
+        self.model, self.layers = model, model.check_layers(list(dict.fromkeys(layers)))
+        if not self.layers or (diversity and len(self.layers) != 1):
+            need = "one layer (diversity images render one layer at a time)" if diversity else "layers"
+            raise ValueError(f"need {need}, got {len(self.layers)}")
+        self.batch, self.diversity = batch, diversity
+        images = batch * max(1, diversity)
+        self.layer_of = tf.Variable(tf.zeros([images], tf.int32), trainable=False)
+        self.channel_of = tf.Variable(tf.zeros([images], tf.int32), trainable=False)
+        if diversity:
+            objective = objectives.diverse_channels(self.layers[0], self.channel_of, diversity)
+        else:
+            objective = objectives.channel_table(self.layers, self.layer_of, self.channel_of)
+        self.optimization = Optimization(model, objective, images, settings, transforms)
+
+    def render(self, pairs: Sequence[tuple[str, int]], key: str | None = None,
+               progress_label: str | None = None, on_step: Callable[[int], None] | None = None) -> np.ndarray:
+        """Images of ``pairs`` (at most ``batch``): ``[N, S, S, 3]``, or ``[N, d, S, S, 3]`` with diversity.
+
+        ``key`` (default :func:`channel_key`) picks the random start under ``settings.seed``; the rest as
+        :func:`render`.
+        """
+        pairs = [(layer, int(ch)) for layer, ch in pairs]
+        if not 1 <= len(pairs) <= self.batch:
+            raise ValueError(f"expected 1 to {self.batch} channels, got {len(pairs)}")
+        for layer, ch in pairs:
+            if layer not in self.layers:
+                raise ValueError(f"layer {layer!r} is not one of this renderer's: {', '.join(self.layers)}")
+            if not 0 <= ch < self.model.channels[layer]:
+                raise ValueError(f"{layer} has {self.model.channels[layer]} channels; got {ch}")
+        padded = pairs + pairs[-1:] * (self.batch - len(pairs))
+        repeat = max(1, self.diversity)
+        self.layer_of.assign(np.repeat([self.layers.index(layer) for layer, _ in padded], repeat))
+        self.channel_of.assign(np.repeat([ch for _, ch in padded], repeat))
+        key = channel_key(pairs, self.diversity) if key is None else key
+        images = self.optimization.run(key, progress_label, on_step)[:len(pairs) * repeat]
+        return images.reshape(len(pairs), self.diversity, *images.shape[1:]) if self.diversity else images
+
+    def tracing_count(self) -> int:
+        """How often the steps were traced (one per step function when all batches reused them)."""
+        steps = [self.optimization.plain_step, self.optimization.redirected_step]
+        return sum(step.experimental_get_tracing_count() for step in steps if step is not None)
 
 
 def render_channels(model: SummitModel, pairs: Sequence[tuple[str, int]], settings: RenderSettings,
                     diversity: int = 0, progress_label: str | None = None) -> np.ndarray:
     """One image per (layer, channel) (``[N, S, S, 3]``), or with ``diversity=d`` d diverse images each
     (``[N, d, S, S, 3]``, Lucid's ``channel - 1e2 * diversity`` within each channel's group), all in one
-    optimization; the channels may come from different layers."""
+    optimization; the channels may come from different layers. For many batches, reuse a
+    :class:`ChannelRenderer` (traced once)."""
     pairs = [(layer, int(ch)) for layer, ch in pairs]
-    key = f"{pairs[0][0]}:{pairs[0][1]}:{len(pairs)}:{diversity}"
-    if diversity:
+    layers = list(dict.fromkeys(layer for layer, _ in pairs))
+    if diversity and len(layers) > 1:  # one optimization: each layer's Gram matrices on its own images
         per_image = [pair for pair in pairs for _ in range(diversity)]
-        objective = objectives.diverse_layer_channels(per_image, diversity)
-        images = render(model, objective, len(per_image), settings, key=key, progress_label=progress_label)
+        images = render(model, objectives.diverse_layer_channels(per_image, diversity), len(per_image),
+                        settings, key=channel_key(pairs, diversity), progress_label=progress_label)
         return images.reshape(len(pairs), diversity, *images.shape[1:])
-    objective = objectives.layer_channels(pairs)
-    return render(model, objective, len(pairs), settings, key=key, progress_label=progress_label)
+    renderer = ChannelRenderer(model, layers, len(pairs), settings, diversity=diversity)
+    return renderer.render(pairs, progress_label=progress_label)
 
 
-def chunks(items: Sequence, size: int) -> list[list]:
-    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+def even_chunks(items: Sequence, most: int) -> list[list]:
+    """``items`` in order, in as few chunks of at most ``most`` as possible, sizes differing by at most 1
+    (so padding a short chunk to the longest wastes at most one image per chunk)."""
+    if not items:
+        return []
+    count = -(-len(items) // most)
+    size, extra = divmod(len(items), count)
+    bounds = np.cumsum([0] + [size + (i < extra) for i in range(count)])
+    return [list(items[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def render_to_dir(model: SummitModel, selection: Mapping[str, Sequence[int]], out_dir: str | Path,
@@ -150,37 +257,48 @@ def render_to_dir(model: SummitModel, selection: Mapping[str, Sequence[int]], ou
     SUMMIT's names, skipping those already there (resumable), then rebuild each layer's sprite sheet.
 
     ``batch_channels`` is the number of images per optimization (the memory knob): that many channels for
-    channel images, ``batch_channels // diversity`` channels for diversity images. Batches mix layers, so
-    a few channels per layer (graph nodes) still fill them. Returns counts.
+    channel images, ``batch_channels // diversity`` channels for diversity images. Channel batches mix
+    layers, so a few channels per layer (graph nodes) still fill them; diversity batches take one layer.
+    Each kind of batch (channel images; each layer's diversity images) traces its steps once. Returns
+    counts.
     """
     layers = model.check_layers(list(selection))
     wanted = [(layer, c) for layer in layers for c in sorted(set(int(c) for c in selection[layer]))]
     todo = [p for p in wanted if not outputs.channel_path(out_dir, *p).exists()]
-    plan = [(batch, 0) for batch in chunks(todo, batch_channels)]
+    groups = [(even_chunks(todo, batch_channels), 0)]  # batches sharing one renderer
     if diversity:
         todo = [p for p in wanted
                 if not outputs.existing(outputs.diversity_path(out_dir, *p, d) for d in range(diversity))]
-        plan += [(batch, diversity) for batch in chunks(todo, max(1, batch_channels // diversity))]
-    total = sum(len(batch) * max(1, d) for batch, d in plan)
+        per_layer = max(1, batch_channels // diversity)
+        groups += [(even_chunks([p for p in todo if p[0] == layer], per_layer), diversity)
+                   for layer in layers]
+    groups = [(batches, d) for batches, d in groups if batches]
+    plan = sum(len(batches) for batches, _ in groups)
+    total = sum(len(batch) * max(1, d) for batches, d in groups for batch in batches)
     meter = Progress("feature-vis", total=total, unit="images")
-    for n, (batch, d) in enumerate(plan, 1):
-        kind = f"diversity x{d}" if d else "channel"
-        label = f"batch {n}/{len(plan)}: {len(batch)} {kind} ({batch[0][0]}:{batch[0][1]} ...)"
-        images = render_channels(model, batch, settings, diversity=d, progress_label=label)
-        for i, (layer, ch) in enumerate(batch):
-            if d:
-                for j in range(d):
-                    outputs.save_jpeg(outputs.diversity_path(out_dir, layer, ch, j), images[i, j])
-            else:
-                outputs.save_jpeg(outputs.channel_path(out_dir, layer, ch), images[i])
-        meter.update(len(batch) * max(1, d))
+    n = 0
+    for batches, d in groups:
+        renderer = ChannelRenderer(model, [layer for batch in batches for layer, _ in batch],
+                                   len(batches[0]), settings, diversity=d)
+        for batch in batches:
+            n += 1
+            kind = f"diversity x{d}" if d else "channel"
+            label = f"batch {n}/{plan}: {len(batch)} {kind} ({batch[0][0]}:{batch[0][1]} ...)"
+            images = renderer.render(batch, progress_label=label)
+            for i, (layer, ch) in enumerate(batch):
+                if d:
+                    for j in range(d):
+                        outputs.save_jpeg(outputs.diversity_path(out_dir, layer, ch, j), images[i, j])
+                else:
+                    outputs.save_jpeg(outputs.channel_path(out_dir, layer, ch), images[i])
+            meter.update(len(batch) * max(1, d))
     if plan:
         meter.finish()
     written = 0
     if sprites:
         for layer in layers:
             written += sprite.write_layer_sprite(out_dir, layer, model.channels[layer]) is not None
-    return {"batches": len(plan), "images": total, "sprites": written}
+    return {"batches": plan, "images": total, "sprites": written}
 
 
 if __name__ == "__main__":

@@ -95,6 +95,27 @@ def test_layer_channels_mixes_layers(acts):
                                acts["layer"][..., 1].mean((1, 2)), rtol=1e-5)
 
 
+def test_channel_table_follows_its_variables(acts):
+    acts = {**acts, "other": acts["layer"][..., :4] ** 2}
+    layer_of = tf.Variable(np.zeros(6, np.int32))
+    channels = tf.Variable(np.zeros(6, np.int32))
+    objective = tf.function(obj.channel_table(["layer", "other"], layer_of, channels))
+    tensors = {k: tf.constant(v, tf.float32) for k, v in acts.items()}
+    for pairs in ([("layer", 0), ("other", 3), ("layer", 8), ("other", 0), ("other", 2), ("layer", 5)],
+                  [("other", 1), ("other", 1), ("layer", 7), ("layer", 2), ("other", 3), ("other", 0)]):
+        layer_of.assign([["layer", "other"].index(layer) for layer, _ in pairs])
+        channels.assign([c for _, c in pairs])
+        expected = [acts[layer][b, :, :, c].mean() for b, (layer, c) in enumerate(pairs)]
+        np.testing.assert_allclose(objective(tensors).numpy(), expected, rtol=1e-5)
+    assert objective.experimental_get_tracing_count() == 1
+    # Images of other layers get no gradient from a layer's term.
+    with tf.GradientTape() as tape:
+        tape.watch(tensors["layer"])
+        value = tf.reduce_sum(objective(tensors))
+    grad = tape.gradient(value, tensors["layer"]).numpy()
+    assert np.all(grad[[0, 1, 4, 5]] == 0) and np.all(grad[2, ..., 7] == 1 / 35)
+
+
 def test_penalties(acts):
     x = acts["input"]
     np.testing.assert_allclose(evaluate(obj.l1(constant=0.5), acts), np.abs(x - 0.5).sum((1, 2, 3)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from PIL import Image
 from toy import toy_model
 
 from feature_vis import cli, objectives, outputs, render, sprite
+from summit_tf.models import activations
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,76 @@ def test_diversity_images_differ_more_than_plain_ones(toy):
     assert gram_cosine_mean(toy, diverse[0], "sep3") < gram_cosine_mean(toy, plain, "sep3") - 0.05
 
 
+@pytest.fixture(scope="module")
+def redirect_toy(toy):
+    """The toy model behind a ReLU at 0.25 on the input, with Lucid's redirect: exercises both steps."""
+
+    def features(images, relu_redirect=False):
+        return toy.features_fn(activations.apply(images - 0.25, "relu", relu_redirect) + 0.25)
+
+    return dataclasses.replace(toy, features_fn=features, supports_relu_redirect=True)
+
+
+def per_batch_reference(model, pairs, batch, settings, diversity=0):
+    """What rendering ``pairs`` alone (padded with its last channel to ``batch``) gives: fresh steps."""
+    padded = pairs + pairs[-1:] * (batch - len(pairs))
+    key = render.channel_key(pairs, diversity)
+    if not diversity:
+        return render.render(model, objectives.layer_channels(padded), batch, settings, key=key)[:len(pairs)]
+    per_image = [pair for pair in padded for _ in range(diversity)]
+    images = render.render(model, objectives.diverse_layer_channels(per_image, diversity), len(per_image),
+                           settings, key=key)
+    return images.reshape(batch, diversity, *images.shape[1:])[:len(pairs)]
+
+
+def test_channel_renderer_reuses_one_trace_for_every_batch(redirect_toy):
+    settings = render.RenderSettings(size=16, steps=4, relu_redirect_steps=2, seed=5)
+    renderer = render.ChannelRenderer(redirect_toy, ["sep3", "conv1", "conv2"], 5, settings)
+    batches = [[("conv2", 3), ("sep3", 5), ("conv1", 7), ("sep3", 0), ("conv2", 11)],
+               [("sep3", 15), ("conv1", 1), ("conv1", 4), ("sep3", 2), ("conv2", 0)],
+               [("conv2", 6), ("sep3", 1), ("conv1", 2)]]  # partial: padded to 5
+    rendered = [renderer.render(pairs) for pairs in batches]
+    assert renderer.tracing_count() == 2  # the plain and the redirected step, once each
+    for pairs, images in zip(batches, rendered, strict=True):
+        assert images.shape == (len(pairs), 16, 16, 3)
+        np.testing.assert_allclose(images, per_batch_reference(redirect_toy, pairs, 5, settings), atol=1e-5)
+    assert np.abs(rendered[0] - rendered[1]).max() > 1e-3
+    # The same batch again restarts from the same random start: nothing leaks from the batches between.
+    np.testing.assert_array_equal(renderer.render(batches[0]), rendered[0])
+    assert renderer.tracing_count() == 2
+
+
+def test_diversity_renderer_reuses_one_trace(toy):
+    settings = render.RenderSettings(size=16, steps=4, seed=2)
+    renderer = render.ChannelRenderer(toy, ["conv2"], 2, settings, diversity=3)
+    batches = [[("conv2", 3), ("conv2", 9)], [("conv2", 1)]]
+    for pairs in batches:
+        images = renderer.render(pairs)
+        assert images.shape == (len(pairs), 3, 16, 16, 3)
+        expected = per_batch_reference(toy, pairs, 2, settings, diversity=3)
+        np.testing.assert_allclose(images, expected, atol=1e-5)
+    assert renderer.tracing_count() == 1  # the toy model has no ReLU redirect: the plain step only
+
+
+def test_channel_renderer_rejects_bad_batches(toy):
+    settings = render.RenderSettings(size=16, steps=1, seed=0)
+    renderer = render.ChannelRenderer(toy, ["conv2"], 2, settings)
+    for pairs, message in [([("sep3", 1)], "not one of"), ([("conv2", 12)], "12 channels"),
+                           ([("conv2", 1)] * 3, "1 to 2"), ([], "1 to 2")]:
+        with pytest.raises(ValueError, match=message):
+            renderer.render(pairs)
+    with pytest.raises(ValueError, match="one layer"):
+        render.ChannelRenderer(toy, ["conv2", "sep3"], 2, settings, diversity=2)
+    with pytest.raises(ValueError, match="need layers"):
+        render.ChannelRenderer(toy, [], 2, settings)
+
+
+def test_even_chunks():
+    assert render.even_chunks(list(range(10)), 4) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert render.even_chunks(list(range(8)), 4) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert render.even_chunks([1, 2], 8) == [[1, 2]] and render.even_chunks([], 3) == []
+
+
 def test_render_to_dir_names_sprites_and_resume(toy, tmp_path):
     settings = render.RenderSettings(size=16, steps=3, seed=0)
     counts = render.render_to_dir(toy, {"sep3": [4, 0, 2]}, tmp_path, settings, batch_channels=8, diversity=2)
@@ -82,6 +154,11 @@ def test_render_to_dir_names_sprites_and_resume(toy, tmp_path):
     assert index["channels"] == [0, 2, 4, 5]
     assert not list(tmp_path.rglob("*.tmp"))
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in tmp_path.rglob("*.j*"))
+    # Channel batches mix layers; diversity batches take one layer each, split evenly (3 -> 2 + 1).
+    mixed = render.render_to_dir(toy, {"conv2": [1, 2, 3], "sep3": [0]}, tmp_path / "mixed", settings,
+                                 batch_channels=4, diversity=2, sprites=False)
+    assert mixed == {"batches": 4, "images": 12, "sprites": 0}
+    assert len(list((tmp_path / "mixed").rglob("*.jpg"))) == 12
 
 
 def test_sprite_sheet_layout():

@@ -1,7 +1,7 @@
 """The aggregation pass: stream a dataset once and count, per class, SUMMIT's A and I matrices.
 
 One ``tf.function`` step per batch runs the model, reduces every layer's channels, selects them
-(``selection``), computes every link's per-pair influence (``influence``) and its top-k inputs, and adds
+(``selection``), finds every link's top-k inputs by per-pair influence (``influence_topk``), and adds
 the results into int32 ``tf.Variable`` accumulators with ``scatter_nd_add``: the batch never comes back
 to Python, and nothing on the host waits for the device except at checkpoints and at the end.
 
@@ -33,9 +33,10 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-from summit_tf import influence, selection, store
+from summit_tf import selection, store
 from summit_tf.config import AggregateConfig
 from summit_tf.imagenet import NUM_CLASSES
+from summit_tf.influence_topk import top_influence
 from summit_tf.models.base import Link, SummitModel
 from summit_tf.progress import Progress
 
@@ -184,8 +185,8 @@ def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateC
             rows = tf.gather(slots, chosen[:, 0])
             add_ones(acc.A[layer], tf.stack([rows, tf.cast(chosen[:, 1], tf.int32)], axis=1))
         for link in plan.links:
-            values = influence.link_influence(feats[link.input], link, cfg.influence_reduce, cfg.stride)
-            top = selection.top_inputs(values, cfg.influence_topk, excluded.get(link.src))  # [B, Cout, k]
+            top = top_influence(feats[link.input], link, cfg.influence_reduce, cfg.stride,
+                                cfg.influence_topk, excluded.get(link.src))  # [B, Cout, k]
             shape = tf.shape(top)
             rows = tf.broadcast_to(slots[:, None, None], shape)
             outs = tf.broadcast_to(tf.range(link.cout, dtype=tf.int32)[None, :, None], shape)

@@ -125,17 +125,25 @@ def top_inputs(values: tf.Tensor, k: int, excluded: tf.Tensor | None = None) -> 
     cin = values.shape[-1]
     if cin is None:
         raise ValueError("top_inputs needs a static input-channel count")
+    excluded = checked_influence_mask(k, cin, excluded)
+    if excluded is not None:
+        values = tf.where(excluded, float("-inf"), values)
+    return tf.math.top_k(values, k=int(k), sorted=True).indices
+
+
+def checked_influence_mask(k: int, cin: int, excluded: tf.Tensor | None) -> tf.Tensor | None:
+    """The checks of ``top_inputs`` on ``k`` and the exclusion mask (ValueError), shared with
+    ``summit_tf.influence_topk``; returns the mask as a bool ``[cin]`` tensor, or None."""
     k = int(k)
     if k < 1:
         raise ValueError(f"influence top-k must be >= 1, got {k}")
     if excluded is None:
         if k > cin:
             raise ValueError(f"influence top-k {k} exceeds the {cin} input channels")
-        return tf.math.top_k(values, k=k, sorted=True).indices
+        return None
     excluded = _excluded_mask(excluded, cin)
     static = tf.get_static_value(excluded)
     allowed_count = cin - int(static.sum()) if static is not None else cin
     if k > allowed_count:
         raise ValueError(f"influence top-k {k} exceeds the {allowed_count} non-excluded input channels")
-    ranked = tf.where(excluded, float("-inf"), values)
-    return tf.math.top_k(ranked, k=k, sorted=True).indices
+    return excluded

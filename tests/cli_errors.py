@@ -18,3 +18,10 @@ def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
     """``python -m module args...`` with TensorFlow's C++ start-up notices silenced (they are not ours)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env)
+
+
+def assert_module_exits_2(module: str, *args: str, contains: str = "") -> None:
+    """``python -m module args...`` exits 2 with one ``error:`` line mentioning ``contains``."""
+    bad = run_module(module, *args)
+    assert bad.returncode == 2
+    assert_one_error_line(bad.stderr, contains)

@@ -12,18 +12,18 @@ from concurrent.futures import ProcessPoolExecutor
 
 from summit_tf import store
 from summit_tf.graph import algebra, build, embedding, export
-from summit_tf.graph.attribution import GraphConfig, attribution_graph
+from summit_tf.graph.attribution import AttributionGraph, GraphConfig, attribution_graph
 from summit_tf.progress import Progress
 
 log = logging.getLogger(__name__)
 
 
 def write_graph(agg: store.Aggregates, st: build.Structure, class_id: int, config: GraphConfig,
-                out_dir: str) -> dict:
-    """Build one class's graph, write its ag file; return its statistics for classes.json."""
+                out_dir: str) -> AttributionGraph:
+    """Build one class's graph and write its ag file."""
     ag = attribution_graph(agg, class_id, config, st)
     export.write_ag(out_dir, ag)
-    return export.graph_stats(ag)
+    return ag
 
 
 _worker: tuple | None = None  # (aggregates, structure, config, out_dir) of a worker process
@@ -37,7 +37,7 @@ def _start_worker(path: str, config: GraphConfig, out_dir: str) -> None:
 
 def _worker_graph(class_id: int) -> dict:
     agg, st, config, out_dir = _worker
-    return write_graph(agg, st, class_id, config, out_dir)
+    return export.graph_stats(write_graph(agg, st, class_id, config, out_dir))
 
 
 def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: list[tuple[int, int]],
@@ -47,7 +47,8 @@ def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: lis
     ``workers > 1`` builds the graphs in that many processes when the aggregates come from a file.
     """
     st = build.structure(agg)
-    stats = {}
+    needed = {c for pair in pairs for c in pair}
+    stats, graphs = {}, {}
     progress = Progress("attribution graphs", total=len(classes), unit="classes")
     workers = min(workers, len(classes))
     if workers > 1 and agg.filename is None:
@@ -62,10 +63,14 @@ def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: lis
                 progress.update()
     else:
         for class_id in classes:
-            stats[class_id] = write_graph(agg, st, class_id, config, out_dir)
+            ag = write_graph(agg, st, class_id, config, out_dir)
+            stats[class_id] = export.graph_stats(ag)
+            if class_id in needed:
+                graphs[class_id] = ag
             progress.update()
     progress.finish()
-    graphs = {c: attribution_graph(agg, c, config, st) for c in sorted({c for pair in pairs for c in pair})}
+    for class_id in sorted(needed - set(graphs)):  # built in a worker, or not among ``classes``
+        graphs[class_id] = attribution_graph(agg, class_id, config, st)
     for a, b in pairs:
         path = export.write_json(export.compare_path(out_dir, a, b), algebra.compare(graphs[a], graphs[b]))
         log.info("wrote %s", path)

@@ -34,6 +34,7 @@ setup(
         "scipy>=1.11",
         "matplotlib>=3.8",
         "umap-learn>=0.5.5",
+        "numba>=0.59",
     ],
     extras_require={
         # TF 2.21 pins h5py<3.15; the TFLite flatbuffer schema module we read lives inside TF 2.21.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from summit_tf import store
-from summit_tf.graph import build, select, synthetic
+from summit_tf.graph import build, kernels, select, synthetic
 from summit_tf.graph.attribution import GraphConfig, attribution_graph
 
 
@@ -131,36 +131,122 @@ def test_exclusions_remove_nodes_and_their_edges():
         build.parse_excluded({"p": [3]}, st.channels)
 
 
-def test_maxmin_and_top_k_against_loops():
-    rng = np.random.default_rng(3)
-    branch = rng.integers(0, 9, (7, 5)) * (rng.random((7, 5)) < 0.6)
-    inner = rng.integers(0, 9, (5, 11)) * (rng.random((5, 11)) < 0.5)
-    ref = np.array([[max(min(branch[j, b], inner[b, i]) for b in range(5)) for i in range(11)]
-                    for j in range(7)])
-    np.testing.assert_array_equal(build.maxmin(branch, inner), ref)
-    for k in (1, 3, 11, 20):
-        mask = build.top_k_rows(ref, k)
-        for j in range(7):
-            order = sorted(range(11), key=lambda i, j=j: (-ref[j, i], i))
-            want = {i for i in order[:k] if ref[j, i] > 0}
-            assert set(np.flatnonzero(mask[j])) == want
+def _maxmin_reference(branch, inner):
+    """``max_b min(branch[j, b], inner[b, i])`` in float64 by broadcasting."""
+    b, i = np.asarray(branch, np.float64), np.asarray(inner, np.float64)
+    return np.minimum(b[:, :, None], i[None, :, :]).max(axis=1)
 
 
-@pytest.mark.parametrize("block", [1, 37, build.MAXMIN_BLOCK])
-@pytest.mark.parametrize("top", [9, 70_000])  # int16 and int32 paths
-def test_maxmin_skewed_sparsity_in_blocks(monkeypatch, block, top):
-    """Inputs with very different numbers of paths, all-zero rows and columns, blocks down to one input."""
-    monkeypatch.setattr(build, "MAXMIN_BLOCK", block)
-    rng = np.random.default_rng(top + block)
-    branch = rng.integers(1, top, (13, 9)) * (rng.random((13, 9)) < 0.5)
+def _top_k_reference(w, k):
+    """Each row's ``k`` largest positive entries, ties to the lower column (a sort per row)."""
+    out = np.zeros_like(w)
+    for j, row in enumerate(w):
+        order = np.lexsort((np.arange(row.size), -row))[: k if k > 0 else row.size]
+        keep = order[row[order] > 0]
+        out[j, keep] = row[keep]
+    return out
+
+
+def _vertex_ids(rng, size, drop):
+    ids = np.arange(size) + 100  # vertex ids are offsets into the run's numbering
+    ids[rng.random(size) < drop] = -1
+    return ids
+
+
+def _as_dense(hi, lo, w, vout, vin):
+    dense = np.zeros((vout.size, vin.size))
+    rows = {int(v): j for j, v in enumerate(vout) if v >= 0}
+    cols = {int(v): i for i, v in enumerate(vin) if v >= 0}
+    for h, lo_, x in zip(hi.tolist(), lo.tolist(), w.tolist(), strict=True):
+        dense[rows[h], cols[lo_]] = x
+    return dense
+
+
+@pytest.mark.parametrize("top", [3, 9, 1000, 70_000])  # heavy ties ... int16 ... int32 counts
+@pytest.mark.parametrize("k", [0, 1, 4, 23, 40])
+def test_two_hop_edges_against_reference(top, k):
+    rng = np.random.default_rng(top + k)
+    branch = rng.integers(1, top + 1, (13, 9)) * (rng.random((13, 9)) < 0.5)
     branch[4] = 0
     density = np.linspace(0, 1, 23)[None, :]  # input i has about i/22 of the inner channels
-    inner = rng.integers(1, top, (9, 23)) * (rng.random((9, 23)) < density)
+    inner = rng.integers(1, top + 1, (9, 23)) * (rng.random((9, 23)) < density)
     inner[2] = 0
-    ref = np.min(np.stack(np.broadcast_arrays(branch[:, :, None], inner[None, :, :])), axis=0).max(axis=1)
-    got = build.maxmin(branch, inner)
-    assert got.dtype == np.int32 and ref.any()
-    np.testing.assert_array_equal(got, ref)
+    vin, vout = _vertex_ids(rng, 23, 0.15), _vertex_ids(rng, 13, 0.15)
+    dtype = np.int16 if top < 2**15 else np.int32
+    hi, lo, w = kernels.two_hop_edges(branch.astype(dtype), inner.astype(dtype), vin, vout, k)
+    want = _maxmin_reference(branch, inner)
+    want[:, vin < 0] = 0
+    want = _top_k_reference(want, k)
+    want[vout < 0] = 0
+    assert want.any() and hi.dtype == lo.dtype == w.dtype == np.int32
+    np.testing.assert_array_equal(_as_dense(hi, lo, w, vout, vin), want)
+    assert np.all(np.diff(hi.astype(np.int64) * 1000 + lo) > 0)  # row-major, no duplicates
+
+
+def test_direct_edges_against_nonzero():
+    rng = np.random.default_rng(5)
+    counts = (rng.integers(0, 40, (17, 31)) * (rng.random((17, 31)) < 0.3)).astype(np.int32)
+    vin, vout = _vertex_ids(rng, 31, 0.2), _vertex_ids(rng, 17, 0.2)
+    hi, lo, w = kernels.direct_edges(counts, vin, vout)
+    want = counts * (vout >= 0)[:, None] * (vin >= 0)[None, :]
+    j, i = np.nonzero(want)
+    np.testing.assert_array_equal(np.stack([hi, lo, w]), np.stack([vout[j], vin[i], want[j, i]]))
+
+
+def _dense_full_graph(agg, slot, st):
+    """The full-graph rules on dense float64 matrices: hops max-combined, k from the direct rows."""
+    edges = set()
+    for index in range(1, len(st.layers)):
+        layer, prev = st.layers[index], st.layers[index - 1]
+        vin, vout = st.vertex[prev], st.vertex[layer]
+        weights = np.zeros((vout.size, vin.size))
+        direct = np.zeros(vout.size, bool)
+        for hop in (h for h in st.hops[layer] if not h.inner):
+            block = weights[hop.offset:hop.offset + hop.cout]
+            np.maximum(block, agg.I[hop.link][slot], out=block)
+            direct[hop.offset:hop.offset + hop.cout] = True
+        weights[:, vin < 0] = 0
+        live = direct & (vout >= 0)
+        k = max(1, int(np.count_nonzero(weights[live]) // live.sum())) if live.any() else 0
+        for hop in (h for h in st.hops[layer] if h.inner):
+            inner = np.max([agg.I[name][slot] for name in hop.inner], axis=0)
+            w = _maxmin_reference(agg.I[hop.link][slot], inner)
+            w[:, vin < 0] = 0
+            block = weights[hop.offset:hop.offset + hop.cout]
+            np.maximum(block, _top_k_reference(w, k), out=block)
+        weights[vout < 0] = 0
+        for j, i in zip(*np.nonzero(weights), strict=True):
+            edges.add((int(vout[j]), int(vin[i]), int(weights[j, i])))
+    return edges
+
+
+def test_full_graph_with_overlapping_links_and_exclusions():
+    """Two direct links and a two-hop link (two inner links) that share output channels, exclusions."""
+    rng = np.random.default_rng(9)
+
+    def counts(cout, cin):
+        return rng.integers(1, 30, (2, cout, cin)) * (rng.random((2, cout, cin)) < 0.4)
+
+    links = {
+        "b/a": ("a", "b", 0, counts(7, 11)),
+        "b/wide": ("a", "b", 3, counts(9, 11)),  # rows 3..11, overlapping b/a's 3..6
+        "b/in1": ("a", "b/inner", 0, counts(5, 11)),
+        "b/in2": ("a", "b/inner", 0, counts(5, 11)),
+        "b/3x3": ("b/inner", "b", 10, counts(5, 5)),  # rows 10..14, overlapping b/wide's 10..11
+        "c/1x1": ("b", "c", 0, counts(6, 15)),
+    }
+    A = {"a": rng.integers(0, 9, (2, 11)), "b": rng.integers(0, 9, (2, 15)), "c": rng.integers(0, 9, (2, 6))}
+    agg = synthetic.from_counts({"a": 11, "b": 15, "c": 6}, A, links,
+                                config={"exclude_channels": "a:2,7;b:4,12"})
+    st = build.structure(agg)
+    assert [h.link for h in st.hops["b"]] == ["b/a", "b/wide", "b/3x3"]
+    for slot in range(2):
+        full = build.full_graph(agg, slot, st)
+        got = set(zip(full.hi.tolist(), full.lo.tolist(), full.weight.tolist(), strict=True))
+        assert len(got) == full.num_edges
+        assert got == _dense_full_graph(agg, slot, st)
+        assert np.all(np.diff(full.hi.astype(np.int64) * st.num_vertices + full.lo) > 0)
+        assert full.pair_start[-1] == full.num_edges
 
 
 @pytest.mark.parametrize("directed", [False, True])

@@ -15,8 +15,13 @@ from summit_tf.graph.attribution import AttributionGraph
 SETS = ("intersection", "a_minus_b", "b_minus_a", "union")
 
 
+def _keys(ag: AttributionGraph, edges: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """One int64 id per edge, ``hi * V + lo`` (the int32 vertex ids would overflow)."""
+    return ag.full.hi[edges].astype(np.int64) * ag.structure.num_vertices + ag.full.lo[edges]
+
+
 def _edge_index(ag: AttributionGraph) -> tuple[np.ndarray, np.ndarray]:
-    key = ag.full.hi * ag.structure.num_vertices + ag.full.lo
+    key = _keys(ag)
     order = np.argsort(key, kind="stable")
     return key[order], order
 
@@ -46,8 +51,7 @@ def compare(a: AttributionGraph, b: AttributionGraph) -> dict:
 
     ia, ib = _edge_index(a), _edge_index(b)
     n = st.num_vertices
-    keys = np.union1d(a.full.hi[a.selection.edges] * n + a.full.lo[a.selection.edges],
-                      b.full.hi[b.selection.edges] * n + b.full.lo[b.selection.edges])
+    keys = np.union1d(_keys(a, a.selection.edges), _keys(b, b.selection.edges))
     pa, pb = _lookup(ia, keys), _lookup(ib, keys)
     kept_a = np.where(pa >= 0, a.selection.edges[np.maximum(pa, 0)], False)
     kept_b = np.where(pb >= 0, b.selection.edges[np.maximum(pb, 0)], False)

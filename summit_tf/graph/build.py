@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from summit_tf.graph import kernels
 from summit_tf.store import Aggregates
 
 log = logging.getLogger(__name__)
@@ -150,61 +151,9 @@ def _place_links(agg: Aggregates, layers: list[str]) -> tuple[dict[str, list[Hop
     return hops, ignored
 
 
-MAXMIN_BLOCK = 1 << 21  # elements of one block of path values (4 MiB in int16): cache-friendly
-
-
-def maxmin(branch: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """``W[j, i] = max_b min(branch[j, b], inner[b, i])`` for non-negative integer counts, as int32.
-
-    Only paths through non-zero ``inner[b, i]`` can count, and inner rows are sparse (an inner channel
-    has a few dozen non-zero inputs): per input ``i`` the branch columns of its non-zero ``b`` are
-    gathered, padded to a common length within a block of inputs with similar counts, and reduced in
-    one NumPy pass (int16 when the counts allow). On InceptionV1-sized counts (``benchmarks/graph.py``)
-    this is 2.1x faster than a dense loop over ``b`` and never does more work than it.
-    """
-    top = max(int(branch.max(initial=0)), int(inner.max(initial=0)))
-    dtype = np.int16 if top < np.iinfo(np.int16).max else np.int32
-    cout, cb = branch.shape
-    rows = np.zeros((cb + 1, cout), dtype=dtype)  # branch columns; row cb is the padding (zeros)
-    rows[:cb] = branch.T
-    paths = np.asarray(inner, dtype=dtype).T  # [Cin, Cb]
-    degree = np.count_nonzero(paths, axis=1)
-    out = np.zeros((paths.shape[0], cout), dtype=dtype)
-    by_degree = np.argsort(-degree, kind="stable")
-    start = 0
-    while start < by_degree.size and degree[by_degree[start]] > 0:
-        width = int(degree[by_degree[start]])
-        stop = min(by_degree.size, start + max(1, MAXMIN_BLOCK // (width * cout)))
-        ids = by_degree[start:stop]
-        r, b = np.nonzero(paths[ids])  # row-major: each row's b ascending
-        slot = np.arange(r.size) - np.repeat(np.cumsum(degree[ids]) - degree[ids], degree[ids])
-        via = np.full((ids.size, width), cb)  # the padding row where an input has fewer paths
-        via[r, slot] = b
-        values = np.zeros((ids.size, width), dtype=dtype)
-        values[r, slot] = paths[ids[r], b]
-        gathered = rows[via]  # [block, width, Cout]
-        np.minimum(gathered, values[:, :, None], out=gathered)
-        out[ids] = gathered.max(axis=1)
-        start = stop
-    return out.T.astype(np.int32)
-
-
-def top_k_rows(w: np.ndarray, k: int) -> np.ndarray:
-    """Mask of each row's ``k`` largest positive entries; ties go to the lower column index.
-
-    Ranks by the unique key ``w * columns + (columns - 1 - column)``, so one partition settles ties.
-    """
-    columns = w.shape[1]
-    if k >= columns:
-        return w > 0
-    key = w.astype(np.int64) * columns + np.arange(columns - 1, -1, -1)
-    kth = np.partition(key, columns - k, axis=1)[:, columns - k:columns - k + 1]
-    return (key >= kth) & (w > 0)
-
-
 @dataclass
 class FullGraph:
-    """Edges of one class's full graph, ``lo`` in layer l-1 and ``hi`` in layer l, grouped by l.
+    """Edges of one class's full graph, ``lo`` in layer l-1 and ``hi`` in layer l, grouped by l (int32).
 
     Edges of the pair (l-1, l) are ``slice(pair_start[l], pair_start[l + 1])`` (``pair_start`` has
     ``L + 1`` entries; pair 0 is empty). ``inputs[layer]`` keeps, per hop, the influence rows a channel
@@ -225,71 +174,65 @@ class FullGraph:
 def full_graph(agg: Aggregates, class_id: int, st: Structure) -> FullGraph:
     """Build the weighted edge arrays of class ``class_id`` from its influence counts.
 
-    Counts stay in their stored int32 (no int64 copies of the ~13 MB an InceptionV1 class holds).
+    Each hop's edges come from a compiled kernel (:mod:`summit_tf.graph.kernels`); hops of a layer that
+    cover the same channels are max-combined.
     """
     slot = agg.slot(class_id)
-    lo_parts, hi_parts, w_parts = [], [], []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     pair_start = [0, 0]
     inputs: dict[str, list[tuple[Hop, np.ndarray]]] = {}
     for index in range(1, len(st.layers)):
         layer, prev = st.layers[index], st.layers[index - 1]
         vin, vout = st.vertex[prev], st.vertex[layer]
-        drop_in, drop_out = vin < 0, vout < 0
-        weights = np.zeros((st.channels[layer], st.channels[prev]), dtype=np.int32)
-        rows = []
-        direct = [h for h in st.hops[layer] if not h.inner]
-        for hop in direct:
+        rows: list[tuple[Hop, np.ndarray]] = []
+        edges: list[tuple[int, tuple[np.ndarray, ...]]] = []  # (hop offset, its edges)
+        direct_rows = np.zeros(vout.size, dtype=bool)
+        for hop in (h for h in st.hops[layer] if not h.inner):
             counts = np.asarray(agg.I[hop.link][slot])
             rows.append((hop, counts))
-            block = weights[hop.offset:hop.offset + hop.cout]
-            np.maximum(block, counts, out=block)
-        k = _average_degree(weights, direct, drop_in, drop_out)
-        for hop in st.hops[layer]:
-            if not hop.inner:
-                continue
+            out = vout[hop.offset:hop.offset + hop.cout]
+            edges.append((hop.offset, kernels.direct_edges(counts, vin, out)))
+            direct_rows[hop.offset:hop.offset + hop.cout] = True
+        direct = [h for h, _ in rows]
+        live = int(np.count_nonzero(direct_rows & (vout >= 0)))
+        # SUMMIT's rule: a two-hop channel keeps as many inputs as a direct-link channel has on average.
+        direct_edges = _merge([e for _, e in edges])[2].size if _overlapping(direct) else \
+            sum(e[2].size for _, e in edges)
+        k = max(1, direct_edges // live) if live else 0
+        for hop in (h for h in st.hops[layer] if h.inner):
             branch = np.asarray(agg.I[hop.link][slot])
             rows.append((hop, branch))
             inner = np.asarray(agg.I[hop.inner[0]][slot])
             for name in hop.inner[1:]:
                 inner = np.maximum(inner, np.asarray(agg.I[name][slot]))
-            w = maxmin(branch, inner)
-            if drop_in.any():
-                w[:, drop_in] = 0
-            if k is not None:
-                w[~top_k_rows(w, k)] = 0
-            block = weights[hop.offset:hop.offset + hop.cout]
-            np.maximum(block, w, out=block)
+            dtype = np.int16 if max(branch.max(initial=0), inner.max(initial=0)) < 2**15 else np.int32
+            edges.append((hop.offset, kernels.two_hop_edges(branch.astype(dtype), inner.astype(dtype), vin,
+                                                            vout[hop.offset:hop.offset + hop.cout], k)))
         inputs[layer] = rows
-        if drop_out.any():
-            weights[drop_out] = 0
-        if drop_in.any():
-            weights[:, drop_in] = 0
-        flat = np.flatnonzero(weights)
-        j, i = np.divmod(flat, weights.shape[1])
-        hi_parts.append(vout[j])
-        lo_parts.append(vin[i])
-        w_parts.append(weights.ravel()[flat].astype(np.int64))
-        pair_start.append(pair_start[-1] + flat.size)
-    empty = np.zeros(0, dtype=np.int64)
-    return FullGraph(
-        lo=np.concatenate(lo_parts) if lo_parts else empty,
-        hi=np.concatenate(hi_parts) if hi_parts else empty,
-        weight=np.concatenate(w_parts) if w_parts else empty,
-        pair_start=np.asarray(pair_start, dtype=np.int64),
-        inputs=inputs,
-    )
+        layer_parts = [e for _, e in sorted(edges, key=lambda item: item[0])]
+        if _overlapping(st.hops[layer]):
+            layer_parts = [_merge(layer_parts)]
+        parts.extend(layer_parts)
+        pair_start.append(pair_start[-1] + sum(int(e[2].size) for e in layer_parts))
+    hi, lo, weight = (np.concatenate([p[n] for p in parts]) if parts else np.zeros(0, np.int32)
+                      for n in range(3))
+    return FullGraph(lo=lo, hi=hi, weight=weight, pair_start=np.asarray(pair_start, dtype=np.int64),
+                     inputs=inputs)
 
 
-def _average_degree(weights: np.ndarray, direct: list[Hop], drop_in: np.ndarray,
-                    drop_out: np.ndarray) -> int | None:
-    """Mean count of non-zero inputs of a direct-link channel (floored, >= 1); None without direct links."""
-    rows = np.zeros(weights.shape[0], dtype=bool)
-    for h in direct:
-        rows[h.offset:h.offset + h.cout] = True
-    rows &= ~drop_out
-    if not rows.any():
-        return None
-    degree = np.count_nonzero(weights[rows], axis=1)
-    if drop_in.any():
-        degree -= np.count_nonzero(weights[rows][:, drop_in], axis=1)
-    return max(1, int(degree.mean()))
+def _overlapping(hops: list[Hop]) -> bool:
+    """Whether any two hops reach the same channels."""
+    ends = [(h.offset, h.offset + h.cout) for h in sorted(hops, key=lambda h: h.offset)]
+    return any(start < end for (_, end), (start, _) in zip(ends, ends[1:], strict=False))
+
+
+def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """One edge per vertex pair, the largest weight, in row-major order (vertex ids rise with channels)."""
+    hi, lo, w = (np.concatenate([p[n] for p in parts]) for n in range(3))
+    key = hi.astype(np.int64) * (int(lo.max(initial=0)) + 1) + lo
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    if first.size == key.size:
+        return hi[order], lo[order], w[order]
+    return hi[order][first], lo[order][first], np.maximum.reduceat(w[order], first)

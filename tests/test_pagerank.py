@@ -87,3 +87,29 @@ def test_bad_input():
         personalized_pagerank(2, one, one - 1, one * 1.0, np.zeros(2))
     with pytest.raises(ValueError, match="reset"):
         personalized_pagerank(2, one, one - 1, one * 1.0, np.ones(3))
+    with pytest.raises(ValueError, match="sides"):
+        personalized_pagerank(2, one, one - 1, one * 1.0, np.ones(2), sides=np.array([True, True]))
+    with pytest.raises(ValueError, match="sides"):
+        personalized_pagerank(2, one, one - 1, one * 1.0, np.ones(2), sides=np.array([True]))
+
+
+@pytest.mark.parametrize("damping", [0.85, 0.5, 0.97])
+def test_two_sided_solve_matches_dense_reference(damping):
+    """Edges only between consecutive blocks of 7 vertices (a layered graph): even and odd blocks are the
+    two sides; isolated vertices and zero resets included, edges in any order."""
+    rng = np.random.default_rng(19)
+    n = 7 * 31 + 4  # the last 4 vertices are a block without edges
+    block = np.arange(n) // 7
+    a, b = rng.integers(0, n - 4, 2000), rng.integers(0, n - 4, 2000)
+    ok = np.abs(block[a] - block[b]) == 1
+    key = np.unique(np.maximum(a[ok], b[ok]) * n + np.minimum(a[ok], b[ok]))
+    order = rng.permutation(key.size)
+    hi, lo = key[order] // n, key[order] % n
+    w = rng.integers(1, 50, hi.size).astype(np.float64)
+    reset = rng.random(n) * (rng.random(n) < 0.7)
+    sides = block % 2 == 0
+    got = personalized_pagerank(n, hi, lo, w, reset, damping, sides=sides)
+    np.testing.assert_allclose(got, _reference(n, hi, lo, w, reset, damping, False), rtol=1e-9, atol=1e-13)
+    for other in (personalized_pagerank(n, hi, lo, w, reset, damping),
+                  personalized_pagerank(n, hi, lo, w, reset, damping, sides=~sides)):
+        np.testing.assert_allclose(got, other, rtol=1e-10, atol=1e-15)

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import igraph
 import numpy as np
 
 from summit_tf import imagenet
 from summit_tf.graph import build, pagerank, select
 from summit_tf.store import Aggregates
+
+if TYPE_CHECKING:  # igraph imports matplotlib (~1 s): loaded on first use, not by every worker and CLI
+    import igraph
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class AttributionGraph:
         ``kept``; edge attributes: ``weight``, ``kept``. Edges join a channel (source) to an input channel
         of the layer below (target); directed when the PageRank was.
         """
+        import igraph
+
         st, full = self.structure, self.full
         # A list of int pairs is igraph's fastest input (2-4x faster than a NumPy edge array in igraph 1.0).
         edges = list(zip(full.hi.tolist(), full.lo.tolist(), strict=True))
@@ -117,42 +122,49 @@ class AttributionGraph:
 
     def attr_channels(self, layer: str, channel: int) -> list[tuple[int, int]]:
         """The ``attr_k`` strongest direct inputs ``(input channel, count)`` of a channel, strongest first."""
+        return self._strongest_inputs(layer, np.array([channel])).get(channel, [])
+
+    def _strongest_inputs(self, layer: str, channels: np.ndarray) -> dict[int, list[tuple[int, int]]]:
+        """:meth:`attr_channels` of several channels of one layer, one sort per hop."""
         st = self.structure
-        index = st.layers.index(layer)
+        dropped = st.vertex[st.layers[st.layers.index(layer) - 1]] < 0
+        out = {}
         for hop, counts in self.full.inputs.get(layer, []):
-            if hop.offset <= channel < hop.offset + hop.cout:
-                row = counts[channel - hop.offset].copy()
-                if not hop.inner:
-                    row[st.vertex[st.layers[index - 1]] < 0] = 0
-                order = np.argsort(-row, kind="stable")[: self.config.attr_k]
-                return [(int(i), int(row[i])) for i in order if row[i] > 0]
-        return []
+            mine = channels[(channels >= hop.offset) & (channels < hop.offset + hop.cout)]
+            rows = counts[mine - hop.offset]
+            if not hop.inner:
+                rows[:, dropped] = 0
+            order = np.argsort(-rows, axis=1, kind="stable")[:, : self.config.attr_k]
+            values = np.take_along_axis(rows, order, axis=1)
+            for c, inputs, counts_ in zip(mine.tolist(), order.tolist(), values.tolist(), strict=True):
+                out[c] = [(i, n) for i, n in zip(inputs, counts_, strict=True) if n > 0]
+        return out
 
     def to_json(self) -> dict:
         """SUMMIT's ``ag-<class>.json`` dict (see the module docstring)."""
         st, full, sel = self.structure, self.full, self.selection
+        kept = np.flatnonzero(sel.edges)
+        hi, lo, weight = full.hi[kept], st.channel_of[full.lo[kept]], full.weight[kept]
+        order = np.lexsort((lo, -weight, hi))  # per channel: strongest first, then the lower input
         prev: dict[int, list[tuple[int, int]]] = {}
-        for e in np.flatnonzero(sel.edges):
-            prev.setdefault(int(full.hi[e]), []).append((int(st.channel_of[full.lo[e]]), int(full.weight[e])))
+        for h, c, w in zip(hi[order].tolist(), lo[order].tolist(), weight[order].tolist(), strict=True):
+            prev.setdefault(h, []).append((c, w))
         out = {}
         for index in range(len(st.layers) - 1, -1, -1):
             layer = st.layers[index]
-            nodes = []
-            for v in st.layer_vertices(index):
-                if not sel.kept[v]:
-                    continue
-                channel = int(st.channel_of[v])
-                edges = sorted(prev.get(int(v), []), key=lambda p: (-p[1], p[0]))
-                attr = self.attr_channels(layer, channel) if index else []
-                nodes.append({
-                    "channel": channel,
-                    "count": int(self.count[v]),
-                    "layer": layer,
-                    "pagerank": float(self.pagerank[v]),
-                    "prev_channels": [{"prev_channel": c, "inf": w} for c, w in edges],
-                    "attr_channels": [{"prev_channel": str(c), "inf": w} for c, w in attr],
-                })
-            out[layer] = nodes
+            vertices = st.layer_vertices(index)
+            vertices = vertices[sel.kept[vertices]]
+            channels = st.channel_of[vertices]
+            attr = self._strongest_inputs(layer, channels) if index else {}
+            out[layer] = [{
+                "channel": c,
+                "count": n,
+                "layer": layer,
+                "pagerank": p,
+                "prev_channels": [{"prev_channel": pc, "inf": w} for pc, w in prev.get(v, [])],
+                "attr_channels": [{"prev_channel": str(ac), "inf": w} for ac, w in attr.get(c, [])],
+            } for v, c, n, p in zip(vertices.tolist(), channels.tolist(), self.count[vertices].tolist(),
+                                    self.pagerank[vertices].tolist(), strict=True)]
         return out
 
 
@@ -166,7 +178,7 @@ def attribution_graph(agg: Aggregates, class_id: int, config: GraphConfig | None
     activation = {layer: agg.A[layer][slot] for layer in st.layers}
     reset = select.personalization(st, activation)
     pr = pagerank.personalized_pagerank(st.num_vertices, full.hi, full.lo, full.weight, reset, config.damping,
-                                        config.directed, config.pagerank_method)
+                                        config.directed, config.pagerank_method, sides=st.layer_of % 2 == 0)
     sel = select.select(st, full, pr, config.node_mass, config.relax_step)
     count = np.concatenate([np.asarray(activation[layer])[st.vertex[layer] >= 0] for layer in st.layers])
     return AttributionGraph(class_id, int(agg.class_count[slot]), config, st, full, pr, count, sel)

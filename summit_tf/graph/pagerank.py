@@ -8,24 +8,24 @@ dangling walkers add. Two solvers, each exact to ~1e-12 of igraph's and NetworkX
 
 * undirected (SUMMIT's choice): with degrees ``d`` and ``z = D^1/2 y`` the system becomes
   ``(I - a D^-1/2 W D^-1/2) y = D^-1/2 p``, symmetric positive definite with condition number at most
-  ``(1 + a) / (1 - a)`` (12.3 for 0.85), so conjugate gradients converge in ~50 sparse products to 1e-12;
-  vertices without edges keep ``z = p``;
+  ``(1 + a) / (1 - a)`` (12.3 for 0.85): conjugate gradients take 24 products to 1e-12 on an
+  InceptionV1-sized class. A full graph only joins consecutive layers, so even and odd layers are two
+  sides that edges always cross (``sides``); the even side's own system ``I - a^2 S S^T`` has condition
+  number ``1 / (1 - a^2)`` (3.6) and needs 12. Vertices without edges keep ``z = p``;
 * directed (a channel -> its inputs): edges only run from a layer to the one below, so ``P`` is
   nilpotent and ``z = p + a P^T z`` is exact after as many sweeps as the graph has layers (for any other
   graph the same sweep is Jacobi iteration, run until it stops changing).
 
 ``method="igraph"`` calls igraph's ``personalized_pagerank`` (ARPACK) instead, on the same numbers.
 
-Both are compiled loops over the edges sorted by ``hi`` (full graphs already are), each product one pass
-that gathers along ``hi`` rows and scatters along ``lo``: no sparse matrix is built. One InceptionV1-sized
-class of ``benchmarks/graph.py`` (5,484 vertices, 245k edges; 2 CPU cores): igraph's ARPACK 196 ms plus 147
-ms to build its graph, its PRPACK 646 ms; SciPy's conjugate gradients on a CSR matrix 18-30 ms; these loops
-~10 ms. All agree to 1e-13.
+Both are compiled loops over the edges sorted by ``hi`` (full graphs already are): no sparse matrix is
+built. One InceptionV1-sized class of ``benchmarks/graph.py`` (5,484 vertices, 245k edges; 2 CPU cores):
+igraph's ARPACK 196 ms plus 147 ms to build its graph, its PRPACK 646 ms; SciPy's conjugate gradients on
+a CSR matrix 18-30 ms; these loops 13-17 ms (two sides), 16-20 ms (one). All agree to 1e-13.
 """
 
 from __future__ import annotations
 
-import igraph
 import numba
 import numpy as np
 
@@ -35,8 +35,12 @@ TOLERANCE = 1e-12  # relative residual of the solve: far below NetworkX's and ig
 
 def personalized_pagerank(num_vertices: int, hi: np.ndarray, lo: np.ndarray, weight: np.ndarray,
                           reset: np.ndarray, damping: float = 0.85, directed: bool = False,
-                          method: str = "linear") -> np.ndarray:
-    """PageRank of every vertex (sums to 1) on weighted edges ``hi -> lo`` (both ways when undirected)."""
+                          method: str = "linear", sides: np.ndarray | None = None) -> np.ndarray:
+    """PageRank of every vertex (sums to 1) on weighted edges ``hi -> lo`` (both ways when undirected).
+
+    ``sides`` (bool per vertex), when every edge joins a vertex of each side, as in a layered graph split
+    into even and odd layers, halves the undirected solve: conjugate gradients run on one side's system.
+    """
     if method not in PAGERANK_METHODS:
         raise ValueError(f"unknown PageRank method {method!r}; expected one of {', '.join(PAGERANK_METHODS)}")
     reset = np.asarray(reset, dtype=np.float64)
@@ -44,11 +48,23 @@ def personalized_pagerank(num_vertices: int, hi: np.ndarray, lo: np.ndarray, wei
         raise ValueError("reset must be non-negative, one entry per vertex, not all zero")
     p = reset / reset.sum()
     w = np.asarray(weight, dtype=np.float64)
+    if sides is not None:
+        sides = np.asarray(sides, dtype=bool)
+        if sides.shape != (num_vertices,) or not _joins_sides(hi, lo, sides):
+            raise ValueError("sides must give one bool per vertex, and every edge must join both sides")
     if method == "igraph":
         return _igraph(num_vertices, hi, lo, w, p, damping, directed)
     z = _directed(num_vertices, hi, lo, w, p, damping) if directed else \
-        _undirected(num_vertices, hi, lo, w, p, damping)
+        _undirected(num_vertices, hi, lo, w, p, damping, sides)
     return z / z.sum()
+
+
+@numba.njit(cache=True, nogil=True)
+def _joins_sides(hi: np.ndarray, lo: np.ndarray, side: np.ndarray) -> bool:
+    for e in range(hi.size):
+        if side[hi[e]] == side[lo[e]]:
+            return False
+    return True
 
 
 def _rows(n: int, hi: np.ndarray, lo: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -61,18 +77,38 @@ def _rows(n: int, hi: np.ndarray, lo: np.ndarray, w: np.ndarray) -> tuple[np.nda
     return start, np.ascontiguousarray(lo), np.ascontiguousarray(w), hi
 
 
-def _undirected(n: int, hi: np.ndarray, lo: np.ndarray, w: np.ndarray, p: np.ndarray,
-                damping: float) -> np.ndarray:
-    degree = np.bincount(hi, w, n) + np.bincount(lo, w, n)
+def _undirected(n: int, hi: np.ndarray, lo: np.ndarray, w: np.ndarray, p: np.ndarray, damping: float,
+                sides: np.ndarray | None) -> np.ndarray:
+    start, lo, w, _ = _rows(n, hi, lo, w)
+    value, degree = _normalized(start, lo, w, damping)
     live = degree > 0
     scale = np.zeros(n)
     scale[live] = 1.0 / np.sqrt(degree[live])
-    start, lo, w, hi = _rows(n, hi, lo, w)
-    y, iterations = _conjugate_gradients(start, lo, damping * w * scale[hi] * scale[lo], p * scale,
-                                         TOLERANCE, 10 * n)
+    reduced = sides is not None
+    side = sides if reduced else np.ones(n, dtype=bool)
+    y, iterations = _conjugate_gradients(start, lo, value, side, reduced, p * scale, TOLERANCE, 10 * n)
     if iterations < 0:
         raise RuntimeError("PageRank: conjugate gradients did not converge")
     return np.where(live, np.sqrt(degree) * y, p)
+
+
+@numba.njit(cache=True, nogil=True)
+def _normalized(start: np.ndarray, lo: np.ndarray, w: np.ndarray, damping: float) -> tuple:
+    """Weighted degrees ``d`` and the entries ``damping * w / sqrt(d_hi * d_lo)`` of the symmetric system."""
+    degree = np.zeros(start.size - 1)
+    for a in range(start.size - 1):
+        for e in range(start[a], start[a + 1]):
+            degree[a] += w[e]
+            degree[lo[e]] += w[e]
+    scale = np.zeros_like(degree)
+    for a in range(degree.size):
+        if degree[a] > 0:
+            scale[a] = 1.0 / np.sqrt(degree[a])
+    value = np.empty(w.size)
+    for a in range(start.size - 1):
+        for e in range(start[a], start[a + 1]):
+            value[e] = damping * w[e] * scale[a] * scale[lo[e]]
+    return value, degree
 
 
 @numba.njit(cache=True, nogil=True)
@@ -91,27 +127,65 @@ def _minus_product(start: np.ndarray, lo: np.ndarray, value: np.ndarray, y: np.n
 
 
 @numba.njit(cache=True, nogil=True)
-def _conjugate_gradients(start: np.ndarray, lo: np.ndarray, value: np.ndarray, rhs: np.ndarray,
-                         tol: float, maxiter: int) -> tuple:
-    """Solve ``(I - A) x = rhs`` (symmetric positive definite) to relative residual ``tol``;
-    returns ``(x, iterations)``, iterations -1 when ``maxiter`` was not enough."""
-    x = np.zeros_like(rhs)
-    r = rhs.copy()
-    d = r.copy()
+def _across(start: np.ndarray, lo: np.ndarray, value: np.ndarray, side: np.ndarray, source: bool,
+            x: np.ndarray, out: np.ndarray) -> None:
+    """``out = A x`` for ``x`` on side ``source``, written on the other side (each edge read once)."""
+    for v in range(out.size):
+        if side[v] != source:
+            out[v] = 0.0
+    for a in range(start.size - 1):
+        if side[a] == source:
+            xa = x[a]
+            for e in range(start[a], start[a + 1]):
+                out[lo[e]] += value[e] * xa
+        else:
+            gathered = 0.0
+            for e in range(start[a], start[a + 1]):
+                gathered += value[e] * x[lo[e]]
+            out[a] += gathered
+
+
+@numba.njit(cache=True, nogil=True)
+def _conjugate_gradients(start: np.ndarray, lo: np.ndarray, value: np.ndarray, side: np.ndarray,
+                         reduced: bool, rhs: np.ndarray, tol: float, maxiter: int) -> tuple:
+    """Solve ``(I - A) y = rhs`` (symmetric positive definite) to relative residual ``tol``; returns
+    ``(y, iterations)``, iterations -1 when ``maxiter`` was not enough.
+
+    ``reduced``: ``A`` only joins the two sides, ``A = [[0, S], [S^T, 0]]``, so the ``side`` half solves
+    ``(I - S S^T) y_1 = b_1 + S b_2`` and ``y_2 = b_2 + S^T y_1`` follows. Its condition number is
+    ``1 / (1 - a^2)`` (3.6) instead of ``(1 + a) / (1 - a)`` (12.3), and an ``S S^T`` product costs what
+    an ``A`` product does: half the products for the same residual.
+    """
+    work = np.empty_like(rhs)
+    b = rhs.copy()
+    if reduced:
+        _across(start, lo, value, side, False, rhs, work)
+        b = np.where(side, rhs + work, 0.0)
+    y = np.zeros_like(rhs)
+    r = b.copy()
+    d = b.copy()
     q = np.empty_like(rhs)
     rr = r @ r
     stop = tol * tol * rr
-    for iteration in range(maxiter):
+    for iteration in range(maxiter + 1):
         if rr <= stop:
-            return x, iteration
-        _minus_product(start, lo, value, d, q)
+            if reduced:  # the other side from this one
+                _across(start, lo, value, side, True, y, work)
+                y = np.where(side, y, rhs + work)
+            return y, iteration
+        if reduced:
+            _across(start, lo, value, side, True, d, work)
+            _across(start, lo, value, side, False, work, q)
+            q = np.where(side, d - q, 0.0)
+        else:
+            _minus_product(start, lo, value, d, q)
         alpha = rr / (d @ q)
-        x += alpha * d
+        y += alpha * d
         r -= alpha * q
         rr_next = r @ r
         d = r + (rr_next / rr) * d
         rr = rr_next
-    return x, -1
+    return y, -1
 
 
 def _directed(n: int, hi: np.ndarray, lo: np.ndarray, w: np.ndarray, p: np.ndarray,
@@ -146,6 +220,8 @@ def _sweep(start: np.ndarray, lo: np.ndarray, share: np.ndarray, p: np.ndarray, 
 
 def _igraph(n: int, hi: np.ndarray, lo: np.ndarray, w: np.ndarray, p: np.ndarray, damping: float,
             directed: bool) -> np.ndarray:
+    import igraph  # only for this cross-check: it imports matplotlib (~1 s)
+
     g = igraph.Graph(n=n, edges=list(zip(hi.tolist(), lo.tolist(), strict=True)), directed=directed)
     pr = g.personalized_pagerank(directed=directed, damping=damping, reset=p.tolist(),
                                  weights=w.tolist() if w.size else None, implementation="arpack")

@@ -153,7 +153,8 @@ def _place_links(agg: Aggregates, layers: list[str]) -> tuple[dict[str, list[Hop
 
 @dataclass
 class FullGraph:
-    """Edges of one class's full graph, ``lo`` in layer l-1 and ``hi`` in layer l, grouped by l (int32).
+    """Edges of one class's full graph, ``lo`` in layer l-1 and ``hi`` in layer l (int32), sorted by ``hi``
+    then ``lo`` (so grouped by l).
 
     Edges of the pair (l-1, l) are ``slice(pair_start[l], pair_start[l + 1])`` (``pair_start`` has
     ``L + 1`` entries; pair 0 is empty). ``inputs[layer]`` keeps, per hop, the influence rows a channel

@@ -60,12 +60,21 @@ def top_mass(values: np.ndarray, mass: float) -> np.ndarray:
 
 def kept_edges(st: Structure, full: FullGraph, kept: np.ndarray) -> np.ndarray:
     """Mask of kept edges: both ends kept, and the lower end has a kept-to-kept edge downward itself
-    unless it lies in the first layer (SUMMIT's rule, checked one level down)."""
-    both = kept[full.hi] & kept[full.lo]
+    unless it lies in the first layer (SUMMIT's rule, checked one level down).
+
+    Only the edges of kept upper ends are looked at: they are contiguous, full graphs being sorted by ``hi``.
+    """
+    upper = np.flatnonzero(kept)
+    first = np.searchsorted(full.hi, upper, side="left")
+    count = np.searchsorted(full.hi, upper, side="right") - first
+    candidates = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
+    candidates = candidates[kept[full.lo[candidates]]]
     has_down = np.zeros(st.num_vertices, dtype=bool)
-    has_down[full.hi[both]] = True
+    has_down[full.hi[candidates]] = True
     has_down[st.layer_vertices(0)] = True
-    return both & has_down[full.lo]
+    mask = np.zeros(full.num_edges, dtype=bool)
+    mask[candidates[has_down[full.lo[candidates]]]] = True
+    return mask
 
 
 @dataclass

@@ -169,12 +169,14 @@ class AttributionGraph:
 
 
 def attribution_graph(agg: Aggregates, class_id: int, config: GraphConfig | None = None,
-                      structure: build.Structure | None = None) -> AttributionGraph:
-    """Build, rank and prune the attribution graph of ``class_id`` (pass ``structure`` to reuse it)."""
+                      structure: build.Structure | None = None,
+                      counts: dict[str, np.ndarray] | None = None) -> AttributionGraph:
+    """Build, rank and prune the attribution graph of ``class_id`` (pass ``structure`` to reuse it, and
+    ``counts`` from :func:`build.class_counts` when the class's influence rows are already read)."""
     config = config or GraphConfig()
     st = structure or build.structure(agg)
     slot = agg.slot(class_id)
-    full = build.full_graph(agg, class_id, st)
+    full = build.full_graph(agg, class_id, st, counts)
     activation = {layer: agg.A[layer][slot] for layer in st.layers}
     reset = select.personalization(st, activation)
     pr = pagerank.personalized_pagerank(st.num_vertices, full.hi, full.lo, full.weight, reset, config.damping,

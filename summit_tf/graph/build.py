@@ -172,13 +172,26 @@ class FullGraph:
         return int(self.weight.size)
 
 
-def full_graph(agg: Aggregates, class_id: int, st: Structure) -> FullGraph:
-    """Build the weighted edge arrays of class ``class_id`` from its influence counts.
+def class_counts(agg: Aggregates, class_id: int, st: Structure) -> dict[str, np.ndarray]:
+    """The influence rows ``[Cout, Cin]`` of every link the class's full graph reads.
+
+    Reading them is about half of a class's time from a gzip-compressed file; h5py lets other threads
+    run meanwhile, so a run reads the next class while it builds this one (:mod:`pipeline`).
+    """
+    slot = agg.slot(class_id)
+    names = sorted({name for hops in st.hops.values() for h in hops for name in (h.link, *h.inner)})
+    return {name: np.asarray(agg.I[name][slot]) for name in names}
+
+
+def full_graph(agg: Aggregates, class_id: int, st: Structure,
+               counts: dict[str, np.ndarray] | None = None) -> FullGraph:
+    """Build the weighted edge arrays of class ``class_id`` from its influence counts (``counts`` from
+    :func:`class_counts` when already read).
 
     Each hop's edges come from a compiled kernel (:mod:`summit_tf.graph.kernels`); hops of a layer that
     cover the same channels are max-combined.
     """
-    slot = agg.slot(class_id)
+    counts = class_counts(agg, class_id, st) if counts is None else counts
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     pair_start = [0, 0]
     inputs: dict[str, list[tuple[Hop, np.ndarray]]] = {}
@@ -189,10 +202,9 @@ def full_graph(agg: Aggregates, class_id: int, st: Structure) -> FullGraph:
         edges: list[tuple[int, tuple[np.ndarray, ...]]] = []  # (hop offset, its edges)
         direct_rows = np.zeros(vout.size, dtype=bool)
         for hop in (h for h in st.hops[layer] if not h.inner):
-            counts = np.asarray(agg.I[hop.link][slot])
-            rows.append((hop, counts))
+            rows.append((hop, counts[hop.link]))
             out = vout[hop.offset:hop.offset + hop.cout]
-            edges.append((hop.offset, kernels.direct_edges(counts, vin, out)))
+            edges.append((hop.offset, kernels.direct_edges(counts[hop.link], vin, out)))
             direct_rows[hop.offset:hop.offset + hop.cout] = True
         direct = [h for h, _ in rows]
         live = int(np.count_nonzero(direct_rows & (vout >= 0)))
@@ -201,11 +213,11 @@ def full_graph(agg: Aggregates, class_id: int, st: Structure) -> FullGraph:
             sum(e[2].size for _, e in edges)
         k = max(1, direct_edges // live) if live else 0
         for hop in (h for h in st.hops[layer] if h.inner):
-            branch = np.asarray(agg.I[hop.link][slot])
+            branch = counts[hop.link]
             rows.append((hop, branch))
-            inner = np.asarray(agg.I[hop.inner[0]][slot])
+            inner = counts[hop.inner[0]]
             for name in hop.inner[1:]:
-                inner = np.maximum(inner, np.asarray(agg.I[name][slot]))
+                inner = np.maximum(inner, counts[name])
             dtype = np.int16 if max(branch.max(initial=0), inner.max(initial=0)) < 2**15 else np.int32
             edges.append((hop.offset, kernels.two_hop_edges(branch.astype(dtype), inner.astype(dtype), vin,
                                                             vout[hop.offset:hop.offset + hop.cout], k)))

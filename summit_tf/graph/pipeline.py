@@ -1,14 +1,15 @@
 """A whole run's graph outputs: one ag file per class, classes.json, comparisons (no flags, for scripts).
 
 Classes are independent, so with ``workers > 1`` they are built in that many processes, each opening the
-aggregates file itself (HDF5 handles must not cross a fork; "spawn" processes start clean).
+aggregates file itself (HDF5 handles must not cross a fork; "spawn" processes start clean). One process
+reads the next class's counts in a thread while it builds the current one.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from summit_tf import store
 from summit_tf.graph import algebra, build, embedding, export
@@ -19,9 +20,9 @@ log = logging.getLogger(__name__)
 
 
 def write_graph(agg: store.Aggregates, st: build.Structure, class_id: int, config: GraphConfig,
-                out_dir: str) -> AttributionGraph:
+                out_dir: str, counts: dict | None = None) -> AttributionGraph:
     """Build one class's graph and write its ag file."""
-    ag = attribution_graph(agg, class_id, config, st)
+    ag = attribution_graph(agg, class_id, config, st, counts)
     export.write_ag(out_dir, ag)
     return ag
 
@@ -62,12 +63,17 @@ def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: lis
                 stats[class_id] = stat
                 progress.update()
     else:
-        for class_id in classes:
-            ag = write_graph(agg, st, class_id, config, out_dir)
-            stats[class_id] = export.graph_stats(ag)
-            if class_id in needed:
-                graphs[class_id] = ag
-            progress.update()
+        with ThreadPoolExecutor(1) as reader:  # reads class k + 1 while class k is built
+            ahead = reader.submit(build.class_counts, agg, classes[0], st) if classes else None
+            for index, class_id in enumerate(classes):
+                counts = ahead.result()
+                if index + 1 < len(classes):
+                    ahead = reader.submit(build.class_counts, agg, classes[index + 1], st)
+                ag = write_graph(agg, st, class_id, config, out_dir, counts)
+                stats[class_id] = export.graph_stats(ag)
+                if class_id in needed:
+                    graphs[class_id] = ag
+                progress.update()
     progress.finish()
     for class_id in sorted(needed - set(graphs)):  # built in a worker, or not among ``classes``
         graphs[class_id] = attribution_graph(agg, class_id, config, st)

@@ -5,7 +5,7 @@
 Data: synthetic aggregates with InceptionV1's layers and Inception blocks (9 layers, 256..1024 channels,
 5,484 nodes, ~245k edges per class, as SUMMIT's published full graphs). Influence counts are generated
 before timing. Reported per class: ours (full graph from the counts incl. two-hop max-min,
-personalized PageRank as a sparse linear solve, selection with relax, SUMMIT JSON), igraph's PageRank
+personalized PageRank as a linear solve, selection with relax, SUMMIT JSON), igraph's PageRank
 (ARPACK, incl. building its graph) on the same numbers, NetworkX PageRank alone on the same graph, and
 NetworkX graph construction + PageRank. NetworkX 3's ``pagerank`` is SciPy power iteration; SUMMIT
 (2019, NetworkX 2.x, 25-29 s per class) ran the pure-Python iteration, which NetworkX keeps as
@@ -72,7 +72,8 @@ def main(argv: list[str]) -> None:
         t_build = time.perf_counter() - t0
         reset = select.personalization(st, {layer: agg.A[layer][c] for layer in st.layers})
         t0 = time.perf_counter()
-        pagerank.personalized_pagerank(st.num_vertices, full.hi, full.lo, full.weight, reset)
+        pagerank.personalized_pagerank(st.num_vertices, full.hi, full.lo, full.weight, reset,
+                                       sides=st.layer_of % 2 == 0)  # as attribution_graph calls it
         t_pr = time.perf_counter() - t0
         t0 = time.perf_counter()
         pagerank.personalized_pagerank(st.num_vertices, full.hi, full.lo, full.weight, reset, method="igraph")

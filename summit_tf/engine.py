@@ -43,6 +43,7 @@ from summit_tf.progress import Progress
 CHECKPOINT_FORMAT = "summit-tf/checkpoint"
 ROW_BLOCK = 32  # classes read from the device at once when writing (bounds host memory)
 LARGE_ACCUMULATORS = 4 * 2**30  # bytes; above this the start-up line suggests splitting by class
+NON_FINITE = "summit-tf: non-finite model outputs"  # the step's assertion message
 
 
 class AggregateError(ValueError):
@@ -177,6 +178,10 @@ def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateC
                                   tf.TensorSpec([None], tf.int32)])
     def step(images: tf.Tensor, labels: tf.Tensor) -> None:
         feats = model.features(images)
+        # NaN anywhere in the network reaches the logits; checked before any count is added (stateful ops
+        # run in program order), since a NaN influence value would pick no valid input, and an
+        # out-of-range scatter index is an error on CPU but silently dropped on a GPU.
+        tf.debugging.assert_all_finite(feats["logits"], NON_FINITE)
         slots = tf.gather(slot_of, labels)
         add_ones(acc.count, slots[:, None])
         for layer in plan.layers:
@@ -391,7 +396,14 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
         if bad.any():
             raise AggregateError(f"a class count that does not fit the model: label(s) "
                                  f"{sorted(set(labels[bad].tolist()))[:10]} are outside this run's classes")
-        step(batch["image"], tf.constant(labels, tf.int32))
+        try:
+            step(batch["image"], tf.constant(labels, tf.int32))
+        except tf.errors.InvalidArgumentError as e:
+            if NON_FINITE not in str(e):
+                raise
+            raise AggregateError(f"{model.spec} gave non-finite outputs (NaN or inf) for an image among "
+                                 f"records {int(batch['index'][0])}..{int(batch['index'][-1])}: check the "
+                                 "model's weights and preprocessing; no output was written") from None
         state.images += int(labels.size)
         state.batches += 1
         state.next_record = int(batch["index"][-1]) + 1

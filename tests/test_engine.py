@@ -350,3 +350,24 @@ def test_layer_subset_keeps_only_links_inside_it(tmp_path):
         # every image selects at least one channel per layer
         assert (agg.A["conv1"].sum(axis=1) >= agg.class_count).all()
     assert "accumulators" in log
+
+
+def test_non_finite_model_outputs_stop_the_run(tmp_path):
+    """A NaN inside the network (here: conv1 of one image) stops the run before any count of that batch
+    is added, with the records of the batch; no output file is written."""
+    model = toy_model(size=SIZE, seed=3)
+    inner = model.features_fn
+
+    @tf.function
+    def features(images):
+        feats = dict(inner(images))
+        poisoned = tf.reduce_all(tf.equal(images, 0.5), axis=[1, 2, 3])[:, None, None, None]
+        feats["conv1"] = tf.where(poisoned, float("nan"), feats["conv1"])
+        feats["logits"] = tf.where(poisoned[:, :, 0, 0], float("nan"), feats["logits"])
+        return feats
+
+    model = dataclasses.replace(model, features_fn=features)
+    images, labels, index = make_data(n=12, seed=4)  # image 6 is constant 0.5
+    with pytest.raises(AggregateError, match=f"non-finite outputs .* records {index[5]}..{index[9]}"):
+        run(tmp_path, model, images, labels, index, batch_size=5)
+    assert not (tmp_path / "run.h5").exists()

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from json_shape import leaf_paths
 
 from summit_tf import store
 from summit_tf.graph import algebra, synthetic
@@ -21,15 +22,6 @@ def _run_aggregates(num_classes=3):
     return agg
 
 
-def _paths(value, path=""):
-    """``(path, type)`` of every leaf of a JSON value; list entries share the path ``[]``."""
-    if isinstance(value, dict):
-        return {p for k, v in value.items() for p in _paths(v, f"{path}.{k}")}
-    if isinstance(value, list):
-        return {p for v in value for p in _paths(v, f"{path}[]")} or {(f"{path}[]", "empty")}
-    return {(path, type(value).__name__)}
-
-
 def test_ag_json_has_the_published_shape(shared):
     mine = attribution_graph(_run_aggregates(1), 0).to_json()
     my_nodes = [n for nodes in mine.values() for n in nodes]
@@ -38,7 +30,7 @@ def test_ag_json_has_the_published_shape(shared):
         assert list(mine) == list(ref)  # every layer, last to first
         ref_nodes = [n for nodes in ref.values() for n in nodes]
         assert {tuple(n) for n in my_nodes} == {tuple(n) for n in ref_nodes}  # keys in the same order
-        assert set().union(*map(_paths, my_nodes)) == set().union(*map(_paths, ref_nodes))
+        assert set().union(*map(leaf_paths, my_nodes)) == set().union(*map(leaf_paths, ref_nodes))
         for layer in ref:
             assert {n["layer"] for n in mine[layer]} <= {layer}
         # The first layer has no inputs in either.

@@ -4,11 +4,12 @@ import json
 
 import h5py
 import numpy as np
+from json_shape import leaf_paths
 
 from experiments import quickstart
 
 
-def test_run_directory_is_complete_and_consistent(small_run):
+def test_run_directory_is_complete_and_consistent(small_run, shared):
     meta = json.loads((small_run / "classes.json").read_text())
     layers = meta["meta"]["layers"]
     classes = {c["target_class"]: c for c in meta["classes"]}
@@ -35,6 +36,13 @@ def test_run_directory_is_complete_and_consistent(small_run):
                 assert all(p["prev_channel"] in below and p["inf"] <= info["numOfInstances"]
                            for p in node["prev_channels"])
     assert nodes > 3 * len(layers) // 2
+    published = json.loads((shared / "reference" / "summit-data-ag" / "ag-270.json").read_text())
+    published_nodes = [n for kept in published.values() for n in kept]
+    for class_id in classes:  # keys in the published order, every leaf of the published type
+        graph = json.loads((small_run / "ag" / f"ag-{class_id}.json").read_text())
+        run_nodes = [n for kept in graph.values() for n in kept]
+        assert {tuple(n) for n in run_nodes} == {tuple(n) for n in published_nodes}
+        assert set().union(*map(leaf_paths, run_nodes)) == set().union(*map(leaf_paths, published_nodes))
     assert (small_run / "compare").is_dir()
     for name in ("attribution-graph-0", "class-study-0", "comparison-0-217", "embedding"):
         for ext in ("png", "svg"):

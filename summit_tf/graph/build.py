@@ -1,8 +1,9 @@
 """The full attribution graph of one class: every channel a node, influence counts as edge weights.
 
-Vertices are numbered once per run (:class:`Structure`); edges are NumPy arrays grouped by layer pair, so
-a 245k-edge graph is built without per-edge Python work. How each SUMMIT layer's channels connect to the
-previous layer is read from the links in the aggregates:
+Vertices are numbered once per run (:class:`Structure`); edges are NumPy arrays grouped by layer pair,
+written by compiled kernels (:mod:`summit_tf.graph.kernels`), so a 245k-edge graph takes no per-edge Python
+work. How each SUMMIT layer's channels connect to the previous layer is read from the links in the
+aggregates:
 
 * a *direct* link (``src`` is the previous SUMMIT layer) gives edge ``(i, dst_offset + j)`` the weight
   ``I[c, j, i]``;

@@ -15,7 +15,10 @@ aggregates:
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,49 +192,56 @@ def full_graph(agg: Aggregates, class_id: int, st: Structure,
     """Build the weighted edge arrays of class ``class_id`` from its influence counts (``counts`` from
     :func:`class_counts` when already read).
 
-    Each hop's edges come from a compiled kernel (:mod:`summit_tf.graph.kernels`); hops of a layer that
-    cover the same channels are max-combined.
+    Layer pairs are independent and their kernels release the GIL, so they are built in threads.
     """
     counts = class_counts(agg, class_id, st) if counts is None else counts
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    pair_start = [0, 0]
-    inputs: dict[str, list[tuple[Hop, np.ndarray]]] = {}
-    for index in range(1, len(st.layers)):
-        layer, prev = st.layers[index], st.layers[index - 1]
-        vin, vout = st.vertex[prev], st.vertex[layer]
-        rows: list[tuple[Hop, np.ndarray]] = []
-        edges: list[tuple[int, tuple[np.ndarray, ...]]] = []  # (hop offset, its edges)
-        direct_rows = np.zeros(vout.size, dtype=bool)
-        for hop in (h for h in st.hops[layer] if not h.inner):
-            rows.append((hop, counts[hop.link]))
-            out = vout[hop.offset:hop.offset + hop.cout]
-            edges.append((hop.offset, kernels.direct_edges(counts[hop.link], vin, out)))
-            direct_rows[hop.offset:hop.offset + hop.cout] = True
-        direct = [h for h, _ in rows]
-        live = int(np.count_nonzero(direct_rows & (vout >= 0)))
-        # SUMMIT's rule: a two-hop channel keeps as many inputs as a direct-link channel has on average.
-        direct_edges = _merge([e for _, e in edges])[2].size if _overlapping(direct) else \
-            sum(e[2].size for _, e in edges)
-        k = max(1, direct_edges // live) if live else 0
-        for hop in (h for h in st.hops[layer] if h.inner):
-            branch = counts[hop.link]
-            rows.append((hop, branch))
-            inner = counts[hop.inner[0]]
-            for name in hop.inner[1:]:
-                inner = np.maximum(inner, counts[name])
-            dtype = np.int16 if max(branch.max(initial=0), inner.max(initial=0)) < 2**15 else np.int32
-            edges.append((hop.offset, kernels.two_hop_edges(branch.astype(dtype), inner.astype(dtype), vin,
-                                                            vout[hop.offset:hop.offset + hop.cout], k)))
-        inputs[layer] = rows
-        layer_parts = [e for _, e in sorted(edges, key=lambda item: item[0])]
-        if _overlapping(st.hops[layer]):
-            layer_parts = [_merge(layer_parts)]
-        parts.extend(layer_parts)
-        pair_start.append(pair_start[-1] + sum(int(e[2].size) for e in layer_parts))
+    pairs = list(_layer_threads().map(lambda i: _layer_edges(st, i, counts), range(1, len(st.layers))))
+    parts = [part for layer_parts, _ in pairs for part in layer_parts]
+    sizes = [sum(int(part[2].size) for part in layer_parts) for layer_parts, _ in pairs]
     hi, lo, weight = (np.concatenate([p[n] for p in parts]) if parts else np.zeros(0, np.int32)
                       for n in range(3))
-    return FullGraph(lo=lo, hi=hi, weight=weight, pair_start=np.asarray(pair_start, dtype=np.int64),
-                     inputs=inputs)
+    return FullGraph(lo=lo, hi=hi, weight=weight, pair_start=np.cumsum([0, 0, *sizes], dtype=np.int64),
+                     inputs={st.layers[index + 1]: rows for index, (_, rows) in enumerate(pairs)})
+
+
+@functools.cache
+def _layer_threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="summit-graph")
+
+
+def _layer_edges(st: Structure, index: int, counts: dict[str, np.ndarray]) -> tuple[list, list]:
+    """Edges between layer ``index - 1`` and ``index`` (row-major), and the influence rows each hop reads.
+
+    Each hop's edges come from a compiled kernel (:mod:`summit_tf.graph.kernels`); hops that cover the
+    same channels are max-combined.
+    """
+    layer, prev = st.layers[index], st.layers[index - 1]
+    vin, vout = st.vertex[prev], st.vertex[layer]
+    rows: list[tuple[Hop, np.ndarray]] = []
+    edges: list[tuple[int, tuple[np.ndarray, ...]]] = []  # (hop offset, its edges)
+    direct_rows = np.zeros(vout.size, dtype=bool)
+    for hop in (h for h in st.hops[layer] if not h.inner):
+        rows.append((hop, counts[hop.link]))
+        out = vout[hop.offset:hop.offset + hop.cout]
+        edges.append((hop.offset, kernels.direct_edges(counts[hop.link], vin, out)))
+        direct_rows[hop.offset:hop.offset + hop.cout] = True
+    direct = [h for h, _ in rows]
+    live = int(np.count_nonzero(direct_rows & (vout >= 0)))
+    # SUMMIT's rule: a two-hop channel keeps as many inputs as a direct-link channel has on average.
+    direct_edges = _merge([e for _, e in edges])[2].size if _overlapping(direct) else \
+        sum(e[2].size for _, e in edges)
+    k = max(1, direct_edges // live) if live else 0
+    for hop in (h for h in st.hops[layer] if h.inner):
+        branch = counts[hop.link]
+        rows.append((hop, branch))
+        inner = counts[hop.inner[0]]
+        for name in hop.inner[1:]:
+            inner = np.maximum(inner, counts[name])
+        dtype = np.int16 if max(branch.max(initial=0), inner.max(initial=0)) < 2**15 else np.int32
+        edges.append((hop.offset, kernels.two_hop_edges(branch.astype(dtype), inner.astype(dtype), vin,
+                                                        vout[hop.offset:hop.offset + hop.cout], k)))
+    parts = [e for _, e in sorted(edges, key=lambda item: item[0])]
+    return ([_merge(parts)] if _overlapping(st.hops[layer]) else parts), rows
 
 
 def _overlapping(hops: list[Hop]) -> bool:

@@ -220,24 +220,34 @@ def _dense_full_graph(agg, slot, st):
     return edges
 
 
-def test_full_graph_with_overlapping_links_and_exclusions():
-    """Two direct links and a two-hop link (two inner links) that share output channels, exclusions."""
+def _overlapping_aggregates(shapes=None):
+    """Two direct links and a two-hop link (two inner links) that share output channels of ``b``,
+    exclusions; class 1 has no count at all into ``b``."""
     rng = np.random.default_rng(9)
+    shapes = {"b/a": (7, 11), "b/wide": (9, 11), "b/in1": (5, 11), "b/in2": (5, 11), "b/3x3": (5, 5),
+              "c/1x1": (6, 15), **(shapes or {})}
 
-    def counts(cout, cin):
-        return rng.integers(1, 30, (2, cout, cin)) * (rng.random((2, cout, cin)) < 0.4)
+    def counts(name):
+        out = rng.integers(1, 30, (2, *shapes[name])) * (rng.random((2, *shapes[name])) < 0.4)
+        if name.startswith("b/"):
+            out[1] = 0
+        return out
 
     links = {
-        "b/a": ("a", "b", 0, counts(7, 11)),
-        "b/wide": ("a", "b", 3, counts(9, 11)),  # rows 3..11, overlapping b/a's 3..6
-        "b/in1": ("a", "b/inner", 0, counts(5, 11)),
-        "b/in2": ("a", "b/inner", 0, counts(5, 11)),
-        "b/3x3": ("b/inner", "b", 10, counts(5, 5)),  # rows 10..14, overlapping b/wide's 10..11
-        "c/1x1": ("b", "c", 0, counts(6, 15)),
+        "b/a": ("a", "b", 0, counts("b/a")),
+        "b/wide": ("a", "b", 3, counts("b/wide")),  # rows 3..11, overlapping b/a's 3..6
+        "b/in1": ("a", "b/inner", 0, counts("b/in1")),
+        "b/in2": ("a", "b/inner", 0, counts("b/in2")),
+        "b/3x3": ("b/inner", "b", 10, counts("b/3x3")),  # rows 10..14, overlapping b/wide's 10..11
+        "c/1x1": ("b", "c", 0, counts("c/1x1")),
     }
     A = {"a": rng.integers(0, 9, (2, 11)), "b": rng.integers(0, 9, (2, 15)), "c": rng.integers(0, 9, (2, 6))}
-    agg = synthetic.from_counts({"a": 11, "b": 15, "c": 6}, A, links,
-                                config={"exclude_channels": "a:2,7;b:4,12"})
+    return synthetic.from_counts({"a": 11, "b": 15, "c": 6}, A, links, count=[200, 200],
+                                 config={"exclude_channels": "a:2,7;b:4,12"})
+
+
+def test_full_graph_with_overlapping_links_and_exclusions():
+    agg = _overlapping_aggregates()
     st = build.structure(agg)
     assert [h.link for h in st.hops["b"]] == ["b/a", "b/wide", "b/3x3"]
     for slot in range(2):
@@ -247,6 +257,38 @@ def test_full_graph_with_overlapping_links_and_exclusions():
         assert got == _dense_full_graph(agg, slot, st)
         assert np.all(np.diff(full.hi.astype(np.int64) * st.num_vertices + full.lo) > 0)
         assert full.pair_start[-1] == full.num_edges
+    assert full.pair_start[2] == 0  # class 1: no edge between a and b
+
+
+def test_attr_channels_of_a_channel_two_links_reach():
+    """b:5 is reached by b/a (row 5) and b/wide (row 2): the first link in offset order reports."""
+    agg = _overlapping_aggregates()
+    ag = attribution_graph(agg, 0, GraphConfig(attr_k=3))
+    row = agg.I["b/a"][0][5].copy()
+    row[[2, 7]] = 0  # excluded inputs
+    order = sorted(np.flatnonzero(row), key=lambda i: (-row[i], i))[:3]
+    assert ag.attr_channels("b", 5) == [(int(i), int(row[i])) for i in order]
+
+
+@pytest.mark.parametrize("link, shape, message", [
+    ("b/a", (7, 12), "do not read the 11 channels of a"),
+    ("b/in2", (5, 10), "do not read the 11 channels of a"),
+    ("b/3x3", (5, 6), "do not read the 5 channels of b/inner"),
+])
+def test_links_that_do_not_fit_their_input_are_refused(link, shape, message):
+    with pytest.raises(ValueError, match=f"link {link}: .*{message}"):
+        build.structure(_overlapping_aggregates({link: shape}))
+
+
+def test_full_graph_in_a_forked_process():
+    """The layer threads are not inherited by a fork: a forked child builds graphs too."""
+    import multiprocessing
+
+    agg = _overlapping_aggregates()
+    st = build.structure(agg)
+    want = build.full_graph(agg, 0, st).num_edges  # starts the parent's threads
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(build.full_graph, (agg, 0, st)).get(timeout=60).num_edges == want
 
 
 @pytest.mark.parametrize("directed", [False, True])

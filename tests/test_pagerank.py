@@ -87,6 +87,12 @@ def test_bad_input():
         personalized_pagerank(2, one, one - 1, one * 1.0, np.zeros(2))
     with pytest.raises(ValueError, match="reset"):
         personalized_pagerank(2, one, one - 1, one * 1.0, np.ones(3))
+    with pytest.raises(ValueError, match="vertex ids in 0..1"):
+        personalized_pagerank(2, one + 1, one - 1, one * 1.0, np.ones(2))
+    with pytest.raises(ValueError, match="vertex ids in 0..1"):
+        personalized_pagerank(2, one, one - 2, one * 1.0, np.ones(2), directed=True)
+    with pytest.raises(ValueError, match="one length"):
+        personalized_pagerank(2, one, one - 1, np.ones(2), np.ones(2))
     with pytest.raises(ValueError, match="sides"):
         personalized_pagerank(2, one, one - 1, one * 1.0, np.ones(2), sides=np.array([True, True]))
     with pytest.raises(ValueError, match="sides"):

@@ -125,7 +125,8 @@ class AttributionGraph:
         return self._strongest_inputs(layer, np.array([channel])).get(channel, [])
 
     def _strongest_inputs(self, layer: str, channels: np.ndarray) -> dict[int, list[tuple[int, int]]]:
-        """:meth:`attr_channels` of several channels of one layer, one sort per hop."""
+        """:meth:`attr_channels` of several channels of one layer, one sort per hop (a channel that several
+        hops reach reports the first hop's inputs, in offset order)."""
         st = self.structure
         dropped = st.vertex[st.layers[st.layers.index(layer) - 1]] < 0
         out = {}
@@ -137,7 +138,7 @@ class AttributionGraph:
             order = np.argsort(-rows, axis=1, kind="stable")[:, : self.config.attr_k]
             values = np.take_along_axis(rows, order, axis=1)
             for c, inputs, counts_ in zip(mine.tolist(), order.tolist(), values.tolist(), strict=True):
-                out[c] = [(i, n) for i, n in zip(inputs, counts_, strict=True) if n > 0]
+                out.setdefault(c, [(i, n) for i, n in zip(inputs, counts_, strict=True) if n > 0])
         return out
 
     def to_json(self) -> dict:

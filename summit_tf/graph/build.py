@@ -131,10 +131,14 @@ def _place_links(agg: Aggregates, layers: list[str]) -> tuple[dict[str, list[Hop
         prev = layers[position[info.dst] - 1]
         shape = tuple(agg.I[name].shape)
         if info.src == prev:
+            _check_inputs(name, shape, agg.channels[prev], prev)
             hops[info.dst].append(Hop(name, info.dst_offset, shape[1]))
             used.add(name)
         elif info.src not in position:
             inner = tuple(sorted(n for n, i in agg.links.items() if i.dst == info.src and i.src == prev))
+            for link in inner:
+                _check_inputs(link, tuple(agg.I[link].shape), agg.channels[prev], prev)
+                _check_inputs(name, shape, agg.I[link].shape[1], info.src)
             if inner:
                 hops[info.dst].append(Hop(name, info.dst_offset, shape[1], inner))
                 used.update((name, *inner))
@@ -153,6 +157,13 @@ def _place_links(agg: Aggregates, layers: list[str]) -> tuple[dict[str, list[Hop
         if covered.max(initial=0) > 1:
             log.info("%s: channels reached by several links; their edge weights are max-combined", layer)
     return hops, ignored
+
+
+def _check_inputs(link: str, shape: tuple[int, ...], channels: int, space: str) -> None:
+    """A link's counts ``[K, Cout, Cin]`` must read every channel of its input space, no more."""
+    if len(shape) != 3 or shape[2] != channels:
+        raise ValueError(f"link {link}: influence counts of shape {shape} do not read the {channels} "
+                         f"channels of {space}")
 
 
 @dataclass
@@ -206,7 +217,12 @@ def full_graph(agg: Aggregates, class_id: int, st: Structure,
 
 @functools.cache
 def _layer_threads() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="summit-graph")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return ThreadPoolExecutor(min(4, cores), thread_name_prefix="summit-graph")
+
+
+if hasattr(os, "register_at_fork"):  # a forked child inherits the pool but none of its threads
+    os.register_at_fork(after_in_child=_layer_threads.cache_clear)
 
 
 def _layer_edges(st: Structure, index: int, counts: dict[str, np.ndarray]) -> tuple[list, list]:
@@ -225,12 +241,11 @@ def _layer_edges(st: Structure, index: int, counts: dict[str, np.ndarray]) -> tu
         out = vout[hop.offset:hop.offset + hop.cout]
         edges.append((hop.offset, kernels.direct_edges(counts[hop.link], vin, out)))
         direct_rows[hop.offset:hop.offset + hop.cout] = True
-    direct = [h for h, _ in rows]
+    if _overlapping([h for h, _ in rows]):
+        edges = [(min(offset for offset, _ in edges), _merge([e for _, e in edges]))]
     live = int(np.count_nonzero(direct_rows & (vout >= 0)))
     # SUMMIT's rule: a two-hop channel keeps as many inputs as a direct-link channel has on average.
-    direct_edges = _merge([e for _, e in edges])[2].size if _overlapping(direct) else \
-        sum(e[2].size for _, e in edges)
-    k = max(1, direct_edges // live) if live else 0
+    k = max(1, sum(e[2].size for _, e in edges) // live) if live else 0
     for hop in (h for h in st.hops[layer] if h.inner):
         branch = counts[hop.link]
         rows.append((hop, branch))
@@ -238,7 +253,8 @@ def _layer_edges(st: Structure, index: int, counts: dict[str, np.ndarray]) -> tu
         for name in hop.inner[1:]:
             inner = np.maximum(inner, counts[name])
         dtype = np.int16 if max(branch.max(initial=0), inner.max(initial=0)) < 2**15 else np.int32
-        edges.append((hop.offset, kernels.two_hop_edges(branch.astype(dtype), inner.astype(dtype), vin,
+        edges.append((hop.offset, kernels.two_hop_edges(branch.astype(dtype, copy=False),
+                                                        inner.astype(dtype, copy=False), vin,
                                                         vout[hop.offset:hop.offset + hop.cout], k)))
     parts = [e for _, e in sorted(edges, key=lambda item: item[0])]
     return ([_merge(parts)] if _overlapping(st.hops[layer]) else parts), rows
@@ -253,6 +269,8 @@ def _overlapping(hops: list[Hop]) -> bool:
 def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
     """One edge per vertex pair, the largest weight, in row-major order (vertex ids rise with channels)."""
     hi, lo, w = (np.concatenate([p[n] for p in parts]) for n in range(3))
+    if hi.size == 0:
+        return hi, lo, w
     key = hi.astype(np.int64) * (int(lo.max(initial=0)) + 1) + lo
     order = np.argsort(key, kind="stable")
     key = key[order]

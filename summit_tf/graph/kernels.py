@@ -22,6 +22,8 @@ def direct_edges(counts: np.ndarray, vin: np.ndarray, vout: np.ndarray) -> tuple
     Counts the edges first and allocates exactly: fresh pages cost more than a second pass here.
     """
     cout, cin = counts.shape
+    if vin.size != cin or vout.size != cout:
+        raise ValueError("direct_edges: counts do not match the vertex ids")
     n = 0
     for j in range(cout):
         if vout[j] >= 0:
@@ -96,6 +98,8 @@ def two_hop_edges(branch: np.ndarray, inner: np.ndarray, vin: np.ndarray, vout: 
     """
     cout = branch.shape[0]
     cin = inner.shape[1]
+    if inner.shape[0] != branch.shape[1] or vin.size != cin or vout.size != cout:
+        raise ValueError("two_hop_edges: branch, inner and vertex ids do not match")
     w = np.ascontiguousarray(_maxmin_transposed(branch, inner, vin).T)
     width = cin if k <= 0 or k > cin else k
     hi = np.empty(cout * width, np.int32)

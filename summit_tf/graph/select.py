@@ -67,6 +67,8 @@ def kept_edges(st: Structure, full: FullGraph, kept: np.ndarray) -> np.ndarray:
     upper = np.flatnonzero(kept)
     first = np.searchsorted(full.hi, upper, side="left")
     count = np.searchsorted(full.hi, upper, side="right") - first
+    # The concatenated ranges first[v] .. first[v] + count[v]: each range's start minus its offset in the
+    # concatenation, repeated over the range, plus a running position.
     candidates = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
     candidates = candidates[kept[full.lo[candidates]]]
     has_down = np.zeros(st.num_vertices, dtype=bool)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from summit_tf import store
-from summit_tf.graph import build, kernels, select, synthetic
+from summit_tf.graph import build, kernels, synthetic
 from summit_tf.graph.attribution import GraphConfig, attribution_graph
 
 
@@ -28,25 +28,29 @@ def _chain_aggregates():
     return synthetic.from_counts({"l0": 2, "l1": 2, "l2": 2}, A, links, classes=[5], count=[120])
 
 
-def _nx_pagerank(ag, directed=False):
-    st, full = ag.structure, ag.full
+def _nx_graph(ag, directed=False):
+    """The class's full graph built from its edges, as SUMMIT built its NetworkX graph: a channel without
+    any edge is no node."""
     g = nx.DiGraph() if directed else nx.Graph()
-    g.add_nodes_from(range(st.num_vertices))
-    g.add_weighted_edges_from(zip(full.hi.tolist(), full.lo.tolist(), full.weight.tolist(), strict=True))
-    reset = select.personalization(st, _activation(ag))
-    pr = nx.pagerank(g, alpha=0.85, personalization=dict(enumerate(reset)), weight="weight", tol=1e-13,
-                     max_iter=10_000)
-    return np.array([pr[v] for v in range(st.num_vertices)])
+    g.add_weighted_edges_from(zip(ag.full.hi.tolist(), ag.full.lo.tolist(), ag.full.weight.tolist(),
+                                  strict=True))
+    return g
 
 
-def _activation(ag):
+def _reference_reset(ag, g):
+    """SUMMIT's personalization: A / (the layer's max of A over non-excluded channels), nodes of g only."""
     st = ag.structure
-    out = {}
-    for index, layer in enumerate(st.layers):
-        row = np.zeros(st.channels[layer])
-        row[st.channel_of[st.layer_of == index]] = ag.count[st.layer_of == index]
-        out[layer] = row
-    return out
+    top = {index: max(ag.count[st.layer_of == index], default=0) for index in range(len(st.layers))}
+    reset = {v: ag.count[v] / top[st.layer_of[v]] if top[st.layer_of[v]] else 0.0 for v in g.nodes}
+    return reset if any(reset.values()) else dict.fromkeys(g.nodes, 1.0)
+
+
+def _nx_pagerank(ag, directed=False):
+    """NetworkX's PageRank on the graph SUMMIT built, 0 for channels that are not nodes."""
+    g = _nx_graph(ag, directed)
+    pr = nx.pagerank(g, alpha=0.85, personalization=_reference_reset(ag, g), weight="weight", tol=1e-13,
+                     max_iter=10_000)
+    return np.array([pr.get(v, 0.0) for v in range(ag.structure.num_vertices)])
 
 
 def _share(pr, ids, v):
@@ -87,6 +91,55 @@ def test_no_relax_needed_keeps_top_node_per_layer():
     assert set(ag.kept_nodes()) == {("l0", 0), ("l1", 1), ("l2", 0)}
     assert set(ag.kept_edge_list()) == {("l1", 1, "l0", 0, 100)}  # l2:0 -> l1:0 lacks its lower end
     assert ag.selection.disconnected == ["l2"]
+
+
+def _relax_rules_disagree():
+    """l0 (x, y) -> l1 (a, b, d) -> l2 (c, e). a hangs on x; b and d only on y, which PageRank ranks low;
+    c, the class's strongest l2 channel, hangs on b alone."""
+    links = {
+        # I[class][out][in]
+        "l1/conv": ("l0", "l1", 0, [[[10, 0], [0, 1], [0, 1]]]),
+        "l2/conv": ("l1", "l2", 0, [[[0, 10, 0], [0, 0, 1]]]),
+    }
+    A = {"l0": [[9, 1]], "l1": [[5, 5, 1]], "l2": [[9, 1]]}
+    return synthetic.from_counts({"l0": 2, "l1": 3, "l2": 2}, A, links, classes=[3], count=[50])
+
+
+def test_relax_only_when_a_layer_has_no_edge_between_kept_nodes():
+    """SUMMIT relaxed only when a layer had no edge between kept nodes down to the layer below; the
+    "lower end must itself reach further down" rule only filters the written ``prev_channels``."""
+    node_mass = 0.5
+    ag = attribution_graph(_relax_rules_disagree(), 3, GraphConfig(node_mass=node_mass, relax_step=0.05))
+    st = ag.structure
+    v = {(layer, c): int(st.vertex[layer][c]) for layer in st.layers for c in range(st.channels[layer])}
+    pr = _nx_pagerank(ag)
+    # Preconditions, from NetworkX: x and c each hold at least half their layer; in l1, a and b each hold
+    # less than half and together at least half, and both outrank d.
+    assert _share(pr, [v["l0", 0], v["l0", 1]], v["l0", 0]) >= node_mass
+    assert _share(pr, [v["l2", 0], v["l2", 1]], v["l2", 0]) >= node_mass
+    l1 = [v["l1", c] for c in range(3)]
+    a, b, d = (_share(pr, l1, u) for u in l1)
+    assert max(a, b) < node_mass <= a + b and min(a, b) > d
+    # By hand: kept x | a, b | c. l1 is valid (a-x), l2 is valid (c-b, both kept): no relaxing. Written
+    # edges: a -> x (x is in the first layer); c -> b is not written, since b has no kept edge down.
+    assert set(ag.kept_nodes()) == {("l0", 0), ("l1", 0), ("l1", 1), ("l2", 0)}
+    assert ag.selection.relax_rounds == 0 and ag.selection.disconnected == []
+    assert ag.selection.masses == {"l0": node_mass, "l1": node_mass, "l2": node_mass}
+    assert set(ag.kept_edge_list()) == {("l1", 0, "l0", 0, 10)}
+    doc = ag.to_json()
+    assert [n["prev_channels"] for n in doc["l2"]] == [[]]
+    assert {n["channel"]: n["prev_channels"] for n in doc["l1"]} == {0: [{"prev_channel": 0, "inf": 10}],
+                                                                     1: []}
+
+
+def test_channels_without_edges_are_not_nodes():
+    """SUMMIT's graph was built from edges: l0:1 has none, so it takes no PageRank and is never kept, even
+    when a layer keeps all of its mass."""
+    ag = attribution_graph(_chain_aggregates(), 5, GraphConfig(node_mass=1.0, relax_step=0.0))
+    isolated = int(ag.structure.vertex["l0"][1])
+    assert ag.count[isolated] == 1 and ag.pagerank[isolated] == 0.0
+    assert ("l0", 1) not in ag.kept_nodes() and len(ag.kept_nodes()) == 5
+    np.testing.assert_allclose(ag.pagerank, _nx_pagerank(ag), atol=1e-9)
 
 
 def _inception_block():
@@ -314,43 +367,55 @@ def test_pagerank_methods_give_the_same_graph(directed):
         GraphConfig(pagerank_method="power")
 
 
-def _reference_selection(st, full, pr, node_mass, step):
-    """The rules written out with Python loops (independent of select.py)."""
-    layers = st.layers
-    members = {i: [v for v in range(st.num_vertices) if st.layer_of[v] == i] for i in range(len(layers))}
-    edges = list(zip(full.lo.tolist(), full.hi.tolist(), strict=True))
-    linked = {int(st.layer_of[h]) for _, h in edges}
-    steps = [0] * len(layers)
+def _reference_selection(ag, node_mass, step):
+    """SUMMIT's pruning written from its definition with a NetworkX graph, node and edge names as sets
+    (independent of select.py): per layer the nodes above the mass threshold; a layer (above the first)
+    is valid when one of its kept nodes has a graph edge to a kept node of the layer below; each invalid
+    layer and the one below it grow by a step (our one extension: the next non-full layer further down
+    when both are full); ``prev_channels`` keep the edges whose lower end is in the first layer or has a
+    valid edge itself."""
+    st, g = ag.structure, _nx_graph(ag)
+    pr = dict(zip(range(st.num_vertices), ag.pagerank.tolist(), strict=True))
+    layer = {v: int(st.layer_of[v]) for v in g.nodes}
+    depth = len(st.layers)
+    linked = {max(layer[a], layer[b]) for a, b in g.edges}
+    masses = [node_mass] * depth
     rounds = 0
     while True:
-        masses = [min(1.0, round(node_mass + s * step, 12)) for s in steps]
         kept = set()
-        for i, ids in members.items():
-            total, acc = sum(pr[v] for v in ids), 0.0
-            for v in sorted(ids, key=lambda v: (-pr[v], v)):
-                if masses[i] >= 1 or acc < masses[i] * total - 1e-15:
-                    kept.add(v)
-                    acc += pr[v]
-        # One level down, as SUMMIT: the lower end must itself reach a kept node below (or be in layer 0).
-        reaches_down = {hi for lo, hi in edges if lo in kept and hi in kept}
-        kept_e = {e for e, (lo, hi) in enumerate(edges)
-                  if lo in kept and hi in kept and (st.layer_of[lo] == 0 or lo in reaches_down)}
-        bad = [i for i in range(1, len(layers)) if i in linked and not any(st.layer_of[edges[e][1]] == i
-                                                                            for e in kept_e)]
+        for index in range(depth):
+            nodes = sorted((v for v in g.nodes if layer[v] == index), key=lambda v: (-pr[v], v))
+            total, acc = sum(pr[v] for v in nodes), 0.0
+            for v in nodes:  # SUMMIT's get_prob_mass: add nodes while the share is below the threshold
+                if masses[index] < 1 and acc >= masses[index] * total - 1e-15:
+                    break
+                kept.add(v)
+                acc += pr[v]
+        valid_edges = {(a, b) if layer[a] > layer[b] else (b, a)
+                       for a, b in g.edges if a in kept and b in kept}
+        valid = {layer[hi] for hi, _ in valid_edges}
+        bad = [i for i in range(1, depth) if i in linked and i not in valid]
         if not bad:
-            return kept, kept_e, rounds
-        full_layer = [m >= 1 for m in masses]
+            break
         grew = False
         for i in bad:
-            targets = [t for t in (i, i - 1) if not full_layer[t]]
-            if not targets:
-                targets = [t for t in range(i - 2, -1, -1) if not full_layer[t]][:1]
+            targets = [t for t in (i, i - 1) if masses[t] < 1] or \
+                [t for t in range(i - 2, -1, -1) if masses[t] < 1][:1]
             for t in targets:
-                steps[t] += 1
+                masses[t] = min(1.0, round(masses[t] + step, 12))
                 grew = True
         if not grew:
-            return kept, kept_e, rounds
+            break
         rounds += 1
+    has_down = {hi for hi, _ in valid_edges}
+    written = {(hi, lo) for hi, lo in valid_edges if layer[lo] == 0 or lo in has_down}
+    return kept, written, rounds
+
+
+def _selected(ag):
+    edges = np.flatnonzero(ag.selection.edges)
+    return (set(np.flatnonzero(ag.selection.kept).tolist()),
+            set(zip(ag.full.hi[edges].tolist(), ag.full.lo[edges].tolist(), strict=True)))
 
 
 @pytest.mark.parametrize("seed,node_mass,step", [(0, 0.075, 0.005), (1, 0.2, 0.05), (2, 0.02, 0.01)])
@@ -359,10 +424,10 @@ def test_selection_matches_reference_rules(seed, node_mass, step):
                    for n, a, b, c, d, e, f in synthetic.INCEPTION_V1[:5])
     agg = synthetic.inception_like(1, seed=seed, blocks=blocks, degree=3)
     ag = attribution_graph(agg, 0, GraphConfig(node_mass=node_mass, relax_step=step))
-    kept, kept_e, rounds = _reference_selection(ag.structure, ag.full, ag.pagerank.tolist(), node_mass, step)
-    assert set(np.flatnonzero(ag.selection.kept).tolist()) == kept
-    assert set(np.flatnonzero(ag.selection.edges).tolist()) == kept_e
+    kept, written, rounds = _reference_selection(ag, node_mass, step)
+    assert _selected(ag) == (kept, written)
     assert ag.selection.relax_rounds == rounds
+    assert len(kept) > len(ag.structure.layers)  # not a vacuous comparison
 
 
 def test_json_invariants_on_inception_sized_class():

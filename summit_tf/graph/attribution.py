@@ -179,9 +179,10 @@ def attribution_graph(agg: Aggregates, class_id: int, config: GraphConfig | None
     slot = agg.slot(class_id)
     full = build.full_graph(agg, class_id, st, counts)
     activation = {layer: agg.A[layer][slot] for layer in st.layers}
-    reset = select.personalization(st, activation)
+    present = select.graph_vertices(st.num_vertices, full)
+    reset = select.personalization(st, activation, present)
     pr = pagerank.personalized_pagerank(st.num_vertices, full.hi, full.lo, full.weight, reset, config.damping,
                                         config.directed, config.pagerank_method, sides=st.layer_of % 2 == 0)
-    sel = select.select(st, full, pr, config.node_mass, config.relax_step)
+    sel = select.select(st, full, pr, config.node_mass, config.relax_step, present)
     count = np.concatenate([np.asarray(activation[layer])[st.vertex[layer] >= 0] for layer in st.layers])
     return AttributionGraph(class_id, int(agg.class_count[slot]), config, st, full, pr, count, sel)

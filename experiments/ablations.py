@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 from scipy import stats
+
+from summit_tf import atomic
 
 REFERENCE = "summit-default"
 
@@ -109,14 +110,14 @@ def write_tables(rows: Sequence[Row], out_dir: Path) -> tuple[Path, Path]:
     writer.writeheader()
     for r in rows:
         writer.writerow(dataclasses.asdict(r))
-    csv_path = _atomic_text(out_dir / "ablations.csv", buf.getvalue())
+    csv_path = atomic.write_text(out_dir / "ablations.csv", buf.getvalue())
     lines = ["| variant | node Jaccard | edge Jaccard | Kendall tau (A) |", "|---|---|---|---|"]
     for name in dict.fromkeys(r.variant for r in rows):
         mine = [r for r in rows if r.variant == name]
         lines.append(f"| {name} | {np.mean([r.node_jaccard for r in mine]):.3f} | "
                      f"{np.mean([r.edge_jaccard for r in mine]):.3f} | "
                      f"{np.mean([r.kendall_tau for r in mine]):.3f} |")
-    md_path = _atomic_text(out_dir / "ablations.md", "\n".join(lines) + "\n")
+    md_path = atomic.write_text(out_dir / "ablations.md", "\n".join(lines) + "\n")
     return csv_path, md_path
 
 
@@ -139,17 +140,9 @@ def plot(rows: Sequence[Row], out_dir: Path) -> Path:
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     path = out_dir / "ablations-node-jaccard.png"
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=150)
+    with atomic.writing(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=150)
     plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
-def _atomic_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
     return path
 
 

@@ -19,6 +19,8 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Circle  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from summit_tf import atomic  # noqa: E402
+
 COLOURS = {"a": "#d9480f", "b": "#1c7ed6", "both": "#5f3dc4", "edge": "#868e96"}
 
 
@@ -119,9 +121,8 @@ def _save(fig: plt.Figure, out_base: Path) -> list[Path]:
     paths = []
     for ext in ("png", "svg"):
         path = out_base.with_suffix(f".{ext}")
-        tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-        tmp.replace(path)
+        with atomic.writing(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
         paths.append(path)
     plt.close(fig)
     return paths

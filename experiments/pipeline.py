@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.stages import Stage, run_stages
+from summit_tf import atomic
 
 STAGES = ("aggregate", "graph", "examples", "feature_vis", "figures")
 
@@ -86,9 +87,7 @@ def _stage_graph(cfg: PipelineConfig) -> None:
     doc["meta"]["feature_vis"] = {"diversity": cfg.fv_diversity, "dataset_examples": cfg.num_examples,
                                   "size": cfg.fv_size}
     doc["meta"]["dataset"] = cfg.data
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc))
-    tmp.replace(path)
+    atomic.write_json(path, doc)
 
 
 def _graph_nodes(cfg: PipelineConfig) -> dict[str, list[int]]:
@@ -134,8 +133,7 @@ def _stage_figures(cfg: PipelineConfig) -> None:
 
 
 def _mark(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("done\n")
+    atomic.write_text(path, "done\n")
 
 
 def stages(cfg: PipelineConfig) -> list[Stage]:
@@ -161,7 +159,7 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
 def run(cfg: PipelineConfig) -> dict[str, str]:
     """Run (or reuse) every stage and print where the outputs are."""
     status = run_stages(cfg.run_dir, stages(cfg), only=cfg.stages)
-    (cfg.run_dir / "pipeline.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
+    atomic.write_json(cfg.run_dir / "pipeline.json", dataclasses.asdict(cfg), indent=1, default=str)
     print(summary(cfg, status))
     return status
 

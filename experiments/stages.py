@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from summit_tf import atomic
 
 
 @dataclass
@@ -33,13 +33,6 @@ class Stage:
 def _fingerprint(config: dict, upstream: Sequence[str]) -> str:
     text = json.dumps({"config": config, "upstream": list(upstream)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def run_stages(run_dir: Path, stages: Sequence[Stage], only: Sequence[str] | None = None) -> dict[str, str]:
@@ -78,6 +71,6 @@ def run_stages(run_dir: Path, stages: Sequence[Stage], only: Sequence[str] | Non
             raise RuntimeError(f"stage {stage.name} did not produce {missing}")
         manifest[stage.name] = {"fingerprint": fp, "seconds": round(time.monotonic() - t0, 1),
                                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        _write_json(manifest_path, manifest)
+        atomic.write_json(manifest_path, manifest, indent=1, sort_keys=True)
         status[stage.name] = "ran"
     return status

@@ -1,4 +1,4 @@
-"""Where feature visualizations go (SUMMIT's published file names), atomic writes, and channel selections.
+"""Where feature visualizations go (SUMMIT's published file names), how they are written, channel selections.
 
 Layout under ``DIR/feature-vis/``: ``channel/<layer>-<ch>-channel.jpg``,
 ``diversity-<d>/<layer>-<ch>-diversity-<d>.jpg`` and ``sprites/<layer>-channel.{jpg,json}``. Layer names
@@ -7,15 +7,15 @@ containing ``/`` are written with ``_`` so that every image stays one file in it
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
+
+from summit_tf import atomic
 
 FEATURE_VIS = "feature-vis"
 JPEG_QUALITY = 95
@@ -45,29 +45,17 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(image, np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; published images must be readable by a web server
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_jpeg(path: str | Path, image: np.ndarray, quality: int = JPEG_QUALITY) -> None:
     """Save an ``[H, W, 3]`` image (uint8, or floats in [0, 1]) as JPEG, atomically."""
     pixels = image if image.dtype == np.uint8 else to_uint8(image)
-    _atomic_write(Path(path), lambda handle: Image.fromarray(pixels).save(handle, "JPEG", quality=quality))
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=quality)
+    atomic.write_bytes(path, buffer.getvalue())
 
 
 def write_json(path: str | Path, payload: object) -> None:
-    """Write JSON atomically."""
-    _atomic_write(Path(path), lambda handle: handle.write(json.dumps(payload, indent=1).encode()))
+    """Write JSON atomically (indented: sprite indices are read by people too)."""
+    atomic.write_json(path, payload, indent=1)
 
 
 def parse_channels(text: str) -> dict[str, list[int]]:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from absl import flags
 
-from summit_tf import assets
+from summit_tf import assets, atomic
 from summit_tf.cli import fail, log_to_stderr, parse
 from summit_tf.progress import Progress
 
@@ -223,20 +223,10 @@ def _download(url: str, dest: Path, label: str) -> None:
         progress.finish()
 
 
-def _temp_path(target: Path, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    return Path(name)
-
-
 def _fetch_file(asset: Asset, url: str, target: Path) -> None:
-    tmp = _temp_path(target, ".part")
-    try:
+    with atomic.writing(target) as tmp:
         _download(url, tmp, asset.name)
         _check(asset, tmp, url)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _check(asset: Asset, path: Path, url: str) -> None:
@@ -252,16 +242,16 @@ def _check(asset: Asset, path: Path, url: str) -> None:
 
 def _fetch_archive(asset: Asset, url: str, target: Path) -> None:
     """Download the archive, unpack it into a temporary folder, and rename its top folder into place."""
-    archive = _temp_path(target, ".tgz.part")
     workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    archive, unpacked = workdir / "archive.tgz", workdir / "unpacked"
     try:
         _download(url, archive, asset.name)
         _check(asset, archive, url)
         with tarfile.open(archive) as tar:
-            tar.extractall(workdir, filter="data")
-        top = workdir / target.name
+            tar.extractall(unpacked, filter="data")
+        top = unpacked / target.name
         if not top.is_dir():
-            entries = sorted(p.name for p in workdir.iterdir())
+            entries = sorted(p.name for p in unpacked.iterdir())
             raise AssetError(f"archive {url} has no top folder {target.name!r} (it holds {entries[:5]})")
         try:
             os.replace(top, target)
@@ -269,7 +259,6 @@ def _fetch_archive(asset: Asset, url: str, target: Path) -> None:
             if not target.is_dir():  # else another process unpacked it first: keep theirs
                 raise
     finally:
-        archive.unlink(missing_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-from summit_tf import selection, store
+from summit_tf import atomic, selection, store
 from summit_tf.config import AggregateConfig
 from summit_tf.imagenet import NUM_CLASSES
 from summit_tf.influence_topk import top_influence
@@ -236,22 +235,6 @@ class _State:
     batches: int = 0
 
 
-def _atomic_h5(path: Path, write: Callable[[h5py.File], None]) -> None:
-    """Write an HDF5 file to a temporary name, flush it to disk, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            write(f)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: Path, acc: Accumulators, plan: Plan, state: _State, record: dict) -> None:
     all_rows = np.arange(plan.classes.size)
 
@@ -268,7 +251,8 @@ def save_checkpoint(path: Path, acc: Accumulators, plan: Plan, state: _State, re
             for start in range(0, shape[0], ROW_BLOCK):
                 ds[start:start + ROW_BLOCK] = tf.gather(var, all_rows[start:start + ROW_BLOCK]).numpy()
 
-    _atomic_h5(path, write)
+    with atomic.writing(path) as tmp, h5py.File(tmp, "w") as f:
+        write(f)
 
 
 def load_checkpoint(path: Path, acc: Accumulators, plan: Plan, record: dict) -> _State:
@@ -295,7 +279,7 @@ def finished(cfg: AggregateConfig) -> bool:
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Temporary files a killed run left while writing ``path`` (named as ``_atomic_h5``/``store.save``)."""
+    """Temporary files a killed run left while writing ``path`` (as :func:`atomic.writing` names them)."""
     for tmp in path.parent.glob(f".{path.name}.*.tmp"):
         tmp.unlink(missing_ok=True)
 

@@ -28,6 +28,7 @@ import tensorflow as tf
 from absl import flags
 from PIL import Image
 
+from summit_tf import atomic
 from summit_tf import data as data_inputs
 from summit_tf.cli import fail, log_to_stderr, parse
 from summit_tf.models.base import SummitModel
@@ -177,13 +178,6 @@ def receptive_fields(model: SummitModel, layer: str, grid: tuple[int, int], posi
     return boxes
 
 
-def _write_atomic(path: str, payload: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(payload)
-    os.replace(tmp, path)
-
-
 def _jpeg(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)).save(
@@ -255,7 +249,7 @@ def save_patches(model: SummitModel, source: Batches | Callable[[], Batches],
                 if slot is None:
                     continue
                 top, bottom, left, right = targets.boxes[t]
-                _write_atomic(targets.paths[t], _jpeg(images[slot, top:bottom + 1, left:right + 1]))
+                atomic.write_bytes(targets.paths[t], _jpeg(images[slot, top:bottom + 1, left:right + 1]))
                 written += 1
                 if progress:
                     progress.update()
@@ -352,7 +346,7 @@ def run(model_spec: str, data_spec: str, out_dir: str, layers: Sequence[str] | N
     if missing:
         known.update(top_examples(model, source(), missing, n=num_examples))
         os.makedirs(os.path.dirname(index_path), exist_ok=True)
-        _write_atomic(index_path, json.dumps(to_json(known, **meta)).encode())
+        atomic.write_json(index_path, to_json(known, **meta))
     examples = {layer: known[layer] for layer in layers}
     return save_patches(model, source, examples, out_dir, channels=channels)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from summit_tf import imagenet
+from summit_tf import atomic, imagenet
 
 FORMAT = "summit-tf/aggregates"
 VERSION = 1
@@ -110,16 +109,8 @@ def _str_array(values: list[str]) -> np.ndarray:
 
 def save(path: str | os.PathLike, agg: Aggregates) -> None:
     """Write ``agg`` atomically to ``path`` (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _write(tmp, agg)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.writing(path) as tmp:
+        _write(str(tmp), agg)
 
 
 def _write(filename: str, agg: Aggregates) -> None:

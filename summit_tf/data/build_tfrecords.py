@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
+from summit_tf import atomic
 from summit_tf.cli import fail, log_to_stderr, parse
 from summit_tf.data import listing, tfrecords
 from summit_tf.progress import Progress
@@ -56,19 +57,13 @@ def _checked(paths: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
 
 def write_shard(path: str, paths: np.ndarray, labels: np.ndarray, progress: Progress) -> list[str]:
     """Write one shard atomically; return the files that could not be decoded."""
-    tmp = f"{path}.tmp-{os.getpid()}"
     seen = np.zeros(len(paths), dtype=bool)
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for position, encoded, label, height, width in _checked(paths, labels).as_numpy_iterator():
-                seen[position] = True
-                writer.write(tfrecords.make_example(encoded, int(label), int(height), int(width),
-                                                    os.path.basename(paths[position])))
-                progress.update()
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic.writing(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
+        for position, encoded, label, height, width in _checked(paths, labels).as_numpy_iterator():
+            seen[position] = True
+            writer.write(tfrecords.make_example(encoded, int(label), int(height), int(width),
+                                                os.path.basename(paths[position])))
+            progress.update()
     progress.update(int((~seen).sum()))
     return [str(p) for p in paths[~seen]]
 

@@ -15,32 +15,15 @@ own ``imagenet.json`` used the same key names with other shapes (``topChannels``
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from summit_tf import imagenet
+from summit_tf import atomic, imagenet
 from summit_tf.graph.attribution import AttributionGraph, GraphConfig
 from summit_tf.graph.build import Structure
 from summit_tf.store import PROB_BINS, Aggregates
-
-
-def write_json(path: str | os.PathLike, obj: object) -> Path:
-    """Write ``obj`` as JSON atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def ag_path(out_dir: str | os.PathLike, class_id: int) -> Path:
@@ -48,7 +31,7 @@ def ag_path(out_dir: str | os.PathLike, class_id: int) -> Path:
 
 
 def write_ag(out_dir: str | os.PathLike, ag: AttributionGraph) -> Path:
-    return write_json(ag_path(out_dir, ag.class_id), ag.to_json())
+    return atomic.write_json(ag_path(out_dir, ag.class_id), ag.to_json())
 
 
 def compare_path(out_dir: str | os.PathLike, a: int, b: int) -> Path:

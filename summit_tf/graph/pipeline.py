@@ -11,7 +11,7 @@ import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
-from summit_tf import store
+from summit_tf import atomic, store
 from summit_tf.graph import algebra, build, embedding, export
 from summit_tf.graph.attribution import AttributionGraph, GraphConfig, attribution_graph
 from summit_tf.progress import Progress
@@ -78,9 +78,9 @@ def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: lis
     for class_id in sorted(needed - set(graphs)):  # built in a worker, or not among ``classes``
         graphs[class_id] = attribution_graph(agg, class_id, config, st)
     for a, b in pairs:
-        path = export.write_json(export.compare_path(out_dir, a, b), algebra.compare(graphs[a], graphs[b]))
+        path = atomic.write_json(export.compare_path(out_dir, a, b), algebra.compare(graphs[a], graphs[b]))
         log.info("wrote %s", path)
     activation = {layer: agg.A[layer] * (st.vertex[layer] >= 0) for layer in st.layers}
     embed = embedding.embed_classes(activation, st.layers, seed=seed, min_umap_classes=umap_min_classes)
-    path = export.write_json(f"{out_dir}/classes.json", export.classes_json(agg, st, embed, config, stats))
+    path = atomic.write_json(f"{out_dir}/classes.json", export.classes_json(agg, st, embed, config, stats))
     log.info("wrote %s", path)

@@ -90,7 +90,11 @@ class _SummedRows:
 
 
 def merge(paths: Sequence[str], out: str | os.PathLike) -> store.Aggregates:
-    """Sum the aggregates files ``paths`` into ``out`` (written atomically); returns what was written."""
+    """Sum the aggregates files ``paths`` into ``out`` (written atomically).
+
+    Returns ``out`` opened with :func:`store.load` (the inputs are closed by then): close it, or use it
+    as a context manager.
+    """
     if len(paths) < 1:
         raise MergeError("nothing to merge: give the aggregates files to sum")
     inputs = []
@@ -125,10 +129,10 @@ def merge(paths: Sequence[str], out: str | os.PathLike) -> store.Aggregates:
             num_skipped=sum(agg.num_skipped for agg in inputs),
         )
         store.save(out, merged)
-        return merged
     finally:
         for agg in inputs:
             agg.close()
+    return store.load(out)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -144,11 +148,11 @@ def main(argv: Sequence[str]) -> int:
     if out.exists() and not FLAGS.overwrite:
         return fail(f"output {out} exists; pass --overwrite to replace it")
     try:
-        merged = merge(parsed, out)
+        with merge(parsed, out) as merged:
+            print(f"wrote {out}: {len(parsed)} inputs, {merged.num_images} images in {merged.classes.size} "
+                  f"classes, {merged.num_skipped} skipped", file=sys.stderr)
     except (MergeError, ValueError, FileNotFoundError, OSError) as e:
         return fail(str(e))
-    print(f"wrote {out}: {len(parsed)} inputs, {merged.num_images} images in {merged.classes.size} classes, "
-          f"{merged.num_skipped} skipped", file=sys.stderr)
     return 0
 
 

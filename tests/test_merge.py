@@ -35,6 +35,14 @@ def shard(path, classes, seed, **config_changes):
     return agg
 
 
+def test_library_merge_returns_readable_aggregates(tmp_path):
+    parts = [shard(tmp_path / "s0.h5", [0, 217], 0), shard(tmp_path / "s1.h5", [217], 1)]
+    with merge.merge([str(tmp_path / "s0.h5"), str(tmp_path / "s1.h5")], tmp_path / "m.h5") as merged:
+        assert merged.filename == str(tmp_path / "m.h5")
+        np.testing.assert_array_equal(merged.I["b/3x3"][1], parts[0].I["b/3x3"][1] + parts[1].I["b/3x3"][0])
+        np.testing.assert_array_equal(merged.I["b/3x3"][0], parts[0].I["b/3x3"][0])
+
+
 def test_sums_over_the_union_of_classes(tmp_path):
     parts = [shard(tmp_path / "s0.h5", [0, 217], 0), shard(tmp_path / "s1.h5", [5, 217, 999], 1),
              shard(tmp_path / "s2.h5", [999], 2)]

@@ -6,7 +6,8 @@ from collections.abc import Callable, Sequence
 
 from absl import flags
 
-from experiments.pipeline import STAGES, PipelineConfig, check_stages, parse_classes
+from experiments.pipeline import STAGES, PipelineConfig, check_stages
+from summit_tf.spec_grammar import parse_classes
 
 
 def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
@@ -54,7 +55,7 @@ def _stages(fv: flags.FlagValues) -> tuple[str, ...] | None:
 
 
 def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
-    compare = parse_classes(fv.compare)
+    compare = parse_classes(fv.compare, "--compare")
     if compare and len(compare) != 2:
         raise ValueError(f"--compare needs two class ids, got {fv.compare!r}")
     values = dict(
@@ -63,7 +64,8 @@ def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
         activation_select=fv.activation_select, exclude_channels=fv.exclude_channels,
         summit_compat=fv.summit_compat, node_mass=fv.node_mass, num_examples=fv.num_examples,
         fv_steps=fv.fv_steps, fv_size=fv.fv_size, fv_diversity=fv.fv_diversity,
-        fv_batch_channels=fv.fv_batch_channels, figure_classes=parse_classes(fv.figure_classes),
+        fv_batch_channels=fv.fv_batch_channels,
+        figure_classes=parse_classes(fv.figure_classes, "--figure_classes") or (),
         compare=compare or None, stages=_stages(fv),
     )
     values.update(overrides)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.stages import Stage, run_stages
-from summit_tf import atomic
+from summit_tf import atomic, spec_grammar
 
 STAGES = ("aggregate", "graph", "examples", "feature_vis", "figures")
 
@@ -59,7 +59,7 @@ def _aggregate_config(cfg: PipelineConfig):
     return cfgmod.AggregateConfig(
         model=cfg.model, data=cfg.data, out=str(cfg.run_dir / "aggregates.h5"), layers=cfg.layers,
         activation_select=cfg.activation_select,
-        exclude_channels=cfgmod.parse_exclude_channels(cfg.exclude_channels),
+        exclude_channels=spec_grammar.parse_channels(cfg.exclude_channels, "exclude_channels"),
         summit_compat=cfg.summit_compat, resize=cfg.resize, batch_size=cfg.batch_size,
         max_images_per_class=cfg.max_images_per_class, overwrite=True,
     )
@@ -177,10 +177,6 @@ def summary(cfg: PipelineConfig, status: dict[str, str]) -> str:
         f"  view it:        python -m summit_tf.serve --run_dir={d}",
     ]
     return "\n".join(lines)
-
-
-def parse_classes(text: str) -> tuple[int, ...]:
-    return tuple(int(t) for t in text.split(",") if t.strip()) if text else ()
 
 
 def check_stages(names: Sequence[str] | None) -> tuple[str, ...] | None:

@@ -17,6 +17,7 @@ from absl import flags
 
 from feature_vis import outputs, param
 from feature_vis.render import RenderSettings, render_to_dir
+from summit_tf import spec_grammar
 from summit_tf.models import SummitModel, load
 
 FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
@@ -24,7 +25,8 @@ _DEFINITIONS = [
     (flags.DEFINE_string, "model", None, "Model spec (see summit_tf.models.load), e.g. mobilenet_v1."),
     (flags.DEFINE_string, "out_dir", None, "Output folder; images go to OUT_DIR/feature-vis/."),
     (flags.DEFINE_list, "layers", [], "SUMMIT layers to render (default: all / the selection's)."),
-    (flags.DEFINE_string, "channels", None, "Channels, e.g. 'layerA:1,2,5-7;layerB:0' (default: all)."),
+    (flags.DEFINE_string, "channels", None, "Channels, e.g. 'layerA:1,2,5-7;layerB:0', or '1,2,5-7' with "
+     "one --layers (default: all)."),
     (flags.DEFINE_string, "only_graph_nodes", None,
      "Render only the channels that are nodes of DIR/ag/ag-*.json (a SUMMIT graph export)."),
     (flags.DEFINE_integer, "steps", 512, "Optimization steps."),
@@ -80,7 +82,8 @@ def main(argv: Sequence[str]) -> int:
             raise ValueError("give --channels or --only_graph_nodes, not both")
         wanted = None
         if FLAGS.channels:
-            wanted = outputs.parse_channels(FLAGS.channels)
+            only_layer = FLAGS.layers[0] if len(FLAGS.layers) == 1 else None
+            wanted = spec_grammar.parse_channels(FLAGS.channels, "--channels", default_layer=only_layer)
         elif FLAGS.only_graph_nodes:
             wanted = outputs.graph_channels(FLAGS.only_graph_nodes)
         # Load exactly the layers needed, so selections may name layers outside the model's default set.

@@ -1,4 +1,5 @@
-"""Where feature visualizations go (SUMMIT's published file names), how they are written, channel selections.
+"""Where feature visualizations go (SUMMIT's published file names), how they are written, and which
+channels a run's graphs hold.
 
 Layout under ``DIR/feature-vis/``: ``channel/<layer>-<ch>-channel.jpg``,
 ``diversity-<d>/<layer>-<ch>-diversity-<d>.jpg`` and ``sprites/<layer>-channel.{jpg,json}``. Layer names
@@ -56,22 +57,6 @@ def save_jpeg(path: str | Path, image: np.ndarray, quality: int = JPEG_QUALITY) 
 def write_json(path: str | Path, payload: object) -> None:
     """Write JSON atomically (indented: sprite indices are read by people too)."""
     atomic.write_json(path, payload, indent=1)
-
-
-def parse_channels(text: str) -> dict[str, list[int]]:
-    """``"layerA:1,2,5-7;layerB:0"`` -> ``{"layerA": [1, 2, 5, 6, 7], "layerB": [0]}`` (ValueError if bad)."""
-    selection: dict[str, list[int]] = {}
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        layer, sep, spec = part.rpartition(":")
-        if not sep or not layer or not spec:
-            raise ValueError(f"bad channel selection {part!r}; expected LAYER:1,2,5-7")
-        channels = selection.setdefault(layer, [])
-        for item in spec.split(","):
-            lo, dash, hi = item.strip().partition("-")
-            if not lo.isdigit() or (dash and not hi.isdigit()):
-                raise ValueError(f"bad channel {item!r} in {part!r}; expected integers or ranges like 5-7")
-            channels.extend(range(int(lo), int(hi) + 1) if dash else [int(lo)])
-    return {layer: sorted(set(chs)) for layer, chs in selection.items()}
 
 
 def graph_channels(export_dir: str | Path) -> dict[str, list[int]]:

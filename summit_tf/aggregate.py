@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from absl import flags
 
 from summit_tf import config as cfgmod
+from summit_tf import spec_grammar
 from summit_tf.cli import fail, parse
 from summit_tf.config import AggregateConfig
 
@@ -77,10 +78,11 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AggregateConfig:
         activation_reduce=fv.activation_reduce, activation_select=fv.activation_select,
         influence_reduce=fv.influence_reduce, influence_stride=fv.influence_stride,
         influence_topk=fv.influence_topk,
-        exclude_channels=cfgmod.parse_exclude_channels(fv.exclude_channels),
+        exclude_channels=spec_grammar.parse_channels(fv.exclude_channels, "--exclude_channels"),
         summit_compat=fv.summit_compat, resize=fv.resize, batch_size=fv.batch_size,
         max_images=fv.max_images, max_images_per_class=fv.max_images_per_class,
-        classes=cfgmod.parse_classes(fv.classes), num_shards=fv.num_shards, shard_index=fv.shard_index,
+        classes=spec_grammar.parse_classes(fv.classes, "--classes"), num_shards=fv.num_shards,
+        shard_index=fv.shard_index,
         checkpoint_every=fv.checkpoint_every, checkpoint_minutes=fv.checkpoint_minutes,
         resume=fv.resume, overwrite=fv.overwrite,
     )
@@ -114,6 +116,9 @@ def main(argv: Sequence[str]) -> int:
     parsed = parse(FLAGS, argv, __doc__ or "")
     if isinstance(parsed, int):
         return parsed
+    for name in ("model", "data", "out"):
+        if not FLAGS[name].value:
+            return fail(f"--{name} is required")
     try:
         cfg = config_from_flags()
     except ValueError as e:

@@ -12,61 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
+from summit_tf import spec_grammar
+
 ACTIVATION_REDUCERS = ("max", "mean", "sum", "l2")
 INFLUENCE_REDUCERS = ("max", "sum", "l2")
 RESIZE_MODES = ("squash", "center_crop")
 SUMMIT_INFLUENCE_STRIDE = 3  # the original code's depthwise_conv2d strides
 
 
-def parse_exclude_channels(text: str) -> dict[str, tuple[int, ...]]:
-    """Parse ``layer:1,2;layer2:3`` into ``{layer: (1, 2), layer2: (3,)}`` (sorted, unique).
-
-    Layer names may contain ``:``-free slashes (``mixed4b/3x3_bottleneck``); the channel list is what
-    follows the last ``:``.
-    """
-    result: dict[str, set[int]] = {}
-    for part in filter(None, (p.strip() for p in (text or "").split(";"))):
-        layer, sep, channels = part.rpartition(":")
-        layer = layer.strip()
-        if not sep or not layer:
-            raise ValueError(f"--exclude_channels: expected LAYER:C1,C2,..., got {part!r}")
-        try:
-            ids = {int(c) for c in channels.split(",") if c.strip()}
-        except ValueError:
-            raise ValueError(f"--exclude_channels: channels of {layer!r} must be integers, "
-                             f"got {channels!r}") from None
-        if not ids or min(ids) < 0:
-            raise ValueError(f"--exclude_channels: {layer!r} needs non-negative channel numbers, "
-                             f"got {channels!r}")
-        result.setdefault(layer, set()).update(ids)
-    return {layer: tuple(sorted(ids)) for layer, ids in result.items()}
-
-
-def format_exclude_channels(excluded: Mapping[str, tuple[int, ...]]) -> str:
-    """Canonical text form (sorted layers and channels), so equal exclusions compare equal in JSON."""
-    return ";".join(f"{layer}:{','.join(map(str, ids))}" for layer, ids in sorted(excluded.items()) if ids)
-
-
-def parse_classes(text: str) -> tuple[int, ...] | None:
-    """``0,217,480-482`` -> sorted class ids; empty -> None (all classes)."""
-    if not text:
-        return None
-    ids: set[int] = set()
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        lo, dash, hi = part.partition("-")
-        try:
-            ids.update(range(int(lo), int(hi) + 1) if dash else [int(lo)])
-        except ValueError:
-            raise ValueError(f"--classes: expected ids or ranges such as 0,217,480-482, "
-                             f"got {part!r}") from None
-    if not ids or min(ids) < 0 or max(ids) > 999:
-        raise ValueError(f"--classes: class ids must lie in 0..999, got {text!r}")
-    return tuple(sorted(ids))
-
-
 @dataclass(frozen=True)
 class AggregateConfig:
-    """Everything an aggregation run needs; validated on construction (``ValueError`` names the flag)."""
+    """Everything an aggregation run needs; validated on construction (``ValueError`` names the field,
+    which is also the command-line flag's name)."""
 
     model: str
     data: str
@@ -96,31 +53,34 @@ class AggregateConfig:
             if not ok:
                 raise ValueError(message)
 
-        check(bool(self.model), "--model is required")
-        check(bool(self.data), "--data is required")
-        check(bool(self.out), "--out is required")
+        check(bool(self.model), "model is required")
+        check(bool(self.data), "data is required")
+        check(bool(self.out), "out is required")
         check(self.activation_reduce in ACTIVATION_REDUCERS,
-              f"--activation_reduce must be one of {ACTIVATION_REDUCERS}, got {self.activation_reduce!r}")
+              f"activation_reduce must be one of {ACTIVATION_REDUCERS}, got {self.activation_reduce!r}")
         check(self.influence_reduce in INFLUENCE_REDUCERS,
-              f"--influence_reduce must be one of {INFLUENCE_REDUCERS}, got {self.influence_reduce!r}")
+              f"influence_reduce must be one of {INFLUENCE_REDUCERS}, got {self.influence_reduce!r}")
         check(self.influence_stride is None or self.influence_stride >= 1,
-              f"--influence_stride must be >= 1, got {self.influence_stride}")
-        check(self.influence_topk >= 1, f"--influence_topk must be >= 1, got {self.influence_topk}")
-        check(self.resize in RESIZE_MODES, f"--resize must be one of {RESIZE_MODES}, got {self.resize!r}")
-        check(self.batch_size >= 1, f"--batch_size must be >= 1, got {self.batch_size}")
+              f"influence_stride must be >= 1, got {self.influence_stride}")
+        check(self.influence_topk >= 1, f"influence_topk must be >= 1, got {self.influence_topk}")
+        check(self.resize in RESIZE_MODES, f"resize must be one of {RESIZE_MODES}, got {self.resize!r}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         check(self.max_images is None or self.max_images >= 1,
-              f"--max_images must be >= 1, got {self.max_images}")
+              f"max_images must be >= 1, got {self.max_images}")
         check(self.max_images_per_class is None or self.max_images_per_class >= 1,
-              f"--max_images_per_class must be >= 1, got {self.max_images_per_class}")
-        check(self.num_shards >= 1, f"--num_shards must be >= 1, got {self.num_shards}")
+              f"max_images_per_class must be >= 1, got {self.max_images_per_class}")
+        check(self.num_shards >= 1, f"num_shards must be >= 1, got {self.num_shards}")
         check(0 <= self.shard_index < self.num_shards,
-              f"--shard_index must lie in 0..{self.num_shards - 1}, got {self.shard_index}")
-        check(self.checkpoint_every >= 0, f"--checkpoint_every must be >= 0, got {self.checkpoint_every}")
+              f"shard_index must lie in 0..{self.num_shards - 1}, got {self.shard_index}")
+        check(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         check(self.checkpoint_minutes >= 0,
-              f"--checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}")
-        check(not (self.resume and self.overwrite), "--resume and --overwrite exclude each other")
+              f"checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}")
+        check(not (self.resume and self.overwrite), "resume and overwrite exclude each other")
+        check(self.classes is None or (len(self.classes) > 0 and min(self.classes) >= 0
+                                       and max(self.classes) < 1000),
+              f"classes must be ImageNet class ids in 0..999, got {self.classes}")
         if self.layers is not None:
-            check(len(self.layers) > 0 and all(self.layers), "--layers must name at least one layer")
+            check(len(self.layers) > 0 and all(self.layers), "layers must name at least one layer")
 
     @property
     def stride(self) -> int:
@@ -139,7 +99,7 @@ class AggregateConfig:
             "influence_reduce": self.influence_reduce,
             "influence_stride": self.stride,
             "influence_topk": self.influence_topk,
-            "exclude_channels": format_exclude_channels(self.exclude_channels),
+            "exclude_channels": spec_grammar.format_channels(self.exclude_channels),
             "summit_compat": self.summit_compat,
             "resize": self.resize,
         }

@@ -28,7 +28,7 @@ import tensorflow as tf
 from absl import flags
 from PIL import Image
 
-from summit_tf import atomic
+from summit_tf import atomic, spec_grammar
 from summit_tf import data as data_inputs
 from summit_tf.cli import fail, log_to_stderr, parse
 from summit_tf.models.base import SummitModel
@@ -49,7 +49,8 @@ flags.DEFINE_string("out_dir", None, "output folder (patches go to OUT/feature-v
                     flag_values=FLAGS)
 flags.DEFINE_string("layers", None, "comma-separated SUMMIT layers (default: all)", flag_values=FLAGS)
 flags.DEFINE_integer("num_examples", 10, "top images kept per channel", flag_values=FLAGS)
-flags.DEFINE_string("channels", None, "save only these: 'layer:1,2;layer2:5'", flag_values=FLAGS)
+flags.DEFINE_string("channels", None, "save only these: 'layer:1,2,5-7;layer2:5' (with one --layers: "
+                    "'1,2,5-7')", flag_values=FLAGS)
 flags.DEFINE_integer("batch_size", 32, "images per batch", flag_values=FLAGS)
 flags.DEFINE_enum("resize", "squash", list(data_inputs.RESIZE_MODES), "squash (SUMMIT) or center_crop",
                   flag_values=FLAGS)
@@ -283,22 +284,6 @@ def from_json(content: Mapping) -> dict[str, Examples]:
     return result
 
 
-def parse_channels(text: str | None) -> dict[str, list[int]] | None:
-    """``'layer:1,2;layer2:5'`` -> ``{"layer": [1, 2], "layer2": [5]}``."""
-    if not text:
-        return None
-    result: dict[str, list[int]] = {}
-    for part in text.split(";"):
-        layer, sep, numbers = part.strip().partition(":")
-        try:
-            result.setdefault(layer.strip(), []).extend(int(n) for n in numbers.split(",") if n.strip())
-        except ValueError:
-            sep = ""
-        if not sep or not layer.strip():
-            raise ValueError(f"--channels must look like 'layer:1,2;layer2:5', got {part!r}")
-    return result
-
-
 def _check_channels(model: SummitModel, channels: Mapping[str, Sequence[int]]) -> None:
     model.check_layers(list(channels))
     for layer, chosen in channels.items():
@@ -363,8 +348,10 @@ def main(argv: Sequence[str]) -> int:
         if FLAGS.num_examples < 1:
             raise ValueError(f"--num_examples must be >= 1, got {FLAGS.num_examples}")
         layers = [s.strip() for s in FLAGS.layers.split(",") if s.strip()] if FLAGS.layers else None
+        only_layer = layers[0] if layers and len(layers) == 1 else None
+        channels = spec_grammar.parse_channels(FLAGS.channels, "--channels", default_layer=only_layer) or None
         written = run(FLAGS.model, FLAGS.data, FLAGS.out_dir, layers, FLAGS.num_examples,
-                      parse_channels(FLAGS.channels), FLAGS.batch_size, FLAGS.resize, FLAGS.max_images,
+                      channels, FLAGS.batch_size, FLAGS.resize, FLAGS.max_images,
                       FLAGS.max_images_per_class)
     except (ValueError, FileNotFoundError) as err:
         return fail(str(err))

@@ -135,14 +135,6 @@ def test_index_json_round_trip(toy, images):
     np.testing.assert_allclose(back.value, found["conv1"].value, rtol=1e-5)
 
 
-def test_parse_channels():
-    assert ex.parse_channels("a:1,2; b:7") == {"a": [1, 2], "b": [7]}
-    assert ex.parse_channels(None) is None
-    for bad in ("a", "a:x", ":1"):
-        with pytest.raises(ValueError, match="layer:1,2;layer2:5"):
-            ex.parse_channels(bad)
-
-
 def test_cli_rejects_bad_input_with_one_line(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, "-m", "summit_tf.examples", "--model=nonsense", "--data=folder:/x",

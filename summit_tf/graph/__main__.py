@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from summit_tf import store
+from summit_tf import spec_grammar, store
 from summit_tf.cli import fail, parse
 from summit_tf.graph import embedding, pagerank
 from summit_tf.graph.attribution import GraphConfig
@@ -25,7 +25,8 @@ FLAGS = flags.FlagValues()  # private: importing this module never touches absl'
 
 flags.DEFINE_string("aggregates", None, "aggregates HDF5 file (summit-aggregate output)", flag_values=FLAGS)
 flags.DEFINE_string("out_dir", None, "output folder", flag_values=FLAGS)
-flags.DEFINE_list("classes", [], "ImageNet class ids to build graphs for (default: all classes of the run)",
+flags.DEFINE_list("classes", [], "class ids and ranges to build graphs for, e.g. 0,217,480-482 (default: "
+                  "all classes of the run)",
                   flag_values=FLAGS)
 flags.DEFINE_float("node_mass", 0.075, "per-layer share of PageRank mass the kept nodes hold",
                    flag_values=FLAGS)
@@ -51,25 +52,21 @@ class UsageError(Exception):
     """Bad input: reported as one line, exit code 2."""
 
 
-def _class_ids(values: list[str], known: set[int], what: str) -> list[int]:
-    out = []
-    for v in values:
-        try:
-            c = int(v)
-        except ValueError:
-            raise UsageError(f"{what}: {v!r} is not a class id") from None
-        if c not in known:
-            raise UsageError(f"{what}: class {c} is not in the aggregates (run has {len(known)} classes)")
-        out.append(c)
-    return out
+def _known(ids: tuple[int, ...], known: set[int], what: str) -> list[int]:
+    missing = sorted(set(ids) - known)
+    if missing:
+        raise UsageError(f"{what}: class {missing[0]} is not in the aggregates "
+                         f"(run has {len(known)} classes)")
+    return list(ids)
 
 
 def _pairs(values: list[str], known: set[int]) -> list[tuple[int, int]]:
     pairs = []
     for v in values:
-        ids = _class_ids([p.strip() for p in v.split(",")], known, "--compare")
-        if len(ids) != 2:
+        ids = [int(p) if p.strip().isdigit() else -1 for p in v.split(",")]
+        if len(ids) != 2 or min(ids) < 0:
             raise UsageError(f"--compare expects two class ids 'a,b', got {v!r}")
+        _known(tuple(ids), known, "--compare")
         pairs.append((ids[0], ids[1]))
     return pairs
 
@@ -97,14 +94,15 @@ def main(argv: Sequence[str]) -> int:
             raise UsageError(f"cannot read aggregates: {e}") from None
         with agg:
             known = set(agg.classes.tolist())
-            classes = _class_ids(FLAGS.classes, known, "--classes") if FLAGS.classes else sorted(known)
+            wanted = spec_grammar.parse_classes(",".join(FLAGS.classes), "--classes")
+            classes = _known(wanted, known, "--classes") if wanted else sorted(known)
             pairs = _pairs(FLAGS.compare, known)
             try:
                 generate(agg, FLAGS.out_dir, classes, pairs, config, FLAGS.seed, FLAGS.umap_min_classes,
                          FLAGS.workers or os.cpu_count() or 1)
             except ValueError as e:  # e.g. a malformed exclude_channels entry in the run's config
                 raise UsageError(str(e)) from None
-    except UsageError as e:
+    except (UsageError, ValueError) as e:
         return fail(str(e))
     return 0
 

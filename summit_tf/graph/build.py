@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from summit_tf import spec_grammar
 from summit_tf.graph import kernels
 from summit_tf.store import Aggregates
 
@@ -37,16 +38,7 @@ def parse_excluded(value: object, channels: dict[str, int]) -> dict[str, np.ndar
     if value is None or value == "" or value == {}:
         return {}
     if isinstance(value, str):
-        parsed: dict[str, list[int]] = {}
-        for part in value.split(";"):
-            part = part.strip()
-            if not part:
-                continue
-            layer, sep, chans = part.rpartition(":")
-            if not sep or not layer:
-                raise ValueError(f"exclude_channels: expected 'layer:c1,c2', got {part!r}")
-            parsed.setdefault(layer.strip(), []).extend(int(c) for c in chans.split(",") if c.strip())
-        value = parsed
+        value = spec_grammar.parse_channels(value, "exclude_channels")
     if not isinstance(value, dict):
         raise ValueError(f"exclude_channels must be a dict or a string, got {type(value).__name__}")
     out = {}

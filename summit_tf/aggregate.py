@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from absl import flags
 
-from summit_tf import config as cfgmod
-from summit_tf import spec_grammar
+from summit_tf import spec_grammar, vocabulary
 from summit_tf.cli import fail, parse
 from summit_tf.config import AggregateConfig
 
@@ -30,13 +29,13 @@ flags.DEFINE_string("data", None, "data spec: tfrecord:GLOB | folder:DIR | label
                     flag_values=FLAGS)
 flags.DEFINE_string("out", None, "output aggregates file (.h5)", flag_values=FLAGS)
 flags.DEFINE_list("layers", None, "SUMMIT layers to count (default: the model's)", flag_values=FLAGS)
-flags.DEFINE_enum("activation_reduce", "max", cfgmod.ACTIVATION_REDUCERS,
+flags.DEFINE_enum("activation_reduce", "max", vocabulary.ACTIVATION_REDUCERS,
                   "channel score over space (SUMMIT: max)", flag_values=FLAGS)
 flags.DEFINE_string("activation_select", "mass:0.03",
                     "which channels count per image: mass:TAU (channels by decreasing score until their "
                     "share of the total reaches TAU; the paper's 3 %; the published SUMMIT data used "
                     "mass:0.01) or topk:K", flag_values=FLAGS)
-flags.DEFINE_enum("influence_reduce", "max", cfgmod.INFLUENCE_REDUCERS,
+flags.DEFINE_enum("influence_reduce", "max", vocabulary.INFLUENCE_REDUCERS,
                   "per-pair influence map reduced over space (SUMMIT: max)", flag_values=FLAGS)
 flags.DEFINE_integer("influence_stride", None, "subsample the influence maps (default 1 = exact; SUMMIT "
                      "used 3, the default under --summit_compat)", lower_bound=1, flag_values=FLAGS)
@@ -47,7 +46,7 @@ flags.DEFINE_string("exclude_channels", "", "channels never selected, in A nor a
                     flag_values=FLAGS)
 flags.DEFINE_bool("summit_compat", False, "reproduce the original SUMMIT code's choices (link inputs, "
                   "influence stride 3) to compare with the published data", flag_values=FLAGS)
-flags.DEFINE_enum("resize", "squash", cfgmod.RESIZE_MODES,
+flags.DEFINE_enum("resize", "squash", vocabulary.RESIZE_MODES,
                   "squash: plain resize (SUMMIT); center_crop: central 87.5 % then resize", flag_values=FLAGS)
 flags.DEFINE_integer("batch_size", 32, "images per step", lower_bound=1, flag_values=FLAGS)
 flags.DEFINE_integer("max_images", None, "use only the first N records (after the class filters)",
@@ -94,9 +93,8 @@ def aggregate_from_config(cfg: AggregateConfig, stream: TextIO | None = None) ->
     The library entry point behind the CLI; raises ``ValueError`` (``engine.AggregateError``) or
     ``FileNotFoundError`` for bad input.
     """
-    from summit_tf import data, engine, models, selection
+    from summit_tf import data, engine, models
 
-    selection.parse_select(cfg.activation_select)
     engine.check_output(cfg)
     if engine.finished(cfg):
         return engine.finished_summary(cfg, stream)

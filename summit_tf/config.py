@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from summit_tf import spec_grammar
+from summit_tf.vocabulary import ACTIVATION_REDUCERS, INFLUENCE_REDUCERS, RESIZE_MODES, parse_select
 
-ACTIVATION_REDUCERS = ("max", "mean", "sum", "l2")
-INFLUENCE_REDUCERS = ("max", "sum", "l2")
-RESIZE_MODES = ("squash", "center_crop")
 SUMMIT_INFLUENCE_STRIDE = 3  # the original code's depthwise_conv2d strides
 
 
@@ -63,6 +61,7 @@ class AggregateConfig:
         check(self.influence_stride is None or self.influence_stride >= 1,
               f"influence_stride must be >= 1, got {self.influence_stride}")
         check(self.influence_topk >= 1, f"influence_topk must be >= 1, got {self.influence_topk}")
+        parse_select(self.activation_select)
         check(self.resize in RESIZE_MODES, f"resize must be one of {RESIZE_MODES}, got {self.resize!r}")
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         check(self.max_images is None or self.max_images >= 1,

@@ -28,7 +28,7 @@ import tensorflow as tf
 from absl import flags
 from PIL import Image
 
-from summit_tf import atomic, spec_grammar
+from summit_tf import atomic, spec_grammar, vocabulary
 from summit_tf import data as data_inputs
 from summit_tf.cli import fail, log_to_stderr, parse
 from summit_tf.models.base import SummitModel
@@ -52,7 +52,7 @@ flags.DEFINE_integer("num_examples", 10, "top images kept per channel", flag_val
 flags.DEFINE_string("channels", None, "save only these: 'layer:1,2,5-7;layer2:5' (with one --layers: "
                     "'1,2,5-7')", flag_values=FLAGS)
 flags.DEFINE_integer("batch_size", 32, "images per batch", flag_values=FLAGS)
-flags.DEFINE_enum("resize", "squash", list(data_inputs.RESIZE_MODES), "squash (SUMMIT) or center_crop",
+flags.DEFINE_enum("resize", "squash", list(vocabulary.RESIZE_MODES), "squash (SUMMIT) or center_crop",
                   flag_values=FLAGS)
 flags.DEFINE_integer("max_images", None, "use the first N images", flag_values=FLAGS)
 flags.DEFINE_integer("max_images_per_class", None, "use the first N images of each class", flag_values=FLAGS)

@@ -54,8 +54,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from summit_tf.models.base import Link
+from summit_tf.vocabulary import INFLUENCE_REDUCERS
 
-INFLUENCE_REDUCERS = ("max", "sum", "l2")
 CHUNK_BYTES = 4 * 2**20  # one block of per-pair maps: cache-sized, and the extra memory of a max link
 BATCH_HINT = 64  # batch size assumed for the block size when the batch dimension is not static
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-REDUCERS = ("max", "mean", "sum", "l2")
-SELECT_HELP = "mass:TAU (0 < TAU <= 1) or topk:K (K >= 1)"
+from summit_tf.vocabulary import ACTIVATION_REDUCERS, parse_select
 
 
 def reduce_channels(act: tf.Tensor, how: str) -> tf.Tensor:
@@ -36,29 +35,7 @@ def reduce_channels(act: tf.Tensor, how: str) -> tf.Tensor:
         return tf.reduce_sum(act, axis=[1, 2])
     if how == "l2":
         return tf.sqrt(tf.reduce_sum(tf.square(act), axis=[1, 2]))
-    raise ValueError(f"unknown activation reducer {how!r}; expected one of {', '.join(REDUCERS)}")
-
-
-def parse_select(spec: str) -> tuple[str, float | int]:
-    """``"mass:0.03"`` -> ``("mass", 0.03)``, ``"topk:5"`` -> ``("topk", 5)``; ValueError otherwise."""
-    kind, sep, arg = str(spec).strip().partition(":")
-    if not sep or kind not in ("mass", "topk"):
-        raise ValueError(f"bad selection {spec!r}; expected {SELECT_HELP}")
-    if kind == "mass":
-        try:
-            tau = float(arg)
-        except ValueError:
-            raise ValueError(f"bad selection {spec!r}: TAU must be a number in (0, 1]") from None
-        if not 0.0 < tau <= 1.0:
-            raise ValueError(f"bad selection {spec!r}: TAU must be in (0, 1]")
-        return "mass", tau
-    try:
-        k = int(arg)
-    except ValueError:
-        raise ValueError(f"bad selection {spec!r}: K must be a positive integer") from None
-    if k < 1:
-        raise ValueError(f"bad selection {spec!r}: K must be a positive integer")
-    return "topk", k
+    raise ValueError(f"unknown activation reducer {how!r}; expected one of {', '.join(ACTIVATION_REDUCERS)}")
 
 
 def _excluded_mask(excluded: tf.Tensor | None, channels: int) -> tf.Tensor:

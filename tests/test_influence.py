@@ -11,6 +11,7 @@ from summit_tf import influence
 from summit_tf.influence import link_influence
 from summit_tf.models.base import Link
 from summit_tf.selection import top_inputs
+from summit_tf.vocabulary import INFLUENCE_REDUCERS
 
 CIN, COUT = 5, 7
 
@@ -89,7 +90,7 @@ CONV_CASES = [  # (h, w, kh, kw, link stride, padding, influence stride)
 ]
 
 
-@pytest.mark.parametrize("reduce", influence.INFLUENCE_REDUCERS)
+@pytest.mark.parametrize("reduce", INFLUENCE_REDUCERS)
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv_link_matches_reference(case, reduce):
     h, w, kh, kw, link_stride, padding, stride = case
@@ -102,7 +103,7 @@ def test_conv_link_matches_reference(case, reduce):
     assert_same_top(got, want, 3)
 
 
-@pytest.mark.parametrize("reduce", influence.INFLUENCE_REDUCERS)
+@pytest.mark.parametrize("reduce", INFLUENCE_REDUCERS)
 @pytest.mark.parametrize("kind", ["1x1", "separable"])
 @pytest.mark.parametrize("link_stride,stride,padding", [(1, 1, "SAME"), (2, 1, "SAME"), (1, 3, "SAME"),
                                                         (1, 2, "VALID")])
@@ -143,10 +144,10 @@ def test_graph_mode_with_unknown_batch(kind, k):
 
     @tf.function(input_signature=[tf.TensorSpec([None, 13, 13, CIN], tf.float32)])
     def step(images):
-        return {r: top_inputs(link_influence(images, link, r), 2) for r in influence.INFLUENCE_REDUCERS}
+        return {r: top_inputs(link_influence(images, link, r), 2) for r in INFLUENCE_REDUCERS}
 
     out = step(tf.constant(x))
-    for r in influence.INFLUENCE_REDUCERS:
+    for r in INFLUENCE_REDUCERS:
         want = np.argsort(-reference(x, link.kernel, 1, "SAME", r), axis=-1, kind="stable")[..., :2]
         np.testing.assert_array_equal(out[r].numpy(), want)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from summit_tf.selection import REDUCERS, parse_select, reduce_channels, select, top_inputs
+from summit_tf.selection import reduce_channels, select, top_inputs
+from summit_tf.vocabulary import ACTIVATION_REDUCERS, parse_select
 
 
 def ref_mass(scores: np.ndarray, tau: float, excluded: np.ndarray) -> np.ndarray:
@@ -38,7 +39,7 @@ def run_select(scores: np.ndarray, spec: str, excluded: np.ndarray | None = None
     return select(tf.constant(scores, tf.float32), spec, mask).numpy()
 
 
-@pytest.mark.parametrize("how", REDUCERS)
+@pytest.mark.parametrize("how", ACTIVATION_REDUCERS)
 def test_reduce_channels(how):
     act = np.random.default_rng(0).normal(0.2, 1.0, (3, 11, 13, 7)).astype(np.float32)
     want = {"max": act.max(axis=(1, 2)), "mean": act.mean(axis=(1, 2), dtype=np.float64),

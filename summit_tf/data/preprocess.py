@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-RESIZE_MODES = ("squash", "center_crop")
+from summit_tf.vocabulary import RESIZE_MODES
+
 CENTER_CROP_FRACTION = 0.875
 
 

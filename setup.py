@@ -1,22 +1,14 @@
 """summit-tf: SUMMIT (Hohman et al., VAST 2019) activation and attribution summaries in TensorFlow 2."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="summit-tf",
     version="0.1.0",
     description="Per-class activation and attribution summaries of CNNs (SUMMIT) in TensorFlow 2",
     python_requires=">=3.11",
-    packages=[
-        "summit_tf",
-        "summit_tf.data",
-        "summit_tf.graph",
-        "summit_tf.models",
-        "summit_tf.resources",
-        "summit_tf.viewer",
-        "feature_vis",
-        "experiments",
-    ],
+    packages=[*find_packages(include=["summit_tf", "summit_tf.*", "feature_vis", "experiments"]),
+              "summit_tf.resources"],
     # The class list lives in the top-level data/ folder of the repository and ships inside the package.
     package_dir={"summit_tf.resources": "data"},
     package_data={

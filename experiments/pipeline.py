@@ -99,9 +99,9 @@ def _graph_nodes(cfg: PipelineConfig) -> dict[str, list[int]]:
 def _stage_examples(cfg: PipelineConfig) -> None:
     from summit_tf import examples
 
-    examples.run(cfg.model, cfg.data, str(cfg.run_dir), num_examples=cfg.num_examples,
-                 channels=_graph_nodes(cfg), batch_size=cfg.batch_size, resize=cfg.resize,
-                 max_images_per_class=cfg.max_images_per_class)
+    examples.run(examples.ExamplesConfig(
+        cfg.model, cfg.data, str(cfg.run_dir), num_examples=cfg.num_examples, channels=_graph_nodes(cfg),
+        batch_size=cfg.batch_size, resize=cfg.resize, max_images_per_class=cfg.max_images_per_class))
     _mark(cfg.run_dir / "feature-vis" / "dataset-p.done")
 
 

@@ -16,6 +16,8 @@ from PIL import Image
 from toy import toy_model
 
 from summit_tf import examples as ex
+from summit_tf.examples import __main__ as examples_cli
+from summit_tf.examples import runner as examples_run
 
 
 def stream(images: np.ndarray, index: np.ndarray, batch: int) -> tf.data.Dataset:
@@ -195,21 +197,26 @@ def test_run_resumes_and_refuses_another_runs_folder(toy, images, tmp_path, monk
     monkeypatch.setattr(models, "load", lambda spec: toy)
     out = str(tmp_path / "out")
     data = f"folder:{tmp_path / 'data'}"
-    assert ex.run("toy", data, out, layers=["conv1"], num_examples=3, channels={"sep3": [1, 2]}) == 8 * 3 + 6
+    cfg = ex.ExamplesConfig("toy", data, out, layers=("conv1",), num_examples=3, channels={"sep3": [1, 2]})
+    assert ex.run(cfg) == 8 * 3 + 6
     saved = json.loads(open(os.path.join(out, ex.SUBDIR, ex.INDEX_FILE)).read())
     assert sorted(saved["layers"]) == ["conv1", "sep3"] and saved["data"] == data
 
     def no_second_pass(*args, **kwargs):
         raise AssertionError("pass 1 should have been reused")
 
-    monkeypatch.setattr(ex, "top_examples", no_second_pass)
-    assert ex.run("toy", data, out, layers=["conv1"], num_examples=3, channels={"sep3": [1, 2]}) == 0
+    monkeypatch.setattr(examples_run, "top_examples", no_second_pass)
+    assert ex.run(cfg) == 0
     with pytest.raises(ValueError, match="belongs to another run \\(num_examples differ\\)"):
-        ex.run("toy", data, out, num_examples=4)
+        ex.run(ex.ExamplesConfig("toy", data, out, num_examples=4))
+    for bad, message in ((dict(num_examples=0), "num_examples must be >= 1"), (dict(resize="zoom"), "resize"),
+                         (dict(model=""), "model is required")):
+        with pytest.raises(ValueError, match=message):
+            ex.ExamplesConfig(**{"model": "toy", "data": data, "out_dir": out, **bad})
 
 
 def test_cli_bad_flags_exit_2_with_one_error_line(capsys):
     assert "num_examples" not in flags.FLAGS  # importing defined no global absl flag
-    assert ex.main(["examples", "--num_examples=ten"]) == 2
+    assert examples_cli.main(["examples", "--num_examples=ten"]) == 2
     assert_one_error_line(capsys.readouterr().err, "--num_examples=ten")
     assert_module_exits_2("summit_tf.examples", "--model=toy", "--num_exampels=3", contains="num_exampels")

@@ -9,7 +9,7 @@ import argparse
 import shutil
 import threading
 
-from summit_tf import serve
+from summit_tf.viewer import server as serve
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]

@@ -18,8 +18,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from summit_tf import serve
-from summit_tf.export_site import export_site
+from summit_tf.viewer import export_site
+from summit_tf.viewer import server as serve
 
 pytestmark = pytest.mark.browser
 

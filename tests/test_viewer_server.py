@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from viewer_fixture import make_run_dir
 
-from summit_tf import serve
-from summit_tf.export_site import export_site
+from summit_tf.viewer import export_site
+from summit_tf.viewer import server as serve
 
 SECRET = "TOP-SECRET-OUTSIDE-THE-RUN"
 

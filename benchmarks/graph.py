@@ -27,9 +27,9 @@ from absl import app, flags
 from networkx.algorithms.link_analysis.pagerank_alg import _pagerank_python
 
 from summit_tf import store
-from summit_tf.graph import build, embedding, pagerank, select, synthetic
+from summit_tf.graph import build, embedding, pagerank, prune, synthetic
 from summit_tf.graph.attribution import GraphConfig, attribution_graph
-from summit_tf.graph.pipeline import generate
+from summit_tf.graph.generate import generate
 
 flags.DEFINE_integer("classes", 5, "classes timed one by one")
 flags.DEFINE_integer("run_classes", 10, "classes in the end-to-end run (HDF5 -> JSON files)")
@@ -70,8 +70,8 @@ def main(argv: list[str]) -> None:
         t0 = time.perf_counter()
         full = build.full_graph(agg, c, st)
         t_build = time.perf_counter() - t0
-        reset = select.personalization(st, {layer: agg.A[layer][c] for layer in st.layers},
-                                       select.graph_vertices(st.num_vertices, full))
+        reset = prune.personalization(st, {layer: agg.A[layer][c] for layer in st.layers},
+                                       prune.graph_vertices(st.num_vertices, full))
         t0 = time.perf_counter()
         pagerank.personalized_pagerank(st.num_vertices, full.hi, full.lo, full.weight, reset,
                                        sides=st.layer_of % 2 == 0)  # as attribution_graph calls it
@@ -95,8 +95,8 @@ def main(argv: list[str]) -> None:
           f"{(med[4] + med[5]) * 1e3:.0f} ms ({(med[4] + med[5]) / med[0]:.0f}x ours)")
 
     ag = attribution_graph(agg, 0, GraphConfig(), st)
-    reset = select.personalization(st, {layer: agg.A[layer][0] for layer in st.layers},
-                                   select.graph_vertices(st.num_vertices, ag.full))
+    reset = prune.personalization(st, {layer: agg.A[layer][0] for layer in st.layers},
+                                   prune.graph_vertices(st.num_vertices, ag.full))
     _, py_pr, py_values = _networkx(ag, reset, pure_python=True)
     print(f"pure-Python NetworkX PageRank (SUMMIT's 2019 code path), class 0: {py_pr:.1f} s = "
           f"{py_pr / rows[0][0]:.0f}x ours for the whole class, {py_pr / rows[0][3]:.0f}x our PageRank; "

@@ -75,7 +75,7 @@ def _stage_graph(cfg: PipelineConfig) -> None:
     from summit_tf import store
     from summit_tf.graph import embedding
     from summit_tf.graph.attribution import GraphConfig
-    from summit_tf.graph.pipeline import generate
+    from summit_tf.graph.generate import generate
 
     with store.load(cfg.run_dir / "aggregates.h5") as agg:
         pairs = [tuple(cfg.compare)] if cfg.compare else []

@@ -46,12 +46,12 @@ def test_data_reaches_the_disk_before_the_rename(tmp_path, monkeypatch):
 
 
 def test_graph_files_are_world_readable(tmp_path):
-    from summit_tf.graph import export, synthetic
+    from summit_tf.graph import synthetic, viewer_json
     from summit_tf.graph.attribution import attribution_graph
 
     agg = synthetic.from_counts({"l0": 2, "l1": 2}, {"l0": [[3, 1]], "l1": [[1, 3]]},
                                 {"l1/conv": ("l0", "l1", 0, [[[2, 1], [0, 4]]])})
-    path = export.write_ag(tmp_path, attribution_graph(agg, 0))
+    path = viewer_json.write_ag(tmp_path, attribution_graph(agg, 0))
     assert _mode(Path(path)) == 0o644
 
 

@@ -369,7 +369,7 @@ def test_pagerank_methods_give_the_same_graph(directed):
 
 def _reference_selection(ag, node_mass, step):
     """SUMMIT's pruning written from its definition with a NetworkX graph, node and edge names as sets
-    (independent of select.py): per layer the nodes above the mass threshold; a layer (above the first)
+    (independent of prune.py): per layer the nodes above the mass threshold; a layer (above the first)
     is valid when one of its kept nodes has a graph edge to a kept node of the layer below; each invalid
     layer and the one below it grow by a step (our one extension: the next non-full layer further down
     when both are full); ``prev_channels`` keep the edges whose lower end is in the first layer or has a

@@ -1,4 +1,5 @@
-"""Attribution graphs from aggregates: personalized PageRank, pruning, exports.
+"""Attribution graphs from aggregates: full graph (build), PageRank, pruning (prune), the viewer's JSON
+(viewer_json) and a whole run's outputs (generate).
 
 Python API: :func:`attribution_graph` (one class: igraph Graph + SUMMIT JSON), :class:`GraphConfig`,
 :func:`compare` (set algebra of two classes), :func:`class_similarity` and :func:`embed_classes`.

@@ -19,7 +19,7 @@ from summit_tf import spec_grammar, store
 from summit_tf.cli import fail, parse
 from summit_tf.graph import embedding, pagerank
 from summit_tf.graph.attribution import GraphConfig
-from summit_tf.graph.pipeline import generate
+from summit_tf.graph.generate import generate
 
 FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
 

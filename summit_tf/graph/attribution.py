@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from summit_tf import imagenet
-from summit_tf.graph import build, pagerank, select
+from summit_tf.graph import build, pagerank, prune
 from summit_tf.store import Aggregates
 
 if TYPE_CHECKING:  # igraph imports matplotlib (~1 s): loaded on first use, not by every worker and CLI
@@ -68,7 +68,7 @@ class AttributionGraph:
     full: build.FullGraph
     pagerank: np.ndarray
     count: np.ndarray
-    selection: select.Selection
+    selection: prune.Pruning
 
     @property
     def name(self) -> str:
@@ -179,10 +179,10 @@ def attribution_graph(agg: Aggregates, class_id: int, config: GraphConfig | None
     slot = agg.slot(class_id)
     full = build.full_graph(agg, class_id, st, counts)
     activation = {layer: agg.A[layer][slot] for layer in st.layers}
-    present = select.graph_vertices(st.num_vertices, full)
-    reset = select.personalization(st, activation, present)
+    present = prune.graph_vertices(st.num_vertices, full)
+    reset = prune.personalization(st, activation, present)
     pr = pagerank.personalized_pagerank(st.num_vertices, full.hi, full.lo, full.weight, reset, config.damping,
                                         config.directed, config.pagerank_method, sides=st.layer_of % 2 == 0)
-    sel = select.select(st, full, pr, config.node_mass, config.relax_step, present)
+    sel = prune.prune(st, full, pr, config.node_mass, config.relax_step, present)
     count = np.concatenate([np.asarray(activation[layer])[st.vertex[layer] >= 0] for layer in st.layers])
     return AttributionGraph(class_id, int(agg.class_count[slot]), config, st, full, pr, count, sel)

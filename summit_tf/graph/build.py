@@ -183,7 +183,7 @@ def class_counts(agg: Aggregates, class_id: int, st: Structure) -> dict[str, np.
     """The influence rows ``[Cout, Cin]`` of every link the class's full graph reads.
 
     Reading them is about half of a class's time from a gzip-compressed file; h5py lets other threads
-    run meanwhile, so a run reads the next class while it builds this one (:mod:`pipeline`).
+    run meanwhile, so a run reads the next class while it builds this one (:mod:`generate`).
     """
     slot = agg.slot(class_id)
     names = sorted({name for hops in st.hops.values() for h in hops for name in (h.link, *h.inner)})

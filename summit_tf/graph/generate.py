@@ -12,7 +12,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from summit_tf import atomic, store
-from summit_tf.graph import algebra, build, embedding, export
+from summit_tf.graph import algebra, build, embedding, viewer_json
 from summit_tf.graph.attribution import AttributionGraph, GraphConfig, attribution_graph
 from summit_tf.progress import Progress
 
@@ -23,7 +23,7 @@ def write_graph(agg: store.Aggregates, st: build.Structure, class_id: int, confi
                 out_dir: str, counts: dict | None = None) -> AttributionGraph:
     """Build one class's graph and write its ag file."""
     ag = attribution_graph(agg, class_id, config, st, counts)
-    export.write_ag(out_dir, ag)
+    viewer_json.write_ag(out_dir, ag)
     return ag
 
 
@@ -38,7 +38,7 @@ def _start_worker(path: str, config: GraphConfig, out_dir: str) -> None:
 
 def _worker_graph(class_id: int) -> dict:
     agg, st, config, out_dir = _worker
-    return export.graph_stats(write_graph(agg, st, class_id, config, out_dir))
+    return viewer_json.graph_stats(write_graph(agg, st, class_id, config, out_dir))
 
 
 def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: list[tuple[int, int]],
@@ -70,7 +70,7 @@ def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: lis
                 if index + 1 < len(classes):
                     ahead = reader.submit(build.class_counts, agg, classes[index + 1], st)
                 ag = write_graph(agg, st, class_id, config, out_dir, counts)
-                stats[class_id] = export.graph_stats(ag)
+                stats[class_id] = viewer_json.graph_stats(ag)
                 if class_id in needed:
                     graphs[class_id] = ag
                 progress.update()
@@ -78,9 +78,11 @@ def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: lis
     for class_id in sorted(needed - set(graphs)):  # built in a worker, or not among ``classes``
         graphs[class_id] = attribution_graph(agg, class_id, config, st)
     for a, b in pairs:
-        path = atomic.write_json(export.compare_path(out_dir, a, b), algebra.compare(graphs[a], graphs[b]))
+        comparison = algebra.compare(graphs[a], graphs[b])
+        path = atomic.write_json(viewer_json.compare_path(out_dir, a, b), comparison)
         log.info("wrote %s", path)
     activation = {layer: agg.A[layer] * (st.vertex[layer] >= 0) for layer in st.layers}
     embed = embedding.embed_classes(activation, st.layers, seed=seed, min_umap_classes=umap_min_classes)
-    path = atomic.write_json(f"{out_dir}/classes.json", export.classes_json(agg, st, embed, config, stats))
+    classes = viewer_json.classes_json(agg, st, embed, config, stats)
+    path = atomic.write_json(f"{out_dir}/classes.json", classes)
     log.info("wrote %s", path)

@@ -105,7 +105,7 @@ def written_edges(st: Structure, full: FullGraph, connecting: np.ndarray) -> np.
 
 
 @dataclass
-class Selection:
+class Pruning:
     """Kept vertices, written edges (``prev_channels``), and the per-layer mass shares that produced them.
 
     ``disconnected`` names the layers left without a connecting edge downward even after relaxing.
@@ -134,8 +134,8 @@ def _raise_masses(steps: np.ndarray, bad: list[int], node_mass: float, relax_ste
     return grew
 
 
-def select(st: Structure, full: FullGraph, pr: np.ndarray, node_mass: float, relax_step: float,
-           present: np.ndarray | None = None) -> Selection:
+def prune(st: Structure, full: FullGraph, pr: np.ndarray, node_mass: float, relax_step: float,
+          present: np.ndarray | None = None) -> Pruning:
     """Apply the per-layer mass rule to the ``present`` vertices (default: :func:`graph_vertices`),
     relaxing until every layer above the first has a connecting edge downward."""
     present = graph_vertices(st.num_vertices, full) if present is None else np.asarray(present, dtype=bool)
@@ -159,4 +159,4 @@ def select(st: Structure, full: FullGraph, pr: np.ndarray, node_mass: float, rel
         log.warning("layers %s have no kept edge downward even after relaxing",
                     ", ".join(st.layers[i] for i in bad))
     shares = dict(zip(st.layers, masses.tolist(), strict=True))
-    return Selection(kept, written_edges(st, full, connecting), shares, rounds, [st.layers[i] for i in bad])
+    return Pruning(kept, written_edges(st, full, connecting), shares, rounds, [st.layers[i] for i in bad])

@@ -2,8 +2,8 @@
 
 ``counting()`` holds the settings that define what a count means (reductions, selection, influence
 options, exclusions, preprocessing, model, layers): shards are mergeable only when these agree.
-``selection()`` says which images were counted (data spec, shard, caps, class filter): merging sums over
-different selections. Both go into the HDF5 ``config`` attribute; settings that only change speed or
+``image_selection()`` says which images were counted (data spec, shard, caps, class filter): merging sums
+over different image selections. Both go into the HDF5 ``config`` attribute; settings that only change speed or
 bookkeeping (batch size, checkpoint interval) do not.
 """
 
@@ -103,7 +103,7 @@ class AggregateConfig:
             "resize": self.resize,
         }
 
-    def selection(self) -> dict:
+    def image_selection(self) -> dict:
         """Which images were counted."""
         return {
             "data": self.data,
@@ -116,11 +116,11 @@ class AggregateConfig:
 
     def record(self) -> dict:
         """The JSON stored with the output: every setting that changes the counts."""
-        return {**self.counting(), **self.selection()}
+        return {**self.counting(), **self.image_selection()}
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 COUNTING_KEYS = tuple(AggregateConfig(model="m", data="d", out="o").counting())
-SELECTION_KEYS = tuple(AggregateConfig(model="m", data="d", out="o").selection())
+IMAGE_SELECTION_KEYS = tuple(AggregateConfig(model="m", data="d", out="o").image_selection())

@@ -21,7 +21,7 @@ from absl import flags
 
 from summit_tf import store
 from summit_tf.cli import fail, parse
-from summit_tf.config import COUNTING_KEYS, SELECTION_KEYS
+from summit_tf.config import COUNTING_KEYS, IMAGE_SELECTION_KEYS
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("out", None, "merged aggregates file (.h5)", flag_values=FLAGS)
@@ -32,11 +32,11 @@ class MergeError(ValueError):
     """Inputs that cannot be summed; the message names the file and the difference."""
 
 
-def selections(agg: store.Aggregates) -> list[dict]:
+def image_selections(agg: store.Aggregates) -> list[dict]:
     """The image selections an aggregates file counted (several for an already merged file)."""
     if "merged_from" in agg.config:
         return list(agg.config["merged_from"])
-    return [{key: agg.config.get(key) for key in SELECTION_KEYS}]
+    return [{key: agg.config.get(key) for key in IMAGE_SELECTION_KEYS}]
 
 
 def _signature(agg: store.Aggregates) -> dict:
@@ -61,7 +61,7 @@ def check_compatible(paths: Sequence[str], inputs: Sequence[store.Aggregates]) -
             raise MergeError(f"{path} counts differently from {paths[0]} ({shown[:600]})")
     seen: dict[str, str] = {}
     for path, agg in zip(paths, inputs, strict=True):
-        for sel in selections(agg):
+        for sel in image_selections(agg):
             key = repr(sorted(sel.items()))
             if key in seen:
                 raise MergeError(f"{path} and {seen[key]} both count the same images ({sel}); "
@@ -116,7 +116,7 @@ def merge(paths: Sequence[str], out: str | os.PathLike) -> store.Aggregates:
         merged = store.Aggregates(
             model=first.model,
             config={**{key: first.config.get(key) for key in COUNTING_KEYS},
-                    "merged_from": [sel for agg in inputs for sel in selections(agg)]},
+                    "merged_from": [sel for agg in inputs for sel in image_selections(agg)]},
             classes=classes,
             class_count=summed(lambda a: a.class_count),
             layers=list(first.layers),

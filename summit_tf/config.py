@@ -3,8 +3,8 @@
 ``counting()`` holds the settings that define what a count means (reductions, selection, influence
 options, exclusions, preprocessing, model, layers): shards are mergeable only when these agree.
 ``image_selection()`` says which images were counted (data spec, shard, caps, class filter): merging sums
-over different image selections. Both go into the HDF5 ``config`` attribute; settings that only change speed or
-bookkeeping (batch size, checkpoint interval) do not.
+over different image selections. Both go into the HDF5 ``config`` attribute; settings that only change
+speed or bookkeeping (batch size, checkpoint interval) do not.
 """
 
 from __future__ import annotations

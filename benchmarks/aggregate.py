@@ -19,10 +19,11 @@ import tensorflow as tf
 from absl import app, flags
 
 from benchmarks.original_summit import OriginalSummit
-from summit_tf import assets, engine, models
-from summit_tf.config import AggregateConfig
+from summit_tf import assets, models
+from summit_tf.aggregation import engine
+from summit_tf.aggregation.channel_selection import parse_select
+from summit_tf.aggregation.config import AggregateConfig
 from summit_tf.data import source
-from summit_tf.selection import parse_select
 
 flags.DEFINE_string("model", "mobilenet_v1", "model spec (summit_tf.models.load)")
 flags.DEFINE_integer("batch_size", 16, "images per batch")

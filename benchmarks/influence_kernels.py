@@ -3,7 +3,7 @@ closed form) against the forward conv of the same layer: time and peak extra mem
 
 ``python -m benchmarks.influence_kernels [--reps=5]``: each (shape, formulation) runs in a fresh
 subprocess so its peak RSS is its own; prints a table. The chosen formulation lives in
-summit_tf/influence.py, whose docstring records the figures.
+summit_tf/aggregation/influence.py, whose docstring records the figures.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _rss_mb() -> float:
 def _build(method: str, kernel: np.ndarray):
     import tensorflow as tf
 
-    from summit_tf.influence import link_influence
+    from summit_tf.aggregation.influence import link_influence
     from summit_tf.models.base import Link
 
     kh, kw, cin, cout = kernel.shape

@@ -149,8 +149,8 @@ def plot(rows: Sequence[Row], out_dir: Path) -> Path:
 def run_variants(model: str, data: str, out_dir: Path, variants: Sequence[str], stability: Sequence[int],
                  max_images_per_class: int | None, batch_size: int) -> list[tuple[str, Path]]:
     """Aggregate every variant (cached: an existing file is reused) and return ``(name, path)`` pairs."""
-    from summit_tf.aggregate import aggregate_from_config
-    from summit_tf.config import AggregateConfig
+    from summit_tf.aggregation import aggregate
+    from summit_tf.aggregation.config import AggregateConfig
 
     base = dict(model=model, data=data, batch_size=batch_size, max_images_per_class=max_images_per_class)
     jobs = [(name, {**base, **VARIANTS[name]}) for name in variants]
@@ -160,7 +160,7 @@ def run_variants(model: str, data: str, out_dir: Path, variants: Sequence[str], 
     for name, settings in jobs:
         path = out_dir / "aggregates" / f"{name}.h5"
         if not path.exists():
-            aggregate_from_config(AggregateConfig(out=str(path), **settings))
+            aggregate(AggregateConfig(out=str(path), **settings))
         done.append((name, path))
     return done
 

@@ -54,7 +54,7 @@ class PipelineConfig:
 
 
 def _aggregate_config(cfg: PipelineConfig):
-    from summit_tf import config as cfgmod
+    from summit_tf.aggregation import config as cfgmod
 
     return cfgmod.AggregateConfig(
         model=cfg.model, data=cfg.data, out=str(cfg.run_dir / "aggregates.h5"), layers=cfg.layers,
@@ -66,9 +66,9 @@ def _aggregate_config(cfg: PipelineConfig):
 
 
 def _stage_aggregate(cfg: PipelineConfig) -> None:
-    from summit_tf.aggregate import aggregate_from_config
+    from summit_tf.aggregation import aggregate
 
-    aggregate_from_config(_aggregate_config(cfg))
+    aggregate(_aggregate_config(cfg))
 
 
 def _stage_graph(cfg: PipelineConfig) -> None:

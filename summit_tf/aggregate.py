@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
 
 from absl import flags
 
 from summit_tf import spec_grammar, vocabulary
+from summit_tf.aggregation.config import AggregateConfig
 from summit_tf.cli import fail, parse
-from summit_tf.config import AggregateConfig
-
-if TYPE_CHECKING:  # the engine imports TensorFlow: load it only when a run starts, not for --help
-    from summit_tf.engine import RunSummary
 
 FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
 
@@ -87,28 +83,6 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AggregateConfig:
     )
 
 
-def aggregate_from_config(cfg: AggregateConfig, stream: TextIO | None = None) -> RunSummary:
-    """Load the model and data ``cfg`` names and run the aggregation into ``cfg.out``.
-
-    The library entry point behind the CLI; raises ``ValueError`` (``engine.AggregateError``) or
-    ``FileNotFoundError`` for bad input.
-    """
-    from summit_tf import data, engine, models
-
-    engine.check_output(cfg)
-    if engine.finished(cfg):
-        return engine.finished_summary(cfg, stream)
-    model = models.load(cfg.model, layers=cfg.layers, summit_compat=cfg.summit_compat)
-
-    def open_source(skip_records: int) -> data.ImageSource:
-        return data.load(cfg.data, image_size=model.input_size, resize=cfg.resize, batch_size=cfg.batch_size,
-                         num_shards=cfg.num_shards, shard_index=cfg.shard_index, skip_records=skip_records,
-                         max_images=cfg.max_images, max_images_per_class=cfg.max_images_per_class,
-                         classes=cfg.classes)
-
-    return engine.aggregate(cfg, model, open_source, stream=stream)
-
-
 def main(argv: Sequence[str]) -> int:
     """Run the CLI on ``argv`` (program name first); returns the exit code."""
     parsed = parse(FLAGS, argv, __doc__ or "")
@@ -123,7 +97,9 @@ def main(argv: Sequence[str]) -> int:
         return fail(str(e))
 
     try:
-        aggregate_from_config(cfg)
+        from summit_tf.aggregation import run  # imports TensorFlow: not for --help
+
+        run.aggregate(cfg)
     except (ValueError, FileNotFoundError) as e:  # AggregateError is a ValueError
         return fail(str(e))
     except KeyboardInterrupt:

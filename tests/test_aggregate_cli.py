@@ -19,8 +19,8 @@ import pytest
 import tensorflow as tf
 
 from summit_tf import aggregate, merge, store
+from summit_tf.aggregation.engine import checkpoint_path
 from summit_tf.data import tfrecords
-from summit_tf.engine import checkpoint_path
 
 LAYERS = "Conv2d_11_pointwise,Conv2d_12_pointwise,Conv2d_13_pointwise"
 TOPK, INFLUENCE_TOPK, PER_CLASS = 7, 3, 3

@@ -20,8 +20,8 @@ from scipy.signal import correlate2d
 from toy import toy_model
 
 from summit_tf import store
-from summit_tf.config import AggregateConfig
-from summit_tf.engine import AggregateError, aggregate, checkpoint_path
+from summit_tf.aggregation.config import AggregateConfig
+from summit_tf.aggregation.engine import AggregateError, aggregate, checkpoint_path
 
 SIZE = 17
 CLASSES = np.array([0, 5, 217, 999])

@@ -7,10 +7,10 @@ import pytest
 import scipy.signal
 import tensorflow as tf
 
-from summit_tf import influence
-from summit_tf.influence import link_influence
+from summit_tf.aggregation import influence
+from summit_tf.aggregation.channel_selection import top_inputs
+from summit_tf.aggregation.influence import link_influence
 from summit_tf.models.base import Link
-from summit_tf.selection import top_inputs
 from summit_tf.vocabulary import INFLUENCE_REDUCERS
 
 CIN, COUT = 5, 7

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from summit_tf import influence_topk
-from summit_tf.influence import link_influence
-from summit_tf.influence_topk import top_influence
+from summit_tf.aggregation import influence_topk
+from summit_tf.aggregation.channel_selection import top_inputs
+from summit_tf.aggregation.influence import link_influence
+from summit_tf.aggregation.influence_topk import top_influence
 from summit_tf.models.base import Link
-from summit_tf.selection import top_inputs
 
 B, COUT = 3, 11
 

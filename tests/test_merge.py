@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from summit_tf import merge, store
-from summit_tf.config import AggregateConfig
+from summit_tf.aggregation.merge import merge as merge_files
+from summit_tf.aggregation.config import AggregateConfig
 
 LAYERS = {"a": 5, "b": 7}
 
@@ -37,7 +38,7 @@ def shard(path, classes, seed, **config_changes):
 
 def test_library_merge_returns_readable_aggregates(tmp_path):
     parts = [shard(tmp_path / "s0.h5", [0, 217], 0), shard(tmp_path / "s1.h5", [217], 1)]
-    with merge.merge([str(tmp_path / "s0.h5"), str(tmp_path / "s1.h5")], tmp_path / "m.h5") as merged:
+    with merge_files([str(tmp_path / "s0.h5"), str(tmp_path / "s1.h5")], tmp_path / "m.h5") as merged:
         assert merged.filename == str(tmp_path / "m.h5")
         np.testing.assert_array_equal(merged.I["b/3x3"][1], parts[0].I["b/3x3"][1] + parts[1].I["b/3x3"][0])
         np.testing.assert_array_equal(merged.I["b/3x3"][0], parts[0].I["b/3x3"][0])

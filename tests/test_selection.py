@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from summit_tf.selection import reduce_channels, select, top_inputs
+from summit_tf.aggregation.channel_selection import reduce_channels, select, top_inputs
 from summit_tf.vocabulary import ACTIVATION_REDUCERS, parse_select
 
 

@@ -33,7 +33,7 @@ def test_nothing_else_defines_the_vocabulary():
 
 
 def test_help_paths_import_no_tensorflow():
-    code = ("import sys, summit_tf.vocabulary, summit_tf.spec_grammar, summit_tf.config; "
+    code = ("import sys, summit_tf.vocabulary, summit_tf.spec_grammar, summit_tf.aggregation.config; "
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -1,7 +1,7 @@
 """The ``k`` most influential inputs of every output channel of a link, without ranking every pair.
 
 For 1x1 and separable links the influence of input i on output j has a closed form,
-``where(K[i, j] >= 0, K[i, j] * hi_i, K[i, j] * lo_i)`` (``summit_tf.influence``): cheap to compute, but
+``where(K[i, j] >= 0, K[i, j] * hi_i, K[i, j] * lo_i)`` (:mod:`influence`): cheap to compute, but
 ``tf.math.top_k`` over the ``[B, Cout, Cin]`` values was most of the aggregation step (~1 us per row on
 CPU). Here the inputs are split into contiguous groups of ``GROUP``; one XLA function computes each
 group's maximum (the ``[B, Cout, Cin]`` values never reach memory), picks the ``k`` best groups, and
@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from summit_tf import influence, selection
+from summit_tf.aggregation import channel_selection as selection
+from summit_tf.aggregation import influence
 from summit_tf.models.base import Link
 
-GROUP = 8  # inputs per group, measured best for MobileNetV1 (summit_tf.influence has the numbers)
+GROUP = 8  # inputs per group, measured best for MobileNetV1 (:mod:`influence` has the numbers)
 MAX_K = 16  # the grouped path unrolls 2 * k selection rounds; above this, top_k
 
 

@@ -10,7 +10,7 @@ Formulations, by cost:
   the strided conv visits (a 1x1 kernel never reaches the padding). The max form is one XLA-fused
   pass over the ``[B, Cout, Cin]`` result: 53 ms instead of 226 ms unfused for MobileNetV1's 12 links at
   batch 8 (the top-k that follows costs ~300 ms). The aggregation engine does not take this result:
-  ``summit_tf.influence_topk`` ranks the same values by groups of 8 inputs without materializing them,
+  :mod:`influence_topk` ranks the same values by groups of 8 inputs without materializing them,
   with identical indices. MobileNetV1's 12 links, batch 16, real features, min of 5-10 runs on the
   shared CPU: influence + ``top_k`` 266-300 ms, grouped 92-110 ms (groups of 6 and 10 the same within
   the noise; 4, 12 and 16: 119-160 ms); the engine step went from 2.6x to 1.7x the forward pass at
@@ -98,7 +98,7 @@ def pointwise_factors(x: tf.Tensor, link: Link, reduce: str = "max",
     influence of i on j is ``k[i, j] * hi[:, i]`` where ``k[i, j] >= 0``, else ``k[i, j] * lo[:, i]``.
 
     ``hi >= lo`` always. For l2 ``k`` is ``|K|`` (``hi = lo = ||X||``), for sum ``hi = lo = sum X``; one
-    form serves every reducer, so ``summit_tf.influence_topk`` ranks exactly what ``link_influence`` returns.
+    form serves every reducer, so :mod:`influence_topk` ranks exactly what ``link_influence`` returns.
     """
     x = _checked_input(x, link, reduce, stride)
     kh, kw = int(link.kernel.shape[0]), int(link.kernel.shape[1])

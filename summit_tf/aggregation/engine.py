@@ -32,10 +32,11 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-from summit_tf import atomic, selection, store
-from summit_tf.config import AggregateConfig
+from summit_tf import atomic, store
+from summit_tf.aggregation import channel_selection as selection
+from summit_tf.aggregation.config import AggregateConfig
+from summit_tf.aggregation.influence_topk import top_influence
 from summit_tf.imagenet import NUM_CLASSES
-from summit_tf.influence_topk import top_influence
 from summit_tf.models.base import Link, SummitModel
 from summit_tf.progress import Progress
 

@@ -110,7 +110,7 @@ def top_inputs(values: tf.Tensor, k: int, excluded: tf.Tensor | None = None) -> 
 
 def checked_influence_mask(k: int, cin: int, excluded: tf.Tensor | None) -> tf.Tensor | None:
     """The checks of ``top_inputs`` on ``k`` and the exclusion mask (ValueError), shared with
-    ``summit_tf.influence_topk``; returns the mask as a bool ``[cin]`` tensor, or None."""
+    :mod:`influence_topk`; returns the mask as a bool ``[cin]`` tensor, or None."""
     k = int(k)
     if k < 1:
         raise ValueError(f"influence top-k must be >= 1, got {k}")

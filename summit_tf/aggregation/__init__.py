@@ -1,0 +1,15 @@
+"""Aggregation: one streaming pass over a data set counts SUMMIT's A (top activations) and every I
+(top influences) per class.
+
+Modules: :mod:`config` (what a run counts), :mod:`channel_selection` (channel scores, A's selection, I's
+top-k), :mod:`influence` and :mod:`influence_topk` (the per-pair influence kernels), :mod:`engine` (the
+``tf.function`` step over ``tf.data``, accumulators, checkpoints), :mod:`run` (a run from a config),
+:mod:`merge` (summing shards). Command lines: ``python -m summit_tf.aggregate`` and
+``python -m summit_tf.merge``.
+"""
+
+from summit_tf.aggregation.config import AggregateConfig
+from summit_tf.aggregation.merge import MergeError, merge
+from summit_tf.aggregation.run import aggregate
+
+__all__ = ["AggregateConfig", "MergeError", "aggregate", "merge"]

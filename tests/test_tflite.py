@@ -280,6 +280,19 @@ def assert_same_graph(ours: tflite_reader.Graph, theirs: tflite_reader.Graph) ->
             assert_same_value(a.options[key], value, f"{what} option {key}")
 
 
+def test_option_keys_of_every_builtin_options_table_match_the_object_api():
+    """Keys derived from the generated accessors equal the attributes of TF's object API classes, also
+    for the options of operators none of the test models has."""
+    import tflite as package
+
+    schema = pytest.importorskip("tensorflow.lite.python.schema_py_generated")
+    tables = [k for k, v in vars(package.BuiltinOptions).items() if not k.startswith("_") and v]
+    assert len(tables) > 100
+    for name in tables:
+        expected = list(vars(getattr(schema, f"{name}T")()))
+        assert [key for key, _ in tflite_reader._option_fields(getattr(package, name))] == expected, name
+
+
 @pytest.mark.parametrize("name", REAL_MODELS)
 def test_reader_matches_tf_schema_module_on_real_models(shared, name):
     path = shared / "models" / name

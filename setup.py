@@ -22,16 +22,17 @@ setup(
         "absl-py>=2.0",
         "pillow>=10.0",
         "tensorflow-datasets>=4.9",
-        "flatbuffers>=23.5",
+        "tflite>=2.18",
         "scipy>=1.11",
         "matplotlib>=3.8",
         "umap-learn>=0.5.5",
         "numba>=0.59",
     ],
     extras_require={
-        # TF 2.21 pins h5py<3.15; the TFLite flatbuffer schema module we read lives inside TF 2.21.
-        "cpu": ["tensorflow-cpu==2.21.0"],
-        "gpu": ["tensorflow[and-cuda]==2.21.0"],
+        # Keras 3 arrived with TF 2.16, whose TFLite converter aborts on Keras 3 models; tested: 2.17, 2.21
+        # (BUILD_NOTES.md).
+        "cpu": ["tensorflow-cpu>=2.17,<3"],
+        "gpu": ["tensorflow[and-cuda]>=2.17,<3"],
         "test": ["pytest>=8", "networkx>=3.2", "ruff>=0.6", "playwright>=1.45"],
     },
     entry_points={

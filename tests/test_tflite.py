@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -200,6 +202,130 @@ def test_relu_redirect_gradient_matches_reference(kind, upper):
     assert np.abs(grad[1]).sum() > 0 and np.abs(tape.gradient(loss_plain, xt).numpy()[1]).sum() == 0
 
 
+# ----------------------------------------------------------------------------------------------- reader
+REAL_MODELS = (
+    "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite", "mobilenet_quant_v1_224_head_layers.tflite",
+    "mobilenet_v2_1.0_224_quant.tflite", "tf2_mobilenet_v2_1.0_224_ptq.tflite",
+)
+
+
+def schema_reference(path) -> tflite_reader.Graph:
+    """The graph as TF's own schema module reads it (flatbuffers object API): the independent reference
+    for the reader, which parses with the ``tflite`` package instead. Constants are dequantized with the
+    same :class:`tflite_reader.Quantization` (its formula has its own test above)."""
+    schema = pytest.importorskip("tensorflow.lite.python.schema_py_generated")
+    data = Path(path).read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+    types = {getattr(schema.TensorType, n): np.dtype(n.lower()) for n in
+             ("FLOAT32", "FLOAT16", "FLOAT64", "INT32", "INT64", "INT16", "UINT8", "INT8", "BOOL")}
+    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    graph = model.subgraphs[0]
+    tensors = []
+    for index, t in enumerate(graph.tensors):
+        q = t.quantization
+        quant = None
+        if q is not None and q.scale is not None and len(q.scale):
+            zero = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0], np.int64)
+            quant = tflite_reader.Quantization(np.asarray(q.scale, np.float64), zero, q.quantizedDimension)
+        shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+        buffer = model.buffers[t.buffer]
+        raw = bytes(buffer.data) if buffer.data is not None and len(buffer.data) else None
+        if raw is None and buffer.offset > 1:
+            raw = data[buffer.offset:buffer.offset + buffer.size]
+        value = None
+        if raw is not None:
+            value = np.frombuffer(raw, types[t.type]).reshape(shape)
+            if quant is not None and value.dtype.kind in "iu":
+                value = quant.dequantize(value).astype(np.float32)
+            elif value.dtype.kind == "f":
+                value = value.astype(np.float32)
+        tensors.append(tflite_reader.Tensor(index, t.name.decode(), shape, types[t.type], quant, value))
+    operators = []
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        options = dict(vars(op.builtinOptions)) if op.builtinOptions is not None else {}
+        kind = op_names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        operators.append(tflite_reader.Operator(kind, list(op.inputs), list(op.outputs), options))
+    return tflite_reader.Graph(str(path), tensors, operators, list(graph.inputs), list(graph.outputs))
+
+
+def assert_same_value(ours, theirs, what: str) -> None:
+    """Equal type, dtype, shape and bits (arrays), or equal type and value (scalars)."""
+    assert type(ours) is type(theirs), what
+    if isinstance(theirs, np.ndarray):
+        assert (ours.dtype, ours.shape) == (theirs.dtype, theirs.shape), what
+        assert ours.tobytes() == theirs.tobytes(), what
+    else:
+        assert ours == theirs, what
+
+
+def assert_same_graph(ours: tflite_reader.Graph, theirs: tflite_reader.Graph) -> None:
+    assert (ours.inputs, ours.outputs) == (theirs.inputs, theirs.outputs)
+    assert len(ours.tensors) == len(theirs.tensors) and len(ours.operators) == len(theirs.operators)
+    for a, b in zip(ours.tensors, theirs.tensors, strict=True):
+        what = f"{ours.path} tensor {b.index} {b.name}"
+        assert (a.index, a.name, a.shape, a.dtype) == (b.index, b.name, b.shape, b.dtype), what
+        assert (a.quantization is None) == (b.quantization is None), what
+        if b.quantization is not None:
+            for field in ("scale", "zero_point", "dimension"):
+                assert_same_value(getattr(a.quantization, field), getattr(b.quantization, field), what)
+        assert (a.value is None) == (b.value is None), what
+        if b.value is not None:
+            assert_same_value(a.value, b.value, what)
+    for i, (a, b) in enumerate(zip(ours.operators, theirs.operators, strict=True)):
+        what = f"{ours.path} operator {i} {b.kind}"
+        assert (a.kind, a.inputs, a.outputs) == (b.kind, b.inputs, b.outputs), what
+        assert a.options.keys() == b.options.keys(), what
+        for key, value in b.options.items():
+            assert_same_value(a.options[key], value, f"{what} option {key}")
+
+
+def test_option_keys_of_every_builtin_options_table_match_the_object_api():
+    """Keys derived from the generated accessors equal the attributes of TF's object API classes, also
+    for the options of operators none of the test models has."""
+    import tflite as package
+
+    schema = pytest.importorskip("tensorflow.lite.python.schema_py_generated")
+    tables = [k for k, v in vars(package.BuiltinOptions).items() if not k.startswith("_") and v]
+    assert len(tables) > 100
+    for name in tables:
+        expected = list(vars(getattr(schema, f"{name}T")()))
+        assert [key for key, _ in tflite_reader._option_fields(getattr(package, name))] == expected, name
+
+
+@pytest.mark.parametrize("name", REAL_MODELS)
+def test_reader_matches_tf_schema_module_on_real_models(shared, name):
+    path = shared / "models" / name
+    ours = tflite_reader.read(path)
+    assert_same_graph(ours, schema_reference(path))
+    assert any(t.is_constant for t in ours.tensors) and any(op.options for op in ours.operators)
+
+
+def test_reader_matches_tf_schema_module_on_small_models(converted):
+    _, float_path, int8_path = converted
+    for path in (float_path, int8_path):
+        assert_same_graph(tflite_reader.read(path), schema_reference(path))
+
+
+def test_reader_reads_constants_stored_after_the_flatbuffer(tmp_path, converted):
+    """Large models keep buffers after the flatbuffer (``Buffer.offset``/``size``): same constants."""
+    schema = pytest.importorskip("tensorflow.lite.python.schema_py_generated")
+    keras_model, float_path, _ = converted
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    converter._experimental_use_buffer_offset = True
+    path = tmp_path / "offset.tflite"
+    path.write_bytes(converter.convert())
+    ours = tflite_reader.read(path)
+    assert_same_graph(ours, schema_reference(path))
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(path.read_bytes(), 0))
+    assert any(b.offset > 1 for b in model.buffers)
+    plain = {t.name: t.value for t in tflite_reader.read(float_path).tensors if t.is_constant}
+    offset = {t.name: t.value for t in ours.tensors if t.is_constant}
+    assert plain.keys() == offset.keys() and len(plain) >= 10
+    for name, value in plain.items():
+        assert_same_value(offset[name], value, name)
+
+
 # ----------------------------------------------------------------------------------------------- synthetic
 def test_float_tflite_matches_keras_and_interpreter(converted):
     keras_model, float_path, _ = converted
@@ -229,7 +355,10 @@ def test_links_reproduce_their_layer(converted):
     assert by_name["conv2d_4_1"].kind == "conv" and by_name["conv2d_4_1"].stride == 2
     branch = by_name["concatenate_1/conv2d_2_1"]
     assert (branch.src, branch.dst, branch.dst_offset) == ("re_lu_1", "concatenate_1", 0)
-    assert branch.padding == "SAME" and branch.kind == "conv"
+    # TF 2.21's converter folds the explicit zero pad into a SAME conv; TF 2.17's keeps the PAD op, and the
+    # link then reads the padded tensor with VALID padding. Both are exact (checked below).
+    assert branch.kind == "conv"
+    assert (branch.padding, branch.input == branch.src) in {("SAME", True), ("VALID", False)}
     nodes = {n.key: n for n in program.nodes}
     feats = model.features(tf.random.stateless_uniform([2, 33, 33, 3], seed=[6, 7]))
     for link, dst_node in ((branch, nodes["conv2d_2_1"]), (by_name["conv2d_4_1"], nodes["conv2d_4_1"])):

@@ -1,6 +1,6 @@
 """Quantized (or float) TFLite models, ``tflite:PATH[+PATH...]``, as exact float TensorFlow functions.
 
-The flatbuffer is read with TF's own schema module (:mod:`summit_tf.models.tflite_reader`), every constant
+The flatbuffer is read with the ``tflite`` package (:mod:`summit_tf.models.tflite_reader`), every constant
 is dequantized, and each operator becomes the equivalent float TF op with the same strides, dilations
 and SAME/VALID padding (TFLite's SAME pads like TF's: the extra row/column goes after), fused activations
 included. Running float instead of integer arithmetic removes the rounding of every intermediate tensor

@@ -1,40 +1,37 @@
 """Read a TFLite flatbuffer into plain Python objects with dequantized float constants.
 
-Uses the schema module that ships inside TensorFlow (``tensorflow.lite.python.schema_py_generated``,
-which needs the ``flatbuffers`` package), so the reader follows TF's own schema version; this is why
-TensorFlow is pinned (BUILD_NOTES.md). Quantized constants become float: weights ``(q - zero_point) *
+The flatbuffer is parsed with the ``tflite`` package (the TFLite schema compiled by flatc, pure Python on
+``flatbuffers``), not with TensorFlow's private ``tensorflow.lite.python.schema_py_generated``, so the
+installed TensorFlow version does not matter; the schema only grows by appending, so an older package
+still reads every field this module uses. Quantized constants become float: weights ``(q - zero_point) *
 scale`` (per channel along ``quantized_dimension`` when the scale is a vector, as in int8 per-channel
 models), int32 biases ``q * scale``. Integer constants without quantization (shapes, axes) stay integer.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-try:
-    from tensorflow.lite.python import schema_py_generated as schema
-except ImportError as err:  # pragma: no cover - depends on the installed TensorFlow
-    raise ImportError(
-        "reading TFLite files needs TensorFlow's schema module tensorflow.lite.python.schema_py_generated "
-        "and the flatbuffers package (pip install flatbuffers)"
-    ) from err
+import tflite
 
 _NUMPY_TYPES = {
-    schema.TensorType.FLOAT32: np.float32,
-    schema.TensorType.FLOAT16: np.float16,
-    schema.TensorType.FLOAT64: np.float64,
-    schema.TensorType.INT32: np.int32,
-    schema.TensorType.INT64: np.int64,
-    schema.TensorType.INT16: np.int16,
-    schema.TensorType.UINT8: np.uint8,
-    schema.TensorType.INT8: np.int8,
-    schema.TensorType.BOOL: np.bool_,
+    tflite.TensorType.FLOAT32: np.float32,
+    tflite.TensorType.FLOAT16: np.float16,
+    tflite.TensorType.FLOAT64: np.float64,
+    tflite.TensorType.INT32: np.int32,
+    tflite.TensorType.INT64: np.int64,
+    tflite.TensorType.INT16: np.int16,
+    tflite.TensorType.UINT8: np.uint8,
+    tflite.TensorType.INT8: np.int8,
+    tflite.TensorType.BOOL: np.bool_,
 }
-_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+_OP_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+_OPTION_TABLES = {v: k for k, v in vars(tflite.BuiltinOptions).items() if not k.startswith("_") and v}
 
 
 @dataclass
@@ -93,12 +90,52 @@ class Graph:
     outputs: list[int]
 
 
+def _vector(table: Any, name: str) -> np.ndarray | None:
+    """Vector field ``name`` of a flatbuffer table as a NumPy array; None when the field is absent."""
+    return None if getattr(table, f"{name}IsNone")() else getattr(table, f"{name}AsNumpy")()
+
+
+def _ints(table: Any, name: str) -> list[int]:
+    values = _vector(table, name)
+    return [] if values is None else [int(v) for v in values]
+
+
 def _quantization(tensor: Any) -> Quantization | None:
-    q = tensor.quantization
-    if q is None or q.scale is None or len(q.scale) == 0:
+    q = tensor.Quantization()
+    scale = _vector(q, "Scale") if q is not None else None
+    if scale is None or len(scale) == 0:
         return None
-    zero = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0], dtype=np.int64)
-    return Quantization(np.asarray(q.scale, dtype=np.float64), zero, int(q.quantizedDimension))
+    zero = _vector(q, "ZeroPoint")
+    zero = np.asarray(zero if zero is not None else [0], dtype=np.int64)
+    return Quantization(np.asarray(scale, dtype=np.float64), zero, int(q.QuantizedDimension()))
+
+
+@functools.cache
+def _option_fields(table_class: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    """``(key, getter)`` for every field of a generated options table. flatc names a field's accessor in
+    PascalCase (``StrideW``) and gives vectors ``AsNumpy``/``Length``/``IsNone`` siblings; the key is the
+    camelCase name the flatbuffers object API uses (``strideW``), which :mod:`.tflite` reads."""
+    methods = vars(table_class)
+    fields = []
+    for name, method in methods.items():
+        generated = name == "Init" or name.startswith("GetRootAs") or name.endswith("BufferHasIdentifier")
+        sibling = any(name.endswith(s) and name[:-len(s)] in methods for s in ("AsNumpy", "Length", "IsNone"))
+        if not callable(method) or generated or sibling:
+            continue
+        vector = f"{name}IsNone" in methods
+        getter = functools.partial(_vector, name=name) if vector else method
+        fields.append((name[0].lower() + name[1:], getter))
+    return tuple(fields)
+
+
+def _options(op: Any) -> dict[str, Any]:
+    """The operator's builtin options table as a dict (empty without options)."""
+    name, table = _OPTION_TABLES.get(op.BuiltinOptionsType()), op.BuiltinOptions()
+    if name is None or table is None:
+        return {}
+    options = getattr(tflite, name)()
+    options.Init(table.Bytes, table.Pos)
+    return {key: getter(options) for key, getter in _option_fields(type(options))}
 
 
 def _constant(raw: bytes | np.ndarray, dtype: np.dtype, shape: tuple[int, ...],
@@ -119,31 +156,31 @@ def read(path: str | Path) -> Graph:
     data = path.read_bytes()
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ValueError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
-    if not model.subgraphs:
+    model = tflite.Model.GetRootAs(data, 0)
+    if model.SubgraphsLength() == 0:
         raise ValueError(f"{path}: the model has no subgraph")
-    graph = model.subgraphs[0]
+    graph = model.Subgraphs(0)
     tensors = []
-    for index, t in enumerate(graph.tensors):
-        if t.type not in _NUMPY_TYPES:
-            raise ValueError(f"{path}: tensor {index} has unsupported type {t.type}")
-        dtype = np.dtype(_NUMPY_TYPES[t.type])
-        shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+    for index in range(graph.TensorsLength()):
+        t = graph.Tensors(index)
+        if t.Type() not in _NUMPY_TYPES:
+            raise ValueError(f"{path}: tensor {index} has unsupported type {t.Type()}")
+        dtype = np.dtype(_NUMPY_TYPES[t.Type()])
+        shape = tuple(_ints(t, "Shape"))
         quant = _quantization(t)
-        buffer = model.buffers[t.buffer]
-        raw = buffer.data if buffer.data is not None and len(buffer.data) else None
-        if raw is None and buffer.offset > 1:  # large models keep constants after the flatbuffer
-            raw = data[buffer.offset:buffer.offset + buffer.size]
+        buffer = model.Buffers(t.Buffer())
+        raw = buffer.DataAsNumpy() if buffer.DataLength() else None
+        if raw is None and buffer.Offset() > 1:  # large models keep constants after the flatbuffer
+            raw = data[buffer.Offset():buffer.Offset() + buffer.Size()]
         value = _constant(raw, dtype, shape, quant) if raw is not None else None
-        tensors.append(Tensor(index, t.name.decode(errors="replace"), shape, dtype, quant, value))
+        tensors.append(Tensor(index, (t.Name() or b"").decode(errors="replace"), shape, dtype, quant, value))
     operators = []
-    for op in graph.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
         kind = _OP_NAMES.get(builtin, f"builtin {builtin}")
         if kind == "CUSTOM":
-            kind = f"CUSTOM {code.customCode.decode(errors='replace')}"
-        options = dict(vars(op.builtinOptions)) if op.builtinOptions is not None else {}
-        operators.append(Operator(kind, [int(i) for i in op.inputs], [int(i) for i in op.outputs], options))
-    inputs, outputs = [int(i) for i in graph.inputs], [int(i) for i in graph.outputs]
-    return Graph(str(path), tensors, operators, inputs, outputs)
+            kind = f"CUSTOM {(code.CustomCode() or b'').decode(errors='replace')}"
+        operators.append(Operator(kind, _ints(op, "Inputs"), _ints(op, "Outputs"), _options(op)))
+    return Graph(str(path), tensors, operators, _ints(graph, "Inputs"), _ints(graph, "Outputs"))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from summit_tf import merge, store
-from summit_tf.aggregation.merge import merge as merge_files
 from summit_tf.aggregation.config import AggregateConfig
+from summit_tf.aggregation.merge import merge as merge_files
 
 LAYERS = {"a": 5, "b": 7}
 

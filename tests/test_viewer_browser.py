@@ -1,6 +1,9 @@
 """The viewer in headless Chromium (Debian's `chromium`, driven by Playwright) against a served run directory.
 
-Skipped only when Chromium or Playwright is missing outside CI; in CI that is a failure.
+No fixed sleeps: tests wait on the state the viewer publishes in the DOM (``body[data-ready]``, the graph's
+``data-classes``, ``data-busy`` on the graph and embedding SVGs while they move or load images). Numbers and
+colours the viewer defines are read from it, not copied. Skipped only when Chromium or Playwright is missing
+outside CI; in CI that is a failure.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
-SHARED_COLOUR = "rgb(124, 58, 237)"  # #7c3aed
 
 
 def _missing(reason: str) -> None:
@@ -70,9 +72,10 @@ def base_url(run_dir):
     httpd.server_close()
 
 
-@pytest.fixture
-def page(browser):
-    """A fresh page that records console errors and uncaught exceptions in ``page.errors``."""
+@pytest.fixture(scope="module")
+def tab(browser):
+    """One tab for the module (opening one costs more than most tests' steps); it records console errors
+    and uncaught exceptions in ``tab.errors``."""
     context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
     pg = context.new_page()
     pg.errors = []
@@ -80,6 +83,16 @@ def page(browser):
     pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
     yield pg
     context.close()
+
+
+@pytest.fixture
+def page(tab):
+    """The tab on a blank document, pointer in a corner (nothing hovered once a test loads the viewer),
+    no errors recorded."""
+    tab.mouse.move(0, 0)
+    tab.goto("about:blank")
+    tab.errors.clear()
+    return tab
 
 
 def classes_json(run_dir: Path) -> dict:
@@ -109,11 +122,34 @@ def picks(run_dir) -> SimpleNamespace:
     return SimpleNamespace(a=a, b=b, c=c, name=names)
 
 
+def wait_until(page, selector: str) -> None:
+    """Wait for ``selector`` to match, checked every frame (wait_for_selector's polls back off to 500 ms)."""
+    page.wait_for_function("s => document.querySelector(s) !== null", arg=selector)
+
+
+def wait_for_graph(page, classes: str | None = None) -> None:
+    """Wait until the graph of ``classes`` ("a" or "a,b"; any if None) is drawn, still and has its images."""
+    drawn = f"[data-classes='{classes}']" if classes else "[data-classes]"
+    wait_until(page, f"svg.graph-svg{drawn}:not([data-busy])")
+
+
 def open_viewer(page, url: str, classes: str | None = None) -> None:
     page.goto(url)
-    page.wait_for_selector("body[data-ready='true']")
-    selector = f"svg.graph-svg[data-classes='{classes}']" if classes else "svg.graph-svg[data-classes]"
-    page.wait_for_selector(selector)
+    wait_until(page, "body[data-ready='true']")
+    wait_for_graph(page, classes)
+
+
+def viewer_exports(page, module: str, *names: str) -> dict:
+    """Constants a viewer module exports, from the instance the page runs."""
+    script = ("async ([path, names]) => { const m = await import(new URL(path, document.baseURI).href);"
+              " return Object.fromEntries(names.map(n => [n, m[n]])); }")
+    return page.evaluate(script, [f"js/{module}", list(names)])
+
+
+def finish_css_transitions(page) -> None:
+    """Wait for the page's CSS transitions (the hover fade); the edge flow animation loops forever."""
+    page.evaluate("() => Promise.allSettled(document.getAnimations()"
+                  ".filter(a => a.effect.getComputedTiming().endTime !== Infinity).map(a => a.finished))")
 
 
 def graph_keys(page, selector: str = "g.node") -> list[str]:
@@ -124,7 +160,11 @@ def graph_keys(page, selector: str = "g.node") -> list[str]:
 def test_page_loads_without_console_errors(page, base_url, run_dir):
     data = classes_json(run_dir)
     requested = []
-    page.on("request", lambda req: requested.append(req.url))
+
+    def record(request):
+        requested.append(request.url)
+
+    page.on("request", record)
     open_viewer(page, base_url)
     meta = data["meta"]
     assert page.inner_text("#stat-model") == meta["model"]
@@ -134,8 +174,8 @@ def test_page_loads_without_console_errors(page, base_url, run_dir):
     assert page.locator("#class-list li.class-row").count() == len(data["classes"])
     glyphs = page.eval_on_selector_all("g.layer-glyph", "els => els.map(e => e.dataset.layer)")
     assert glyphs == meta["layers"]
-    page.wait_for_timeout(300)
-    assert page.errors == []
+    assert page.errors == []  # open_viewer waited for the graph's images, the last requests of the page
+    page.remove_listener("request", record)
     assert requested and all(url.startswith((base_url, "data:", "blob:")) for url in requested)
 
 
@@ -147,7 +187,7 @@ def test_search_then_select_draws_the_expected_graph(page, base_url, run_dir, pi
     options.first.wait_for()
     assert picks.name[picks.b] in options.first.inner_text()
     page.keyboard.press("Enter")
-    page.wait_for_selector(f"svg.graph-svg[data-classes='{picks.b}']")
+    wait_for_graph(page, str(picks.b))
     nodes, edges = graph_of(run_dir, picks.b)
     assert sorted(graph_keys(page)) == sorted(nodes)
     assert sorted(graph_keys(page, "g.edge")) == sorted(edges)
@@ -170,26 +210,29 @@ def test_hover_node_shows_examples_and_scrubs_diversity(page, base_url, run_dir,
     card.wait_for(state="visible")
     assert card.get_attribute("data-key") == key
     srcs = page.eval_on_selector_all("#hovercard img.example", "els => els.map(e => e.getAttribute('src'))")
-    shown = json.loads((run_dir / "classes.json").read_text())["meta"]["feature_vis"]
+    shown = classes_json(run_dir)["meta"]["feature_vis"]
     assert srcs == [f"run/feature-vis/dataset-p/{layer}-{channel}-dataset-p-{i}.jpg"
                     for i in range(shown["dataset_examples"])]
-    assert shown["diversity"] == 4
+    diversity = shown["diversity"]
+    assert diversity > 1
     page.wait_for_function("[...document.querySelectorAll('#hovercard img.example')]"
                            ".every(i => i.naturalWidth > 0)")
     # everything off the paths through the node fades; the node itself stays
     assert "focused" in page.get_attribute("svg.graph-svg", "class")
+    finish_css_transitions(page)
     faded = page.locator("g.node:not(.on-path)")
     assert faded.count() > 0
     assert float(faded.first.evaluate("e => getComputedStyle(e).opacity")) < 0.5
     assert node.evaluate("e => getComputedStyle(e).opacity") == "1"
-    # moving across the channel scrubs through its four diversity images
+    # moving across the channel scrubs through its diversity images
     img = node.locator("image.node-img")
     box = img.bounding_box()
     seen = []
-    for d in range(4):
-        page.mouse.move(box["x"] + box["width"] * (d + 0.5) / 4, box["y"] + box["height"] / 2)
+    for d in range(diversity):
+        page.mouse.move(box["x"] + box["width"] * (d + 0.5) / diversity, box["y"] + box["height"] / 2)
         seen.append(img.get_attribute("href"))
-    assert seen == [f"run/feature-vis/diversity-{d}/{layer}-{channel}-diversity-{d}.jpg" for d in range(4)]
+    assert seen == [f"run/feature-vis/diversity-{d}/{layer}-{channel}-diversity-{d}.jpg"
+                    for d in range(diversity)]
     page.mouse.move(5, 5)
     card.wait_for(state="hidden")
     assert img.get_attribute("href") == f"run/feature-vis/channel/{layer}-{channel}-channel.jpg"
@@ -226,6 +269,15 @@ def test_filter_slider_hides_nodes_below_threshold(page, base_url, run_dir, pick
     shown_edges = set(graph_keys(page, "g.edge:not([display='none'])"))
     assert shown_edges == {e for e in edges if all(end in shown for end in e.split(">"))}
     assert f"≥ {threshold}" in page.inner_text("#filter-value")
+    # once the nodes have moved, each row of the kept ones is centred, spaced by the width slider's value
+    wait_for_graph(page, str(picks.a))
+    gap = float(page.input_value("#width-slider"))
+    read = "els => els.map(e => [e.dataset.layer, e.getAttribute('transform')])"
+    rows: dict[str, list[float]] = {}
+    for layer, transform in page.eval_on_selector_all("g.node:not([display='none'])", read):
+        rows.setdefault(layer, []).append(float(re.fullmatch(r"translate\(([^,]+),\s*[^)]+\)", transform)[1]))
+    for xs in rows.values():
+        assert sorted(xs) == pytest.approx([(i - (len(xs) - 1) / 2) * gap for i in range(len(xs))], abs=0.01)
     page.locator("#filter-slider").fill("0")
     assert page.locator("g.node:not([display='none'])").count() == len(nodes)
 
@@ -243,15 +295,22 @@ def test_layer_switch_moves_embedding_dots(page, base_url, run_dir, picks):
     open_viewer(page, base_url + f"#class={picks.a}", str(picks.a))
     read = "els => els.map(e => [+e.dataset.class, +e.getAttribute('cx'), +e.getAttribute('cy')])"
     before = page.eval_on_selector_all("circle.dot", read)
+    # a move animates over many frames; a jump would set each dot's cx once
+    page.evaluate("""() => { window.cxChanges = 0;
+        new MutationObserver(changes => { window.cxChanges += changes.length; }).observe(
+            document.querySelector('svg.embedding-svg'), {subtree: true, attributeFilter: ['cx']}); }""")
     page.locator(f"g.layer-glyph[data-layer='{first}']").click()
     page.wait_for_function(f"location.hash.includes('layer={first}')")
-    page.wait_for_timeout(1500)  # the dots animate for 1.2 s
+    wait_until(page, f"svg.embedding-svg[data-layer='{first}']:not([data-busy])")
     after = page.eval_on_selector_all("circle.dot", read)
     assert after != before
+    assert page.evaluate("window.cxChanges") > 3 * len(after)
+    view = viewer_exports(page, "embedding.js", "SIZE", "MARGIN")
+    lo, span = view["MARGIN"], view["SIZE"] - 2 * view["MARGIN"]
     xs = [c["embed"][first][0] for c in data["classes"]]
     ys = [c["embed"][first][1] for c in data["classes"]]
-    expected = {c["target_class"]: (22 + 356 * (c["embed"][first][0] - min(xs)) / (max(xs) - min(xs)),
-                                    378 - 356 * (c["embed"][first][1] - min(ys)) / (max(ys) - min(ys)))
+    expected = {c["target_class"]: (lo + span * (c["embed"][first][0] - min(xs)) / (max(xs) - min(xs)),
+                                    lo + span - span * (c["embed"][first][1] - min(ys)) / (max(ys) - min(ys)))
                 for c in data["classes"]}
     for target, cx, cy in after:
         assert cx == pytest.approx(expected[target][0], abs=0.01)
@@ -295,7 +354,7 @@ def test_compare_mode_colours_shared_nodes(page, base_url, run_dir, picks):
     page.keyboard.type(picks.name[b].lower())
     page.locator("#compare-search-list li[role='option']").first.wait_for()
     page.keyboard.press("Enter")
-    page.wait_for_selector(f"svg.graph-svg[data-classes='{a},{b}']")
+    wait_for_graph(page, f"{a},{b}")
     a_nodes, a_edges = graph_of(run_dir, a)
     b_nodes, b_edges = graph_of(run_dir, b)
     shared = set(a_nodes) & set(b_nodes)
@@ -305,28 +364,30 @@ def test_compare_mode_colours_shared_nodes(page, base_url, run_dir, picks):
     assert set(graph_keys(page, "g.node[data-member='a']")) == set(a_nodes) - shared
     assert set(graph_keys(page, "g.node[data-member='b']")) == set(b_nodes) - shared
     assert set(graph_keys(page, "g.edge[data-member='both']")) == a_edges & b_edges
-    rings = page.eval_on_selector_all("g.node[data-member='both'] rect.node-ring",
-                                      "els => els.map(e => getComputedStyle(e).stroke)")
-    assert set(rings) == {SHARED_COLOUR}
-    others = page.eval_on_selector_all("g.node:not([data-member='both']) rect.node-ring",
-                                       "els => els.map(e => getComputedStyle(e).stroke)")
-    assert SHARED_COLOUR not in others
+    # each ring has the colour of its legend entry (only a, only b, shared), and the three differ
+    swatches = dict(page.eval_on_selector_all(
+        "#legend li[data-member] .swatch", "els => els.map(e => [e.closest('li').dataset.member,"
+        " getComputedStyle(e).backgroundColor])"))
+    assert sorted(swatches) == ["a", "b", "both"] and len(set(swatches.values())) == 3
+    rings = page.eval_on_selector_all("g.node rect.node-ring", "els => els.map(e =>"
+                                      " [e.parentNode.dataset.member, getComputedStyle(e).stroke])")
+    assert all(colour == swatches[member] for member, colour in rings)
     chips = page.eval_on_selector_all("#shared-list li.shared-chip", "els => els.map(e => e.dataset.key)")
     assert set(chips) == shared
     assert f"compare={b}" in page.url
     assert "selected" in page.get_attribute(f"circle.dot[data-class='{a}']", "class")
     assert "compare" in page.get_attribute(f"circle.dot[data-class='{b}']", "class")
-    page.wait_for_timeout(400)
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator(f"g.node[data-key='{sorted(shared)[0]}']").hover()
     page.locator("#hovercard").wait_for(state="visible")
     page.wait_for_function("[...document.querySelectorAll('#hovercard img')].every(i => i.complete)")
+    finish_css_transitions(page)
     page.screenshot(path=str(ARTIFACTS / "viewer.png"))
     if os.environ.get("SUMMIT_TF_DOCS_SCREENSHOT"):
         (REPO / "docs" / "images").mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(REPO / "docs" / "images" / "viewer.png"))
     page.click("#compare-clear")
-    page.wait_for_selector(f"svg.graph-svg[data-classes='{a}']")
+    wait_for_graph(page, str(a))
     assert "compare=" not in page.url
     assert page.errors == []
 
@@ -339,14 +400,15 @@ def test_url_hash_restores_and_follows_state(page, base_url, run_dir, picks):
     assert page.inner_text("#compare-name") == picks.name[c]
     assert page.get_attribute(f"g.layer-glyph[data-layer='{layer}']", "class").endswith("selected")
     page.reload()
-    page.wait_for_selector(f"svg.graph-svg[data-classes='{b},{c}']")
+    wait_for_graph(page, f"{b},{c}")
     page.locator(f"#class-list li.class-row[data-class='{a}']").click()
-    page.wait_for_selector(f"svg.graph-svg[data-classes='{a},{c}']")
+    wait_for_graph(page, f"{a},{c}")
     page.go_back()  # selecting a class is a history step
-    page.wait_for_selector(f"svg.graph-svg[data-classes='{b},{c}']")
+    wait_for_graph(page, f"{b},{c}")
     page.evaluate("location.hash = '#class=nonsense&layer=<script>&compare=-5'")
-    page.wait_for_timeout(300)
-    assert page.locator(f"svg.graph-svg[data-classes='{b}']").count() == 1  # bad values fall back
+    # bad values fall back: the class and layer stay, the comparison ends, the address is rewritten
+    page.wait_for_function(f"location.hash === '#class={b}&layer={layer}'")
+    wait_for_graph(page, str(b))
     assert page.errors == []
 
 
@@ -389,8 +451,7 @@ def test_missing_files_degrade_gracefully(page, run_dir, picks, tmp_path):
     try:
         url = _start(httpd)
         open_viewer(page, url + f"#class={picks.a}", str(picks.a))
-        image = page.locator(f"g.node[data-key='{key}'] image.node-img")
-        page.wait_for_function("e => e.getAttribute('visibility') === 'hidden'", arg=image.element_handle())
+        assert graph_keys(page, "g.node:has(image.node-img[visibility='hidden'])") == [key]
         assert page.locator(f"g.node[data-key='{key}'] text.node-missing").text_content() == channel
         page.goto(url + f"#class={picks.c}")
         page.locator("#graph-message").wait_for(state="visible")
@@ -414,8 +475,7 @@ def test_exported_site_works_on_a_plain_static_server(page, run_dir, picks, tmp_
         open_viewer(page, url, str(picks.a))
         nodes, _ = graph_of(run_dir, picks.a)
         assert page.locator("g.node").count() == len(nodes)
-        page.wait_for_function("[...document.querySelectorAll('image.node-img')].length > 0")
-        page.wait_for_timeout(300)
+        assert page.locator("image.node-img[visibility='hidden']").count() == 0  # every image loaded
         assert page.errors == []
     finally:
         httpd.shutdown()

@@ -2,10 +2,12 @@
 // network minimap that switches layers.
 
 import { displayName } from "./data.js";
+import { busyState } from "./ui.js";
 
 const d3 = window.d3;
-const SIZE = 400;
-const MARGIN = 22;
+// exported for the browser tests, which place the dots from classes.json themselves
+export const SIZE = 400;
+export const MARGIN = 22;
 const MOVE_MS = 1200;
 const AUTO_LABELS = 24; // label every visible dot once no more than this many are in view
 
@@ -70,6 +72,7 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
   const svg = d3.select(container).append("svg")
     .attr("viewBox", `0 0 ${SIZE} ${SIZE}`).attr("class", "embedding-svg")
     .attr("role", "img").attr("aria-label", "Class embedding");
+  const busy = busyState(svg.node());
   const dotLayer = svg.append("g");
   const labelLayer = svg.append("g").attr("class", "labels");
 
@@ -128,6 +131,7 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
     labels.attr("text-anchor", (c) => (flip(c) ? "end" : "start"));
     target.attr("x", (c) => x(c) + (flip(c) ? -7 : 7)).attr("y", (c) => y(c) + 4);
     labelLayer.selectAll("text.label-auto").lower();
+    return target;
   }
 
   function drawDots(duration = 0) {
@@ -138,6 +142,7 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
     dots.filter((c) => [hovered, compare, selected].includes(c.target_class)).raise();
     const target = duration ? dots.transition().duration(duration).ease(d3.easeCubicInOut) : dots;
     target.attr("cx", x).attr("cy", y);
+    return target;
   }
 
   const zoom = d3.zoom().scaleExtent([0.5, 60]).on("zoom", (event) => {
@@ -155,8 +160,8 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
       layer = newLayer;
       svg.attr("data-layer", layer);
       fitDomains();
-      drawDots(animate ? MOVE_MS : 0);
-      drawLabels(animate ? MOVE_MS : 0);
+      if (!animate) { drawDots(); drawLabels(); return; }
+      busy.transitions(drawDots(MOVE_MS), drawLabels(MOVE_MS));
     },
     setSelection(sel, cmp) {
       selected = sel;
@@ -170,7 +175,7 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
       drawLabels();
     },
     resetZoom() {
-      svg.transition().duration(600).call(zoom.transform, d3.zoomIdentity);
+      busy.transitions(svg.transition().duration(600).call(zoom.transform, d3.zoomIdentity));
     },
   };
 }

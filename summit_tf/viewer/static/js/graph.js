@@ -6,6 +6,7 @@
 // looks the same without the page's stylesheet; CSS only adds the transient hover states.
 
 import { channelImage, DIVERSITY, diversityImage } from "./data.js";
+import { busyState } from "./ui.js";
 
 const d3 = window.d3;
 const NODE_MAX = 76;
@@ -60,6 +61,7 @@ export function createGraphView(container, { hovercard }) {
   const bandLayer = content.append("g").attr("class", "bands");
   const edgeLayer = content.append("g").attr("class", "edges");
   const nodeLayer = content.append("g").attr("class", "nodes");
+  const busy = busyState(svg.node()); // while nodes move or their images load
 
   const zoom = d3.zoom().scaleExtent([0.05, 4]).on("zoom", (event) => {
     viewport.attr("transform", event.transform);
@@ -91,6 +93,13 @@ export function createGraphView(container, { hovercard }) {
     return { visible, halfWidth: ((widest - 1) * colGap + NODE_MAX) / 2, rows };
   }
 
+  /** Point a node's image at `url`; busy until it loads or fails. An unchanged href is left alone: it may fire no event. */
+  function setImage(img, url) {
+    if (img.getAttribute("href") === url) return;
+    busy.hold(img);
+    img.setAttribute("href", url);
+  }
+
   function edgePath(e) {
     const u = byKey.get(e.source);
     const l = byKey.get(e.target);
@@ -114,7 +123,13 @@ export function createGraphView(container, { hovercard }) {
       return g;
     });
     bands.attr("data-layer", (l) => l);
-    const t = (sel) => (duration ? sel.transition().duration(duration) : sel);
+    const moves = [];
+    const t = (sel) => {
+      if (!duration) return sel;
+      const tr = sel.transition().duration(duration);
+      moves.push(tr);
+      return tr;
+    };
     t(bands.select("rect.band-bg"))
       .attr("x", left).attr("width", 2 * halfWidth + 210)
       .attr("y", (_, i) => (top - i) * rowGap - rowGap / 2).attr("height", rowGap)
@@ -150,8 +165,8 @@ export function createGraphView(container, { hovercard }) {
         .attr("font-size", 11).attr("fill", "#64748b");
       g.append("image").attr("class", "node-img").attr("preserveAspectRatio", "xMidYMid slice")
         .attr("clip-path", "url(#node-clip)")
-        .on("error", function onError() { d3.select(this).attr("visibility", "hidden"); })
-        .on("load", function onLoad() { d3.select(this).attr("visibility", null); });
+        .on("error", function onError() { d3.select(this).attr("visibility", "hidden"); busy.release(this); })
+        .on("load", function onLoad() { d3.select(this).attr("visibility", null); busy.release(this); });
       g.append("rect").attr("class", "node-ring").attr("fill", "none");
       g.append("text").attr("class", "node-label").attr("text-anchor", "middle").attr("font-size", 13)
         .attr("fill", "#475569");
@@ -167,13 +182,14 @@ export function createGraphView(container, { hovercard }) {
     const box = (sel, pad = 0) => sel.attr("x", (n) => -size(n) / 2 - pad).attr("y", (n) => -size(n) / 2 - pad)
       .attr("width", (n) => size(n) + 2 * pad).attr("height", (n) => size(n) + 2 * pad);
     box(nodes.select("rect.node-bg")).attr("rx", (n) => size(n) * 0.1);
-    box(nodes.select("image.node-img")).attr("href", (n) => channelImage(n.layer, n.channel));
+    box(nodes.select("image.node-img")).each(function setChannelImage(n) { setImage(this, channelImage(n.layer, n.channel)); });
     box(nodes.select("rect.node-ring"), model.mode === "compare" ? 2 : 0.5)
       .attr("rx", (n) => size(n) * 0.1 + 2)
       .attr("stroke", nodeColor).attr("stroke-width", model.mode === "compare" ? 3.5 : 1);
     nodes.select("text.node-missing").text((n) => n.channel);
     nodes.select("text.node-label").attr("y", (n) => size(n) / 2 + 16).text((n) => n.channel);
     t(nodes).attr("transform", (n) => `translate(${n.x},${n.y})`);
+    if (moves.length) busy.transitions(...moves);
   }
 
   function pathThrough(key) {
@@ -231,13 +247,13 @@ export function createGraphView(container, { hovercard }) {
     const g = event.currentTarget;
     if (g.getAttribute("data-diversity") === String(d)) return;
     g.setAttribute("data-diversity", d);
-    g.querySelector("image.node-img").setAttribute("href", diversityImage(n.layer, n.channel, d));
+    setImage(g.querySelector("image.node-img"), diversityImage(n.layer, n.channel, d));
     hovercard.setDiversity(d);
   }
 
   function restoreImage(g, n) {
     g.removeAttribute("data-diversity");
-    g.querySelector("image.node-img").setAttribute("href", channelImage(n.layer, n.channel));
+    setImage(g.querySelector("image.node-img"), channelImage(n.layer, n.channel));
   }
 
   function fit(duration = 600) {
@@ -251,7 +267,8 @@ export function createGraphView(container, { hovercard }) {
     const k = Math.min(1.4, 0.96 * Math.min(width / box.width, height / box.height));
     const tr = d3.zoomIdentity.translate(width / 2 - k * (box.x + box.width / 2),
       inset.top + height / 2 - k * (box.y + box.height / 2)).scale(k);
-    (duration ? svg.transition().duration(duration) : svg).call(zoom.transform, tr);
+    if (!duration) { svg.call(zoom.transform, tr); return; }
+    busy.transitions(svg.transition().duration(duration).call(zoom.transform, tr));
   }
 
   return {
@@ -271,6 +288,7 @@ export function createGraphView(container, { hovercard }) {
       widthScale = d3.scaleLinear().domain([0, Math.max(1, ...model.edges.map((e) => e.inf))]).range([0.8, 7]);
       svg.attr("data-mode", model.mode).attr("data-nodes", model.nodes.length).attr("data-edges", model.edges.length);
       clearFocus();
+      nodeLayer.selectAll("image.node-img").each(function removed() { busy.release(this); });
       nodeLayer.selectAll("g.node").remove();
       edgeLayer.selectAll("g.edge").remove();
       bandLayer.selectAll("g.band").remove();

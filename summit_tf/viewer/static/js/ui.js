@@ -1,4 +1,4 @@
-// Small shared pieces: HTML escaping, number formats, the probability histogram glyph.
+// Small shared pieces: HTML escaping, number formats, the probability histogram glyph, a view's busy state.
 
 export function escapeHTML(text) {
   return String(text).replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]);
@@ -33,4 +33,25 @@ export function placeholderOnError(container) {
   for (const img of container.querySelectorAll("img")) {
     img.addEventListener("error", () => { img.classList.add("missing"); img.src = PLACEHOLDER; }, { once: true });
   }
+}
+
+/**
+ * A view's busy state, published as `data-busy="true"` on its element while any token is held (a move, an
+ * image loading), so scripts and the browser tests can wait for a settled view instead of sleeping.
+ */
+export function busyState(el) {
+  const held = new Set();
+  const publish = () => (held.size ? el.setAttribute("data-busy", "true") : el.removeAttribute("data-busy"));
+  const hold = (token) => { held.add(token); publish(); };
+  const release = (token) => { held.delete(token); publish(); };
+  return {
+    hold,
+    release,
+    /** Busy until the D3 transitions end; an interrupted one (a newer move, a zoom) ends its part too. */
+    transitions(...list) {
+      const token = {};
+      hold(token);
+      Promise.allSettled(list.map((t) => t.end())).then(() => release(token));
+    },
+  };
 }

@@ -1,8 +1,9 @@
 """Feature visualization throughput: channels per second rendered one at a time vs batched, side by side.
 
 Times optimization steps after warm-up (tracing is reported apart) and converts to channels per second
-for full renders of ``--full_steps`` (Lucid: 512). Then times whole batches as ``render_to_dir`` renders
-them, ``--batches`` batches of ``--batch_steps`` steps (half ReLU-redirected): traced for every batch
+for full renders of steps 0..``--full_steps`` (Lucid: 0..512, 513 updates). Then times whole batches as
+``render_to_dir`` renders them, ``--batches`` batches of ``--batch_steps`` updates (the first half
+ReLU-redirected): traced for every batch
 (``render``) vs once (a reused ``ChannelRenderer``). Optionally renders a sprite of real channels for the
 README (``--sprite_out``).
 
@@ -28,20 +29,24 @@ flags.DEFINE_string("layer", "Conv2d_9_pointwise", "Layer whose channels are ren
 flags.DEFINE_integer("batch", 32, "Channels per batched optimization.")
 flags.DEFINE_integer("size", 128, "Image size.")
 flags.DEFINE_integer("timed_steps", 8, "Steps timed per configuration after 2 warm-up steps (0: no timing).")
-flags.DEFINE_integer("full_steps", 512, "Steps of a full render, to convert step times to channels/s.")
+flags.DEFINE_integer("full_steps", 512, "Last step of a full render (steps 0..N), to convert step times "
+                     "to channels/s.")
 flags.DEFINE_integer("batches", 2, "Batches timed traced per batch vs by one ChannelRenderer (0: skip).")
-flags.DEFINE_integer("batch_steps", 16, "Steps per batch in that comparison (half with the ReLU redirect).")
+flags.DEFINE_integer("batch_steps", 16, "Updates per batch in that comparison (half with the ReLU redirect).",
+                     lower_bound=2)
 flags.DEFINE_string("sprite_out", None, "If set, render a sprite of --sprite_channels channels here.")
 flags.DEFINE_integer("sprite_channels", 16, "Channels in the README sprite (first ones of --layer).")
-flags.DEFINE_integer("sprite_steps", 512, "Steps for the README sprite.")
+flags.DEFINE_integer("sprite_steps", 512, "Last step of the README sprite's renders (steps 0..N).")
 flags.DEFINE_integer("seed", 0, "Seed.")
 
 
 def time_steps(model: SummitModel, layer: str, batch: int, size: int, steps: int) -> tuple[float, float]:
     """(seconds per step after warm-up, seconds of the first step incl. tracing) for ``batch`` channels."""
     stamps: list[float] = []
-    settings = render.RenderSettings(size=size, steps=steps + 2, seed=FLAGS.seed, relu_redirect_steps=0)
-    objective = objectives.channel(layer, [c % model.channels[layer] for c in range(batch)])
+    # 2 warm-up updates, then ``steps`` timed ones (steps 0..steps + 1), never redirected.
+    settings = render.RenderSettings(size=size, steps=steps + 1, seed=FLAGS.seed, relu_redirect_steps=None)
+    tensor = render.objective_tensors(model, [layer])[layer]  # the default: the pre-activation
+    objective = objectives.channel(tensor, [c % model.channels[layer] for c in range(batch)])
     start = time.perf_counter()
     render.render(model, objective, batch, settings, on_step=lambda i: stamps.append(time.perf_counter()))
     return (stamps[-1] - stamps[1]) / steps, stamps[0] - start
@@ -50,13 +55,15 @@ def time_steps(model: SummitModel, layer: str, batch: int, size: int, steps: int
 def time_batches(model: SummitModel, layer: str, batch: int, size: int, steps: int,
                  count: int) -> dict[str, list[float]]:
     """Seconds per batch of ``count`` batches: steps traced for each (``render``) vs once (renderer)."""
-    settings = render.RenderSettings(size=size, steps=steps, seed=FLAGS.seed, relu_redirect_steps=steps // 2)
+    settings = render.RenderSettings(size=size, steps=steps - 1, seed=FLAGS.seed,
+                                     relu_redirect_steps=steps // 2 - 1)
     channels = model.channels[layer]
     batches = [[(layer, (k * batch + c) % channels) for c in range(batch)] for k in range(count)]
     fresh, reused = [], []
     for pairs in batches:
         start = time.perf_counter()
-        render.render(model, objectives.layer_channels(pairs), batch, settings, key=render.channel_key(pairs))
+        objective = objectives.layer_channels(pairs, render.objective_tensors(model, [layer]))
+        render.render(model, objective, batch, settings, key=render.channel_key(pairs))
         fresh.append(time.perf_counter() - start)
     renderer = render.ChannelRenderer(model, [layer], batch, settings)
     for pairs in batches:
@@ -73,8 +80,9 @@ def main(argv: list[str]) -> None:
     if FLAGS.timed_steps:
         single, single_trace = time_steps(model, FLAGS.layer, 1, FLAGS.size, FLAGS.timed_steps)
         batched, batched_trace = time_steps(model, FLAGS.layer, FLAGS.batch, FLAGS.size, FLAGS.timed_steps)
-        one_rate = 1.0 / (single * FLAGS.full_steps)
-        batch_rate = FLAGS.batch / (batched * FLAGS.full_steps)
+        updates = FLAGS.full_steps + 1
+        one_rate = 1.0 / (single * updates)
+        batch_rate = FLAGS.batch / (batched * updates)
         report.update({
             "one_at_a_time": {"s_per_step": single, "channels_per_s": one_rate, "first_step_s": single_trace},
             f"batched_{FLAGS.batch}": {"s_per_step": batched, "channels_per_s": batch_rate,
@@ -83,7 +91,7 @@ def main(argv: list[str]) -> None:
         })
         print(f"one at a time: {single:.3f} s/step -> {one_rate * 3600:.1f} channels/h | "
               f"batched x{FLAGS.batch}: {batched:.3f} s/step -> {batch_rate * 3600:.1f} channels/h | "
-              f"speedup {batch_rate / one_rate:.1f}x ({FLAGS.full_steps}-step renders, {FLAGS.size} px)",
+              f"speedup {batch_rate / one_rate:.1f}x ({updates}-update renders, {FLAGS.size} px)",
               file=sys.stderr)
     if FLAGS.timed_steps and FLAGS.batches:
         times = time_batches(model, FLAGS.layer, FLAGS.batch, FLAGS.size, FLAGS.batch_steps, FLAGS.batches)

@@ -32,7 +32,8 @@ def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
     flags.DEFINE_bool("summit_compat", False, "reproduce the original SUMMIT code's choices", flag_values=fv)
     flags.DEFINE_float("node_mass", 0.075, "PageRank mass kept per layer", flag_values=fv)
     flags.DEFINE_integer("num_examples", num_examples, "dataset examples per channel", flag_values=fv)
-    flags.DEFINE_integer("fv_steps", fv_steps, "feature-visualization optimization steps", flag_values=fv)
+    flags.DEFINE_integer("fv_steps", fv_steps, "last feature-visualization step (steps 0..N, as Lucid's "
+                         "thresholds=(512,))", flag_values=fv)
     flags.DEFINE_integer("fv_size", fv_size, "feature-visualization image size", flag_values=fv)
     flags.DEFINE_integer("fv_diversity", fv_diversity, "diversity images per channel (0: none)",
                          flag_values=fv)

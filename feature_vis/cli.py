@@ -2,7 +2,7 @@
 
     python -m feature_vis.render --model=mobilenet_v1 --out_dir=DIR [--layers=A,B]
         [--channels="A:1,2,5-7;B:0" | --only_graph_nodes=EXPORT_DIR] [--steps=512 --size=128
-        --batch_channels=64 --diversity=4 --seed=0]
+        --batch_channels=64 --diversity=4 --seed=0 --nopre_activation]
 
 Flags live here, not in :mod:`feature_vis.render`, so importing the library defines no absl flags.
 """
@@ -29,13 +29,15 @@ _DEFINITIONS = [
      "one --layers (default: all)."),
     (flags.DEFINE_string, "only_graph_nodes", None,
      "Render only the channels that are nodes of DIR/ag/ag-*.json (a SUMMIT graph export)."),
-    (flags.DEFINE_integer, "steps", 512, "Optimization steps."),
+    (flags.DEFINE_integer, "steps", 512, "Last optimization step (Lucid's thresholds=(512,)): 0..512."),
     (flags.DEFINE_integer, "size", 128, "Image size in pixels."),
     (flags.DEFINE_integer, "batch_channels", 64, "Images optimized together: the memory knob. On an "
      "accelerator larger is faster; on CPU 4-8 is fastest per image (benchmarks/feature_vis.py)."),
     (flags.DEFINE_integer, "diversity", 4, "Diverse images per channel (0: none)."),
     (flags.DEFINE_integer, "seed", None, "Seed for reproducible renders."),
     (flags.DEFINE_boolean, "sprites", True, "Write a sprite sheet and index per layer."),
+    (flags.DEFINE_boolean, "pre_activation", True, "Maximize channels of the layer's tensor before its "
+     "ReLU/ReLU6 (Lucid's mixed4a_pre_relu) where the model has one; --nopre_activation: the layer output."),
 ]
 for define, name, default, text in _DEFINITIONS:
     define(name, default, text, flag_values=FLAGS)
@@ -93,7 +95,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     settings = RenderSettings(size=FLAGS.size, steps=FLAGS.steps, seed=FLAGS.seed,
-                              parameterization=FLAGS.param)
+                              parameterization=FLAGS.param, pre_activation=FLAGS.pre_activation)
     counts = render_to_dir(model, selection, FLAGS.out_dir, settings, batch_channels=FLAGS.batch_channels,
                            diversity=FLAGS.diversity, sprites=FLAGS.sprites)
     print(f"rendered {counts['images']} images in {counts['batches']} batches, {counts['sprites']} sprites "

@@ -1,15 +1,19 @@
 """Objectives to maximize, one value per image of the batch, composable with ``+ - *`` and scalars.
 
-An :class:`Objective` maps the activations dict (``model.features(...)`` plus ``"input"``, the images
-before the random transforms) to a ``[batch]`` tensor. Keeping one value per image (Lucid reduces to a
-scalar) is what lets one optimization render many channels at once: image ``b`` gets objective ``b``,
-and the render loop maximizes the sum, which for independent images is the same as maximizing each.
-Operands may be objectives, numbers, or ``[batch]`` arrays of per-image weights.
+An :class:`Objective` maps an activations dict to a ``[batch]`` tensor, and names in ``keys`` the tensors
+it reads: the render loop asks the model for exactly those (``model.tensors(images, keys)``, so an early
+layer's objective never runs the later layers) plus ``"input"``, the images before the random transforms.
+Keys are tensor keys of the model: a layer (post-activation), its pre-activation
+``pre_activation_key(layer)`` (Lucid's ``mixed4a_pre_relu``, what its channel objectives read), a link
+input. Keeping one value per image (Lucid reduces to a scalar) is what lets one optimization render many
+channels at once: image ``b`` gets objective ``b``, and the render loop maximizes the sum, which for
+independent images is the same as maximizing each. Operands may be objectives, numbers, or ``[batch]``
+arrays of per-image weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -18,14 +22,16 @@ Activations = Mapping[str, tf.Tensor]
 
 
 class Objective:
-    """A function ``activations -> [batch]`` with arithmetic; ``description`` says what it computes."""
+    """A function ``activations -> [batch]`` with arithmetic; ``description`` says what it computes and
+    ``keys`` which tensors of the activations dict it reads."""
 
     # Makes ``weights_array * objective`` call our __rmul__ instead of NumPy broadcasting over objects.
     __array_ufunc__ = None
 
-    def __init__(self, fn: Callable[[Activations], tf.Tensor], description: str) -> None:
+    def __init__(self, fn: Callable[[Activations], tf.Tensor], description: str, keys: Iterable[str]) -> None:
         self.fn = fn
         self.description = description
+        self.keys = frozenset(keys)
 
     def __call__(self, activations: Activations) -> tf.Tensor:
         return self.fn(activations)
@@ -40,28 +46,28 @@ class Objective:
         array = np.asarray(other, np.float32)
         value = tf.constant(array)
         return Objective(lambda activations: value, f"{array.item():g}" if array.ndim == 0 else
-                         f"weights[{array.size}]")
+                         f"weights[{array.size}]", ())
 
     def __add__(self, other: Objective | float | int | np.ndarray) -> Objective:
         right = self._lift(other)
-        return Objective(lambda a: self(a) + right(a), f"({self} + {right})")
+        return Objective(lambda a: self(a) + right(a), f"({self} + {right})", self.keys | right.keys)
 
     def __radd__(self, other: float | int | np.ndarray) -> Objective:
         return self._lift(other) + self
 
     def __sub__(self, other: Objective | float | int | np.ndarray) -> Objective:
         right = self._lift(other)
-        return Objective(lambda a: self(a) - right(a), f"({self} - {right})")
+        return Objective(lambda a: self(a) - right(a), f"({self} - {right})", self.keys | right.keys)
 
     def __rsub__(self, other: float | int | np.ndarray) -> Objective:
         return self._lift(other) - self
 
     def __neg__(self) -> Objective:
-        return Objective(lambda a: -self(a), f"-{self}")
+        return Objective(lambda a: -self(a), f"-{self}", self.keys)
 
     def __mul__(self, other: Objective | float | int | np.ndarray) -> Objective:
         right = self._lift(other)
-        return Objective(lambda a: self(a) * right(a), f"{right} * {self}")
+        return Objective(lambda a: self(a) * right(a), f"{right} * {self}", self.keys | right.keys)
 
     def __rmul__(self, other: float | int | np.ndarray) -> Objective:
         return self.__mul__(other)
@@ -91,10 +97,13 @@ def _indices(values: Channels) -> int | tf.Tensor | tf.Variable:
 
 
 def _per_image(values: tf.Tensor, channels: int | tf.Tensor | tf.Variable) -> tf.Tensor:
-    """Pick ``values[b, channels[b]]`` from ``[B, C]`` (or one channel for every image)."""
+    """Pick ``values[b, channels[b]]`` from ``[B, C]`` (or one channel for every image).
+
+    A one-hot product, not a batched gather: equal for finite values, and its gradient graph is a few ops
+    where the gather's takes ~0.15 s to build per layer of a channel table (traced once per render)."""
     if isinstance(channels, int):
         return values[:, channels]
-    return tf.gather(values, channels, axis=1, batch_dims=1)
+    return tf.reduce_sum(values * tf.one_hot(channels, tf.shape(values)[1], dtype=values.dtype), axis=1)
 
 
 def channel(layer: str, channels: Channels) -> Objective:
@@ -102,7 +111,7 @@ def channel(layer: str, channels: Channels) -> Objective:
     (a list, or an int tensor / variable ``[batch]``)."""
     index = _indices(channels)
     return Objective(lambda a: _per_image(tf.reduce_mean(a[layer], axis=[1, 2]), index),
-                     f"channel({layer}, {_brief(channels)})")
+                     f"channel({layer}, {_brief(channels)})", [layer])
 
 
 def neuron(layer: str, channels: Channels, row: int | None = None, col: int | None = None) -> Objective:
@@ -115,7 +124,7 @@ def neuron(layer: str, channels: Channels, row: int | None = None, col: int | No
         c = act.shape[2] // 2 if col is None else col
         return _per_image(act[:, r, c, :], index)
 
-    return Objective(fn, f"neuron({layer}, {_brief(channels)}, {row}, {col})")
+    return Objective(fn, f"neuron({layer}, {_brief(channels)}, {row}, {col})", [layer])
 
 
 def direction(layer: str, vectors: np.ndarray) -> Objective:
@@ -126,7 +135,7 @@ def direction(layer: str, vectors: np.ndarray) -> Objective:
         weights = vec[None, None, None, :] if vec.shape.rank == 1 else vec[:, None, None, :]
         return tf.reduce_mean(tf.reduce_sum(a[layer] * weights, axis=-1), axis=[1, 2])
 
-    return Objective(fn, f"direction({layer})")
+    return Objective(fn, f"direction({layer})", [layer])
 
 
 def gram_cosines(activations: tf.Tensor, group_size: int) -> tf.Tensor:
@@ -161,7 +170,7 @@ def diversity(layer: str, group_size: int, images: Sequence[int] | None = None) 
             return values
         return tf.scatter_nd(rows, values, tf.shape(a[layer])[:1])
 
-    return Objective(fn, f"diversity({layer}, {group_size})")
+    return Objective(fn, f"diversity({layer}, {group_size})", [layer])
 
 
 def _input_like(layer: str) -> Callable[[Activations], tf.Tensor]:
@@ -171,19 +180,19 @@ def _input_like(layer: str) -> Callable[[Activations], tf.Tensor]:
 def l1(layer: str = "input", constant: float = 0.0) -> Objective:
     """Sum of absolute deviations from ``constant`` (a penalty: subtract it)."""
     flat = _input_like(layer)
-    return Objective(lambda a: tf.reduce_sum(tf.abs(flat(a) - constant), axis=1), f"l1({layer})")
+    return Objective(lambda a: tf.reduce_sum(tf.abs(flat(a) - constant), axis=1), f"l1({layer})", [layer])
 
 
 def l2(layer: str = "input", constant: float = 0.0, epsilon: float = 1e-6) -> Objective:
     """Euclidean norm of the deviation from ``constant`` (a penalty: subtract it)."""
     flat = _input_like(layer)
     return Objective(lambda a: tf.sqrt(epsilon + tf.reduce_sum(tf.square(flat(a) - constant), axis=1)),
-                     f"l2({layer})")
+                     f"l2({layer})", [layer])
 
 
 def total_variation(layer: str = "input") -> Objective:
     """Sum of absolute differences between neighbouring pixels (a penalty against noise)."""
-    return Objective(lambda a: tf.image.total_variation(a[layer]), f"total_variation({layer})")
+    return Objective(lambda a: tf.image.total_variation(a[layer]), f"total_variation({layer})", [layer])
 
 
 def _where_sum(layer_of: tf.Tensor | tf.Variable, terms: Sequence[Callable[[tf.Tensor], Objective]]
@@ -203,15 +212,15 @@ def _where_sum(layer_of: tf.Tensor | tf.Variable, terms: Sequence[Callable[[tf.T
 
 
 def channel_table(layers: Sequence[str], layer_of: Channels, channels: Channels) -> Objective:
-    """Image b maximizes the mean of channel ``channels[b]`` of layer ``layers[layer_of[b]]``.
+    """Image b maximizes the mean of channel ``channels[b]`` of tensor ``layers[layer_of[b]]``.
 
-    Every listed layer's channel means are computed for the whole batch and masked, so with int variables
+    Every listed tensor's channel means are computed for the whole batch and masked, so with int variables
     for ``layer_of`` and ``channels`` one traced graph serves any assignment of channels to images (batch
     after batch of a render run) at the cost of a few reductions.
     """
     index, chans = _indices(layer_of), _indices(channels)
     terms = [lambda mine, layer=layer: channel(layer, tf.where(mine, chans, 0)) for layer in layers]
-    return Objective(_where_sum(index, terms), f"channel_table({', '.join(layers)})")
+    return Objective(_where_sum(index, terms), f"channel_table({', '.join(layers)})", layers)
 
 
 def _layer_index(pairs: Sequence[tuple[str, int]]) -> tuple[list[str], list[int], list[int]]:
@@ -220,30 +229,37 @@ def _layer_index(pairs: Sequence[tuple[str, int]]) -> tuple[list[str], list[int]
     return layers, [layers.index(layer) for layer, _ in pairs], [int(ch) for _, ch in pairs]
 
 
-def layer_channels(pairs: Sequence[tuple[str, int]]) -> Objective:
+def layer_channels(pairs: Sequence[tuple[str, int]], tensors: Mapping[str, str] | None = None) -> Objective:
     """Image b maximizes the mean of channel ``pairs[b][1]`` of layer ``pairs[b][0]``: many layers'
-    channels in one batch."""
-    return channel_table(*_layer_index(pairs))
+    channels in one batch. ``tensors`` maps a layer to the tensor its channel is read from (e.g. its
+    pre-activation, :func:`feature_vis.render.objective_tensors`); by default the layer itself."""
+    layers, layer_of, chans = _layer_index(pairs)
+    return channel_table([(tensors or {}).get(layer, layer) for layer in layers], layer_of, chans)
 
 
 def diverse_channels(layer: str, channels: Channels, group_size: int, weight: float = 1e2,
-                     images: Sequence[int] | None = None) -> Objective:
+                     images: Sequence[int] | None = None, channel_tensor: str | None = None) -> Objective:
     """Lucid's ``channel - weight * diversity`` per consecutive group of ``group_size`` images of one
     layer, the channel term averaged over the group (Lucid's ``channel`` averages over its batch).
-    ``images`` restricts the diversity term to those batch indices (see :func:`diversity`)."""
-    return channel(layer, channels) * (1.0 / group_size) - weight * diversity(layer, group_size, images)
+    ``images`` restricts the diversity term to those batch indices (see :func:`diversity`). The channel
+    term reads ``channel_tensor`` (default ``layer``) and the diversity term ``layer``, as Lucid's
+    ``channel("mixed4a_pre_relu", n) - 1e2 * diversity("mixed4a")``."""
+    return (channel(channel_tensor or layer, channels) * (1.0 / group_size)
+            - weight * diversity(layer, group_size, images))
 
 
-def diverse_layer_channels(pairs: Sequence[tuple[str, int]], group_size: int,
-                           weight: float = 1e2) -> Objective:
+def diverse_layer_channels(pairs: Sequence[tuple[str, int]], group_size: int, weight: float = 1e2,
+                           tensors: Mapping[str, str] | None = None) -> Objective:
     """SUMMIT's diversity images. ``pairs`` names each image's (layer, channel); consecutive groups of
-    ``group_size`` images share one. Per group :func:`diverse_channels` on that layer; each layer's Gram
-    matrices are built for its own images only."""
+    ``group_size`` images share one. Per group :func:`diverse_channels` on that layer, its channel term
+    read from ``tensors[layer]`` (as :func:`layer_channels`); each layer's Gram matrices are built for
+    its own images only."""
     layers, layer_of, chans = _layer_index(pairs)
     index, chans = np.asarray(layer_of), np.asarray(chans)
     rows = [None if len(layers) == 1 else np.flatnonzero(index == i) for i in range(len(layers))]
+    read = [(tensors or {}).get(layer, layer) for layer in layers]
     terms = [lambda mine, i=i: diverse_channels(layers[i], np.where(index == i, chans, 0), group_size, weight,
-                                                rows[i])
+                                                rows[i], read[i])
              for i in range(len(layers))]
     return Objective(_where_sum(tf.constant(index.astype(np.int32)), terms),
-                     f"diverse_layer_channels({', '.join(layers)}, {group_size})")
+                     f"diverse_layer_channels({', '.join(layers)}, {group_size})", [*layers, *read])

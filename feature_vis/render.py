@@ -1,9 +1,12 @@
 """The optimization loop, batched channel rendering into SUMMIT's files, and the CLI entry point.
 
-Lucid's recipe: FFT + decorrelated-colour parameterization, standard transforms, Adam 0.05 for 512 steps
-at 128 px, ReLU gradients redirected for the first 16 steps so that channels dead on the random start can
-come alive. Unlike Lucid, one optimization renders a whole batch of images, each with its own objective,
-and a run of many batches traces its steps once (:class:`ChannelRenderer`): the channels live in variables.
+Lucid's recipe: FFT + decorrelated-colour parameterization, standard transforms, Adam 0.05 at 128 px,
+steps 0..512 (Lucid's ``thresholds=(512,)``: 513 updates), ReLU gradients redirected on steps 0..16 (Lucid:
+while ``global_step <= 16``) so that channels dead on the random start can come alive, and channel
+objectives on the layer's pre-activation tensor (Lucid's ``channel("mixed4a_pre_relu", n)``). The model
+computes only the tensors the objective reads (``model.tensors``). Unlike Lucid, one optimization renders
+a whole batch of images, each with its own objective, and a run of many batches traces its steps once
+(:class:`ChannelRenderer`): the channels live in variables.
 
 CLI: ``python -m feature_vis.render --model=... --out_dir=DIR ...`` (flags in :mod:`feature_vis.cli`).
 """
@@ -29,18 +32,31 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RenderSettings:
-    """Lucid's defaults. ``seed=None`` draws fresh randomness; an int makes renders reproducible."""
+    """Lucid's defaults. ``seed=None`` draws fresh randomness; an int makes renders reproducible.
+
+    Steps are numbered as in Lucid: ``steps`` is the last one, so there are ``steps + 1`` updates, and the
+    ReLU gradient redirect is on for steps ``0..relu_redirect_steps`` (``None``: never).
+    ``pre_activation`` makes channel objectives read a layer's tensor before its ReLU/ReLU6 where the model
+    has one (Lucid's ``mixed4a_pre_relu``); ``False`` reads the layer's output.
+    """
 
     size: int = 128
     steps: int = 512
     learning_rate: float = 0.05
-    relu_redirect_steps: int = 16
+    relu_redirect_steps: int | None = 16
+    pre_activation: bool = True
     parameterization: str = "fft"
     decorrelate: bool = True
     sd: float = param.DEFAULT_SD
     decay_power: float = 1.0
     per_image_transforms: bool = True
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.size < 1 or self.steps < 0:
+            raise ValueError(f"need size >= 1 and steps >= 0, got size {self.size} and steps {self.steps}")
+        if self.relu_redirect_steps is not None and self.relu_redirect_steps < 0:
+            raise ValueError(f"relu_redirect_steps must be >= 0 or None, got {self.relu_redirect_steps}")
 
 
 class Adam(tf.Module):
@@ -97,6 +113,12 @@ class Optimization:
                  settings: RenderSettings = RenderSettings(),
                  transforms: Sequence[transform.Transform] | None = None) -> None:
         self.batch, self.settings = batch, settings
+        # Exactly the model tensors the objective reads: an early layer never runs the later ones.
+        self.keys = tuple(sorted(objective.keys - {"input"}))
+        unknown = sorted(set(self.keys) - set(model.tensor_keys()))
+        if unknown:
+            raise ValueError(f"the objective reads {unknown}, which {model.spec} does not compute; "
+                             f"known: {', '.join(model.tensor_keys())}")
         self.image = _image_param(settings, batch, np.random.default_rng(0))
         variables = list(self.image.trainable_variables)
         self.adam = Adam(variables, settings.learning_rate)
@@ -104,18 +126,20 @@ class Optimization:
         augment = transform.compose(transforms if transforms is not None
                                     else transform.standard_transforms(settings.per_image_transforms))
         self.redirect_steps = settings.relu_redirect_steps
-        if self.redirect_steps and not model.supports_relu_redirect:
+        if self.redirect_steps is not None and not model.supports_relu_redirect:
             log.warning("%s has no ReLU gradient redirect; rendering without it "
                         "(dead channels may stay at 0)", model.spec)
-            self.redirect_steps = 0
+            self.redirect_steps = None
 
         def make_step(redirect: bool) -> tf.types.experimental.PolymorphicFunction:
-            @tf.function
+            # autograph=False: no tensor-dependent Python control flow here, and converting the transforms
+            # and objectives took a second of every trace.
+            @tf.function(autograph=False)
             def step() -> None:
                 with tf.GradientTape() as tape:
                     images = self.image()
                     augmented = augment(images, self.generator)
-                    activations = dict(model.features(augmented, relu_redirect=redirect))
+                    activations = model.tensors(augmented, self.keys, relu_redirect=redirect)
                     activations["input"] = images
                     loss = -tf.reduce_sum(objective(activations))
                 self.adam.apply(tape.gradient(loss, variables))
@@ -123,7 +147,7 @@ class Optimization:
             return step
 
         self.plain_step = make_step(False)
-        self.redirected_step = make_step(True) if self.redirect_steps else None
+        self.redirected_step = make_step(True) if self.redirect_steps is not None else None
 
     def run(self, key: str = "", progress_label: str | None = None,
             on_step: Callable[[int], None] | None = None) -> np.ndarray:
@@ -134,9 +158,11 @@ class Optimization:
             mine.assign(fresh)
         self.adam.reset()
         self.generator.reset_from_seed(tf_seed)
-        meter = Progress(progress_label, total=self.settings.steps, unit="steps") if progress_label else None
-        for i in range(self.settings.steps):
-            (self.redirected_step if i < self.redirect_steps else self.plain_step)()
+        updates = self.settings.steps + 1  # Lucid's steps 0..512
+        meter = Progress(progress_label, total=updates, unit="steps") if progress_label else None
+        for i in range(updates):
+            redirect = self.redirect_steps is not None and i <= self.redirect_steps
+            (self.redirected_step if redirect else self.plain_step)()
             if meter:
                 meter.update()
             if on_step:
@@ -153,10 +179,23 @@ def render(model: SummitModel, objective: Objective, batch: int, settings: Rende
 
     ``transforms`` defaults to :func:`transform.standard_transforms`. ``key`` separates the random streams
     of different renders under one seed. ``progress_label`` turns on progress lines (steps/s, ETA);
-    ``on_step(i)`` is called after step ``i`` (timing, snapshots). Traces the steps anew on every call
-    (any objective); :class:`ChannelRenderer` reuses them for channel images.
+    ``on_step(i)`` is called after step ``i`` (0..``settings.steps``: timing, snapshots). The objective
+    names the tensors it reads (for a layer's pre-activation, :func:`objective_tensors`). Traces the steps
+    anew on every call (any objective); :class:`ChannelRenderer` reuses them for channel images.
     """
     return Optimization(model, objective, batch, settings, transforms).run(key, progress_label, on_step)
+
+
+def objective_tensors(model: SummitModel, layers: Sequence[str],
+                      pre_activation: bool = True) -> dict[str, str]:
+    """The tensor each layer's channel objective reads: its pre-activation where the model has one and
+    ``pre_activation`` is set (Lucid's default), else the layer's output."""
+    chosen = {layer: model.pre_activations.get(layer, layer) if pre_activation else layer for layer in layers}
+    plain = [layer for layer, key in chosen.items() if key == layer]
+    if pre_activation and plain:
+        log.info("%s: no pre-activation tensor for %s; their objectives read the layer output",
+                 model.spec, ", ".join(plain))
+    return chosen
 
 
 def channel_key(pairs: Sequence[tuple[str, int]], diversity: int = 0) -> str:
@@ -187,10 +226,13 @@ class ChannelRenderer:
         images = batch * max(1, diversity)
         self.layer_of = tf.Variable(tf.zeros([images], tf.int32), trainable=False)
         self.channel_of = tf.Variable(tf.zeros([images], tf.int32), trainable=False)
+        read = objective_tensors(model, self.layers, settings.pre_activation)
         if diversity:
-            objective = objectives.diverse_channels(self.layers[0], self.channel_of, diversity)
+            objective = objectives.diverse_channels(self.layers[0], self.channel_of, diversity,
+                                                    channel_tensor=read[self.layers[0]])
         else:
-            objective = objectives.channel_table(self.layers, self.layer_of, self.channel_of)
+            objective = objectives.channel_table([read[layer] for layer in self.layers], self.layer_of,
+                                                 self.channel_of)
         self.optimization = Optimization(model, objective, images, settings, transforms)
 
     def render(self, pairs: Sequence[tuple[str, int]], key: str | None = None,
@@ -232,8 +274,10 @@ def render_channels(model: SummitModel, pairs: Sequence[tuple[str, int]], settin
     layers = list(dict.fromkeys(layer for layer, _ in pairs))
     if diversity and len(layers) > 1:  # one optimization: each layer's Gram matrices on its own images
         per_image = [pair for pair in pairs for _ in range(diversity)]
-        images = render(model, objectives.diverse_layer_channels(per_image, diversity), len(per_image),
-                        settings, key=channel_key(pairs, diversity), progress_label=progress_label)
+        read = objective_tensors(model, layers, settings.pre_activation)
+        objective = objectives.diverse_layer_channels(per_image, diversity, tensors=read)
+        images = render(model, objective, len(per_image), settings, key=channel_key(pairs, diversity),
+                        progress_label=progress_label)
         return images.reshape(len(pairs), diversity, *images.shape[1:])
     renderer = ChannelRenderer(model, layers, len(pairs), settings, diversity=diversity)
     return renderer.render(pairs, progress_label=progress_label)

@@ -2,10 +2,12 @@
 
 A transform is ``f(images [B, H, W, C], generator) -> images``; :func:`compose` chains them. Lucid's
 standard transforms (pad, jitter, scale, rotate, jitter) are all geometric, so here each is an
-:class:`Affine` map from output pixels to input pixels, and :func:`compose` multiplies consecutive maps
-into one: the whole chain is a single bilinear resampling (one interpolation instead of three, and the
-cost of one sparse matrix product per step). Pixels that fall outside the input take the constant fill,
-which is the pad grey, so padding is exactly a fill.
+:class:`Affine` map from output pixels to input pixels, and :func:`compose` chains consecutive maps into
+one: the whole chain is a single bilinear resampling (one interpolation instead of three, and the cost of
+one sparse matrix product per step). Each stage keeps its own fill for what falls outside its input
+canvas: the pad grey 0.5 around the image (padding is exactly a fill), and 0 where the rotation reaches
+outside its canvas (Lucid's ``tf.contrib.image.rotate`` fills with 0). A later stage's fill is blended in
+with the bilinear weight of the out-of-canvas pixels at its own sampling point.
 
 Every random transform takes ``per_image``: with ``True`` (our default) each image of the batch gets its
 own draw, so a batch of images with independent objectives behaves like that many separate Lucid renders;
@@ -13,7 +15,8 @@ with ``False`` one draw is shared by the batch, as in Lucid (which renders one o
 
 Deliberate differences from Lucid: scaling zooms about the centre on a canvas of unchanged size (Lucid
 resizes the canvas, which cannot differ per image; the uncovered border takes the pad grey); rotation is
-bilinear (Lucid's default was nearest) with exact pi. Gradients are exact (the adjoint of the sampling).
+bilinear (Lucid's default was nearest) with exact pi (Lucid: 3.14). Gradients are exact (the adjoint of
+the sampling).
 """
 
 from __future__ import annotations
@@ -29,9 +32,16 @@ Transform = Callable[[tf.Tensor, tf.random.Generator], tf.Tensor]
 MapDraw = Callable[[tf.random.Generator, tf.Tensor, int, int], tuple[tf.Tensor, tf.Tensor]]
 
 PAD_VALUE = 0.5
+ROTATE_FILL = 0.0  # Lucid's rotate (tf.contrib.image.rotate) fills the uncovered corners with 0
 STANDARD_SCALES = tuple(1 + (i - 5) / 50 for i in range(11))
 # -10..10 degrees, with 0 drawn 6 times out of 26 (Lucid adds 5 extra zeros).
 STANDARD_ANGLES = tuple(range(-10, 11)) + 5 * (0,)
+
+
+def _grid(height: int, width: int) -> tf.Tensor:
+    """``[2, height * width]`` (row, col) of every output pixel, row-major."""
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    return tf.constant(np.stack([rows.ravel(), cols.ravel()]), tf.float32)
 
 
 def resample(images: tf.Tensor, matrices: tf.Tensor, offsets: tf.Tensor, height: int, width: int,
@@ -41,11 +51,14 @@ def resample(images: tf.Tensor, matrices: tf.Tensor, offsets: tf.Tensor, height:
     Outside the input the value is ``fill``, interpolated with the edge pixels (scipy's ``grid-constant``).
     Written as one sparse ``[B*h*w, B*H*W]`` matrix times the pixels, whose gradient is its transpose.
     """
+    source = tf.matmul(matrices, _grid(height, width)[None]) + offsets[:, :, None]  # [B, 2, N]
+    return _sample(images, source, height, width, fill)
+
+
+def _sample(images: tf.Tensor, source: tf.Tensor, height: int, width: int, fill: float) -> tf.Tensor:
+    """:func:`resample` at explicit points ``source`` ``[B, 2, height * width]``."""
     batch = tf.shape(images)[0]
     in_h, in_w, channels = images.shape[1], images.shape[2], images.shape[3]
-    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
-    grid = tf.constant(np.stack([rows.ravel(), cols.ravel()]), tf.float32)  # [2, N]
-    source = tf.matmul(matrices, grid[None]) + offsets[:, :, None]  # [B, 2, N]
     sy = tf.clip_by_value(source[:, 0], -2.0, in_h + 1.0)
     sx = tf.clip_by_value(source[:, 1], -2.0, in_w + 1.0)
     y0, x0 = tf.floor(sy), tf.floor(sx)
@@ -70,8 +83,23 @@ def resample(images: tf.Tensor, matrices: tf.Tensor, offsets: tf.Tensor, height:
     return tf.reshape(pixels + fill * outside, [batch, height, width, channels])
 
 
+def _coverage(points: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """``[B, N]`` bilinear weight of the in-canvas pixels at ``points`` ``[B, 2, N]`` on a ``height`` x
+    ``width`` canvas: 1 inside, 0 a pixel or more outside (the share :func:`resample` does not fill)."""
+
+    def along(v: tf.Tensor, n: int) -> tf.Tensor:
+        v = tf.clip_by_value(v, -2.0, n + 1.0)
+        v0 = tf.floor(v)
+        frac = v - v0
+        return (1.0 - frac) * tf.cast((v0 >= 0) & (v0 <= n - 1), tf.float32) + \
+            frac * tf.cast((v0 >= -1) & (v0 <= n - 2), tf.float32)
+
+    return along(points[:, 0], height) * along(points[:, 1], width)
+
+
 class Affine:
-    """A geometric transform: output size ``size(h, w)``, random maps ``draw(...)``, constant ``fill``."""
+    """A geometric transform: output size ``size(h, w)``, random maps ``draw(...)``, and ``fill`` for
+    output pixels whose source lies outside the input canvas."""
 
     def __init__(self, size: Callable[[int, int], tuple[int, int]], draw: MapDraw,
                  fill: float = PAD_VALUE) -> None:
@@ -82,18 +110,29 @@ class Affine:
 
 
 def _apply_affines(images: tf.Tensor, affines: Sequence[Affine], generator: tf.random.Generator) -> tf.Tensor:
-    """Compose the maps of ``affines`` (applied in order) into one and resample once."""
+    """Chain the maps of ``affines`` (applied in order) and resample once.
+
+    Each output pixel is traced back stage by stage (input of the first = M1 (M2 (...) + t2) + t1); the
+    first stage's fill is the sampling's own, and each later stage blends its fill in with the share of
+    its own sampling point that falls outside its input canvas (:func:`_coverage`), innermost first.
+    """
     if not affines:
         return images
     batch, h, w = tf.shape(images)[0], images.shape[1], images.shape[2]
-    maps = []
+    stages = []
     for affine in affines:
-        maps.append(affine.draw(generator, batch, h, w))
+        stages.append((*affine.draw(generator, batch, h, w), h, w, affine.fill))
         h, w = affine.size(h, w)
-    matrix, offset = tf.eye(2, batch_shape=[batch]), tf.zeros([batch, 2])
-    for m, t in reversed(maps):  # input of the first = M1 (M2 (... ) + t2) + t1
-        matrix, offset = tf.matmul(m, matrix), tf.linalg.matvec(m, offset) + t
-    return resample(images, matrix, offset, h, w, affines[0].fill)
+    points = tf.tile(_grid(h, w)[None], [batch, 1, 1])
+    blends = []
+    for m, t, in_h, in_w, fill in reversed(stages):
+        points = tf.matmul(m, points) + t[:, :, None]
+        blends.append((_coverage(points, in_h, in_w), fill))
+    out = _sample(images, points, h, w, affines[0].fill)
+    for coverage, fill in reversed(blends[:-1]):  # the second stage first
+        inside = tf.reshape(coverage, [batch, h, w, 1])
+        out = inside * out + (1.0 - inside) * fill
+    return out
 
 
 def _identity(batch: tf.Tensor) -> tf.Tensor:
@@ -156,8 +195,9 @@ def random_scale(scales: Sequence[float], per_image: bool = True, fill: float = 
     return Affine(lambda h, w: (h, w), draw, fill=fill)
 
 
-def random_rotate(degrees: Sequence[float], per_image: bool = True, fill: float = PAD_VALUE) -> Affine:
-    """Rotate about the centre by an angle (degrees) drawn from ``degrees``."""
+def random_rotate(degrees: Sequence[float], per_image: bool = True, fill: float = ROTATE_FILL) -> Affine:
+    """Rotate about the centre by an angle (degrees) drawn from ``degrees``; the corners that come from
+    outside the canvas take ``fill`` (0, as Lucid's rotate)."""
 
     def draw(generator, batch, h, w):
         m = rotation_matrices(_draw(generator, degrees, batch, per_image))
@@ -167,25 +207,24 @@ def random_rotate(degrees: Sequence[float], per_image: bool = True, fill: float 
 
 
 def compose(transforms: Sequence[Transform]) -> Transform:
-    """Apply ``transforms`` in order; runs of :class:`Affine` with one fill value become one resampling."""
+    """Apply ``transforms`` in order; each run of consecutive :class:`Affine` becomes one resampling."""
 
     def apply(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tensor:
         run: list[Affine] = []
         for transform in transforms:
-            if isinstance(transform, Affine) and (not run or run[0].fill == transform.fill):
+            if isinstance(transform, Affine):
                 run.append(transform)
                 continue
-            images = _apply_affines(images, run, generator)
-            run = [transform] if isinstance(transform, Affine) else []
-            if not isinstance(transform, Affine):
-                images = transform(images, generator)
+            images = transform(_apply_affines(images, run, generator), generator)
+            run = []
         return _apply_affines(images, run, generator)
 
     return apply
 
 
 def standard_transforms(per_image: bool = True) -> list[Transform]:
-    """Lucid's ``standard_transforms``: pad 12 (grey), jitter 8, scale 0.90..1.10, rotate -10..10, jitter 4.
+    """Lucid's ``standard_transforms``: pad 12 (grey), jitter 8, scale 0.90..1.10, rotate -10..10 (corners
+    0), jitter 4.
 
     The output is 12 pixels larger than the input in height and width (128 -> 140).
     """

@@ -14,7 +14,7 @@ from summit_tf.models import load
 
 LAYERS = [f"Conv2d_{k}_pointwise" for k in (3, 5, 7, 9, 11, 13)]
 DIVERSE = ("Conv2d_9_pointwise", 7)
-STEPS, SIZE = 32, 128  # Lucid: 512 steps; the claims already hold after 32
+STEPS, SIZE = 32, 128  # Lucid: steps 0..512; the claims already hold after 0..32
 
 
 pytestmark = pytest.mark.slow
@@ -38,8 +38,10 @@ def rendered(model, sample):
     batch = len(sample) + 8
     diverse = np.zeros(batch, np.float32)
     diverse[20:24] = 1.0
-    plain = objectives.layer_channels(sample + [DIVERSE] * 8)
-    objective = (1 - diverse) * plain + diverse * objectives.diverse_layer_channels([DIVERSE] * batch, 4)
+    read = render.objective_tensors(model, LAYERS)  # the default: pre-ReLU6 channels, as Lucid's pre_relu
+    plain = objectives.layer_channels(sample + [DIVERSE] * 8, read)
+    objective = (1 - diverse) * plain + diverse * objectives.diverse_layer_channels([DIVERSE] * batch, 4,
+                                                                                   tensors=read)
     settings = render.RenderSettings(size=SIZE, steps=STEPS, seed=0)
     return render.render(model, objective, batch, settings)
 

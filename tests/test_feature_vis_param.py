@@ -127,6 +127,24 @@ def test_rotate_90_is_rot90_and_scale_1_is_identity():
     np.testing.assert_allclose(same, images, atol=1e-6)
 
 
+def test_rotation_corners_are_zero_after_grey_padding():
+    """Lucid pads with grey 0.5, then rotates with ``tf.contrib.image.rotate``, which fills with 0. One fused
+    resampling equals padding then SciPy's float64 bilinear rotation with ``cval=0``; the corners are 0."""
+    images = np.random.default_rng(6).uniform(0.1, 1.0, (2, 11, 13, 3))
+    chain = transform.compose([transform.pad(3), transform.random_rotate([25])])
+    got = chain(tf.constant(images, tf.float32), tf.random.Generator.from_seed(0)).numpy()
+    assert got.shape == (2, 17, 19, 3)
+    for b in range(2):
+        for c in range(3):
+            padded = np.pad(images[b, :, :, c], 3, constant_values=0.5)
+            expected = ndimage.rotate(padded, 25, reshape=False, order=1, mode="grid-constant", cval=0.0)
+            np.testing.assert_allclose(got[b, :, :, c], expected, atol=2e-6)
+    assert np.all(got[:, [0, 0, -1, -1], [0, -1, 0, -1]] == 0.0)
+    assert np.abs(got - 0.5).min() < 1e-6  # the pad grey where the rotation stays inside the canvas
+    fills = [t.fill for t in transform.standard_transforms()]
+    assert fills == [0.5, transform.PAD_VALUE, transform.PAD_VALUE, 0.0, transform.PAD_VALUE]
+
+
 def test_resample_gradient_is_exact_adjoint():
     rng = np.random.default_rng(4)
     x = tf.constant(rng.random((2, 9, 11, 3)), tf.float32)

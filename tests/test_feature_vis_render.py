@@ -72,6 +72,41 @@ def redirect_toy(toy):
     return dataclasses.replace(toy, features_fn=features, supports_relu_redirect=True)
 
 
+def test_lucid_schedule_updates_steps_0_to_n_and_redirects_0_to_16(toy):
+    """Lucid's ``render_vis`` runs steps ``0..max(thresholds)`` and its redirect is on while
+    ``global_step <= 16``: ``steps=20`` is 21 updates, the first 17 redirected."""
+    redirected = tf.Variable(0)
+
+    def features(images, relu_redirect=False):
+        if relu_redirect:  # traced into the redirected step only
+            redirected.assign_add(1)
+        return toy.features_fn(images)
+
+    model = dataclasses.replace(toy, features_fn=features, supports_relu_redirect=True)
+    objective = objectives.channel("sep3", 2)
+    seen = []
+    optimization = render.Optimization(model, objective, 1, render.RenderSettings(size=16, steps=20, seed=0))
+    optimization.run(on_step=lambda i: seen.append((i, int(redirected.numpy()))))
+    assert seen == [(i, min(i, 16) + 1) for i in range(21)]
+    assert int(optimization.adam.t.numpy()) == 21
+    defaults = render.RenderSettings()
+    assert (defaults.steps, defaults.relu_redirect_steps, defaults.pre_activation) == (512, 16, True)
+    never = render.RenderSettings(size=16, steps=2, relu_redirect_steps=None)
+    off = render.Optimization(model, objective, 1, never)
+    off.run()
+    assert int(off.adam.t.numpy()) == 3 and int(redirected.numpy()) == 17
+    for bad in ({"steps": -1}, {"relu_redirect_steps": -1}, {"size": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            render.RenderSettings(**bad)
+
+
+def test_objective_reading_an_unknown_tensor_is_a_clear_error(toy):
+    with pytest.raises(ValueError, match=r"reads \['nope'\], which toy does not compute.*sep3"):
+        render.Optimization(toy, objectives.channel("nope", 0), 1, render.RenderSettings(size=16, steps=0))
+    with pytest.raises(ValueError, match=r"unknown tensor\(s\) \['conv9'\]"):
+        toy.tensors(tf.zeros([1, 16, 16, 3]), ["conv1", "conv9"])
+
+
 def per_batch_reference(model, pairs, batch, settings, diversity=0):
     """What rendering ``pairs`` alone (padded with its last channel to ``batch``) gives: fresh steps."""
     padded = pairs + pairs[-1:] * (batch - len(pairs))
@@ -197,6 +232,7 @@ def test_select_channels(toy):
 @pytest.mark.parametrize("args,message", [
     (["--model=nonsense", "--out_dir=x"], "unknown model spec"),
     (["--model=nonsense", "--out_dir=x", "--steps=0"], "--steps must be positive"),
+    (["--model=nonsense", "--out_dir=x", "--nopre_activation"], "unknown model spec"),  # a known flag
     (["--out_dir=x"], "--model and --out_dir are required"),
     (["--model=toy", "--out_dir=x", "extra"], "unexpected arguments"),
     (["--model=nonsense", "--out_dir=x", "--channels=a:1", "--only_graph_nodes=y"], "not both"),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from summit_tf.models import keras_model, registry
+from summit_tf.models import activations, keras_model, registry
 
 
 def small_model() -> keras.Model:
@@ -115,6 +115,33 @@ def test_relu_redirect_keeps_the_forward_pass(saved):
         np.testing.assert_allclose(redirected[key].numpy(), plain[key].numpy(), rtol=1e-5, atol=1e-5)
     grad = tape.gradient(loss, images)
     assert grad is not None and np.isfinite(grad.numpy()).all() and np.abs(grad.numpy()).max() > 0
+
+
+def test_pre_activations_are_the_tensors_before_each_activation(saved):
+    """A ReLU layer's input, a fused-activation layer's linear twin (same weights), and for the concat the
+    concat of its branches' pre-activations; the redirected clone gives the same values."""
+    model, path = saved
+    adapter = registry.load(f"keras:{path}", layers=ALL)
+    assert adapter.pre_activations == {c: f"{c}/pre_activation" for c in ALL}
+    images = tf.random.stateless_uniform([2, 31, 31, 3], seed=[9, 1])
+    values = adapter.tensors(images, adapter.tensor_keys())
+    kinds = {"c1_relu": "relu", "pw_relu": "relu6", "sep": "relu", "down": "relu", "mix_3x3": "relu",
+             "mix_1x1": "relu"}
+    for layer, kind in kinds.items():
+        pre = values[f"{layer}/pre_activation"].numpy()
+        expected = activations.apply(tf.constant(pre), kind).numpy()
+        np.testing.assert_array_equal(values[layer].numpy(), expected)
+        assert (pre < 0).any(), layer
+    branches = [values[f"{k}/pre_activation"].numpy() for k in ("mix_3x3", "mix_1x1")]
+    np.testing.assert_array_equal(values["mix/pre_activation"].numpy(), np.concatenate(branches, axis=-1))
+    # The twin of `down` (ReLU fused) is its convolution plus bias, from the layer's real input.
+    x = keras.Model(model.inputs, model.get_layer("down").input)(images * 255.0).numpy().astype(np.float64)
+    kernel, bias = (w.astype(np.float64) for w in model.get_layer("down").get_weights())
+    want = tf.nn.conv2d(x, kernel, 2, "VALID").numpy() + bias
+    np.testing.assert_allclose(values["down/pre_activation"].numpy(), want, rtol=1e-5, atol=1e-4)
+    redirected = adapter.tensors(images, adapter.tensor_keys(), relu_redirect=True)
+    for key, value in values.items():
+        np.testing.assert_allclose(redirected[key].numpy(), value.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_saved_model_folder_goes_through_tflite(saved, tmp_path):

@@ -369,6 +369,31 @@ def test_links_reproduce_their_layer(converted):
         assert np.abs(out - actual).max() <= 1e-5 * np.abs(actual).max()
 
 
+def test_pre_activations_are_the_tensors_before_each_activation(converted):
+    """Each layer's pre-activation: a fused conv's output before its ReLU/ReLU6, the ADD before a RELU op,
+    and for the concat the concat of its branches' pre-activations (Lucid's ``mixed4a_pre_relu``)."""
+    _, float_path, _ = converted
+    program = tflite.build_program([float_path])
+    model = tflite.summit_model(program, "t", program.candidates, [])
+    assert model.pre_activations == {c: f"{c}/pre_activation" for c in program.candidates}
+    values = model.tensors(tf.random.stateless_uniform([2, 33, 33, 3], seed=[8, 9]), model.tensor_keys())
+    nodes = {n.key: n for n in program.nodes}
+    for layer in program.candidates:
+        pre, post = values[f"{layer}/pre_activation"].numpy(), values[layer].numpy()
+        node = nodes[layer]
+        if node.op == "concat":
+            branches = [values[f"{k}/pre_activation"].numpy() for k in node.inputs]
+            np.testing.assert_array_equal(pre, np.concatenate(branches, axis=-1))
+            np.testing.assert_array_equal(post, np.concatenate([values[k] for k in node.inputs], axis=-1))
+        else:
+            np.testing.assert_array_equal(post, activations.apply(tf.constant(pre), node.activation).numpy())
+        assert (pre < 0).any(), layer
+    # Only what a key needs runs: the first layer's pre-activation is one convolution.
+    first = program.candidates[0]
+    order, _ = program.needed([f"{first}/pre_activation"])
+    assert [program.steps[i].out for i in order] == [first] and nodes[first].op == "conv"
+
+
 def test_int8_per_channel_tflite_agrees_with_interpreter(converted):
     _, _, int8_path = converted
     model = tflite.load([int8_path])

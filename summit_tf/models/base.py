@@ -15,6 +15,15 @@ import numpy as np
 import tensorflow as tf
 
 LINK_KINDS = ("conv", "1x1", "separable")
+# (images in [0, 1], tensor keys, relu_redirect) -> exactly those tensors
+TensorsFn = Callable[[tf.Tensor, tuple[str, ...], bool], Mapping[str, tf.Tensor]]
+
+
+def pre_activation_key(layer: str) -> str:
+    """Key of a layer's pre-activation tensor (Lucid's ``mixed4a_pre_relu``): ``mixed4a/pre_activation``.
+
+    ``/`` cannot occur in TFLite keys (joined with ``_``) nor in Keras layer names, so it never collides."""
+    return f"{layer}/pre_activation"
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,12 @@ class SummitModel:
     ``[B, H, W, C]``), one per link ``input`` key, and ``"logits"`` ``[B, num_outputs]``. Pass
     ``relu_redirect=True`` to use Lucid's ReLU gradient redirect (feature visualization) where supported.
     ``class_to_output[c]`` is the model output index of ImageNet class ``c`` (-1 where the model has none).
+
+    ``tensors(images, keys)`` computes only the tensors named (any of :meth:`tensor_keys`) and what they
+    depend on: feature visualization of an early layer must not run the later layers or the classifier
+    (InceptionV1's 7x7 VALID average pool needs >= 224 px inputs). ``pre_activations`` maps a layer to the
+    key of its tensor before the ReLU/ReLU6 (``pre_activation_key(layer)``), where the layer has one.
+    An adapter without ``tensors_fn`` (an opaque ``features_fn``) computes everything and picks the keys.
     """
 
     spec: str
@@ -78,6 +93,8 @@ class SummitModel:
     inner_channels: dict[str, int] = field(default_factory=dict)
     supports_relu_redirect: bool = False
     description: str = ""
+    tensors_fn: TensorsFn | None = None
+    pre_activations: dict[str, str] = field(default_factory=dict)
 
     def features(self, images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:
         """Activations of every SUMMIT layer and link input, plus logits, for a batch in [0, 1]."""
@@ -86,6 +103,26 @@ class SummitModel:
         if relu_redirect:
             return self.features_fn(images, relu_redirect=True)
         return self.features_fn(images)
+
+    def tensor_keys(self) -> list[str]:
+        """What :meth:`tensors` computes: layers, their pre-activations, link inputs and ``logits``."""
+        return list(dict.fromkeys([*self.layers, *self.pre_activations.values(),
+                                   *(link.input for link in self.links), "logits"]))
+
+    def tensors(self, images: tf.Tensor, keys: Sequence[str],
+                relu_redirect: bool = False) -> dict[str, tf.Tensor]:
+        """Only the tensors ``keys`` for a batch in [0, 1], evaluating only what they depend on."""
+        keys = tuple(dict.fromkeys(keys))
+        known = self.tensor_keys()
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise ValueError(f"{self.spec}: unknown tensor(s) {unknown}; known: {', '.join(known)}")
+        if relu_redirect and not self.supports_relu_redirect:
+            raise ValueError(f"{self.spec}: ReLU gradient redirect is not supported by this adapter")
+        if self.tensors_fn is None:
+            values = self.features(images, relu_redirect=relu_redirect)
+            return {k: values[k] for k in keys}
+        return dict(self.tensors_fn(images, keys, relu_redirect))
 
     def scale(self, images: tf.Tensor) -> tf.Tensor:
         """Map [0, 1] pixels into the model's value range."""

@@ -18,6 +18,11 @@ channels apart, so the channel spaces are still ``P``'s.
 then fed as if they were [0, 1], so the network sees about [-372, 138] instead of (-117, 138); and the
 1x1, pool_reduce and bottleneck links take the unpooled ``P`` as input (also in mixed4a/mixed5a).
 
+Each layer's pre-activation ``L/pre_activation`` is Lucid's ``L_pre_relu``: the concat of the branches'
+pre-ReLU tensors (``L_1x1_pre_relu`` ...), the tensor Lucid's channel objectives (and SUMMIT's images) read.
+``tensors()`` evaluates only the nodes its keys need, so feature visualization of ``mixed4a`` runs neither
+the later blocks nor the classifier (whose 7x7 VALID ``avgpool0`` needs >= 224 px inputs).
+
 Logits are ``softmax2_pre_activation``, the main classifier (1,008 outputs); the node ``output`` is an
 auxiliary head. Output indices map to ImageNet classes through Lucid's alternate-synsets label file.
 
@@ -38,7 +43,7 @@ from absl import flags
 
 from summit_tf import download, imagenet
 from summit_tf.cli import fail, log_to_stderr, parse
-from summit_tf.models.base import Link, SummitModel
+from summit_tf.models.base import Link, SummitModel, pre_activation_key
 from summit_tf.models.graphdef import GraphDefFunction, import_reference, read_graph_def
 
 LAYERS = ("mixed3a", "mixed3b", "mixed4a", "mixed4b", "mixed4c", "mixed4d", "mixed4e", "mixed5a", "mixed5b")
@@ -144,6 +149,11 @@ def _links(graph: GraphDefFunction, block: _Block, previous: str, summit_compat:
     return links
 
 
+def _pre_relu(graph: GraphDefFunction, node: str) -> str:
+    """The tensor before ``node``'s ReLU (Lucid's ``_pre_relu`` concat parts), else ``node`` itself."""
+    return graph.inputs_of(node)[0] if graph.node(node).op == "Relu" else node
+
+
 def _node_of(key: str) -> str:
     """Graph node of a feature key: ``mixed4a/pool`` -> ``mixed4a_pool``; layer and pool names unchanged."""
     return key.replace("/", "_")
@@ -195,17 +205,27 @@ def load(
     inner = {link.dst: link.cout for link in links if link.dst not in blocks}
 
     keys = list(dict.fromkeys([*selected, *(link.input for link in links)]))
-    nodes = [_node_of(key) for key in keys]
-    graph.check([*nodes, LOGITS_NODE])
+    # The graph nodes of each tensor key; a pre-activation is the concat of its branches' pre-ReLU tensors.
+    sources = {key: [_node_of(key)] for key in keys} | {"logits": [LOGITS_NODE]}
+    pre_activations = {layer: pre_activation_key(layer) for layer in selected}
+    for layer, key in pre_activations.items():
+        sources[key] = [_pre_relu(graph, part) for part in _concat_inputs(graph, layer)]
+    graph.check([node for nodes in sources.values() for node in nodes])
     lo, hi = COMPAT_VALUE_RANGE if summit_compat else VALUE_RANGE
 
-    @tf.function(reduce_retracing=True, autograph=False)  # plain Python control flow; AutoGraph is slow here
-    def features(images: tf.Tensor, relu_redirect: bool = False) -> dict[str, tf.Tensor]:
+    # Plain Python control flow, so no AutoGraph (slow here); one trace per requested key set.
+    @tf.function(reduce_retracing=True, autograph=False)
+    def tensors(images: tf.Tensor, wanted: tuple[str, ...], relu_redirect: bool = False
+                ) -> dict[str, tf.Tensor]:
         x = tf.convert_to_tensor(images, tf.float32) * (hi - lo) + lo
-        values = graph.evaluate(x, [*nodes, LOGITS_NODE], relu_redirect=relu_redirect)
-        out = {key: values[node] for key, node in zip(keys, nodes, strict=True)}
-        out["logits"] = values[LOGITS_NODE]
-        return out
+        values = graph.evaluate(x, [node for key in wanted for node in sources[key]], relu_redirect)
+        parts = {key: [values[node] for node in sources[key]] for key in wanted}
+        return {key: got[0] if len(got) == 1 else tf.concat(got, axis=-1) for key, got in parts.items()}
+
+    feature_keys = (*keys, "logits")
+
+    def features(images: tf.Tensor, relu_redirect: bool = False) -> dict[str, tf.Tensor]:
+        return tensors(images, feature_keys, relu_redirect)
 
     num_outputs = int(graph.const(LOGITS_WEIGHTS).shape[1])
     spec = f"inception_v1:{model_path}" if path else "inception_v1"
@@ -221,6 +241,8 @@ def load(
         inner_channels=inner,
         supports_relu_redirect=True,
         description=f"Lucid InceptionV1 {model_path}, {num_outputs} outputs{COMPAT_NOTE * summit_compat}",
+        tensors_fn=tensors,
+        pre_activations=pre_activations,
     )
 
 

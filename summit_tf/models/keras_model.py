@@ -18,6 +18,11 @@ both linear). Applications take pixels through their own ``preprocess_input`` (i
 (``classifier_activation=None``; for files ending in a softmax, ``log`` of the probabilities, which has
 the same softmax and ranking).
 
+Each layer with an activation also has its pre-activation tensor ``{layer}/pre_activation``: the input of
+a ReLU layer, a linear twin (same weights) of a layer with a fused activation, or for a concatenation the
+concat of its branches' pre-activations. ``tensors()`` builds one model per requested key set, which runs
+only the layers those keys depend on.
+
 A SavedModel folder is converted by the TFLite converter to a float flatbuffer (BatchNorm and activations
 fused, numerics unchanged) and loaded by :mod:`summit_tf.models.tflite`: Keras 3 cannot rebuild layer
 graphs from SavedModels.
@@ -37,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from summit_tf.models import activations, graph_links, tflite
-from summit_tf.models.base import SummitModel
+from summit_tf.models.base import SummitModel, pre_activation_key
 from summit_tf.models.graph_links import Node
 
 log = logging.getLogger(__name__)
@@ -212,6 +217,42 @@ def _redirected_clone(model: keras.Model) -> keras.Model:
     return copy
 
 
+# ------------------------------------------------------------------------------------------ pre-activation
+def _has_pre_activation(nodes: Mapping[str, Node], key: str) -> bool:
+    """A layer with a non-linear activation has a tensor before it; a concat has one if a branch has."""
+    node = nodes[key]
+    if node.op == "concat":
+        return any(_has_pre_activation(nodes, k) for k in node.inputs)
+    return node.activation != "linear"
+
+
+def _pre_activation(source: keras.Model, original: keras.Model, nodes: Mapping[str, Node], key: str,
+                    made: dict[str, keras.KerasTensor]) -> keras.KerasTensor:
+    """Layer ``key``'s tensor before its activation, as a symbolic tensor of ``source`` (``original`` or
+    its redirected clone): an activation layer's input, a linear twin (same weights) of a layer with a
+    fused activation, or for a concat the concat of its branches' pre-activations (Lucid's ``_pre_relu``).
+    ``made`` keeps each one built once per model. New layers are named ``{key}_pre_activation``: an
+    automatic name would advance Keras's global name counters and rename later models' layers."""
+    if key in made:
+        return made[key]
+    node = nodes[key]
+    name = f"{key}_pre_activation"
+    while name in {layer.name for layer in source.layers}:
+        name += "_"
+    layer = original.get_layer(key)
+    if node.op == "concat":
+        parts = [_pre_activation(source, original, nodes, k, made) if _has_pre_activation(nodes, k)
+                 else source.get_layer(k).output for k in node.inputs]
+        made[key] = keras.layers.Concatenate(axis=-1, name=name)(parts)
+    elif isinstance(layer, keras.layers.ReLU | keras.layers.Activation):
+        made[key] = source.get_layer(key).input
+    else:
+        twin = layer.__class__.from_config({**layer.get_config(), "activation": "linear", "name": name})
+        made[key] = twin(source.get_layer(key).input)
+        twin.set_weights(layer.get_weights())
+    return made[key]
+
+
 # ----------------------------------------------------------------------------------------------- model
 def _ends_in_softmax(model: keras.Model) -> bool:
     last = model.layers[-1]
@@ -239,32 +280,61 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
     links = graph_links.find_links(nodes, candidates, chosen)
     keys = list(dict.fromkeys([*chosen, *graph_links.link_inputs(links)]))
     softmax = _ends_in_softmax(model)
+    by_key = {n.key: n for n in nodes}
+    pre_activations = {c: pre_activation_key(c) for c in chosen if _has_pre_activation(by_key, c)}
+    layer_of = {pre: layer for layer, pre in pre_activations.items()}
+    redirected = functools.cache(lambda: _redirected_clone(model))
 
-    def extractor(source: keras.Model) -> keras.Model:
-        outputs = [source.get_layer(k).output for k in keys] + [source.outputs[0]]
-        return keras.Model(source.inputs, outputs)
+    @functools.cache
+    def extractor(wanted: tuple[str, ...], redirect: bool) -> keras.Model:
+        """A model computing just ``wanted`` (Keras runs only the layers its outputs depend on)."""
+        with tf.init_scope():  # built on first use, maybe while a tf.function traces
+            source = redirected() if redirect else model
+            made: dict[str, keras.KerasTensor] = {}
 
-    plain = extractor(model)
-    redirected = functools.cache(lambda: extractor(_redirected_clone(model)))
+            def symbolic(key: str) -> keras.KerasTensor:
+                if key == "logits":
+                    return source.outputs[0]
+                if key in layer_of:
+                    return _pre_activation(source, model, by_key, layer_of[key], made)
+                return source.get_layer(key).output
 
-    def run(net: keras.Model, images: tf.Tensor) -> Mapping[str, tf.Tensor]:
-        values = net(preprocess(tf.convert_to_tensor(images, tf.float32)), training=False)
-        logits = values[-1]
-        logits = tf.math.log(tf.maximum(logits, 1e-30)) if softmax else logits
-        flat = tf.reshape(logits, [tf.shape(logits)[0], -1])
-        return {**dict(zip(keys, values[:-1], strict=True)), "logits": flat}
+            net = keras.Model(source.inputs, {key: symbolic(key) for key in wanted})
+            # Any image size: feature visualization feeds 140 px (128 + the transforms' 12) to models built
+            # for 224. Only the layers the keys need run, so a fixed-size head never sees other sizes.
+            net.input_spec = None
+            return net
 
-    plain_fn = tf.function(lambda images: run(plain, images), reduce_retracing=True)
-    redirect_fn = tf.function(lambda images: run(redirected(), images), reduce_retracing=True)
+    @functools.cache
+    def traced(wanted: tuple[str, ...], redirect: bool) -> tf.types.experimental.PolymorphicFunction:
+        """One ``tf.function`` per key set: the extractor's new weights (twins, the redirected clone)
+        are created in its first trace, the only one where TF allows creating variables."""
+
+        def run(images: tf.Tensor) -> Mapping[str, tf.Tensor]:
+            net = extractor(wanted, redirect)
+            out = dict(net(preprocess(tf.convert_to_tensor(images, tf.float32)), training=False))
+            if "logits" in out:
+                logits = tf.math.log(tf.maximum(out["logits"], 1e-30)) if softmax else out["logits"]
+                out["logits"] = tf.reshape(logits, [tf.shape(logits)[0], -1])
+            return out
+
+        return tf.function(run, reduce_retracing=True)
+
+    def tensors(images: tf.Tensor, wanted: tuple[str, ...], relu_redirect: bool = False
+                ) -> Mapping[str, tf.Tensor]:
+        return traced(tuple(wanted), relu_redirect)(images)
+
+    feature_keys = (*keys, "logits")
 
     def features(images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:
-        return redirect_fn(images) if relu_redirect else plain_fn(images)
+        return tensors(images, feature_keys, relu_redirect)
 
     num_outputs = int(np.prod(model.outputs[0].shape[1:]))
     return SummitModel(spec=spec, layers=chosen, channels={c: channels_of[c] for c in chosen}, links=links,
                        input_size=int(shape[1]), value_range=value_range,
                        class_to_output=tflite.class_mapping(num_outputs), features_fn=features,
-                       supports_relu_redirect=True, description=description)
+                       supports_relu_redirect=True, description=description, tensors_fn=tensors,
+                       pre_activations=pre_activations)
 
 
 def _scaler(value_range: tuple[float, float]) -> Callable[[tf.Tensor], tf.Tensor]:

@@ -19,6 +19,10 @@ layers dropped, and ``/`` replaced by ``_``, so the TF-slim MobileNetV1 yields `
 :mod:`summit_tf.models.graph_links`.
 ``logits`` is the last output before a final softmax (and any quantize step), flattened to
 ``[B, outputs]``; 1,001 outputs mean 0 = background.
+
+A layer computed with a ReLU/ReLU6 (fused, or a RELU op) also has its pre-activation tensor
+``{layer}/pre_activation`` (MobileNet: the conv output before ReLU6), and a concat layer the concat of
+its branches' pre-activations. ``tensors()`` runs only the operators its keys depend on.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from summit_tf.models import activations, graph_links, tflite_reader
-from summit_tf.models.base import SummitModel
+from summit_tf.models.base import SummitModel, pre_activation_key
 from summit_tf.models.graph_links import Node
 
 log = logging.getLogger(__name__)
@@ -49,11 +53,13 @@ FLOAT_INPUT_RANGE = (-1.0, 1.0)
 
 @dataclass
 class _Step:
-    """One operator: ``run(relu_redirect, *inputs)`` computes tensor ``out`` from tensors ``inputs``."""
+    """One operator: ``activation(run(*inputs))`` is tensor ``out``; ``run`` alone (before a non-linear
+    fused activation) is ``out``'s pre-activation tensor ``pre_activation_key(out)``."""
 
     out: str
     inputs: tuple[str, ...]
     run: Callable[..., tf.Tensor]
+    activation: str = "linear"
 
 
 @dataclass
@@ -70,16 +76,48 @@ class Program:
     shapes: dict[str, tuple[int, ...]]
     default_layers: list[str]
 
+    def producers(self) -> dict[str, int]:
+        """Tensor key -> index of the step computing it (pre-activations: the step of their output)."""
+        found = {}
+        for i, step in enumerate(self.steps):
+            found[step.out] = i
+            if step.activation != "linear":
+                found[pre_activation_key(step.out)] = i
+        return found
+
+    def needed(self, keys: Sequence[str]) -> tuple[list[int], set[str]]:
+        """The steps that ``keys`` depend on (indices in network order) and every key on the way."""
+        producers, seen, todo = self.producers(), set(), list(keys)
+        while todo:
+            key = todo.pop()
+            if key == self.input_key or key in seen:
+                continue
+            if key not in producers:
+                raise KeyError(f"no tensor {key!r} in the model")
+            seen.add(key)
+            todo.extend(self.steps[producers[key]].inputs)
+        return sorted({producers[key] for key in seen}), seen
+
     def run(self, x: tf.Tensor, keys: Sequence[str], relu_redirect: bool = False) -> dict[str, tf.Tensor]:
-        """Every tensor in ``keys`` for a batch already in the model's value range."""
+        """The tensors ``keys`` for a batch already in the model's value range; only the operators they
+        need run (feature visualization of an early layer never reaches the head)."""
         values = {self.input_key: x}
-        wanted = set(keys)
-        for step in self.steps:
-            values[step.out] = step.run(relu_redirect, *(values[k] for k in step.inputs))
-        missing = wanted - values.keys()
-        if missing:
-            raise KeyError(f"no tensor(s) {sorted(missing)} in the model")
+        order, used = self.needed(keys)
+        for i in order:
+            step = self.steps[i]
+            pre = step.run(*(values[k] for k in step.inputs))
+            if step.activation != "linear":
+                values[pre_activation_key(step.out)] = pre
+            if step.out in used:
+                values[step.out] = activations.apply(pre, step.activation, relu_redirect)
         return {k: values[k] for k in keys}
+
+    def pre_activations(self, layers: Sequence[str]) -> dict[str, str]:
+        """Layer -> its pre-activation key, where the program has one (a step with a non-linear activation,
+        or the concat of such branches)."""
+        producers = self.producers()
+        return {layer: pre_activation_key(layer) for layer in layers
+                if pre_activation_key(layer) in producers}
 
 
 def _short_name(name: str) -> str:
@@ -134,12 +172,8 @@ class _Builder:
                              f"{op.kind} is not supported (only NONE, RELU, RELU_N1_TO_1, RELU6)")
         run, node = _OPS[op.kind](op.options, consts, act, tensors)
         node = replace(node or Node("", "other", activation=act), key=out, inputs=in_keys, channels=channels)
-        self.steps.append(_Step(out, in_keys, run))
+        self.steps.append(_Step(out, in_keys, run, node.activation))
         self.nodes.append(node)
-
-
-def _fused(y: tf.Tensor, act: str, redirect: bool) -> tf.Tensor:
-    return activations.apply(y, act, redirect)
 
 
 def _conv(options: dict, consts: list, act: str, tensors: list):
@@ -152,9 +186,9 @@ def _conv(options: dict, consts: list, act: str, tensors: list):
     padding = _PADDING[int(options.get("padding", 0))]
     dilations = [1, int(options.get("dilationHFactor", 1)), int(options.get("dilationWFactor", 1)), 1]
 
-    def run(redirect, x):
+    def run(x):
         y = tf.nn.conv2d(x, kernel, strides, padding, dilations=dilations)
-        return _fused(y if bias is None else tf.nn.bias_add(y, bias), act, redirect)
+        return y if bias is None else tf.nn.bias_add(y, bias)
 
     plain = strides[1] == strides[2] and dilations == [1, 1, 1, 1]
     node = Node("", "conv" if plain else "other", activation=act, kernel=kernel, stride=strides[1],
@@ -171,9 +205,9 @@ def _depthwise(options: dict, consts: list, act: str, tensors: list):
     padding = _PADDING[int(options.get("padding", 0))]
     dilations = [int(options.get("dilationHFactor", 1)), int(options.get("dilationWFactor", 1))]
 
-    def run(redirect, x):
+    def run(x):
         y = tf.nn.depthwise_conv2d(x, kernel, strides, padding, dilations=dilations)
-        return _fused(y if bias is None else tf.nn.bias_add(y, bias), act, redirect)
+        return y if bias is None else tf.nn.bias_add(y, bias)
 
     plain = strides[1] == strides[2] and dilations == [1, 1]
     return run, Node("", "depthwise" if plain else "other", activation=act, kernel=kernel, stride=strides[1],
@@ -185,10 +219,10 @@ def _fully_connected(options: dict, consts: list, act: str, tensors: list):
     bias = consts[2] if len(consts) > 2 else None
     keep = bool(options.get("keepNumDims", False))
 
-    def run(redirect, x):
+    def run(x):
         flat = x if keep else tf.reshape(x, [tf.shape(x)[0], -1])
         y = tf.tensordot(flat, weights, axes=1) if keep else tf.matmul(flat, weights)
-        return _fused(y if bias is None else y + bias, act, redirect)
+        return y if bias is None else y + bias
 
     return run, None
 
@@ -196,39 +230,35 @@ def _fully_connected(options: dict, consts: list, act: str, tensors: list):
 def _add(options: dict, consts: list, act: str, tensors: list):
     const = next((c for c in consts if c is not None), None)
 
-    def run(redirect, *xs):
-        y = xs[0] + (xs[1] if len(xs) > 1 else const)
-        return _fused(y, act, redirect)
+    def run(*xs):
+        return xs[0] + (xs[1] if len(xs) > 1 else const)
 
     return run, Node("", "add" if const is None else "other", activation=act)
 
 
-def _pool(options: dict, act: str, fn: Callable) -> Callable:
+def _pool(options: dict, fn: Callable) -> Callable:
     size = [int(options["filterHeight"]), int(options["filterWidth"])]
     strides = [int(options.get("strideH", 1)), int(options.get("strideW", 1))]
     padding = _PADDING[int(options.get("padding", 0))]
-    return lambda redirect, x: _fused(fn(x, size, strides, padding), act, redirect)
+    return lambda x: fn(x, size, strides, padding)
 
 
 def _avg_pool(options: dict, consts: list, act: str, tensors: list):
     size = [int(options["filterHeight"]), int(options["filterWidth"])]
     if _PADDING[int(options.get("padding", 0))] == "VALID" and list(tensors[0].shape[1:3]) == size:
         # A global average pool: stays global at other input sizes (feature visualization feeds 140 px).
-        def global_mean(redirect: bool, x: tf.Tensor) -> tf.Tensor:
-            return _fused(tf.reduce_mean(x, axis=[1, 2], keepdims=True), act, redirect)
-
-        return global_mean, None
-    return _pool(options, act, tf.nn.avg_pool2d), None
+        return (lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True)), None
+    return _pool(options, tf.nn.avg_pool2d), None
 
 
 def _max_pool(options: dict, consts: list, act: str, tensors: list):
-    return _pool(options, act, tf.nn.max_pool2d), None
+    return _pool(options, tf.nn.max_pool2d), None
 
 
 def _mean(options: dict, consts: list, act: str, tensors: list):
     axes = [int(a) for a in np.reshape(consts[1], -1)]
     keep = bool(options.get("keepDims", False))
-    return (lambda redirect, x: tf.reduce_mean(x, axis=axes, keepdims=keep)), None
+    return (lambda x: tf.reduce_mean(x, axis=axes, keepdims=keep)), None
 
 
 def _reshape(options: dict, consts: list, act: str, tensors: list):
@@ -236,26 +266,26 @@ def _reshape(options: dict, consts: list, act: str, tensors: list):
     if target is None:
         raise ValueError("RESHAPE without a constant target shape is not supported")
     rest = [int(d) for d in np.reshape(target, -1)[1:]]  # the first dimension is the batch
-    return (lambda redirect, x: tf.reshape(x, [tf.shape(x)[0], *rest])), None
+    return (lambda x: tf.reshape(x, [tf.shape(x)[0], *rest])), None
 
 
 def _squeeze(options: dict, consts: list, act: str, tensors: list):
     dims = [int(d) for d in options.get("squeezeDims", None) or []]
     if 0 in dims or not dims:
         dims = [i for i, d in enumerate(tensors[0].shape) if d == 1 and i > 0]
-    return (lambda redirect, x: tf.squeeze(x, axis=dims)), None
+    return (lambda x: tf.squeeze(x, axis=dims)), None
 
 
 def _softmax(options: dict, consts: list, act: str, tensors: list):
     beta = float(options.get("beta", 1.0))
-    return (lambda redirect, x: tf.nn.softmax(beta * x, axis=-1)), None
+    return (lambda x: tf.nn.softmax(beta * x, axis=-1)), None
 
 
 def _concat(options: dict, consts: list, act: str, tensors: list):
     axis = int(options.get("axis", -1))
     rank = len(tensors[0].shape)
     channel_axis = axis in (-1, rank - 1)
-    return (lambda redirect, *xs: _fused(tf.concat(xs, axis=axis), act, redirect)), \
+    return (lambda *xs: tf.concat(xs, axis=axis)), \
         Node("", "concat" if channel_axis else "other", activation=act)
 
 
@@ -264,22 +294,24 @@ def _pad(options: dict, consts: list, act: str, tensors: list):
     value = 0.0
     if len(consts) > 2 and consts[2] is not None:
         value = float(np.reshape(consts[2], -1)[0])
-    return (lambda redirect, x: tf.pad(x, pads, constant_values=value)), \
+    return (lambda x: tf.pad(x, pads, constant_values=value)), \
         Node("", "pad" if value == 0.0 else "other")
 
 
 def _relu(options: dict, consts: list, act: str, tensors: list):
-    node = Node("", "identity", activation="relu")
-    return (lambda redirect, x: activations.apply(x, "relu", redirect)), node
+    return _identity_fn, Node("", "identity", activation="relu")
 
 
 def _relu6(options: dict, consts: list, act: str, tensors: list):
-    node = Node("", "identity", activation="relu6")
-    return (lambda redirect, x: activations.apply(x, "relu6", redirect)), node
+    return _identity_fn, Node("", "identity", activation="relu6")
+
+
+def _identity_fn(x: tf.Tensor) -> tf.Tensor:
+    return x
 
 
 def _identity(options: dict, consts: list, act: str, tensors: list):
-    return (lambda redirect, x: x), Node("", "identity")
+    return _identity_fn, Node("", "identity")
 
 
 _OPS = {
@@ -365,12 +397,28 @@ def build_program(paths: Sequence[str]) -> Program:
     spatial = {k for k, shape in builder.shapes.items() if len(shape) == 4}
     candidates, defaults = graph_links.candidate_layers(builder.nodes, spatial)
     names = _readable_keys(list(builder.shapes), candidates)
-    steps = [_Step(names[s.out], tuple(names[k] for k in s.inputs), s.run) for s in builder.steps]
+    steps = [_Step(names[s.out], tuple(names[k] for k in s.inputs), s.run, s.activation)
+             for s in builder.steps]
     nodes = [replace(n, key=names[n.key], inputs=tuple(names[k] for k in n.inputs)) for n in builder.nodes]
+    steps += _concat_pre_activations(steps, nodes, {names[c] for c in candidates})
     value_range = input_tensor.integer_range() or FLOAT_INPUT_RANGE
     return Program(names[input_key], input_tensor.shape, value_range, steps, nodes, names[logits],
                    [names[c] for c in candidates], {names[k]: v for k, v in builder.shapes.items()},
                    [names[c] for c in defaults])
+
+
+def _concat_pre_activations(steps: Sequence[_Step], nodes: Sequence[Node], layers: set[str]) -> list[_Step]:
+    """Steps computing the pre-activation of each concat layer without an activation of its own: the
+    concat of its branches' pre-activations (branches without an activation as they are), as Lucid's
+    ``mixed4a_pre_relu``. Only run when asked for."""
+    activated = {step.out for step in steps if step.activation != "linear"}
+    extra = []
+    for step, node in zip(steps, nodes, strict=True):
+        if node.op == "concat" and step.out in layers and step.activation == "linear" and \
+                activated.intersection(step.inputs):
+            inputs = tuple(pre_activation_key(k) if k in activated else k for k in step.inputs)
+            extra.append(_Step(pre_activation_key(step.out), inputs, step.run))
+    return extra
 
 
 def class_mapping(num_outputs: int) -> np.ndarray:
@@ -399,18 +447,27 @@ def summit_model(program: Program, spec: str, layers: Sequence[str] | None, defa
     lo, hi = program.value_range
     logits_key = program.logits_key
 
-    @tf.function(reduce_retracing=True)
-    def features(images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:
+    @tf.function(reduce_retracing=True)  # one trace per requested key set
+    def tensors(images: tf.Tensor, wanted: tuple[str, ...], relu_redirect: bool = False
+                ) -> Mapping[str, tf.Tensor]:
         x = tf.convert_to_tensor(images, tf.float32) * (hi - lo) + lo
-        values = program.run(x, [*keys, logits_key], relu_redirect=relu_redirect)
-        logits = values.pop(logits_key)
-        return {**values, "logits": tf.reshape(logits, [tf.shape(logits)[0], -1])}
+        values = program.run(x, [logits_key if k == "logits" else k for k in wanted], relu_redirect)
+        if "logits" in wanted:
+            logits = values.pop(logits_key)
+            values["logits"] = tf.reshape(logits, [tf.shape(logits)[0], -1])
+        return {k: values[k] for k in wanted}
+
+    feature_keys = (*keys, "logits")
+
+    def features(images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:
+        return tensors(images, feature_keys, relu_redirect)
 
     num_outputs = int(np.prod(program.shapes[logits_key][1:]))
     return SummitModel(spec=spec, layers=chosen, channels={c: channels[c] for c in chosen}, links=links,
                        input_size=model.input_size, value_range=program.value_range,
                        class_to_output=class_mapping(num_outputs), features_fn=features,
-                       inner_channels={}, supports_relu_redirect=True, description=description)
+                       inner_channels={}, supports_relu_redirect=True, description=description,
+                       tensors_fn=tensors, pre_activations=program.pre_activations(chosen))
 
 
 def load(paths: Sequence[str], layers: Sequence[str] | None = None, spec: str | None = None) -> SummitModel:

@@ -20,7 +20,8 @@ import time
 import numpy as np
 from absl import app, flags
 
-from feature_vis import objectives, outputs, render, sprite
+import feature_vis as fv
+from feature_vis import objectives, outputs, sprite
 from summit_tf.models import SummitModel, load
 
 FLAGS = flags.FLAGS
@@ -44,28 +45,28 @@ def time_steps(model: SummitModel, layer: str, batch: int, size: int, steps: int
     """(seconds per step after warm-up, seconds of the first step incl. tracing) for ``batch`` channels."""
     stamps: list[float] = []
     # 2 warm-up updates, then ``steps`` timed ones (steps 0..steps + 1), never redirected.
-    settings = render.RenderSettings(size=size, steps=steps + 1, seed=FLAGS.seed, relu_redirect_steps=None)
-    tensor = render.objective_tensors(model, [layer])[layer]  # the default: the pre-activation
+    settings = fv.RenderSettings(size=size, steps=steps + 1, seed=FLAGS.seed, relu_redirect_steps=None)
+    tensor = fv.objective_tensors(model, [layer])[layer]  # the default: the pre-activation
     objective = objectives.channel(tensor, [c % model.channels[layer] for c in range(batch)])
     start = time.perf_counter()
-    render.render(model, objective, batch, settings, on_step=lambda i: stamps.append(time.perf_counter()))
+    fv.render_vis(model, objective, batch, settings, on_step=lambda i: stamps.append(time.perf_counter()))
     return (stamps[-1] - stamps[1]) / steps, stamps[0] - start
 
 
 def time_batches(model: SummitModel, layer: str, batch: int, size: int, steps: int,
                  count: int) -> dict[str, list[float]]:
     """Seconds per batch of ``count`` batches: steps traced for each (``render``) vs once (renderer)."""
-    settings = render.RenderSettings(size=size, steps=steps - 1, seed=FLAGS.seed,
+    settings = fv.RenderSettings(size=size, steps=steps - 1, seed=FLAGS.seed,
                                      relu_redirect_steps=steps // 2 - 1)
     channels = model.channels[layer]
     batches = [[(layer, (k * batch + c) % channels) for c in range(batch)] for k in range(count)]
     fresh, reused = [], []
     for pairs in batches:
         start = time.perf_counter()
-        objective = objectives.layer_channels(pairs, render.objective_tensors(model, [layer]))
-        render.render(model, objective, batch, settings, key=render.channel_key(pairs))
+        objective = objectives.layer_channels(pairs, fv.objective_tensors(model, [layer]))
+        fv.render_vis(model, objective, batch, settings, key=fv.channels.channel_key(pairs))
         fresh.append(time.perf_counter() - start)
-    renderer = render.ChannelRenderer(model, [layer], batch, settings)
+    renderer = fv.ChannelRenderer(model, [layer], batch, settings)
     for pairs in batches:
         start = time.perf_counter()
         renderer.render(pairs)
@@ -101,9 +102,9 @@ def main(argv: list[str]) -> None:
               file=sys.stderr)
     if FLAGS.sprite_out:
         channels = list(range(FLAGS.sprite_channels))
-        settings = render.RenderSettings(size=FLAGS.size, steps=FLAGS.sprite_steps, seed=FLAGS.seed)
+        settings = fv.RenderSettings(size=FLAGS.size, steps=FLAGS.sprite_steps, seed=FLAGS.seed)
         start = time.perf_counter()
-        images = render.render_channels(model, [(FLAGS.layer, c) for c in channels], settings,
+        images = fv.render_channels(model, [(FLAGS.layer, c) for c in channels], settings,
                                         progress_label=f"sprite {FLAGS.layer}")
         report["sprite_seconds"] = time.perf_counter() - start
         sheet, _ = sprite.sprite_sheet(outputs.to_uint8(images), columns=int(np.ceil(np.sqrt(len(channels)))))

@@ -106,7 +106,7 @@ def _stage_examples(cfg: PipelineConfig) -> None:
 
 
 def _stage_feature_vis(cfg: PipelineConfig) -> None:
-    from feature_vis.render import RenderSettings, render_to_dir
+    from feature_vis import RenderSettings, render_to_dir
     from summit_tf import models
 
     model = models.load(cfg.model, summit_compat=cfg.summit_compat)

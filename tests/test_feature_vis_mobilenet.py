@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from feature_vis import objectives, render
+import feature_vis as fv
+from feature_vis import objectives
 from summit_tf.models import load
 
 LAYERS = [f"Conv2d_{k}_pointwise" for k in (3, 5, 7, 9, 11, 13)]
@@ -38,12 +39,12 @@ def rendered(model, sample):
     batch = len(sample) + 8
     diverse = np.zeros(batch, np.float32)
     diverse[20:24] = 1.0
-    read = render.objective_tensors(model, LAYERS)  # the default: pre-ReLU6 channels, as Lucid's pre_relu
+    read = fv.objective_tensors(model, LAYERS)  # the default: pre-ReLU6 channels, as Lucid's pre_relu
     plain = objectives.layer_channels(sample + [DIVERSE] * 8, read)
     objective = (1 - diverse) * plain + diverse * objectives.diverse_layer_channels([DIVERSE] * batch, 4,
                                                                                    tensors=read)
-    settings = render.RenderSettings(size=SIZE, steps=STEPS, seed=0)
-    return render.render(model, objective, batch, settings)
+    settings = fv.RenderSettings(size=SIZE, steps=STEPS, seed=0)
+    return fv.render_vis(model, objective, batch, settings)
 
 
 def val_images(shared, per_class=4):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from feature_vis import objectives, render
+import feature_vis as fv
+from feature_vis import objectives
 from summit_tf.models import inception_v1, load, registry
 
 FEW = {"steps": 0, "seed": 0}  # one update (step 0, ReLU-redirected): the trace is most of the cost
@@ -35,7 +36,7 @@ def inception(tmp_path_factory):
 
 @pytest.mark.parametrize("size", [128, 64])
 def test_inception_renders_every_mixed_layer(inception, size):
-    renderer = render.ChannelRenderer(inception, list(fx.MIXED), 9, render.RenderSettings(size=size, **FEW))
+    renderer = fv.ChannelRenderer(inception, list(fx.MIXED), 9, fv.RenderSettings(size=size, **FEW))
     assert renderer.optimization.keys == tuple(sorted(f"{layer}/pre_activation" for layer in fx.MIXED))
     assert_rendered(renderer.render([(layer, 7) for layer in fx.MIXED]), 9, size)
     # The classifier cannot run on these images (+12 px of transforms): its 7x7 VALID avgpool0 meets a
@@ -48,13 +49,13 @@ def test_inception_early_objective_evaluates_no_later_layer(inception):
     """A mixed3b channel needs the stem and two blocks: 3 + 2 x 6 convolutions, four max pools (maxpool0,
     maxpool1 and the two pool branches), mixed3a's concat and mixed3b's pre-activation concat; no
     maxpool4, no later block, no head."""
-    read = render.objective_tensors(inception, ["mixed3b"])
+    read = fv.objective_tensors(inception, ["mixed3b"])
     objective = objectives.layer_channels([("mixed3b", 5)], read)
     assert read == {"mixed3b": "mixed3b/pre_activation"} and objective.keys == {"mixed3b/pre_activation"}
     ops = op_types(inception.tensors_fn, tf.TensorSpec([1, 76, 76, 3]), tuple(objective.keys), True)
     assert ops.count("Conv2D") == 15 and ops.count("MaxPool") == 4 and ops.count("ConcatV2") == 2
     assert {"AvgPool", "MatMul", "Softmax"}.isdisjoint(ops)
-    post = render.objective_tensors(inception, ["mixed3b"], pre_activation=False)
+    post = fv.objective_tensors(inception, ["mixed3b"], pre_activation=False)
     ops = op_types(inception.tensors_fn, tf.TensorSpec([1, 76, 76, 3]), tuple(post.values()), True)
     assert ops.count("Conv2D") == 15 and ops.count("ConcatV2") == 2  # mixed3b's own concat this time
 
@@ -80,7 +81,7 @@ def test_tflite_mobilenet_renders_at_64_and_128_px(shared):
     model = load("mobilenet_v1", layers=["Conv2d_3_pointwise", "Conv2d_13_pointwise"])
     pairs = [("Conv2d_3_pointwise", 5), ("Conv2d_13_pointwise", 9)]
     for size in (64, 128):
-        renderer = render.ChannelRenderer(model, model.layers, 2, render.RenderSettings(size=size, **FEW))
+        renderer = fv.ChannelRenderer(model, model.layers, 2, fv.RenderSettings(size=size, **FEW))
         assert renderer.optimization.keys == ("Conv2d_13_pointwise/pre_activation",
                                               "Conv2d_3_pointwise/pre_activation")
         assert_rendered(renderer.render(pairs), 2, size)
@@ -118,7 +119,7 @@ def tiny(tmp_path_factory):
 def test_keras_renders_at_64_and_128_px(tiny):
     _, model = tiny
     for size in (64, 128):
-        renderer = render.ChannelRenderer(model, model.layers, 2, render.RenderSettings(size=size, **FEW))
+        renderer = fv.ChannelRenderer(model, model.layers, 2, fv.RenderSettings(size=size, **FEW))
         assert renderer.optimization.keys == ("a/pre_activation", "b_relu/pre_activation")
         assert_rendered(renderer.render([("a", 1), ("b_relu", 4)]), 2, size)
     with pytest.raises(ValueError, match="incompatible"):  # the fixed-size head: never evaluated above
@@ -177,10 +178,10 @@ def test_default_objective_reads_the_pre_activation(tiny):
     ref = reference_forward(net, x)
     pairs = [("b_relu", 1), ("a", 4), ("b_relu", 3)]
     for pre_activation, suffix in ((True, "/pre_activation"), (False, "")):
-        settings = render.RenderSettings(pre_activation=pre_activation)
-        read = render.objective_tensors(model, ["a", "b_relu"], settings.pre_activation)
+        settings = fv.RenderSettings(pre_activation=pre_activation)
+        read = fv.objective_tensors(model, ["a", "b_relu"], settings.pre_activation)
         assert read == {"a": "a" + suffix, "b_relu": "b_relu" + suffix}
-        renderer = render.ChannelRenderer(model, ["a", "b_relu"], 3, settings)
+        renderer = fv.ChannelRenderer(model, ["a", "b_relu"], 3, settings)
         assert set(renderer.optimization.keys) == set(read.values())
         objective = objectives.layer_channels(pairs, read)
         got = objective(model.tensors(tf.constant(x, tf.float32), objective.keys)).numpy()
@@ -189,7 +190,7 @@ def test_default_objective_reads_the_pre_activation(tiny):
     pre = ref["b_relu/pre_activation"]
     assert (pre[0, ..., 1] < 0).any()
     assert pre[0, ..., 1].mean() != pytest.approx(ref["b_relu"][0, ..., 1].mean())
-    default = render.ChannelRenderer(model, ["b_relu"], 1, render.RenderSettings())
+    default = fv.ChannelRenderer(model, ["b_relu"], 1, fv.RenderSettings())
     assert default.optimization.keys == ("b_relu/pre_activation",)
 
 

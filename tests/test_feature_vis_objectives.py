@@ -1,4 +1,4 @@
-"""Objectives and the Adam step of feature_vis against float64 NumPy references."""
+"""Objectives and the default optimizer of feature_vis against float64 NumPy references."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from feature_vis import lucid_adam
 from feature_vis import objectives as obj
-from feature_vis.render import Adam
 
 
 @pytest.fixture
@@ -139,15 +139,17 @@ def test_arithmetic_composes_per_image(acts):
     assert "weights[6]" in repr(weights * obj.channel("layer", list(range(6))))
 
 
-def test_adam_matches_tf1_reference():
+def test_default_optimizer_steps_as_tf1_adam():
+    """Lucid's optimizer was TF1's AdamOptimizer; the default reproduces its first steps (float64 NumPy
+    reference of TF1's update: epsilon outside the bias correction, 1e-8)."""
     rng = np.random.default_rng(0)
     target = rng.normal(size=(4, 3))
     var = tf.Variable(np.zeros((4, 3), np.float32))
-    adam = Adam([var], 0.05)
+    adam = lucid_adam(0.05)
     x, m, v = np.zeros((4, 3)), np.zeros((4, 3)), np.zeros((4, 3))
     for t in range(1, 8):
         grad = 2 * (x - target) * (1 + t)  # changing scale exercises the moment estimates
-        adam.apply([tf.constant(grad, tf.float32)])
+        adam.apply_gradients([(tf.constant(grad, tf.float32), var)])
         m = 0.9 * m + 0.1 * grad
         v = 0.999 * v + 0.001 * grad ** 2
         x = x - 0.05 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (np.sqrt(v) + 1e-8)

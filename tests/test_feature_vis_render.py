@@ -14,7 +14,9 @@ import tensorflow as tf
 from PIL import Image
 from toy import toy_model
 
-from feature_vis import cli, objectives, outputs, render, sprite
+import feature_vis as fv
+from feature_vis import objectives, outputs, sprite
+from feature_vis import render as cli
 from summit_tf.models import activations
 
 
@@ -29,8 +31,8 @@ def channel_means(model, images, layer):
 
 def test_batched_render_gives_each_image_its_own_channel(toy):
     channels = [0, 1, 2, 3, 4]  # alive at the grey start (the toy model has no ReLU redirect)
-    settings = render.RenderSettings(size=24, steps=60, seed=0)
-    images = render.render_channels(toy, [("sep3", c) for c in channels], settings)
+    settings = fv.RenderSettings(size=24, steps=60, seed=0)
+    images = fv.render_channels(toy, [("sep3", c) for c in channels], settings)
     assert images.shape == (5, 24, 24, 3) and images.min() >= 0.0 and images.max() <= 1.0
     means = channel_means(toy, images, "sep3")[:, channels]
     grey = channel_means(toy, np.full((1, 24, 24, 3), 0.5, np.float32), "sep3")[0, channels]
@@ -40,11 +42,11 @@ def test_batched_render_gives_each_image_its_own_channel(toy):
 
 
 def test_seed_makes_renders_reproducible(toy):
-    settings = render.RenderSettings(size=16, steps=4, seed=3)
+    settings = fv.RenderSettings(size=16, steps=4, seed=3)
     pairs = [("conv2", 1), ("sep3", 2)]
-    a = render.render_channels(toy, pairs, settings)
-    b = render.render_channels(toy, pairs, settings)
-    c = render.render_channels(toy, pairs, render.RenderSettings(size=16, steps=4, seed=4))
+    a = fv.render_channels(toy, pairs, settings)
+    b = fv.render_channels(toy, pairs, settings)
+    c = fv.render_channels(toy, pairs, fv.RenderSettings(size=16, steps=4, seed=4))
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).max() > 1e-3
 
@@ -55,11 +57,32 @@ def gram_cosine_mean(model, images, layer):
 
 
 def test_diversity_images_differ_more_than_plain_ones(toy):
-    settings = render.RenderSettings(size=24, steps=40, seed=1)
-    plain = render.render(toy, objectives.channel("sep3", 3), 4, settings)
-    diverse = render.render_channels(toy, [("sep3", 3)], settings, diversity=4)
+    settings = fv.RenderSettings(size=24, steps=40, seed=1)
+    plain = fv.render_vis(toy, objectives.channel("sep3", 3), 4, settings)
+    diverse = fv.render_channels(toy, [("sep3", 3)], settings, diversity=4)
     assert diverse.shape == (1, 4, 24, 24, 3)
     assert gram_cosine_mean(toy, diverse[0], "sep3") < gram_cosine_mean(toy, plain, "sep3") - 0.05
+
+
+def test_parameterization_and_optimizer_can_be_passed_in(toy):
+    """As Lucid's render_vis: any image module and any Keras optimizer drive the same loop."""
+    import keras
+
+    from feature_vis import param
+
+    made = []
+
+    def param_f(batch, rng):
+        made.append(batch)
+        return param.PixelImage(batch, 20, decorrelate=False, rng=rng)
+
+    settings = fv.RenderSettings(size=20, steps=5, seed=2)
+    sgd = keras.optimizers.SGD(learning_rate=0.5)
+    images = fv.render_vis(toy, objectives.channel("sep3", 1), 2, settings, param_f=param_f, optimizer=sgd)
+    assert images.shape == (2, 20, 20, 3) and made == [2, 2]  # the optimized module and a fresh start
+    assert int(sgd.iterations.numpy()) == 6
+    default = fv.render_vis(toy, objectives.channel("sep3", 1), 2, settings)
+    assert np.abs(images - default).max() > 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -85,24 +108,24 @@ def test_lucid_schedule_updates_steps_0_to_n_and_redirects_0_to_16(toy):
     model = dataclasses.replace(toy, features_fn=features, supports_relu_redirect=True)
     objective = objectives.channel("sep3", 2)
     seen = []
-    optimization = render.Optimization(model, objective, 1, render.RenderSettings(size=16, steps=20, seed=0))
+    optimization = fv.Optimization(model, objective, 1, fv.RenderSettings(size=16, steps=20, seed=0))
     optimization.run(on_step=lambda i: seen.append((i, int(redirected.numpy()))))
     assert seen == [(i, min(i, 16) + 1) for i in range(21)]
-    assert int(optimization.adam.t.numpy()) == 21
-    defaults = render.RenderSettings()
+    assert int(optimization.optimizer.iterations.numpy()) == 21
+    defaults = fv.RenderSettings()
     assert (defaults.steps, defaults.relu_redirect_steps, defaults.pre_activation) == (512, 16, True)
-    never = render.RenderSettings(size=16, steps=2, relu_redirect_steps=None)
-    off = render.Optimization(model, objective, 1, never)
+    never = fv.RenderSettings(size=16, steps=2, relu_redirect_steps=None)
+    off = fv.Optimization(model, objective, 1, never)
     off.run()
-    assert int(off.adam.t.numpy()) == 3 and int(redirected.numpy()) == 17
+    assert int(off.optimizer.iterations.numpy()) == 3 and int(redirected.numpy()) == 17
     for bad in ({"steps": -1}, {"relu_redirect_steps": -1}, {"size": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
-            render.RenderSettings(**bad)
+            fv.RenderSettings(**bad)
 
 
 def test_objective_reading_an_unknown_tensor_is_a_clear_error(toy):
     with pytest.raises(ValueError, match=r"reads \['nope'\], which toy does not compute.*sep3"):
-        render.Optimization(toy, objectives.channel("nope", 0), 1, render.RenderSettings(size=16, steps=0))
+        fv.Optimization(toy, objectives.channel("nope", 0), 1, fv.RenderSettings(size=16, steps=0))
     with pytest.raises(ValueError, match=r"unknown tensor\(s\) \['conv9'\]"):
         toy.tensors(tf.zeros([1, 16, 16, 3]), ["conv1", "conv9"])
 
@@ -110,18 +133,18 @@ def test_objective_reading_an_unknown_tensor_is_a_clear_error(toy):
 def per_batch_reference(model, pairs, batch, settings, diversity=0):
     """What rendering ``pairs`` alone (padded with its last channel to ``batch``) gives: fresh steps."""
     padded = pairs + pairs[-1:] * (batch - len(pairs))
-    key = render.channel_key(pairs, diversity)
+    key = fv.channels.channel_key(pairs, diversity)
     if not diversity:
-        return render.render(model, objectives.layer_channels(padded), batch, settings, key=key)[:len(pairs)]
+        return fv.render_vis(model, objectives.layer_channels(padded), batch, settings, key=key)[:len(pairs)]
     per_image = [pair for pair in padded for _ in range(diversity)]
-    images = render.render(model, objectives.diverse_layer_channels(per_image, diversity), len(per_image),
+    images = fv.render_vis(model, objectives.diverse_layer_channels(per_image, diversity), len(per_image),
                            settings, key=key)
     return images.reshape(batch, diversity, *images.shape[1:])[:len(pairs)]
 
 
 def test_channel_renderer_reuses_one_trace_for_every_batch(redirect_toy):
-    settings = render.RenderSettings(size=16, steps=4, relu_redirect_steps=2, seed=5)
-    renderer = render.ChannelRenderer(redirect_toy, ["sep3", "conv1", "conv2"], 5, settings)
+    settings = fv.RenderSettings(size=16, steps=4, relu_redirect_steps=2, seed=5)
+    renderer = fv.ChannelRenderer(redirect_toy, ["sep3", "conv1", "conv2"], 5, settings)
     batches = [[("conv2", 3), ("sep3", 5), ("conv1", 7), ("sep3", 0), ("conv2", 11)],
                [("sep3", 15), ("conv1", 1), ("conv1", 4), ("sep3", 2), ("conv2", 0)],
                [("conv2", 6), ("sep3", 1), ("conv1", 2)]]  # partial: padded to 5
@@ -137,8 +160,8 @@ def test_channel_renderer_reuses_one_trace_for_every_batch(redirect_toy):
 
 
 def test_diversity_renderer_reuses_one_trace(toy):
-    settings = render.RenderSettings(size=16, steps=4, seed=2)
-    renderer = render.ChannelRenderer(toy, ["conv2"], 2, settings, diversity=3)
+    settings = fv.RenderSettings(size=16, steps=4, seed=2)
+    renderer = fv.ChannelRenderer(toy, ["conv2"], 2, settings, diversity=3)
     batches = [[("conv2", 3), ("conv2", 9)], [("conv2", 1)]]
     for pairs in batches:
         images = renderer.render(pairs)
@@ -149,27 +172,27 @@ def test_diversity_renderer_reuses_one_trace(toy):
 
 
 def test_channel_renderer_rejects_bad_batches(toy):
-    settings = render.RenderSettings(size=16, steps=1, seed=0)
-    renderer = render.ChannelRenderer(toy, ["conv2"], 2, settings)
+    settings = fv.RenderSettings(size=16, steps=1, seed=0)
+    renderer = fv.ChannelRenderer(toy, ["conv2"], 2, settings)
     for pairs, message in [([("sep3", 1)], "not one of"), ([("conv2", 12)], "12 channels"),
                            ([("conv2", 1)] * 3, "1 to 2"), ([], "1 to 2")]:
         with pytest.raises(ValueError, match=message):
             renderer.render(pairs)
     with pytest.raises(ValueError, match="one layer"):
-        render.ChannelRenderer(toy, ["conv2", "sep3"], 2, settings, diversity=2)
+        fv.ChannelRenderer(toy, ["conv2", "sep3"], 2, settings, diversity=2)
     with pytest.raises(ValueError, match="need layers"):
-        render.ChannelRenderer(toy, [], 2, settings)
+        fv.ChannelRenderer(toy, [], 2, settings)
 
 
 def test_even_chunks():
-    assert render.even_chunks(list(range(10)), 4) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
-    assert render.even_chunks(list(range(8)), 4) == [[0, 1, 2, 3], [4, 5, 6, 7]]
-    assert render.even_chunks([1, 2], 8) == [[1, 2]] and render.even_chunks([], 3) == []
+    assert fv.to_disk.even_chunks(list(range(10)), 4) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert fv.to_disk.even_chunks(list(range(8)), 4) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert fv.to_disk.even_chunks([1, 2], 8) == [[1, 2]] and fv.to_disk.even_chunks([], 3) == []
 
 
 def test_render_to_dir_names_sprites_and_resume(toy, tmp_path):
-    settings = render.RenderSettings(size=16, steps=3, seed=0)
-    counts = render.render_to_dir(toy, {"sep3": [4, 0, 2]}, tmp_path, settings, batch_channels=8, diversity=2)
+    settings = fv.RenderSettings(size=16, steps=3, seed=0)
+    counts = fv.render_to_dir(toy, {"sep3": [4, 0, 2]}, tmp_path, settings, batch_channels=8, diversity=2)
     assert counts == {"batches": 2, "images": 9, "sprites": 1}
     for ch in (0, 2, 4):
         assert Image.open(tmp_path / f"feature-vis/channel/sep3-{ch}-channel.jpg").size == (16, 16)
@@ -180,17 +203,17 @@ def test_render_to_dir_names_sprites_and_resume(toy, tmp_path):
     assert sheet.size == (32, 32) and index["channels"] == [0, 2, 4] and index["columns"] == 2
     assert index["positions"]["4"] == {"row": 1, "col": 0, "x": 0, "y": 16}
     stamp = os.stat(tmp_path / "feature-vis/channel/sep3-2-channel.jpg").st_mtime_ns
-    again = render.render_to_dir(toy, {"sep3": [0, 2, 4]}, tmp_path, settings, batch_channels=8, diversity=2)
+    again = fv.render_to_dir(toy, {"sep3": [0, 2, 4]}, tmp_path, settings, batch_channels=8, diversity=2)
     assert again["images"] == 0 and again["batches"] == 0
     assert os.stat(tmp_path / "feature-vis/channel/sep3-2-channel.jpg").st_mtime_ns == stamp
-    more = render.render_to_dir(toy, {"sep3": [0, 2, 4, 5]}, tmp_path, settings, diversity=0)
+    more = fv.render_to_dir(toy, {"sep3": [0, 2, 4, 5]}, tmp_path, settings, diversity=0)
     assert more["images"] == 1
     index = json.loads((tmp_path / "feature-vis/sprites/sep3-channel.json").read_text())
     assert index["channels"] == [0, 2, 4, 5]
     assert not list(tmp_path.rglob("*.tmp"))
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in tmp_path.rglob("*.j*"))
     # Channel batches mix layers; diversity batches take one layer each, split evenly (3 -> 2 + 1).
-    mixed = render.render_to_dir(toy, {"conv2": [1, 2, 3], "sep3": [0]}, tmp_path / "mixed", settings,
+    mixed = fv.render_to_dir(toy, {"conv2": [1, 2, 3], "sep3": [0]}, tmp_path / "mixed", settings,
                                  batch_channels=4, diversity=2, sprites=False)
     assert mixed == {"batches": 4, "images": 12, "sprites": 0}
     assert len(list((tmp_path / "mixed").rglob("*.jpg"))) == 12
@@ -218,15 +241,15 @@ def test_graph_nodes(tmp_path):
 
 
 def test_select_channels(toy):
-    assert cli.select_channels(toy, {"sep3": [2, 1, 2], "conv1": [0]}) == {"conv1": [0], "sep3": [1, 2]}
-    assert cli.select_channels(toy, None, ["conv1"]) == {"conv1": list(range(8))}
+    assert fv.select_channels(toy, {"sep3": [2, 1, 2], "conv1": [0]}) == {"conv1": [0], "sep3": [1, 2]}
+    assert fv.select_channels(toy, None, ["conv1"]) == {"conv1": list(range(8))}
     # Restricting layers ignores wanted layers outside them, even unknown ones (e.g. another graph's).
-    assert cli.select_channels(toy, {"conv2": [3], "mixed4a": [1]}, ["conv2", "sep3"]) == {"conv2": [3]}
+    assert fv.select_channels(toy, {"conv2": [3], "mixed4a": [1]}, ["conv2", "sep3"]) == {"conv2": [3]}
     bad = [({"sep3": [1, 99]}, None, "out of range"), ({"nope": [1]}, None, "unknown"),
            ({"sep3": [1]}, ["conv1"], "no channels"), (None, ["nope"], "unknown")]
     for wanted, layers, message in bad:
         with pytest.raises(ValueError, match=message):
-            cli.select_channels(toy, wanted, layers)
+            fv.select_channels(toy, wanted, layers)
 
 
 @pytest.mark.parametrize("args,message", [

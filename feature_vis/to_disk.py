@@ -1,0 +1,95 @@
+"""Feature visualizations written to disk under SUMMIT's names, resumable, with sprite sheets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from feature_vis import outputs, sprite
+from feature_vis.channels import ChannelRenderer
+from feature_vis.optimize import RenderSettings
+from summit_tf.models import SummitModel
+from summit_tf.progress import Progress
+
+
+def select_channels(model: SummitModel, wanted: Mapping[str, Sequence[int]] | None,
+                    layers: Sequence[str] | None = None) -> dict[str, list[int]]:
+    """Channels to render per layer (network order): ``wanted`` (None: all) within ``layers`` (None: every
+    layer of the model, and then every wanted layer must exist). ValueError on bad input."""
+    chosen = model.check_layers(list(layers)) if layers else list(model.layers)
+    if wanted is None:
+        wanted = {layer: range(model.channels[layer]) for layer in chosen}
+    elif not layers:
+        model.check_layers(list(wanted))
+    selection = {layer: sorted({int(c) for c in wanted[layer]}) for layer in chosen if layer in wanted}
+    for layer, chans in selection.items():
+        bad = [c for c in chans if not 0 <= c < model.channels[layer]]
+        if bad:
+            raise ValueError(f"{layer} has {model.channels[layer]} channels; out of range: {bad[:10]}")
+    if not any(selection.values()):
+        raise ValueError("no channels selected")
+    return selection
+
+
+def even_chunks(items: Sequence, most: int) -> list[list]:
+    """``items`` in order, in as few chunks of at most ``most`` as possible, sizes differing by at most 1
+    (so padding a short chunk to the longest wastes at most one image per chunk)."""
+    if not items:
+        return []
+    count = -(-len(items) // most)
+    size, extra = divmod(len(items), count)
+    bounds = np.cumsum([0] + [size + (i < extra) for i in range(count)])
+    return [list(items[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def render_to_dir(model: SummitModel, selection: Mapping[str, Sequence[int]], out_dir: str | Path,
+                  settings: RenderSettings, batch_channels: int = 64, diversity: int = 4,
+                  sprites: bool = True) -> dict[str, int]:
+    """Render every selected channel's image (and ``diversity`` diverse images) into ``out_dir`` under
+    SUMMIT's names, skipping those already there (resumable), then rebuild each layer's sprite sheet.
+
+    ``batch_channels`` is the number of images per optimization (the memory knob): that many channels for
+    channel images, ``batch_channels // diversity`` channels for diversity images. Channel batches mix
+    layers, so a few channels per layer (graph nodes) still fill them; diversity batches take one layer.
+    Each kind of batch (channel images; each layer's diversity images) traces its steps once. Returns
+    counts.
+    """
+    layers = model.check_layers(list(selection))
+    wanted = [(layer, c) for layer in layers for c in sorted(set(int(c) for c in selection[layer]))]
+    todo = [p for p in wanted if not outputs.channel_path(out_dir, *p).exists()]
+    groups = [(even_chunks(todo, batch_channels), 0)]  # batches sharing one renderer
+    if diversity:
+        todo = [p for p in wanted
+                if not outputs.existing(outputs.diversity_path(out_dir, *p, d) for d in range(diversity))]
+        per_layer = max(1, batch_channels // diversity)
+        groups += [(even_chunks([p for p in todo if p[0] == layer], per_layer), diversity)
+                   for layer in layers]
+    groups = [(batches, d) for batches, d in groups if batches]
+    plan = sum(len(batches) for batches, _ in groups)
+    total = sum(len(batch) * max(1, d) for batches, d in groups for batch in batches)
+    meter = Progress("feature-vis", total=total, unit="images")
+    n = 0
+    for batches, d in groups:
+        renderer = ChannelRenderer(model, [layer for batch in batches for layer, _ in batch],
+                                   len(batches[0]), settings, diversity=d)
+        for batch in batches:
+            n += 1
+            kind = f"diversity x{d}" if d else "channel"
+            label = f"batch {n}/{plan}: {len(batch)} {kind} ({batch[0][0]}:{batch[0][1]} ...)"
+            images = renderer.render(batch, progress_label=label)
+            for i, (layer, ch) in enumerate(batch):
+                if d:
+                    for j in range(d):
+                        outputs.save_jpeg(outputs.diversity_path(out_dir, layer, ch, j), images[i, j])
+                else:
+                    outputs.save_jpeg(outputs.channel_path(out_dir, layer, ch), images[i])
+            meter.update(len(batch) * max(1, d))
+    if plan:
+        meter.finish()
+    written = 0
+    if sprites:
+        for layer in layers:
+            written += sprite.write_layer_sprite(out_dir, layer, model.channels[layer]) is not None
+    return {"batches": plan, "images": total, "sprites": written}

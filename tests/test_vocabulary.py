@@ -37,3 +37,11 @@ def test_help_paths_import_no_tensorflow():
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_public_names_resolve_lazily():
+    import summit_tf
+
+    assert sorted(summit_tf.__all__) == sorted(summit_tf._PUBLIC)
+    for name in summit_tf.__all__:
+        assert getattr(summit_tf, name).__name__  # each one imports

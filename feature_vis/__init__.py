@@ -6,3 +6,10 @@ transforms as one fused resampling), :mod:`objectives` (per-image objectives wit
 :mod:`render` (the loop and batched rendering into SUMMIT's files), :mod:`sprite` (sheets + index),
 :mod:`outputs` (file names, atomic writes, selections), :mod:`cli` (``python -m feature_vis.render``).
 """
+
+import sys
+
+if sys.argv[:1] == ["-m"]:  # ``python -m feature_vis.<tool>``: runpy imports this package first, argv[0] "-m"
+    from summit_tf.cli import quiet_tensorflow
+
+    quiet_tensorflow()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from absl import flags
 
 from summit_tf import config as cfgmod
-from summit_tf.cli import fail, parse
+from summit_tf.cli import fail, parse, quiet_tensorflow
 from summit_tf.config import AggregateConfig
 
 if TYPE_CHECKING:  # the engine imports TensorFlow: load it only when a run starts, not for --help
@@ -132,6 +132,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (``summit-aggregate``)."""
+    quiet_tensorflow()
     sys.exit(main(sys.argv if argv is None else argv))
 
 

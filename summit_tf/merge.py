@@ -20,7 +20,7 @@ import numpy as np
 from absl import flags
 
 from summit_tf import store
-from summit_tf.cli import fail, parse
+from summit_tf.cli import fail, parse, quiet_tensorflow
 from summit_tf.config import COUNTING_KEYS, SELECTION_KEYS
 
 FLAGS = flags.FlagValues()
@@ -154,6 +154,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (``summit-merge``)."""
+    quiet_tensorflow()
     sys.exit(main(sys.argv if argv is None else argv))
 
 

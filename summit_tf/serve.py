@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from absl import flags
 
-from summit_tf.cli import fail, parse
+from summit_tf.cli import fail, parse, quiet_tensorflow
 
 STATIC_DIR = Path(__file__).resolve().parent / "viewer" / "static"
 RUN_PREFIX = "run"
@@ -232,6 +232,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (``summit-serve``)."""
+    quiet_tensorflow()
     sys.exit(main(sys.argv if argv is None else argv))
 
 

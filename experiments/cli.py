@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from absl import flags
 
-from experiments.pipeline import STAGES, PipelineConfig, check_stages, parse_classes
+from experiments.pipeline import CLASS_FIELDS, STAGES, PipelineConfig, check_stages, parse_classes
 
 
 def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
@@ -53,8 +53,15 @@ def _stages(fv: flags.FlagValues) -> tuple[str, ...] | None:
     return tuple(s for s in (chosen or STAGES) if s != "figures")
 
 
+def _classes(fv: flags.FlagValues, name: str) -> tuple[int, ...]:
+    try:
+        return parse_classes(fv[name].value)
+    except ValueError as e:
+        raise ValueError(f"--{name}: {e}") from None
+
+
 def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
-    compare = parse_classes(fv.compare)
+    compare = _classes(fv, "compare")
     if compare and len(compare) != 2:
         raise ValueError(f"--compare needs two class ids, got {fv.compare!r}")
     values = dict(
@@ -63,7 +70,7 @@ def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
         activation_select=fv.activation_select, exclude_channels=fv.exclude_channels,
         summit_compat=fv.summit_compat, node_mass=fv.node_mass, num_examples=fv.num_examples,
         fv_steps=fv.fv_steps, fv_size=fv.fv_size, fv_diversity=fv.fv_diversity,
-        fv_batch_channels=fv.fv_batch_channels, figure_classes=parse_classes(fv.figure_classes),
+        fv_batch_channels=fv.fv_batch_channels, figure_classes=_classes(fv, "figure_classes"),
         compare=compare or None, stages=_stages(fv),
     )
     values.update(overrides)
@@ -72,20 +79,22 @@ def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
 
 def main(fv: flags.FlagValues, argv: Sequence[str], doc: str,
          prepare: Callable[[flags.FlagValues], dict] | None = None) -> int:
-    """Parse flags, let the script fill in what it resolves itself (assets), run the pipeline."""
+    """Parse flags, let the script fill in what it resolves itself (assets), run the pipeline. Classes given
+    by ``--figure_classes`` / ``--compare`` must be in the data; the script's defaults are dropped if not."""
     from experiments import pipeline
-    from summit_tf.cli import fail, parse
+    from summit_tf.cli import fail, log_to_stderr, parse
 
     parsed = parse(fv, argv, doc)
     if isinstance(parsed, int):
         return parsed
+    log_to_stderr()
     try:
         check_stages(fv.stages)
         overrides = prepare(fv) if prepare else {}
         cfg = config(fv, **overrides)
         if not cfg.data:
             return fail("--data is required, e.g. --data=tfrecord:/data/imagenet/train-*")
-        pipeline.run(cfg)
+        pipeline.run(cfg, named=[name for name in CLASS_FIELDS if fv[name].present])
     except (ValueError, FileNotFoundError) as e:
         return fail(str(e))
     return 0

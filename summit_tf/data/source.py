@@ -115,6 +115,25 @@ def _tfds(arg: str, wanted: list[int] | None, max_per_class: int | None, max_ima
     return records, count
 
 
+def _split(spec: str) -> tuple[str, str]:
+    kind, sep, arg = spec.partition(":")
+    if not sep or not arg or kind not in ("tfrecord", "folder", "labels", "tfds"):
+        raise ValueError(f"unknown data spec {spec!r}; expected one of: {SPEC_HELP}")
+    return kind, arg
+
+
+def list_classes(spec: str) -> np.ndarray | None:
+    """The sorted class ids of ``spec``'s images where the file list says so without reading any image
+    (``folder:``, ``labels:``); None for ``tfrecord:`` and ``tfds:``, whose labels are known only by reading
+    every record (for ImageNet train as much I/O as a whole aggregation pass)."""
+    kind, arg = _split(spec)
+    if kind == "folder":
+        return np.unique(listing.list_folder(arg)[1])
+    if kind == "labels":
+        return np.unique(listing.read_labels_file(arg)[1])
+    return None
+
+
 def load(spec: str, *, image_size: int, resize: str = "squash", batch_size: int = 32, num_shards: int = 1,
          shard_index: int = 0, skip_records: int = 0, max_images: int | None = None,
          max_images_per_class: int | None = None, classes: Sequence[int] | None = None) -> ImageSource:
@@ -122,9 +141,7 @@ def load(spec: str, *, image_size: int, resize: str = "squash", batch_size: int 
     check_resize(resize)
     wanted = _check_args(image_size, batch_size, num_shards, shard_index, skip_records, max_images,
                          max_images_per_class, classes)
-    kind, sep, arg = spec.partition(":")
-    if not sep or not arg or kind not in ("tfrecord", "folder", "labels", "tfds"):
-        raise ValueError(f"unknown data spec {spec!r}; expected one of: {SPEC_HELP}")
+    kind, arg = _split(spec)
     from_file = kind in ("folder", "labels")
     num_records: int | None = None
     present: np.ndarray | None = None

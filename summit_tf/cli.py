@@ -36,13 +36,13 @@ def parse(fv: flags.FlagValues, argv: Sequence[str], usage: str,
 
     Returns the positional arguments (allowed only with ``positional``), or an exit code: 0 after
     ``--help``, 2 after a bad flag or a stray argument (one ``error:`` line, no traceback). Resetting
-    a parsed ``fv`` first makes repeated in-process calls independent.
+    first makes repeated in-process calls independent.
     """
     if any(a in HELP_ARGS for a in argv[1:]):
         print(f"{usage}\n\n{fv.get_help()}")
         return 0
-    if fv.is_parsed():  # unparse_flags() logs through the root logger, which configures it before
-        fv.unparse_flags()  # log_to_stderr could: only where a parse is to be undone
+    for name in fv:  # back to the defaults; not fv.unparse_flags(), which logs through the root logger and so
+        fv[name].unparse()  # configures it (log_to_stderr then did nothing)
     try:
         rest = fv(list(argv))[1:]
     except flags.Error as e:

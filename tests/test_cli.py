@@ -102,3 +102,22 @@ def test_python_m_tools_are_quiet_unless_the_user_asks(tmp_path):
     assert loud.returncode == 2
     assert loud.stderr.startswith(PREINIT + INFO + "from Python\n")
     assert loud.stderr.splitlines()[-1].startswith("error: ")
+
+
+LOGS_AFTER_PARSE = """
+import logging
+from absl import flags
+from summit_tf.cli import log_to_stderr, parse
+fv = flags.FlagValues()
+flags.DEFINE_integer("n", 3, "a number", flag_values=fv)
+for argv in (["x", "--n=4"], ["x"]):
+    parse(fv, argv, "usage")
+    log_to_stderr()
+    logging.getLogger("tool").info("n=%d", fv.n)
+"""
+
+
+def test_parse_leaves_logging_to_log_to_stderr():
+    """Parsing (twice: back to the defaults) configures no logging, so the tool's INFO records show."""
+    done = subprocess.run([sys.executable, "-c", LOGS_AFTER_PARSE], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "I tool: n=4\nI tool: n=3\n", done.stderr

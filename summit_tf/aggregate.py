@@ -45,7 +45,8 @@ flags.DEFINE_string("exclude_channels", "", "channels never selected, in A nor a
                     "'mixed3a:67,190;mixed3b:390,399,412' (SUMMIT's non-semantic channels)",
                     flag_values=FLAGS)
 flags.DEFINE_bool("summit_compat", False, "reproduce the original SUMMIT code's choices (link inputs, "
-                  "influence stride 3) to compare with the published data", flag_values=FLAGS)
+                  "influence stride 3, TF1's resize grid) to compare with the published data",
+                  flag_values=FLAGS)
 flags.DEFINE_enum("resize", "squash", cfgmod.RESIZE_MODES,
                   "squash: plain resize (SUMMIT); center_crop: central 87.5 % then resize", flag_values=FLAGS)
 flags.DEFINE_integer("batch_size", 32, "images per step", lower_bound=1, flag_values=FLAGS)
@@ -101,7 +102,8 @@ def aggregate_from_config(cfg: AggregateConfig, stream: TextIO | None = None) ->
     model = models.load(cfg.model, layers=cfg.layers, summit_compat=cfg.summit_compat)
 
     def open_source(skip_records: int) -> data.ImageSource:
-        return data.load(cfg.data, image_size=model.input_size, resize=cfg.resize, batch_size=cfg.batch_size,
+        return data.load(cfg.data, image_size=model.input_size, resize=cfg.resize,
+                         half_pixel_centers=not cfg.summit_compat, batch_size=cfg.batch_size,
                          num_shards=cfg.num_shards, shard_index=cfg.shard_index, skip_records=skip_records,
                          max_images=cfg.max_images, max_images_per_class=cfg.max_images_per_class,
                          classes=cfg.classes)

@@ -65,13 +65,13 @@ def _check_args(image_size: int, batch_size: int, num_shards: int, shard_index: 
 
 
 def _decoded_batches(records: tf.data.Dataset, *, from_file: bool, skip_records: int, image_size: int,
-                     resize: str, batch_size: int) -> tf.data.Dataset:
+                     resize: str, half_pixel_centers: bool, batch_size: int) -> tf.data.Dataset:
     """records ``{"encoded" or "path", "label"}`` -> indexed, skipped, decoded, batched."""
     ds = records.enumerate().skip(skip_records)
 
     def prepare(index: tf.Tensor, record: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         encoded = tf.io.read_file(record["path"]) if from_file else record["encoded"]
-        return {"image": resize_image(decode(encoded), image_size, resize),
+        return {"image": resize_image(decode(encoded), image_size, resize, half_pixel_centers),
                 "label": tf.cast(record["label"], tf.int32), "index": tf.cast(index, tf.int64)}
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -134,10 +134,12 @@ def list_classes(spec: str) -> np.ndarray | None:
     return None
 
 
-def load(spec: str, *, image_size: int, resize: str = "squash", batch_size: int = 32, num_shards: int = 1,
-         shard_index: int = 0, skip_records: int = 0, max_images: int | None = None,
-         max_images_per_class: int | None = None, classes: Sequence[int] | None = None) -> ImageSource:
-    """The batch pipeline for ``tfrecord:GLOB | folder:DIR | labels:FILE | tfds:NAME[/SPLIT]``."""
+def load(spec: str, *, image_size: int, resize: str = "squash", half_pixel_centers: bool = True,
+         batch_size: int = 32, num_shards: int = 1, shard_index: int = 0, skip_records: int = 0,
+         max_images: int | None = None, max_images_per_class: int | None = None,
+         classes: Sequence[int] | None = None) -> ImageSource:
+    """The batch pipeline for ``tfrecord:GLOB | folder:DIR | labels:FILE | tfds:NAME[/SPLIT]``
+    (``half_pixel_centers=False``: TF1's resize grid, see :mod:`summit_tf.data.preprocess`)."""
     check_resize(resize)
     wanted = _check_args(image_size, batch_size, num_shards, shard_index, skip_records, max_images,
                          max_images_per_class, classes)
@@ -154,5 +156,6 @@ def load(spec: str, *, image_size: int, resize: str = "squash", batch_size: int 
         records, num_records = _tfds(arg, wanted, max_images_per_class, max_images, num_shards,
                                            shard_index)
     dataset = _decoded_batches(records, from_file=from_file, skip_records=skip_records,
-                               image_size=image_size, resize=resize, batch_size=batch_size)
+                               image_size=image_size, resize=resize, half_pixel_centers=half_pixel_centers,
+                               batch_size=batch_size)
     return ImageSource(spec=spec, dataset=dataset, num_records=num_records, classes=present)

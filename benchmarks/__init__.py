@@ -1,0 +1,8 @@
+"""Benchmarks, each run as ``python -m benchmarks.<name>``."""
+
+import sys
+
+if sys.argv[:1] == ["-m"]:  # ``python -m benchmarks.<tool>``: runpy imports this package first, argv[0] "-m"
+    from summit_tf.cli import quiet_tensorflow
+
+    quiet_tensorflow()

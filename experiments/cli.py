@@ -6,7 +6,8 @@ from collections.abc import Callable, Sequence
 
 from absl import flags
 
-from experiments.pipeline import STAGES, PipelineConfig, check_stages
+from experiments.pipeline import CLASS_FIELDS, STAGES, PipelineConfig, check_stages
+from summit_tf.imagenet import NUM_CLASSES
 from summit_tf.spec_grammar import parse_classes
 
 
@@ -55,8 +56,15 @@ def _stages(fv: flags.FlagValues) -> tuple[str, ...] | None:
     return tuple(s for s in (chosen or STAGES) if s != "figures")
 
 
+def _classes(fv: flags.FlagValues, name: str) -> tuple[int, ...]:
+    ids = parse_classes(fv[name].value, f"--{name}") or ()
+    if any(c >= NUM_CLASSES for c in ids):
+        raise ValueError(f"--{name}: class ids must lie in 0..{NUM_CLASSES - 1}, got {fv[name].value!r}")
+    return ids
+
+
 def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
-    compare = parse_classes(fv.compare, "--compare")
+    compare = _classes(fv, "compare")
     if compare and len(compare) != 2:
         raise ValueError(f"--compare needs two class ids, got {fv.compare!r}")
     values = dict(
@@ -65,8 +73,7 @@ def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
         activation_select=fv.activation_select, exclude_channels=fv.exclude_channels,
         summit_compat=fv.summit_compat, node_mass=fv.node_mass, num_examples=fv.num_examples,
         fv_steps=fv.fv_steps, fv_size=fv.fv_size, fv_diversity=fv.fv_diversity,
-        fv_batch_channels=fv.fv_batch_channels,
-        figure_classes=parse_classes(fv.figure_classes, "--figure_classes") or (),
+        fv_batch_channels=fv.fv_batch_channels, figure_classes=_classes(fv, "figure_classes"),
         compare=compare or None, stages=_stages(fv),
     )
     values.update(overrides)
@@ -75,20 +82,22 @@ def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
 
 def main(fv: flags.FlagValues, argv: Sequence[str], doc: str,
          prepare: Callable[[flags.FlagValues], dict] | None = None) -> int:
-    """Parse flags, let the script fill in what it resolves itself (assets), run the pipeline."""
+    """Parse flags, let the script fill in what it resolves itself (assets), run the pipeline. Classes given
+    by ``--figure_classes`` / ``--compare`` must be in the data; the script's defaults are dropped if not."""
     from experiments import pipeline
-    from summit_tf.cli import fail, parse
+    from summit_tf.cli import fail, log_to_stderr, parse
 
     parsed = parse(fv, argv, doc)
     if isinstance(parsed, int):
         return parsed
+    log_to_stderr()
     try:
         check_stages(fv.stages)
         overrides = prepare(fv) if prepare else {}
         cfg = config(fv, **overrides)
         if not cfg.data:
             return fail("--data is required, e.g. --data=tfrecord:/data/imagenet/train-*")
-        pipeline.run(cfg)
+        pipeline.run(cfg, named=[name for name in CLASS_FIELDS if fv[name].present])
     except (ValueError, FileNotFoundError) as e:
         return fail(str(e))
     return 0

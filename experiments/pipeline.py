@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.stages import Stage, run_stages
 from summit_tf import atomic, spec_grammar
 
+log = logging.getLogger(__name__)
+
 STAGES = ("aggregate", "graph", "examples", "feature_vis", "figures")
+CLASS_FIELDS = ("figure_classes", "compare")  # the classes a run draws or compares (flags of the same name)
 
 
 @dataclass
@@ -47,6 +51,16 @@ class PipelineConfig:
     compare: tuple[int, int] | None = None
     stages: tuple[str, ...] | None = None
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """The later stages' settings are checked before any stage runs (the aggregation's by its config)."""
+        from summit_tf.graph.attribution import GraphConfig
+
+        for name, least in (("num_examples", 1), ("fv_steps", 1), ("fv_size", 1), ("fv_batch_channels", 1),
+                            ("fv_diversity", 0)):
+            if getattr(self, name) < least:
+                raise ValueError(f"--{name} must be >= {least}, got {getattr(self, name)}")
+        GraphConfig(node_mass=self.node_mass)
 
     @property
     def run_dir(self) -> Path:
@@ -121,11 +135,10 @@ def _stage_figures(cfg: PipelineConfig) -> None:
 
     run_dir, out = cfg.run_dir, cfg.run_dir / "figures"
     classes = [c["target_class"] for c in json.loads((run_dir / "classes.json").read_text())["classes"]]
-    chosen = [c for c in cfg.figure_classes if c in classes] or classes[:2]
-    for c in chosen:
+    for c in cfg.figure_classes or classes[:2]:  # run() kept only classes of the run
         figures.attribution_graph_figure(run_dir, c, out / f"attribution-graph-{c}")
         figures.class_study_figure(run_dir, c, out / f"class-study-{c}")
-    if cfg.compare and all(c in classes for c in cfg.compare):
+    if cfg.compare:
         a, b = cfg.compare
         figures.comparison_figure(run_dir, a, b, out / f"comparison-{a}-{b}")
     figures.embedding_figure(run_dir, out / "embedding")
@@ -156,9 +169,60 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
     ]
 
 
-def run(cfg: PipelineConfig) -> dict[str, str]:
-    """Run (or reuse) every stage and print where the outputs are."""
-    status = run_stages(cfg.run_dir, stages(cfg), only=cfg.stages)
+def fit_classes(cfg: PipelineConfig, present: Iterable[int], named: Collection[str]) -> PipelineConfig:
+    """``cfg`` keeping only figure and comparison classes that ``present`` (the data's classes) holds.
+
+    A class the user named (its field is in ``named``) and the data lacks is a ValueError; defaults that do
+    not apply are dropped, with one log line for all (figures without classes draw the run's first two).
+    """
+    have = sorted({int(c) for c in present})
+    data = f"not in the data (it has {len(have)} classes: " \
+           f"{', '.join(map(str, have[:12]))}{' ...' if len(have) > 12 else ''})"
+    changes: dict = {}
+    for name in CLASS_FIELDS:
+        wanted = getattr(cfg, name) or ()
+        missing = [c for c in wanted if c not in have]
+        if missing and name in named:
+            raise ValueError(f"--{name}: class{'es' if len(missing) > 1 else ''} "
+                             f"{', '.join(map(str, missing))} {data}")
+        if missing:
+            kept = tuple(c for c in wanted if c in have)
+            changes[name] = kept if name == "figure_classes" else None
+    if changes:  # after every check: a failing run logs nothing else
+        log.warning("defaults %s dropped: %s", data, "; ".join(
+            f"--{name}={','.join(map(str, getattr(cfg, name)))} -> {','.join(map(str, kept or ())) or 'none'}"
+            for name, kept in changes.items()))
+    return dataclasses.replace(cfg, **changes)
+
+
+def _aggregated_classes(run_dir: Path) -> Sequence[int] | None:
+    from summit_tf import store
+
+    path = run_dir / "aggregates.h5"
+    if not path.exists():
+        return None
+    with store.load(path) as agg:
+        return agg.classes.tolist()
+
+
+def run(cfg: PipelineConfig, named: Collection[str] = CLASS_FIELDS) -> dict[str, str]:
+    """Run (or reuse) every stage and print where the outputs are.
+
+    The figure and comparison classes are fitted to the data (:func:`fit_classes`; ``named``: the fields the
+    user chose, the others are defaults): before any work where the data lists its classes (folder, labels),
+    and to the aggregated classes before the graph stage (TFRecord and TFDS labels are known only by reading
+    every record; a class whose images were all unreadable is not in the run either).
+    """
+    from summit_tf.data import list_classes
+
+    listed = list_classes(cfg.data)
+    if listed is not None:
+        cfg = fit_classes(cfg, listed, named)
+    first = run_stages(cfg.run_dir, stages(cfg)[:1]) if not cfg.stages or "aggregate" in cfg.stages else {}
+    aggregated = _aggregated_classes(cfg.run_dir)
+    if aggregated is not None:
+        cfg = fit_classes(cfg, aggregated, named)
+    status = {**run_stages(cfg.run_dir, stages(cfg), only=cfg.stages), **first}
     atomic.write_json(cfg.run_dir / "pipeline.json", dataclasses.asdict(cfg), indent=1, default=str)
     print(summary(cfg, status))
     return status

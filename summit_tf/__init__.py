@@ -9,7 +9,13 @@ command lines' ``--help`` stay free of TensorFlow.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING
+
+if sys.argv[:1] == ["-m"]:  # ``python -m summit_tf.<tool>``: runpy imports this package first, argv[0] "-m"
+    from summit_tf.cli import quiet_tensorflow
+
+    quiet_tensorflow()
 
 __version__ = "0.1.0"
 

@@ -15,7 +15,7 @@ from absl import flags
 
 from summit_tf import spec_grammar, vocabulary
 from summit_tf.aggregation.config import AggregateConfig
-from summit_tf.cli import fail, parse
+from summit_tf.cli import fail, parse, quiet_tensorflow
 
 FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
 
@@ -41,7 +41,8 @@ flags.DEFINE_string("exclude_channels", "", "channels never selected, in A nor a
                     "'mixed3a:67,190;mixed3b:390,399,412' (SUMMIT's non-semantic channels)",
                     flag_values=FLAGS)
 flags.DEFINE_bool("summit_compat", False, "reproduce the original SUMMIT code's choices (link inputs, "
-                  "influence stride 3) to compare with the published data", flag_values=FLAGS)
+                  "influence stride 3, TF1's resize grid) to compare with the published data",
+                  flag_values=FLAGS)
 flags.DEFINE_enum("resize", "squash", vocabulary.RESIZE_MODES,
                   "squash: plain resize (SUMMIT); center_crop: central 87.5 % then resize", flag_values=FLAGS)
 flags.DEFINE_integer("batch_size", 32, "images per step", lower_bound=1, flag_values=FLAGS)
@@ -111,6 +112,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (``summit-aggregate``)."""
+    quiet_tensorflow()
     sys.exit(main(sys.argv if argv is None else argv))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from absl import flags
 
 from summit_tf.aggregation.merge import MergeError, merge
-from summit_tf.cli import fail, parse
+from summit_tf.cli import fail, parse, quiet_tensorflow
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("out", None, "merged aggregates file (.h5)", flag_values=FLAGS)
@@ -46,6 +46,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (``summit-merge``)."""
+    quiet_tensorflow()
     sys.exit(main(sys.argv if argv is None else argv))
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from summit_tf.cli import fail, parse
+from summit_tf.cli import fail, parse, quiet_tensorflow
 from summit_tf.viewer.server import make_server
 
 FLAGS = flags.FlagValues()
@@ -62,6 +62,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (``summit-serve``)."""
+    quiet_tensorflow()
     sys.exit(main(sys.argv if argv is None else argv))
 
 

@@ -15,7 +15,9 @@ def assert_one_error_line(stderr: str, contains: str = "") -> None:
 
 
 def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
-    """``python -m module args...`` with TensorFlow's C++ start-up notices silenced (they are not ours)."""
+    """``python -m module args...`` showing only TensorFlow's fatal C++ records, so that the tools' own output
+    is checked whatever this machine's TF logs (the tools honour the level also for the records TF's libraries
+    print while loading; their quiet default is tested in test_cli.py)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env)
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from summit_tf import imagenet
 from summit_tf.data import build_tfrecords, load, tfrecords
+from summit_tf.data.preprocess import resize_image
 
 IMAGENETTE_CLASSES = [0, 217, 482, 491, 497, 566, 569, 571, 574, 701]
 
@@ -48,10 +49,13 @@ def write_jpeg(path: Path, array: np.ndarray, quality: int = 95) -> bytes:
     return buffer.getvalue()
 
 
-def bilinear_reference(image: np.ndarray, size: int) -> np.ndarray:
-    """Float64 bilinear resize with half-pixel centres and edge clamping, no antialiasing."""
+def bilinear_reference(image: np.ndarray, size: int, half_pixel_centers: bool = True) -> np.ndarray:
+    """Float64 bilinear resize with edge clamping, no antialiasing. Output pixel ``i`` samples input
+    coordinate ``(i + 0.5) * in / out - 0.5`` (half-pixel centres, TF2) or ``i * in / out`` (TF1's
+    ``resize_images``)."""
     def axis(n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = np.clip((np.arange(size) + 0.5) * n_in / size - 0.5, 0, n_in - 1)
+        offset = 0.5 if half_pixel_centers else 0.0
+        pos = np.clip((np.arange(size) + offset) * n_in / size - offset, 0, n_in - 1)
         lo = np.floor(pos).astype(int)
         hi = np.minimum(lo + 1, n_in - 1)
         return lo, hi, pos - lo
@@ -227,6 +231,27 @@ def test_squash_is_plain_bilinear_and_center_crop_drops_the_border(tmp_path):
     np.testing.assert_allclose(crop[0], bilinear_reference(odd[2:35, 3:50] / 255.0, 29), atol=1e-5)
     assert squash[1][0, :, 0].min() > 0.99 and squash[1][14, 14, 0] == 0  # red frame kept
     assert crop[1][..., 0].max() == 0 and crop[1][..., 2].min() == 1  # the 1/16 frame is cropped away
+
+
+@pytest.mark.parametrize("shape, size", [((13, 21), 31), ((45, 37), 11), ((9, 41), 23)])
+def test_tf1_resize_grid_against_a_float64_reference(shape, size):
+    """``half_pixel_centers=False`` (``--summit_compat``) samples as TF1's ``resize_images``; the default
+    samples at half-pixel centres. Odd sizes, up- and downsampling, non-zero pixels everywhere."""
+    image = np.random.default_rng(size).uniform(0.05, 1.0, (*shape, 3)).astype(np.float32)
+    tf1 = resize_image(tf.constant(image), size, half_pixel_centers=False).numpy()
+    tf2 = resize_image(tf.constant(image), size).numpy()
+    # TF computes the source coordinates in float32: up to ~4e-6 off at coordinate 45
+    np.testing.assert_allclose(tf1, bilinear_reference(image.astype(np.float64), size, False), atol=1e-5)
+    np.testing.assert_allclose(tf2, bilinear_reference(image.astype(np.float64), size), atol=1e-5)
+    assert np.abs(tf1 - tf2).max() > 0.05  # the grids differ: each reference tells them apart
+
+
+def test_tf1_resize_grid_through_the_data_source(tmp_path):
+    image = np.random.default_rng(4).integers(1, 256, (23, 35, 3), dtype=np.uint8)
+    (tmp_path / "n01440764").mkdir()
+    Image.fromarray(image).save(tmp_path / "n01440764" / "a.png")
+    got = collect(load(f"folder:{tmp_path}", image_size=15, half_pixel_centers=False))["image"][0]
+    np.testing.assert_allclose(got, bilinear_reference(image / 255.0, 15, False), atol=1e-5)
 
 
 def test_tfds_source_on_a_locally_built_dataset(tmp_path, monkeypatch):

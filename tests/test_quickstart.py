@@ -4,6 +4,8 @@ import json
 
 import h5py
 import numpy as np
+import pytest
+from cli_errors import assert_one_error_line
 from json_shape import leaf_paths
 
 from experiments import quickstart
@@ -63,6 +65,18 @@ def test_second_run_reuses_every_stage(small_run, capsys):
 def test_bad_flags_exit_2(tmp_path, capsys):
     assert quickstart.main(["quickstart", "--stages=nonsense", f"--out_dir={tmp_path}"]) == 2
     assert "unknown stage" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--fv_size=0", "--fv_size must be >= 1, got 0"), ("--fv_batch_channels=0", "--fv_batch_channels"),
+    ("--fv_diversity=-1", "--fv_diversity must be >= 0"), ("--fv_steps=0", "--fv_steps must be >= 1"),
+    ("--num_examples=0", "--num_examples must be >= 1"), ("--node_mass=5", "node_mass must be in (0, 1]")])
+def test_later_stages_settings_checked_before_any_work(tmp_path, capsys, flag, message):
+    """These used to fail (or pass silently) only after hours of aggregation, some with a traceback."""
+    run = tmp_path / "run"
+    assert quickstart.main(["quickstart", "--data=folder:/unread", f"--out_dir={run}", flag]) == 2
+    assert_one_error_line(capsys.readouterr().err, message)
+    assert not run.exists()
 
 
 def test_nofigures_skips_only_the_figures_stage():

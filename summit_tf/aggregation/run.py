@@ -25,7 +25,8 @@ def aggregate(cfg: AggregateConfig, stream: TextIO | None = None) -> RunSummary:
     model = models.load(cfg.model, layers=cfg.layers, summit_compat=cfg.summit_compat)
 
     def open_source(skip_records: int) -> data.ImageSource:
-        return data.load(cfg.data, image_size=model.input_size, resize=cfg.resize, batch_size=cfg.batch_size,
+        return data.load(cfg.data, image_size=model.input_size, resize=cfg.resize,
+                         half_pixel_centers=not cfg.summit_compat, batch_size=cfg.batch_size,
                          num_shards=cfg.num_shards, shard_index=cfg.shard_index, skip_records=skip_records,
                          max_images=cfg.max_images, max_images_per_class=cfg.max_images_per_class,
                          classes=cfg.classes)

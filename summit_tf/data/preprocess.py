@@ -2,8 +2,10 @@
 
 SUMMIT resized the whole image to the input size without keeping the aspect ratio (``squash``); the
 Inception/slim evaluation recipe crops the central 87.5 % first (``center_crop``). Both use bilinear
-interpolation without antialiasing, as TF1's ``resize_images`` did. Scaling into the model's own value
-range is the model's job.
+interpolation without antialiasing. TF2 samples at half-pixel centres; TF1's ``resize_images``, which the
+original SUMMIT ran, sampled output pixel ``i`` at input coordinate ``i * in / out`` (``half_pixel_centers=
+False``: the image shifts by up to half an input pixel). Scaling into the model's own value range is the
+model's job.
 """
 
 from __future__ import annotations
@@ -28,13 +30,17 @@ def decode(encoded: tf.Tensor) -> tf.Tensor:
     return image
 
 
-def resize_image(image: tf.Tensor, image_size: int, resize: str = "squash") -> tf.Tensor:
-    """uint8 or float ``[H, W, 3]`` -> float32 ``[S, S, 3]`` in [0, 1] (bilinear)."""
+def resize_image(image: tf.Tensor, image_size: int, resize: str = "squash",
+                 half_pixel_centers: bool = True) -> tf.Tensor:
+    """uint8 or float ``[H, W, 3]`` -> float32 ``[S, S, 3]`` in [0, 1] (bilinear; ``half_pixel_centers=False``
+    samples as TF1 did, edge pixels clamped)."""
     check_resize(resize)
     image = tf.image.convert_image_dtype(image, tf.float32)
     if resize == "center_crop":
         image = tf.image.central_crop(image, CENTER_CROP_FRACTION)
-    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=False)
+    # The kernel behind both tf.image.resize (bilinear, no antialias) and TF1's resize_images.
+    image = tf.raw_ops.ResizeBilinear(images=image[tf.newaxis], size=[image_size, image_size],
+                                      half_pixel_centers=half_pixel_centers)[0]
     image = tf.clip_by_value(image, 0.0, 1.0)
     image.set_shape([image_size, image_size, 3])
     return image

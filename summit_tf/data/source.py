@@ -65,13 +65,13 @@ def _check_args(image_size: int, batch_size: int, num_shards: int, shard_index: 
 
 
 def _decoded_batches(records: tf.data.Dataset, *, from_file: bool, skip_records: int, image_size: int,
-                     resize: str, batch_size: int) -> tf.data.Dataset:
+                     resize: str, half_pixel_centers: bool, batch_size: int) -> tf.data.Dataset:
     """records ``{"encoded" or "path", "label"}`` -> indexed, skipped, decoded, batched."""
     ds = records.enumerate().skip(skip_records)
 
     def prepare(index: tf.Tensor, record: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         encoded = tf.io.read_file(record["path"]) if from_file else record["encoded"]
-        return {"image": resize_image(decode(encoded), image_size, resize),
+        return {"image": resize_image(decode(encoded), image_size, resize, half_pixel_centers),
                 "label": tf.cast(record["label"], tf.int32), "index": tf.cast(index, tf.int64)}
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -115,16 +115,35 @@ def _tfds(arg: str, wanted: list[int] | None, max_per_class: int | None, max_ima
     return records, count
 
 
-def load(spec: str, *, image_size: int, resize: str = "squash", batch_size: int = 32, num_shards: int = 1,
-         shard_index: int = 0, skip_records: int = 0, max_images: int | None = None,
-         max_images_per_class: int | None = None, classes: Sequence[int] | None = None) -> ImageSource:
-    """The batch pipeline for ``tfrecord:GLOB | folder:DIR | labels:FILE | tfds:NAME[/SPLIT]``."""
-    check_resize(resize)
-    wanted = _check_args(image_size, batch_size, num_shards, shard_index, skip_records, max_images,
-                         max_images_per_class, classes)
+def _split(spec: str) -> tuple[str, str]:
     kind, sep, arg = spec.partition(":")
     if not sep or not arg or kind not in ("tfrecord", "folder", "labels", "tfds"):
         raise ValueError(f"unknown data spec {spec!r}; expected one of: {SPEC_HELP}")
+    return kind, arg
+
+
+def list_classes(spec: str) -> np.ndarray | None:
+    """The sorted class ids of ``spec``'s images where the file list says so without reading any image
+    (``folder:``, ``labels:``); None for ``tfrecord:`` and ``tfds:``, whose labels are known only by reading
+    every record (for ImageNet train as much I/O as a whole aggregation pass)."""
+    kind, arg = _split(spec)
+    if kind == "folder":
+        return np.unique(listing.list_folder(arg)[1])
+    if kind == "labels":
+        return np.unique(listing.read_labels_file(arg)[1])
+    return None
+
+
+def load(spec: str, *, image_size: int, resize: str = "squash", half_pixel_centers: bool = True,
+         batch_size: int = 32, num_shards: int = 1, shard_index: int = 0, skip_records: int = 0,
+         max_images: int | None = None, max_images_per_class: int | None = None,
+         classes: Sequence[int] | None = None) -> ImageSource:
+    """The batch pipeline for ``tfrecord:GLOB | folder:DIR | labels:FILE | tfds:NAME[/SPLIT]``
+    (``half_pixel_centers=False``: TF1's resize grid, see :mod:`summit_tf.data.preprocess`)."""
+    check_resize(resize)
+    wanted = _check_args(image_size, batch_size, num_shards, shard_index, skip_records, max_images,
+                         max_images_per_class, classes)
+    kind, arg = _split(spec)
     from_file = kind in ("folder", "labels")
     num_records: int | None = None
     present: np.ndarray | None = None
@@ -137,5 +156,6 @@ def load(spec: str, *, image_size: int, resize: str = "squash", batch_size: int 
         records, num_records = _tfds(arg, wanted, max_images_per_class, max_images, num_shards,
                                            shard_index)
     dataset = _decoded_batches(records, from_file=from_file, skip_records=skip_records,
-                               image_size=image_size, resize=resize, batch_size=batch_size)
+                               image_size=image_size, resize=resize, half_pixel_centers=half_pixel_centers,
+                               batch_size=batch_size)
     return ImageSource(spec=spec, dataset=dataset, num_records=num_records, classes=present)

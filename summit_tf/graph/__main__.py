@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from absl import flags
 
 from summit_tf import spec_grammar, store
-from summit_tf.cli import fail, parse
+from summit_tf.cli import fail, parse, quiet_tensorflow
 from summit_tf.graph import embedding, pagerank
 from summit_tf.graph.attribution import GraphConfig
 from summit_tf.graph.generate import generate
@@ -109,6 +109,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run(argv: Sequence[str] | None = None) -> None:
     """Console entry point (``summit-graph``)."""
+    quiet_tensorflow()
     sys.exit(main(sys.argv if argv is None else argv))
 
 

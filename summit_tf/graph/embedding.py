@@ -1,10 +1,11 @@
 """Where classes sit relative to each other, per layer: cosine similarity and a 2-D class embedding.
 
 A class is described at a layer by its row of A (how often each channel is among its top activations),
-normalized to unit length. The embedding of each layer starts from the previous layer's layout (UMAP
-``init``) so that switching layers in a viewer moves points smoothly instead of reshuffling them. With
-too few classes for UMAP's neighbourhood graph, PCA is used instead, each layer rotated/reflected onto
-the previous one (orthogonal Procrustes) for the same reason.
+normalized to unit length. The viewer animates every class from one layer's layout to the next, so layouts
+should differ only where the data does: each layer's UMAP starts from the previous layer's layout (UMAP
+``init``), and because UMAP's optimization still turns and reflects a layout freely, every layer is then
+rotated/reflected onto the previous one (orthogonal Procrustes). With too few classes for UMAP's
+neighbourhood graph, PCA is used instead, aligned the same way.
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ def unit_square(xy: np.ndarray) -> np.ndarray:
     return (xy - lo) / span + (1.0 - extent / span) / 2.0
 
 
+def align(layout: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``layout`` rotated or reflected about its centre to lie closest (least squares) to ``target``
+    (orthogonal Procrustes): a 2-D layout's orientation is arbitrary, the viewer's layer animation is not."""
+    centre = layout.mean(axis=0)
+    rotation, _ = orthogonal_procrustes(layout - centre, target - target.mean(axis=0))
+    return (layout - centre) @ rotation + centre
+
+
 def _pca(x: np.ndarray) -> np.ndarray:
     centred = x - x.mean(axis=0)
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
@@ -89,14 +98,14 @@ def embed_classes(activation: dict[str, np.ndarray], layers: list[str], seed: in
         x = normalized_rows(activation[layer])
         if k <= 1:
             layout = np.zeros((k, 2))
-        elif use_umap:
-            init = "spectral" if previous is None else 10.0 * unit_square(previous)
-            layout = _umap(x, init, seed)
         else:
-            layout = _pca(x)
+            if use_umap:
+                init = "spectral" if previous is None else 10.0 * unit_square(previous)
+                layout = _umap(x, init, seed)
+            else:
+                layout = _pca(x)
             if previous is not None:
-                rotation, _ = orthogonal_procrustes(layout - layout.mean(0), previous - previous.mean(0))
-                layout = layout @ rotation
+                layout = align(layout, previous)
         previous = layout
         out[layer] = unit_square(layout)
     return out

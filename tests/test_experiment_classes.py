@@ -29,7 +29,7 @@ def _folder(root, images_per_class=2):
 @pytest.mark.parametrize("flag, named", [("--compare=0,7", "--compare: class 0 not in the data"),
                                          ("--figure_classes=3,217,1", "--figure_classes: classes 1, 217 not"),
                                          ("--compare=3,7x", "--compare: expected non-negative integers"),
-                                         ("--figure_classes=1000", "--figure_classes: class ids must lie in 0..999")])
+                                         ("--figure_classes=1000", "--figure_classes: class ids must lie")])
 def test_named_class_absent_from_a_folder_exits_2_before_any_work(tmp_path, capsys, flag, named):
     data, run = _folder(tmp_path / "data"), tmp_path / "run"
     assert mobilenet_imagenette.main(["x", f"--data=folder:{data}", f"--out_dir={run}", flag]) == 2

@@ -25,7 +25,7 @@ cli.define(FLAGS, model="mobilenet_v1", data=None, out_dir="runs/quickstart", ma
 def _resolve_data(fv: flags.FlagValues) -> dict:
     if fv.data:
         return {}
-    from summit_tf import download
+    from summit_tf.assets import download
 
     return {"data": f"folder:{download.resolve('imagenette2')}"}
 

@@ -16,7 +16,7 @@ from summit_tf import assets  # noqa: E402
 @pytest.fixture
 def isolated_assets(tmp_path, monkeypatch):
     """Empty assets folder, cache and mirror (as ``(shared, cache, mirror)``): nothing can be found."""
-    from summit_tf import download
+    from summit_tf.assets import download
 
     shared, cache, mirror = tmp_path / "shared", tmp_path / "cache", tmp_path / "mirror"
     for p in (shared, cache, mirror):

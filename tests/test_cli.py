@@ -92,7 +92,7 @@ def test_python_m_tools_are_quiet_unless_the_user_asks(tmp_path):
     (tmp_path / "tensorflow" / "__init__.py").write_text(FAKE_TF)
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *filter(None, [env.get("PYTHONPATH")])])
-    command = [sys.executable, "-m", "summit_tf.models.inception_v1", "--pth=x"]
+    command = [sys.executable, "-m", "summit_tf.examples", "--pth=x"]
     quiet = subprocess.run(command, capture_output=True, text=True, env=env)
     assert quiet.returncode == 2
     lines = quiet.stderr.splitlines()

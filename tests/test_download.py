@@ -14,7 +14,8 @@ import pytest
 from absl import flags
 from cli_errors import assert_module_exits_2, assert_one_error_line
 
-from summit_tf import download
+from summit_tf import download as download_cli
+from summit_tf.assets import download
 
 
 @pytest.fixture
@@ -160,8 +161,8 @@ def test_cli_rejects_unknown_asset():
 
 def test_cli_bad_flags_exit_2_with_one_error_line(capsys):
     assert "assets" not in flags.FLAGS  # importing defined no global absl flag
-    assert download.main(["download", "--assets"]) == 2  # a string flag without its value
+    assert download_cli.main(["download", "--assets"]) == 2  # a string flag without its value
     assert_one_error_line(capsys.readouterr().err, "--assets")
-    assert download.main(["download", "stray"]) == 2
+    assert download_cli.main(["download", "stray"]) == 2
     assert_one_error_line(capsys.readouterr().err, "stray")
     assert_module_exits_2("summit_tf.download", "--asset=inception_v1", contains="asset")

@@ -12,7 +12,8 @@ import tensorflow as tf
 from absl import flags
 from cli_errors import assert_module_exits_2, assert_one_error_line
 
-from summit_tf import download, imagenet, models
+from summit_tf import check_inception_v1, imagenet, models
+from summit_tf.assets import download
 from summit_tf.models import inception_v1
 from summit_tf.models.graphdef import import_reference
 
@@ -181,7 +182,7 @@ def test_check_against_import_covers_every_feature(files, model):
 
 
 def test_check_cli_bad_path_is_one_line_exit_2(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "summit_tf.models.inception_v1", f"--path={tmp_path}/no.pb"],
+    run = subprocess.run([sys.executable, "-m", "summit_tf.check_inception_v1", f"--path={tmp_path}/no.pb"],
                          capture_output=True, text=True)
     assert run.returncode == 2, run.stderr
     assert "error: InceptionV1 GraphDef not found" in run.stderr and "Traceback" not in run.stderr
@@ -226,6 +227,6 @@ def test_offline_error_is_clear(isolated):
 def test_check_cli_bad_flags_exit_2_with_one_error_line(capsys):
     assert "batch" not in flags.FLAGS  # importing defined no global absl flag
     for argv, mention in ((["--batch=two"], "--batch=two"), (["--batch=0"], "--batch=0")):
-        assert inception_v1.main(["inception_v1", *argv]) == 2
+        assert check_inception_v1.main(["check_inception_v1", *argv]) == 2
         assert_one_error_line(capsys.readouterr().err, mention)
-    assert_module_exits_2("summit_tf.models.inception_v1", "--pth=InceptionV1.pb", contains="pth")
+    assert_module_exits_2("summit_tf.check_inception_v1", "--pth=InceptionV1.pb", contains="pth")

@@ -26,23 +26,23 @@ the later blocks nor the classifier (whose 7x7 VALID ``avgpool0`` needs >= 224 p
 Logits are ``softmax2_pre_activation``, the main classifier (1,008 outputs); the node ``output`` is an
 auxiliary head. Output indices map to ImageNet classes through Lucid's alternate-synsets label file.
 
-``python -m summit_tf.models.inception_v1 [--path=InceptionV1.pb]`` checks a file: it compares every
-layer, link input and the logits with TF's own import of the same GraphDef on random images.
+:func:`check_against_import` (command line: ``python -m summit_tf.check_inception_v1
+[--path=InceptionV1.pb]``) checks a file: it compares every layer, link input and the logits with TF's own
+import of the same GraphDef on random images.
 """
 
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from absl import flags
 
-from summit_tf import download, imagenet
-from summit_tf.cli import fail, log_to_stderr, parse
+from summit_tf import imagenet
+from summit_tf.assets import download
 from summit_tf.models.base import Link, SummitModel, pre_activation_key
 from summit_tf.models.graphdef import GraphDefFunction, import_reference, read_graph_def
 
@@ -58,12 +58,6 @@ VALUE_RANGE = (-117.0, 138.0)
 COMPAT_VALUE_RANGE = (-372.0, 138.0)
 LABELS_FILE = "ImageNet_alternate_synsets.txt"
 COMPAT_NOTE = "; SUMMIT-compatible: [-1, 1] pixels read as [0, 1], unpooled link inputs"
-
-FLAGS = flags.FlagValues()  # the check's flags; private: importing never touches absl's global flags
-flags.DEFINE_string("path", "", "InceptionV1.pb (default: assets folder, cache or download)",
-                    flag_values=FLAGS)
-flags.DEFINE_integer("batch", 2, "random images to compare on", lower_bound=1, flag_values=FLAGS)
-
 
 @dataclass(frozen=True)
 class _Block:
@@ -175,24 +169,27 @@ def class_to_output(labels_path: Path, num_outputs: int) -> np.ndarray:
     return mapping
 
 
-def _labels_path(model_path: Path, explicit: bool) -> Path:
+def _labels_path(model_path: Path, explicit: bool, assets_dir: str | os.PathLike | None,
+                 cache_dir: str | os.PathLike | None) -> Path:
     """Labels beside an explicitly given model file win; otherwise the assets folder/cache/download."""
     beside = model_path.parent / LABELS_FILE
     if explicit and beside.is_file():
         return beside
-    return download.resolve("inception_v1_labels")
+    return download.resolve("inception_v1_labels", assets_dir, cache_dir)
 
 
 def load(
-    path: str | None = None, layers: Sequence[str] | None = None, summit_compat: bool = False
+    path: str | None = None, layers: Sequence[str] | None = None, summit_compat: bool = False, *,
+    assets_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
 ) -> SummitModel:
     """Load ``InceptionV1.pb`` (``path``, else the assets folder, cache or download) as a SummitModel.
 
     ``layers`` restricts the SUMMIT layers (network order kept); a block's links are kept when it and the
     block before it are both selected. ``summit_compat`` reproduces the original SUMMIT's input scaling and
-    unpooled link inputs (module docstring).
+    unpooled link inputs (module docstring). ``assets_dir``/``cache_dir`` say where to look for (or
+    download) the file when no ``path`` is given (see :func:`summit_tf.assets.download.resolve`).
     """
-    model_path = _model_path(path)
+    model_path = _model_path(path, assets_dir, cache_dir)
     graph = GraphDefFunction(read_graph_def(model_path), INPUT_NAME)
     selected = _select(layers)
 
@@ -236,7 +233,8 @@ def load(
         links=links,
         input_size=INPUT_SIZE,
         value_range=(lo, hi),
-        class_to_output=class_to_output(_labels_path(model_path, bool(path)), num_outputs),
+        class_to_output=class_to_output(_labels_path(model_path, bool(path), assets_dir, cache_dir),
+                                        num_outputs),
         features_fn=features,
         inner_channels=inner,
         supports_relu_redirect=True,
@@ -246,8 +244,9 @@ def load(
     )
 
 
-def _model_path(path: str | None) -> Path:
-    model_path = Path(path) if path else download.resolve("inception_v1")
+def _model_path(path: str | None, assets_dir: str | os.PathLike | None = None,
+                cache_dir: str | os.PathLike | None = None) -> Path:
+    model_path = Path(path) if path else download.resolve("inception_v1", assets_dir, cache_dir)
     if not model_path.is_file():
         raise FileNotFoundError(f"InceptionV1 GraphDef not found: {model_path}")
     return model_path
@@ -278,30 +277,3 @@ def check_against_import(path: str | None = None, batch: int = 2, seed: int = 0)
         a, b = got[key].numpy().astype(np.float64), want[node].numpy().astype(np.float64)
         errors[key] = float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
     return errors
-
-
-def main(argv: Sequence[str]) -> int:
-    """Check a file (module docstring); returns 0 when it matches, 1 when it does not, 2 for bad input."""
-    parsed = parse(FLAGS, argv, __doc__ or "")
-    if isinstance(parsed, int):
-        return parsed
-    log_to_stderr()
-    try:
-        errors = check_against_import(FLAGS.path or None, FLAGS.batch)
-    except (OSError, ValueError, download.AssetError) as err:
-        return fail(str(err))
-    for key, error in errors.items():
-        print(f"{key}\t{error:.2e}")
-    worst = max(errors, key=errors.get)
-    ok = errors[worst] < 1e-4
-    print(f"{'OK' if ok else 'MISMATCH'}: largest relative difference {errors[worst]:.2e} ({worst})")
-    return 0 if ok else 1
-
-
-def run(argv: Sequence[str] | None = None) -> None:
-    """Program entry point: exit with :func:`main`'s code."""
-    sys.exit(main(sys.argv if argv is None else argv))
-
-
-if __name__ == "__main__":
-    run()

@@ -17,14 +17,16 @@ exact linear piece from D_k to the expansion's pre-activation (biases aside). Th
 consecutive layers (SUMMIT's graph has no skip edges), so influences count D_k's contribution only.
 Choosing the projections instead would make every link a chain with a ReLU6 inside, not one linear piece.
 
-Files come from :func:`summit_tf.download.resolve` (the shared copy if present, else a cached download).
+Files come from :func:`summit_tf.assets.download.resolve` (the shared copy if present, else a cached
+download).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
-from summit_tf import download
+from summit_tf.assets import download
 from summit_tf.models import tflite
 from summit_tf.models.base import SummitModel
 
@@ -35,16 +37,18 @@ ASSETS = {
 V1_DEFAULT_LAYERS = tuple(f"Conv2d_{k}_pointwise" for k in range(1, 14))
 
 
-def paths(name: str) -> list[str]:
-    """The TFLite file(s) of shortcut ``name``, chained in order."""
+def paths(name: str, assets_dir: str | os.PathLike | None = None,
+          cache_dir: str | os.PathLike | None = None) -> list[str]:
+    """The TFLite file(s) of shortcut ``name``, chained in order (see :func:`download.resolve`)."""
     if name not in ASSETS:
         raise ValueError(f"unknown MobileNet {name!r}; expected one of: {', '.join(ASSETS)}")
-    return [str(download.resolve(asset)) for asset in ASSETS[name]]
+    return [str(download.resolve(asset, assets_dir, cache_dir)) for asset in ASSETS[name]]
 
 
-def load(name: str, layers: Sequence[str] | None = None) -> SummitModel:
+def load(name: str, layers: Sequence[str] | None = None, *, assets_dir: str | os.PathLike | None = None,
+         cache_dir: str | os.PathLike | None = None) -> SummitModel:
     """``mobilenet_v1`` / ``mobilenet_v2`` with TF-slim layer names (see the module docstring)."""
-    program = tflite.build_program(paths(name))
+    program = tflite.build_program(paths(name, assets_dir, cache_dir))
     defaults = V1_DEFAULT_LAYERS if name == "mobilenet_v1" else program.candidates
     description = {
         "mobilenet_v1": "MobileNetV1 1.0/224 (quantization-aware uint8 TFLite, dequantized to float)",

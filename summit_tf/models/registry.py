@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from summit_tf.models.base import SummitModel
@@ -11,11 +12,15 @@ SPEC_HELP = (
 )
 
 
-def load(spec: str, layers: Sequence[str] | None = None, summit_compat: bool = False) -> SummitModel:
+def load(spec: str, layers: Sequence[str] | None = None, summit_compat: bool = False, *,
+         assets_dir: str | os.PathLike | None = None,
+         cache_dir: str | os.PathLike | None = None) -> SummitModel:
     """Build the adapter for ``spec``; ``layers`` restricts the SUMMIT layers (network order is kept).
 
     ``summit_compat`` asks adapters that know the original SUMMIT code's choices (InceptionV1) to
-    reproduce them; others ignore it.
+    reproduce them; others ignore it. ``assets_dir``/``cache_dir`` say where the named pretrained models
+    (``mobilenet_v1``, ``mobilenet_v2``, ``inception_v1``) are found or downloaded to (default: see
+    :func:`summit_tf.assets.download.resolve`).
     """
     kind, _, arg = spec.partition(":")
     if kind == "tflite":
@@ -27,7 +32,7 @@ def load(spec: str, layers: Sequence[str] | None = None, summit_compat: bool = F
     if kind in ("mobilenet_v1", "mobilenet_v2") and not arg:
         from summit_tf.models import mobilenet
 
-        return mobilenet.load(kind, layers=layers)
+        return mobilenet.load(kind, layers=layers, assets_dir=assets_dir, cache_dir=cache_dir)
     if kind == "keras" and arg:
         from summit_tf.models import keras_model
 
@@ -39,5 +44,6 @@ def load(spec: str, layers: Sequence[str] | None = None, summit_compat: bool = F
     if kind == "inception_v1":
         from summit_tf.models import inception_v1
 
-        return inception_v1.load(arg or None, layers=layers, summit_compat=summit_compat)
+        return inception_v1.load(arg or None, layers=layers, summit_compat=summit_compat,
+                                 assets_dir=assets_dir, cache_dir=cache_dir)
     raise ValueError(f"unknown model spec {spec!r}; expected one of: {SPEC_HELP}")

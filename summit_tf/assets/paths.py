@@ -10,11 +10,14 @@ import os
 from pathlib import Path
 
 ENV_VAR = "SUMMIT_TF_ASSETS"
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def shared_dir() -> Path:
-    """The assets folder: ``$SUMMIT_TF_ASSETS`` if set, else ``<repo>/../shared``, else ``./../shared``."""
+def shared_dir(folder: str | os.PathLike | None = None) -> Path:
+    """The assets folder: ``folder`` if given, else ``$SUMMIT_TF_ASSETS`` if set, else ``<repo>/../shared``,
+    else ``./../shared``."""
+    if folder is not None:
+        return Path(folder).expanduser().resolve()
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser().resolve()

@@ -51,6 +51,18 @@ def test_mirror_download_round_trip_with_checksum(places, monkeypatch):
     assert download.resolve("mobilenet_v2") == path
 
 
+def test_locations_passed_in_win_over_the_environment(places, tmp_path, monkeypatch):
+    """Libraries take explicit folders; the environment (here: empty folders) is only the default."""
+    mine_shared, mine_cache, mine_mirror = (tmp_path / n for n in ("my-shared", "my-cache", "my-mirror"))
+    in_shared = _put(mine_shared, download.ASSETS["inception_v1_labels"].path, b"n01440764\n")
+    assert download.resolve("inception_v1_labels", assets_dir=mine_shared) == in_shared
+    assert download.find_local("inception_v1_labels") is None  # the environment's folders stay empty
+    _put(mine_mirror, download.ASSETS["inception_v1"].path, b"graph")
+    got = download.resolve("inception_v1", cache=mine_cache, mirror=mine_mirror.as_uri())
+    assert got == mine_cache / download.ASSETS["inception_v1"].path and got.read_bytes() == b"graph"
+    assert not any(places[1].iterdir())
+
+
 def test_mirror_may_be_a_plain_folder(places, monkeypatch):
     shared, cache, mirror = places
     monkeypatch.setenv(download.MIRROR_ENV, str(mirror))

@@ -16,12 +16,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.patches import Circle  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from summit_tf import atomic  # noqa: E402
+from summit_tf.graph import drawing  # noqa: E402
 
-COLOURS = {"a": "#d9480f", "b": "#1c7ed6", "both": "#5f3dc4", "edge": "#868e96"}
+COLOURS = {"a": "#d9480f", "b": "#1c7ed6", "both": "#5f3dc4", "edge": drawing.EDGE_COLOUR}
 
 
 def _file_layer(layer: str) -> str:
@@ -42,6 +42,10 @@ def dataset_examples(run_dir: Path, layer: str, channel: int, n: int) -> list[np
     return images
 
 
+def _image_of(run_dir: Path) -> drawing.ImageOf:
+    return lambda layer, channel: feature_vis_image(run_dir, layer, channel)
+
+
 def load_graph(run_dir: Path, class_id: int) -> dict[str, list[dict]]:
     path = run_dir / "ag" / f"ag-{class_id}.json"
     if not path.exists():
@@ -52,64 +56,6 @@ def load_graph(run_dir: Path, class_id: int) -> dict[str, list[dict]]:
 def class_names(run_dir: Path) -> dict[int, str]:
     doc = json.loads((run_dir / "classes.json").read_text())
     return {c["target_class"]: c["name"].split(",")[0] for c in doc["classes"]}
-
-
-def _layout(layers: Sequence[str], nodes: dict[str, list[int]]) -> dict[tuple[str, int], tuple[float, float]]:
-    """Rows by layer (first layer at the bottom), channels spread evenly and centred in each row."""
-    widest = max((len(v) for v in nodes.values()), default=1)
-    pos = {}
-    for row, layer in enumerate(layers):
-        chans = nodes.get(layer, [])
-        offset = (widest - len(chans)) / 2
-        for i, ch in enumerate(chans):
-            pos[(layer, ch)] = (offset + i + 0.5, float(row))
-    return pos
-
-
-def _draw(ax: plt.Axes, run_dir: Path, layers: Sequence[str], nodes: dict[str, list[int]],
-          edges: list[tuple[str, int, str, int, float, str]], node_colour: dict[tuple[str, int], str],
-          counts: dict[tuple[str, int], float]) -> None:
-    pos = _layout(layers, nodes)
-    top_inf = max((e[4] for e in edges), default=1.0) or 1.0
-    for lo_layer, lo, hi_layer, hi, inf, colour in edges:
-        (x0, y0), (x1, y1) = pos[(lo_layer, lo)], pos[(hi_layer, hi)]
-        ax.plot([x0, x1], [y0, y1], color=colour, alpha=0.55, lw=0.4 + 3.0 * inf / top_inf, zorder=1)
-    top_count = max(counts.values(), default=1.0) or 1.0
-    for (layer, ch), (x, y) in pos.items():
-        r = 0.22 + 0.18 * counts.get((layer, ch), 0.0) / top_count
-        image = feature_vis_image(run_dir, layer, ch)
-        colour = node_colour.get((layer, ch), "#343a40")
-        if image is not None:
-            ax.imshow(image, extent=(x - r, x + r, y - r, y + r), zorder=2)
-            ax.add_patch(plt.Rectangle((x - r, y - r), 2 * r, 2 * r, fill=False, ec=colour, lw=2, zorder=3))
-        else:
-            ax.add_patch(Circle((x, y), r, color=colour, zorder=2))
-        ax.text(x, y - r - 0.04, str(ch), ha="center", va="top", fontsize=6, zorder=4)
-    widest = max((len(v) for v in nodes.values()), default=1)
-    ax.set_xlim(-0.5, widest + 0.5)
-    ax.set_ylim(-0.8, len(layers) - 0.4)
-    ax.set_yticks(range(len(layers)), layers, fontsize=7)
-    ax.set_xticks([])
-    ax.set_aspect("equal")
-    for side in ("top", "right", "bottom"):
-        ax.spines[side].set_visible(False)
-
-
-def _graph_parts(graph: dict[str, list[dict]], layers: Sequence[str]):
-    nodes = {layer: sorted((n["channel"] for n in graph.get(layer, [])),
-                           key=lambda ch, layer=layer: -_count(graph, layer, ch)) for layer in layers}
-    edges = []
-    for hi_index, layer in enumerate(layers[1:], start=1):
-        below = layers[hi_index - 1]
-        for n in graph.get(layer, []):
-            for p in n["prev_channels"]:
-                edges.append((below, int(p["prev_channel"]), layer, int(n["channel"]), float(p["inf"])))
-    counts = {(layer, n["channel"]): float(n["count"]) for layer in layers for n in graph.get(layer, [])}
-    return nodes, edges, counts
-
-
-def _count(graph: dict[str, list[dict]], layer: str, channel: int) -> int:
-    return next(n["count"] for n in graph[layer] if n["channel"] == channel)
 
 
 def _layers(run_dir: Path) -> list[str]:
@@ -131,19 +77,16 @@ def _save(fig: plt.Figure, out_base: Path) -> list[Path]:
 def attribution_graph_figure(run_dir: Path, class_id: int, out_base: Path) -> list[Path]:
     """One class's attribution graph: feature-vis nodes sized by count, edge width by influence."""
     layers = _layers(run_dir)
-    nodes, edges, counts = _graph_parts(load_graph(run_dir, class_id), layers)
-    widest = max((len(v) for v in nodes.values()), default=1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * widest + 2), 0.9 * len(layers) + 1))
-    _draw(ax, run_dir, layers, nodes, [(*e, COLOURS["edge"]) for e in edges], {}, counts)
-    ax.set_title(f"Attribution graph: {class_names(run_dir).get(class_id, class_id)} (class {class_id})")
+    title = f"Attribution graph: {class_names(run_dir).get(class_id, class_id)} (class {class_id})"
+    fig = drawing.draw_graph(load_graph(run_dir, class_id), _image_of(run_dir), layers, title)
     return _save(fig, out_base)
 
 
 def comparison_figure(run_dir: Path, class_a: int, class_b: int, out_base: Path) -> list[Path]:
     """Union of two classes' graphs: shared channels/edges in one colour, each class's own in its own."""
     layers = _layers(run_dir)
-    na, ea, ca = _graph_parts(load_graph(run_dir, class_a), layers)
-    nb, eb, cb = _graph_parts(load_graph(run_dir, class_b), layers)
+    na, ea, ca = drawing.graph_parts(load_graph(run_dir, class_a), layers)
+    nb, eb, cb = drawing.graph_parts(load_graph(run_dir, class_b), layers)
     nodes = {layer: list(dict.fromkeys(na[layer] + nb[layer])) for layer in layers}
     sa = {(layer, c) for layer in layers for c in na[layer]}
     sb = {(layer, c) for layer in layers for c in nb[layer]}
@@ -158,7 +101,7 @@ def comparison_figure(run_dir: Path, class_a: int, class_b: int, out_base: Path)
     counts = {k: max(ca.get(k, 0.0), cb.get(k, 0.0)) for k in sa | sb}
     widest = max((len(v) for v in nodes.values()), default=1)
     fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * widest + 2), 0.9 * len(layers) + 1.5))
-    _draw(ax, run_dir, layers, nodes, edges, colour, counts)
+    drawing.draw_parts(ax, layers, nodes, edges, colour, counts, _image_of(run_dir))
     names = class_names(run_dir)
     shared = len(sa & sb)
     ax.set_title(f"{names.get(class_a, class_a)} (orange) vs {names.get(class_b, class_b)} (blue): "

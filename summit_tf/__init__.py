@@ -32,20 +32,24 @@ _PUBLIC = {
     "AttributionGraph": ("summit_tf.graph", "AttributionGraph"),
     "attribution_graph": ("summit_tf.graph", "attribution_graph"),
     "compare": ("summit_tf.graph", "compare"),
+    "draw_graph": ("summit_tf.graph.drawing", "draw_graph"),
+    "fetch_asset": ("summit_tf.assets.download", "resolve"),
     "ExamplesConfig": ("summit_tf.examples", "ExamplesConfig"),
     "dataset_examples": ("summit_tf.examples", "run"),
 }
 
 __all__ = ["AggregateConfig", "Aggregates", "AttributionGraph", "ExamplesConfig", "GraphConfig",
-           "SummitModel", "aggregate", "attribution_graph", "compare", "dataset_examples", "load_aggregates",
-           "load_data", "load_model", "merge"]
+           "SummitModel", "aggregate", "attribution_graph", "compare", "dataset_examples", "draw_graph",
+           "fetch_asset", "load_aggregates", "load_data", "load_model", "merge"]
 
 if TYPE_CHECKING:
     from summit_tf.aggregation import AggregateConfig, aggregate, merge
+    from summit_tf.assets.download import resolve as fetch_asset
     from summit_tf.data import load as load_data
     from summit_tf.examples import ExamplesConfig
     from summit_tf.examples import run as dataset_examples
     from summit_tf.graph import AttributionGraph, GraphConfig, attribution_graph, compare
+    from summit_tf.graph.drawing import draw_graph
     from summit_tf.models import SummitModel
     from summit_tf.models import load as load_model
     from summit_tf.store import Aggregates

@@ -85,19 +85,14 @@ def main(fv: flags.FlagValues, argv: Sequence[str], doc: str,
     """Parse flags, let the script fill in what it resolves itself (assets), run the pipeline. Classes given
     by ``--figure_classes`` / ``--compare`` must be in the data; the script's defaults are dropped if not."""
     from experiments import pipeline
-    from summit_tf.cli import fail, log_to_stderr, parse
+    from summit_tf.cli import run_command
 
-    parsed = parse(fv, argv, doc)
-    if isinstance(parsed, int):
-        return parsed
-    log_to_stderr()
-    try:
+    def body() -> None:
         check_stages(fv.stages)
         overrides = prepare(fv) if prepare else {}
         cfg = config(fv, **overrides)
         if not cfg.data:
-            return fail("--data is required, e.g. --data=tfrecord:/data/imagenet/train-*")
+            raise ValueError("--data is required, e.g. --data=tfrecord:/data/imagenet/train-*")
         pipeline.run(cfg, named=[name for name in CLASS_FIELDS if fv[name].present])
-    except (ValueError, FileNotFoundError) as e:
-        return fail(str(e))
-    return 0
+
+    return run_command(fv, argv, doc, body)

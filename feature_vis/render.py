@@ -17,6 +17,7 @@ from feature_vis import outputs, param
 from feature_vis.optimize import RenderSettings
 from feature_vis.to_disk import render_to_dir, select_channels
 from summit_tf import spec_grammar
+from summit_tf.cli import entry_point, run_command
 from summit_tf.models import load
 
 FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
@@ -45,14 +46,7 @@ flags.DEFINE_enum("param", "fft", list(param.PARAMETERIZATIONS), "Image paramete
 
 def main(argv: Sequence[str]) -> int:
     """Run the command line (``argv[0]`` is the program); returns the exit code (2: bad input)."""
-    if any(arg in ("-h", "--help", "--helpfull") for arg in argv[1:]):
-        print(f"{__doc__}\n{FLAGS.get_help()}")
-        return 0
-    FLAGS.unparse_flags()  # repeated in-process calls start from the defaults
-    try:
-        extra = FLAGS(list(argv))[1:]
-        if extra:
-            raise ValueError(f"unexpected arguments: {' '.join(extra)}")
+    def body() -> None:
         for name in ("steps", "size", "batch_channels"):
             if FLAGS[name].value < 1:
                 raise ValueError(f"--{name} must be positive")
@@ -71,20 +65,17 @@ def main(argv: Sequence[str]) -> int:
         # Load exactly the layers needed, so selections may name layers outside the model's default set.
         model = load(FLAGS.model, layers=FLAGS.layers or (list(wanted) if wanted else None))
         selection = select_channels(model, wanted, FLAGS.layers)
-    except (flags.Error, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    settings = RenderSettings(size=FLAGS.size, steps=FLAGS.steps, seed=FLAGS.seed,
-                              parameterization=FLAGS.param, pre_activation=FLAGS.pre_activation)
-    counts = render_to_dir(model, selection, FLAGS.out_dir, settings, batch_channels=FLAGS.batch_channels,
-                           diversity=FLAGS.diversity, sprites=FLAGS.sprites)
-    print(f"rendered {counts['images']} images in {counts['batches']} batches, {counts['sprites']} sprites "
-          f"-> {Path(FLAGS.out_dir) / outputs.FEATURE_VIS}", file=sys.stderr)
-    return 0
+        settings = RenderSettings(size=FLAGS.size, steps=FLAGS.steps, seed=FLAGS.seed,
+                                  parameterization=FLAGS.param, pre_activation=FLAGS.pre_activation)
+        counts = render_to_dir(model, selection, FLAGS.out_dir, settings, batch_channels=FLAGS.batch_channels,
+                               diversity=FLAGS.diversity, sprites=FLAGS.sprites)
+        print(f"rendered {counts['images']} images in {counts['batches']} batches, {counts['sprites']} "
+              f"sprites -> {Path(FLAGS.out_dir) / outputs.FEATURE_VIS}", file=sys.stderr)
+
+    return run_command(FLAGS, argv, __doc__ or "", body, logs=False)
 
 
-def run() -> None:
-    sys.exit(main(sys.argv))
+run = entry_point(main)  # ``python -m feature_vis.render``
 
 
 if __name__ == "__main__":

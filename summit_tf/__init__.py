@@ -24,8 +24,8 @@ _PUBLIC = {
     "SummitModel": ("summit_tf.models", "SummitModel"),
     "load_data": ("summit_tf.data", "load"),
     "AggregateConfig": ("summit_tf.aggregation", "AggregateConfig"),
-    "aggregate": ("summit_tf.aggregation", "aggregate"),
-    "merge": ("summit_tf.aggregation", "merge"),
+    "run_aggregation": ("summit_tf.aggregation", "aggregate"),
+    "merge_aggregates": ("summit_tf.aggregation", "merge"),
     "Aggregates": ("summit_tf.store", "Aggregates"),
     "load_aggregates": ("summit_tf.store", "load"),
     "GraphConfig": ("summit_tf.graph", "GraphConfig"),
@@ -38,12 +38,16 @@ _PUBLIC = {
     "dataset_examples": ("summit_tf.examples", "run"),
 }
 
+# Names of command modules (aggregate, merge, serve, ...) are not reused here: importing a submodule
+# rebinds its name on the package.
 __all__ = ["AggregateConfig", "Aggregates", "AttributionGraph", "ExamplesConfig", "GraphConfig",
-           "SummitModel", "aggregate", "attribution_graph", "compare", "dataset_examples", "draw_graph",
-           "fetch_asset", "load_aggregates", "load_data", "load_model", "merge"]
+           "SummitModel", "attribution_graph", "compare", "dataset_examples", "draw_graph", "fetch_asset",
+           "load_aggregates", "load_data", "load_model", "merge_aggregates", "run_aggregation"]
 
 if TYPE_CHECKING:
-    from summit_tf.aggregation import AggregateConfig, aggregate, merge
+    from summit_tf.aggregation import AggregateConfig
+    from summit_tf.aggregation import aggregate as run_aggregation
+    from summit_tf.aggregation import merge as merge_aggregates
     from summit_tf.assets.download import resolve as fetch_asset
     from summit_tf.data import load as load_data
     from summit_tf.examples import ExamplesConfig

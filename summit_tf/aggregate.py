@@ -15,7 +15,7 @@ from absl import flags
 
 from summit_tf import spec_grammar, vocabulary
 from summit_tf.aggregation.config import AggregateConfig
-from summit_tf.cli import fail, parse, quiet_tensorflow
+from summit_tf.cli import entry_point, require, run_command
 
 FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
 
@@ -86,34 +86,23 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AggregateConfig:
 
 def main(argv: Sequence[str]) -> int:
     """Run the CLI on ``argv`` (program name first); returns the exit code."""
-    parsed = parse(FLAGS, argv, __doc__ or "")
-    if isinstance(parsed, int):
-        return parsed
-    for name in ("model", "data", "out"):
-        if not FLAGS[name].value:
-            return fail(f"--{name} is required")
-    try:
+    def body() -> int:
+        require(FLAGS, "model", "data", "out")
         cfg = config_from_flags()
-    except ValueError as e:
-        return fail(str(e))
-
-    try:
         from summit_tf.aggregation import run  # imports TensorFlow: not for --help
 
-        run.aggregate(cfg)
-    except (ValueError, FileNotFoundError) as e:  # AggregateError is a ValueError
-        return fail(str(e))
-    except KeyboardInterrupt:
-        print(f"interrupted; rerun with --resume to continue from the last checkpoint of {cfg.out}",
-              file=sys.stderr)
-        return 130
-    return 0
+        try:
+            run.aggregate(cfg)
+        except KeyboardInterrupt:
+            print(f"interrupted; rerun with --resume to continue from the last checkpoint of {cfg.out}",
+                  file=sys.stderr)
+            return 130
+        return 0
+
+    return run_command(FLAGS, argv, __doc__ or "", body, logs=False)
 
 
-def run(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point (``summit-aggregate``)."""
-    quiet_tensorflow()
-    sys.exit(main(sys.argv if argv is None else argv))
+run = entry_point(main)  # console script and ``python -m``
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
+from typing import NoReturn
 
 from absl import flags
 
@@ -50,6 +51,45 @@ def parse(fv: flags.FlagValues, argv: Sequence[str], usage: str,
     if rest and not positional:
         return fail(f"unexpected arguments: {' '.join(rest)}")
     return rest
+
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)  # bad input: one ``error:`` line, exit 2
+
+
+def run_command(fv: flags.FlagValues, argv: Sequence[str], usage: str, body: Callable[..., int | None],
+                positional: bool = False, logs: bool = True) -> int:
+    """The one way a command line runs: parse ``argv`` into ``fv`` (see :func:`parse`), show the library's
+    log records (``logs``), call ``body()`` (``body(arguments)`` with ``positional``) and map bad input
+    (:data:`USER_ERRORS`, which library errors derive from) to one ``error:`` line and exit code 2.
+    Returns ``body``'s exit code (None counts as 0)."""
+    parsed = parse(fv, argv, usage, positional)
+    if isinstance(parsed, int):
+        return parsed
+    if logs:
+        log_to_stderr()
+    try:
+        code = body(parsed) if positional else body()
+    except USER_ERRORS as e:
+        return fail(str(e))
+    return 0 if code is None else code
+
+
+def require(fv: flags.FlagValues, *names: str) -> None:
+    """``ValueError`` naming the first flag of ``names`` that has no value."""
+    for name in names:
+        if fv[name].value in (None, "", []):
+            raise ValueError(f"--{name} is required")
+
+
+def entry_point(main: Callable[[Sequence[str]], int]) -> Callable[[Sequence[str] | None], NoReturn]:
+    """A console script / ``__main__`` runner for ``main(argv) -> exit code``: TensorFlow's start-up
+    records quieted (:func:`quiet_tensorflow`), then ``sys.exit(main(argv))``."""
+
+    def run(argv: Sequence[str] | None = None) -> NoReturn:
+        quiet_tensorflow()
+        sys.exit(main(sys.argv if argv is None else list(argv)))
+
+    return run
 
 
 def fail(message: str) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from absl import flags
 
 from summit_tf.assets.download import ASSETS, AssetError, resolve
-from summit_tf.cli import fail, log_to_stderr, parse
+from summit_tf.cli import entry_point, run_command
 
 FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
 flags.DEFINE_string("assets", "", f"comma-separated asset names (default: all): {', '.join(ASSETS)}",
@@ -23,26 +23,23 @@ def main(argv: Sequence[str]) -> int:
 
     Returns the exit code: 2 for bad input, 1 when an asset cannot be fetched.
     """
-    parsed = parse(FLAGS, argv, __doc__ or "")
-    if isinstance(parsed, int):
-        return parsed
-    log_to_stderr()
-    names = [n for n in FLAGS.assets.split(",") if n] if FLAGS.assets else list(ASSETS)
-    unknown = [n for n in names if n not in ASSETS]
-    if unknown:
-        return fail(f"unknown asset(s) {unknown}; known assets: {', '.join(ASSETS)}")
-    for name in names:
-        try:
-            print(f"{name}\t{resolve(name)}")
-        except AssetError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-    return 0
+    def body() -> int:
+        names = [n for n in FLAGS.assets.split(",") if n] if FLAGS.assets else list(ASSETS)
+        unknown = [n for n in names if n not in ASSETS]
+        if unknown:
+            raise ValueError(f"unknown asset(s) {unknown}; known assets: {', '.join(ASSETS)}")
+        for name in names:
+            try:
+                print(f"{name}\t{resolve(name)}")
+            except AssetError as err:  # the input was fine; the network or the file was not
+                print(f"error: {err}", file=sys.stderr)
+                return 1
+        return 0
+
+    return run_command(FLAGS, argv, __doc__ or "", body)
 
 
-def run(argv: Sequence[str] | None = None) -> None:
-    """Program entry point: exit with :func:`main`'s code."""
-    sys.exit(main(sys.argv if argv is None else argv))
+run = entry_point(main)  # console script and ``python -m``
 
 
 if __name__ == "__main__":

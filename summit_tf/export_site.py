@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from summit_tf.cli import fail, parse
+from summit_tf.cli import entry_point, require, run_command
 from summit_tf.viewer.static_site import export_site
 
 FLAGS = flags.FlagValues()
@@ -23,25 +23,21 @@ flags.DEFINE_string("out", None, "Folder for the static site (created, or replac
 
 def main(argv: Sequence[str]) -> int:
     """Run the CLI on ``argv`` (program name first); returns the exit code."""
-    parsed = parse(FLAGS, argv, __doc__ or "")
-    if isinstance(parsed, int):
-        return parsed
-    if not FLAGS.run_dir or not FLAGS.out:
-        return fail("--run_dir and --out are required")
-    try:
-        count = export_site(FLAGS.run_dir, FLAGS.out)
-    except (FileNotFoundError, FileExistsError) as exc:
-        return fail(str(exc))
-    except OSError as exc:
-        return fail(f"cannot write {FLAGS.out}: {exc}")
-    print(f"wrote {count} files to {FLAGS.out}; serve it with any static web server, "
-          f"e.g. python -m http.server --directory {FLAGS.out}", file=sys.stderr)
-    return 0
+    def body() -> None:
+        require(FLAGS, "run_dir", "out")
+        try:
+            count = export_site(FLAGS.run_dir, FLAGS.out)
+        except (FileNotFoundError, FileExistsError):
+            raise
+        except OSError as exc:
+            raise ValueError(f"cannot write {FLAGS.out}: {exc}") from None
+        print(f"wrote {count} files to {FLAGS.out}; serve it with any static web server, "
+              f"e.g. python -m http.server --directory {FLAGS.out}", file=sys.stderr)
+
+    return run_command(FLAGS, argv, __doc__ or "", body, logs=False)
 
 
-def run(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    sys.exit(main(sys.argv if argv is None else argv))
+run = entry_point(main)  # console script and ``python -m``
 
 
 if __name__ == "__main__":

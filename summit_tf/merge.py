@@ -14,8 +14,8 @@ from pathlib import Path
 
 from absl import flags
 
-from summit_tf.aggregation.merge import MergeError, merge
-from summit_tf.cli import fail, parse, quiet_tensorflow
+from summit_tf.aggregation.merge import merge
+from summit_tf.cli import entry_point, require, run_command
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("out", None, "merged aggregates file (.h5)", flag_values=FLAGS)
@@ -25,29 +25,24 @@ flags.DEFINE_bool("overwrite", False, "replace an existing output", flag_values=
 
 def main(argv: Sequence[str]) -> int:
     """Run the CLI on ``argv`` (program name first); returns the exit code."""
-    parsed = parse(FLAGS, argv, __doc__ or "", positional=True)
-    if isinstance(parsed, int):
-        return parsed
-    if not FLAGS.out:
-        return fail("--out is required")
-    if not parsed:
-        return fail("no input files: python -m summit_tf.merge --out=all.h5 shard0.h5 shard1.h5 ...")
-    out = Path(FLAGS.out)
-    if out.exists() and not FLAGS.overwrite:
-        return fail(f"output {out} exists; pass --overwrite to replace it")
-    try:
-        with merge(parsed, out) as merged:
-            print(f"wrote {out}: {len(parsed)} inputs, {merged.num_images} images in {merged.classes.size} "
-                  f"classes, {merged.num_skipped} skipped", file=sys.stderr)
-    except (MergeError, ValueError, FileNotFoundError, OSError) as e:
-        return fail(str(e))
-    return 0
+    def body(inputs: list[str]) -> None:
+        require(FLAGS, "out")
+        if not inputs:
+            raise ValueError("no input files: python -m summit_tf.merge --out=all.h5 shard0.h5 shard1.h5 ...")
+        out = Path(FLAGS.out)
+        if out.exists() and not FLAGS.overwrite:
+            raise FileExistsError(f"output {out} exists; pass --overwrite to replace it")
+        try:
+            with merge(inputs, out) as merged:
+                print(f"wrote {out}: {len(inputs)} inputs, {merged.num_images} images in "
+                      f"{merged.classes.size} classes, {merged.num_skipped} skipped", file=sys.stderr)
+        except OSError as e:  # an unreadable input: still bad input (MergeError is a ValueError)
+            raise FileNotFoundError(str(e)) from None
+
+    return run_command(FLAGS, argv, __doc__ or "", body, positional=True, logs=False)
 
 
-def run(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point (``summit-merge``)."""
-    quiet_tensorflow()
-    sys.exit(main(sys.argv if argv is None else argv))
+run = entry_point(main)  # console script and ``python -m``
 
 
 if __name__ == "__main__":

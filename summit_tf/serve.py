@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from summit_tf.cli import fail, parse, quiet_tensorflow
+from summit_tf.cli import entry_point, require, run_command
 from summit_tf.viewer.server import make_server
 
 FLAGS = flags.FlagValues()
@@ -29,41 +29,38 @@ flags.DEFINE_bool("access_log", False, "Log every request on stderr.", flag_valu
 
 def main(argv: Sequence[str]) -> int:
     """Run the CLI on ``argv`` (program name first) until Ctrl-C; returns the exit code."""
-    parsed = parse(FLAGS, argv, __doc__ or "")
-    if isinstance(parsed, int):
-        return parsed
-    if not FLAGS.run_dir:
-        return fail("--run_dir is required")
-    if not 0 <= FLAGS.port <= 65535:
-        return fail(f"--port must be in 0..65535, got {FLAGS.port}")
-    try:
-        server = make_server(FLAGS.run_dir, FLAGS.host, FLAGS.port, FLAGS.access_log)
-    except FileNotFoundError as exc:
-        return fail(str(exc))
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            return fail(f"port {FLAGS.port} on {FLAGS.host} is busy; pick another with --port")
-        return fail(f"cannot listen on {FLAGS.host}:{FLAGS.port}: {exc.strerror or exc}")
-    host, port = server.server_address[:2]
-    url = f"http://{'localhost' if server.loopback else host}:{port}/"
-    if not server.loopback:
-        print(f"warning: listening on {host}: other machines can read this run", file=sys.stderr)
-    print(f"summit-tf viewer for {server.run_dir} at {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    if FLAGS.open:
-        threading.Timer(0.3, webbrowser.open, args=(url,)).start()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    def body() -> None:
+        require(FLAGS, "run_dir")
+        if not 0 <= FLAGS.port <= 65535:
+            raise ValueError(f"--port must be in 0..65535, got {FLAGS.port}")
+        try:
+            server = make_server(FLAGS.run_dir, FLAGS.host, FLAGS.port, FLAGS.access_log)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ValueError(f"port {FLAGS.port} on {FLAGS.host} is busy; pick another with --port") \
+                    from None
+            raise ValueError(f"cannot listen on {FLAGS.host}:{FLAGS.port}: {exc.strerror or exc}") \
+                from None
+        host, port = server.server_address[:2]
+        url = f"http://{'localhost' if server.loopback else host}:{port}/"
+        if not server.loopback:
+            print(f"warning: listening on {host}: other machines can read this run", file=sys.stderr)
+        print(f"summit-tf viewer for {server.run_dir} at {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
+        if FLAGS.open:
+            threading.Timer(0.3, webbrowser.open, args=(url,)).start()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+    return run_command(FLAGS, argv, __doc__ or "", body, logs=False)
 
 
-def run(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point (``summit-serve``)."""
-    quiet_tensorflow()
-    sys.exit(main(sys.argv if argv is None else argv))
+run = entry_point(main)  # console script and ``python -m``
 
 
 if __name__ == "__main__":

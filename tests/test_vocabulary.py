@@ -45,3 +45,13 @@ def test_public_names_resolve_lazily():
     assert sorted(summit_tf.__all__) == sorted(summit_tf._PUBLIC)
     for name in summit_tf.__all__:
         assert getattr(summit_tf, name).__name__  # each one imports
+
+
+def test_public_names_do_not_shadow_modules():
+    """A public name equal to a submodule's would be rebound to the module once that is imported."""
+    import pkgutil
+
+    import summit_tf
+
+    modules = {m.name for m in pkgutil.iter_modules(summit_tf.__path__)}
+    assert not modules & set(summit_tf.__all__)

@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import flags
 
 from summit_tf import atomic
-from summit_tf.cli import fail, log_to_stderr, parse
+from summit_tf.cli import entry_point, run_command
 from summit_tf.data import listing, tfrecords
 from summit_tf.progress import Progress
 
@@ -97,27 +97,20 @@ def build(spec: str, prefix: str, shards: int, max_images_per_class: int | None 
 
 def main(argv: Sequence[str]) -> int:
     """Run the command line on ``argv`` (program name first); returns the exit code (2: bad input)."""
-    parsed = parse(FLAGS, argv, __doc__ or "")
-    if isinstance(parsed, int):
-        return parsed
-    log_to_stderr()
-    if not FLAGS.data or not FLAGS.out:
-        return fail("--data=folder:DIR|labels:FILE and --out=PREFIX are required")
-    try:
+    def body() -> None:
+        if not FLAGS.data or not FLAGS.out:
+            raise ValueError("--data=folder:DIR|labels:FILE and --out=PREFIX are required")
         outputs, skipped = build(FLAGS.data, FLAGS.out, FLAGS.shards, FLAGS.max_images_per_class,
                                  FLAGS.max_images)
-    except ValueError as err:
-        return fail(str(err))
-    for path in skipped:
-        print(f"skipped (cannot decode): {path}", file=sys.stderr)
-    print(f"wrote {len(outputs)} shard(s) {shard_path(FLAGS.out, 0, FLAGS.shards)} ...; "
-          f"{len(skipped)} image(s) skipped")
-    return 0
+        for path in skipped:
+            print(f"skipped (cannot decode): {path}", file=sys.stderr)
+        print(f"wrote {len(outputs)} shard(s) {shard_path(FLAGS.out, 0, FLAGS.shards)} ...; "
+              f"{len(skipped)} image(s) skipped")
+
+    return run_command(FLAGS, argv, __doc__ or "", body)
 
 
-def run(argv: Sequence[str] | None = None) -> None:
-    """Program entry point: exit with :func:`main`'s code."""
-    sys.exit(main(sys.argv if argv is None else argv))
+run = entry_point(main)  # ``python -m``
 
 
 if __name__ == "__main__":

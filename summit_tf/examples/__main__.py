@@ -7,14 +7,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 
 from absl import flags
 
 from summit_tf import data as data_inputs
 from summit_tf import spec_grammar, vocabulary
-from summit_tf.cli import fail, log_to_stderr, parse
+from summit_tf.cli import entry_point, require, run_command
 from summit_tf.examples.patches import SUBDIR
 from summit_tf.examples.runner import ExamplesConfig, run
 
@@ -36,24 +35,18 @@ flags.DEFINE_integer("max_images_per_class", None, "use the first N images of ea
 
 def main(argv: Sequence[str]) -> int:
     """Run the command line on ``argv`` (program name first); returns the exit code (2: bad input)."""
-    parsed = parse(FLAGS, argv, __doc__ or "")
-    if isinstance(parsed, int):
-        return parsed
-    log_to_stderr()
-    try:
-        if not FLAGS.model or not FLAGS.data or not FLAGS.out_dir:
-            raise ValueError("--model, --data and --out_dir are required")
+    def body() -> None:
+        require(FLAGS, "model", "data", "out_dir")
         layers = [s.strip() for s in FLAGS.layers.split(",") if s.strip()] if FLAGS.layers else None
         only_layer = layers[0] if layers and len(layers) == 1 else None
         channels = spec_grammar.parse_channels(FLAGS.channels, "--channels", default_layer=only_layer)
         written = run(ExamplesConfig(
             FLAGS.model, FLAGS.data, FLAGS.out_dir, tuple(layers) if layers else None, FLAGS.num_examples,
             channels, FLAGS.batch_size, FLAGS.resize, FLAGS.max_images, FLAGS.max_images_per_class))
-    except (ValueError, FileNotFoundError) as err:
-        return fail(str(err))
-    print(f"wrote {written} dataset-example patches under {os.path.join(FLAGS.out_dir, SUBDIR)}")
-    return 0
+        print(f"wrote {written} dataset-example patches under {os.path.join(FLAGS.out_dir, SUBDIR)}")
+
+    return run_command(FLAGS, argv, __doc__ or "", body)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    entry_point(main)()

@@ -8,15 +8,13 @@ Writes ``DIR/ag/ag-<class>.json`` per class, ``DIR/classes.json`` for all classe
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from collections.abc import Sequence
 
 from absl import flags
 
 from summit_tf import spec_grammar, store
-from summit_tf.cli import fail, parse, quiet_tensorflow
+from summit_tf.cli import entry_point, require, run_command
 from summit_tf.graph import embedding, pagerank
 from summit_tf.graph.attribution import GraphConfig
 from summit_tf.graph.generate import generate
@@ -48,14 +46,10 @@ flags.DEFINE_integer("umap_min_classes", embedding.MIN_UMAP_CLASSES, "fewer clas
                      flag_values=FLAGS)
 
 
-class UsageError(Exception):
-    """Bad input: reported as one line, exit code 2."""
-
-
 def _known(ids: tuple[int, ...], known: set[int], what: str) -> list[int]:
     missing = sorted(set(ids) - known)
     if missing:
-        raise UsageError(f"{what}: class {missing[0]} is not in the aggregates "
+        raise ValueError(f"{what}: class {missing[0]} is not in the aggregates "
                          f"(run has {len(known)} classes)")
     return list(ids)
 
@@ -65,7 +59,7 @@ def _pairs(values: list[str], known: set[int]) -> list[tuple[int, int]]:
     for v in values:
         ids = [int(p) if p.strip().isdigit() else -1 for p in v.split(",")]
         if len(ids) != 2 or min(ids) < 0:
-            raise UsageError(f"--compare expects two class ids 'a,b', got {v!r}")
+            raise ValueError(f"--compare expects two class ids 'a,b', got {v!r}")
         _known(tuple(ids), known, "--compare")
         pairs.append((ids[0], ids[1]))
     return pairs
@@ -73,44 +67,29 @@ def _pairs(values: list[str], known: set[int]) -> list[tuple[int, int]]:
 
 def main(argv: Sequence[str]) -> int:
     """Run the CLI on ``argv`` (program name first); returns the exit code."""
-    parsed = parse(FLAGS, argv, __doc__ or "")
-    if isinstance(parsed, int):
-        return parsed
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
-    try:
-        if not FLAGS.aggregates or not FLAGS.out_dir:
-            raise UsageError("--aggregates and --out_dir are required")
+    def body() -> None:
+        require(FLAGS, "aggregates", "out_dir")
         if FLAGS.workers < 0:
-            raise UsageError(f"--workers must be >= 0, got {FLAGS.workers}")
-        try:
-            config = GraphConfig(node_mass=FLAGS.node_mass, relax_step=FLAGS.relax_step,
-                                 directed=FLAGS.directed, damping=FLAGS.damping, attr_k=FLAGS.attr_k,
-                                 pagerank_method=FLAGS.pagerank_method)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+            raise ValueError(f"--workers must be >= 0, got {FLAGS.workers}")
+        config = GraphConfig(node_mass=FLAGS.node_mass, relax_step=FLAGS.relax_step,
+                             directed=FLAGS.directed, damping=FLAGS.damping, attr_k=FLAGS.attr_k,
+                             pagerank_method=FLAGS.pagerank_method)
         try:
             agg = store.load(FLAGS.aggregates)
         except (OSError, ValueError, KeyError) as e:
-            raise UsageError(f"cannot read aggregates: {e}") from None
+            raise ValueError(f"cannot read aggregates: {e}") from None
         with agg:
             known = set(agg.classes.tolist())
             wanted = spec_grammar.parse_classes(",".join(FLAGS.classes), "--classes")
             classes = _known(wanted, known, "--classes") if wanted else sorted(known)
             pairs = _pairs(FLAGS.compare, known)
-            try:
-                generate(agg, FLAGS.out_dir, classes, pairs, config, FLAGS.seed, FLAGS.umap_min_classes,
-                         FLAGS.workers or os.cpu_count() or 1)
-            except ValueError as e:  # e.g. a malformed exclude_channels entry in the run's config
-                raise UsageError(str(e)) from None
-    except (UsageError, ValueError) as e:
-        return fail(str(e))
-    return 0
+            generate(agg, FLAGS.out_dir, classes, pairs, config, FLAGS.seed, FLAGS.umap_min_classes,
+                     FLAGS.workers or os.cpu_count() or 1)
+
+    return run_command(FLAGS, argv, __doc__ or "", body)
 
 
-def run(argv: Sequence[str] | None = None) -> None:
-    """Console entry point (``summit-graph``)."""
-    quiet_tensorflow()
-    sys.exit(main(sys.argv if argv is None else argv))
+run = entry_point(main)  # console script and ``python -m``
 
 
 if __name__ == "__main__":

@@ -1,18 +1,29 @@
 """Aggregation speed, side by side on the same model and the same batches.
 
 ``python -m benchmarks.aggregate [--model=mobilenet_v1] [--batch_size=16] [--batches=4] [--data=random]``
+``python -m benchmarks.aggregate --model=inception_v1:FIXTURE [--nooriginal]``
 
-Prints: plain forward throughput (``model.features``), full aggregation throughput (the engine's step:
-A for every layer and I for every link, ``--stride``), their ratio (goal >= 0.5), and the original
-SUMMIT algorithm (``benchmarks/original_summit.py``) on the same batches with its speed-up (goal >= 10x)
-and a check that its A and I counts equal the engine's. The first batch is run once before timing
-(tracing); timings are the whole pass over ``--batches`` batches.
+``inception_v1:FIXTURE`` is Lucid's InceptionV1 structure with random weights
+(``summit_tf.models.inception_fixture``, written to a temporary folder): the cost does not depend on the
+weights. Prints, per batch: the plain forward pass (``model.features``), the engine's full aggregation
+step (A for every layer and I for every link, ``--stride``) and its ratio to the forward pass; then the
+parts of the step timed alone on the same batches' features: A (every layer's selection) and I per link
+group (InceptionV1: 1x1, 3x3, 5x5, pool_reduce and bottleneck links; others: kind and kernel size),
+with their share of the step. The parts are timed interleaved, ``--repeats`` passes over the batches,
+the fastest pass counts; the first batch is run once before (tracing). The 1-minute load average is
+printed with the figures. Then (unless ``--nooriginal``) the original SUMMIT algorithm
+(``benchmarks/original_summit.py``) runs once on the same batches: its speed-up and a check that its
+A and I counts equal the engine's (~1 image/s on InceptionV1).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +35,8 @@ from summit_tf.aggregation import engine
 from summit_tf.aggregation.channel_selection import parse_select
 from summit_tf.aggregation.config import AggregateConfig
 from summit_tf.data import source
+from summit_tf.models import inception_fixture, inception_v1
+from summit_tf.models.base import Link, SummitModel
 
 flags.DEFINE_string("model", "mobilenet_v1", "model spec (summit_tf.models.load)")
 flags.DEFINE_integer("batch_size", 16, "images per batch")
@@ -34,7 +47,13 @@ flags.DEFINE_string("activation_select", "mass:0.03", "A selection (the engine's
 flags.DEFINE_integer("topk", 5, "influence top-k")
 flags.DEFINE_integer("stride", 1, "influence stride")
 flags.DEFINE_integer("seed", 0, "random images and labels")
+flags.DEFINE_integer("repeats", 3, "interleaved timed passes over the batches (the fastest counts)",
+                     lower_bound=1)
+flags.DEFINE_boolean("original", True, "also run the original SUMMIT algorithm and compare its counts")
 FLAGS = flags.FLAGS
+
+FIXTURE = "inception_v1:FIXTURE"
+ALL_CLASSES = 1000
 
 IMAGENETTE_CLASSES = (0, 217, 482, 491, 497, 566, 569, 571, 574, 701)
 
@@ -60,12 +79,44 @@ def make_batches(size: int) -> list[tuple[tf.Tensor, np.ndarray]]:
     return [(tf.constant(x), y) for x, y in chunks]
 
 
-def timed(run, batches) -> float:
-    """Seconds for one pass of ``run(images, labels)`` over the batches."""
+def load_model(spec: str) -> SummitModel:
+    """``models.load``, and ``inception_v1:FIXTURE``: the structural fixture, from a temporary folder."""
+    if spec != FIXTURE:
+        return models.load(spec)
+    with tempfile.TemporaryDirectory() as folder:
+        pb, _ = inception_fixture.write_fixture(Path(folder))
+        return models.load(f"inception_v1:{pb}")
+
+
+def link_group(link: Link) -> str:
+    """InceptionV1 links by branch (both bottlenecks together), other links by kind and kernel size."""
+    branch = link.name.rpartition("/")[2]
+    if branch in inception_v1.BOTTLENECKS:
+        return "bottleneck"
+    if branch in inception_v1.BRANCHES:
+        return branch
+    return f"{link.kind} {link.kernel.shape[0]}x{link.kernel.shape[1]}"
+
+
+def timed(run: Callable, batches: list) -> float:
+    """Seconds for one pass of ``run(*batch)`` over the batches."""
     t0 = time.perf_counter()
-    for images, labels in batches:
-        run(images, labels)
+    for batch in batches:
+        run(*batch)
     return time.perf_counter() - t0
+
+
+def fastest(parts: dict[str, Callable], batches: list, repeats: int) -> dict[str, float]:
+    """The fastest of ``repeats`` passes per part, the parts interleaved within each repeat."""
+    best = {name: float("inf") for name in parts}
+    for _ in range(repeats):
+        for name, run in parts.items():
+            best[name] = min(best[name], timed(run, batches))
+    return best
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def main(argv: list[str]) -> None:
@@ -73,12 +124,12 @@ def main(argv: list[str]) -> None:
     tf.get_logger().setLevel("ERROR")  # the baseline's per-link functions trip TF's retracing warning
     try:
         kind, tau = parse_select(FLAGS.activation_select)
-        if kind != "mass":
+        if kind != "mass" and FLAGS.original:
             raise ValueError("the original SUMMIT baseline implements mass:TAU selection only")
-        cfg = AggregateConfig(model=FLAGS.model, data=FLAGS.data, out="-",
+        model = load_model(FLAGS.model)
+        cfg = AggregateConfig(model=model.spec, data=FLAGS.data, out="-",
                               activation_select=FLAGS.activation_select, influence_topk=FLAGS.topk,
                               influence_stride=FLAGS.stride, batch_size=FLAGS.batch_size)
-        model = models.load(FLAGS.model)
         batches = make_batches(model.input_size)
         plan = engine.make_plan(model, cfg, sorted({int(c) for _, y in batches for c in y}))
     except ValueError as e:  # AggregateError is one
@@ -86,39 +137,75 @@ def main(argv: list[str]) -> None:
         sys.exit(2)
     n = sum(int(y.size) for _, y in batches)
     size = model.input_size
-    print(f"{model.spec}: {len(plan.layers)} layers, {len(plan.links)} links "
-          f"({', '.join(sorted({link.kind for link in plan.links}))}), {FLAGS.batches} batches of "
+    groups: dict[str, list[Link]] = {}
+    for link in plan.links:
+        groups.setdefault(link_group(link), []).append(link)
+    print(f"{FLAGS.model}: {len(plan.layers)} layers, {len(plan.links)} links "
+          f"({', '.join(f'{len(v)} {k}' for k, v in groups.items())}), {FLAGS.batches} batches of "
           f"{FLAGS.batch_size} {FLAGS.data} images, select {cfg.activation_select}, "
-          f"top-{cfg.influence_topk}, stride {cfg.stride}", flush=True)
-
-    forward = tf.function(model.features, input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
-    forward(batches[0][0])  # trace
-    t_forward = timed(lambda x, y: forward(x)["logits"].numpy(), batches)
+          f"top-{cfg.influence_topk}, stride {cfg.stride}; {os.cpu_count()} CPUs, {load()}", flush=True)
 
     acc = engine.Accumulators(model, plan)
+    per_class = acc.nbytes() / plan.classes.size
+    print(f"accumulators (int32): {per_class / 2**20:.1f} MiB per class, {ALL_CLASSES:,} classes "
+          f"{ALL_CLASSES * per_class / 2**30:.1f} GiB", flush=True)
+
+    forward = tf.function(model.features, input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
     step = engine.make_step(model, plan, acc, cfg)
+    feats = [dict(forward(x)) for x, _ in batches]
+    spec = {key: tf.TensorSpec([None, *value.shape[1:]], value.dtype) for key, value in feats[0].items()}
 
-    def aggregate(images: tf.Tensor, labels: np.ndarray) -> None:
-        step(images, tf.constant(labels))
-        acc.count.numpy()  # wait for the device
+    def on_features(links: list[Link] | None) -> Callable:
+        """A's selections (``links`` None) or these links' top inputs, like the step: unknown batch size."""
+        def part(f: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+            if links is None:
+                return engine.layer_selections(f, plan, cfg)
+            return engine.link_top_inputs(f, links, plan, cfg)
 
-    aggregate(*batches[0])  # trace, then count from zero
-    for var in acc.named().values():
+        return tf.function(part, input_signature=[spec], autograph=False)
+
+    selections = on_features(None)
+    tops = {name: on_features(links) for name, links in groups.items()}
+    # every part reads its batch's images, labels and features; the numpy() calls wait for the device
+    parts = {
+        "forward": lambda x, y, f: forward(x)["logits"].numpy(),
+        "aggregate": lambda x, y, f: (step(x, tf.constant(y)), acc.count.numpy()),
+        "A": lambda x, y, f: [v.numpy() for v in selections(f).values()],
+        **{f"I {name}": lambda x, y, f, fn=fn: [v.numpy() for v in fn(f).values()]
+           for name, fn in tops.items()},
+    }
+    timed_batches = [(x, y, f) for (x, y), f in zip(batches, feats, strict=True)]
+    for run in parts.values():
+        run(*timed_batches[0])  # trace
+    for var in acc.named().values():  # count from zero
         var.assign(tf.zeros_like(var))
-    t_agg = timed(aggregate, batches)
+    load_before = load()
+    best = fastest(parts, timed_batches, FLAGS.repeats)
+    t_forward, t_agg = best["forward"], best["aggregate"]
+    per_batch = 1000 / FLAGS.batches
+    print(f"plain forward        {n / t_forward:8.1f} images/s   {per_batch * t_forward:7.0f} ms/batch")
+    print(f"summit-tf aggregate  {n / t_agg:8.1f} images/s   {per_batch * t_agg:7.0f} ms/batch   "
+          f"ratio to forward {t_forward / t_agg:.2f} ({load_before} -> {load()}; fastest of {FLAGS.repeats})")
+    print("share of the aggregation step, each part timed alone on the same batches' features:")
+    rest = t_agg - sum(best[name] for name in parts if name != "aggregate")
+    for name in [*parts, "rest"]:
+        if name != "aggregate":
+            t = rest if name == "rest" else best[name]
+            print(f"  {name:20s} {per_batch * t:8.0f} ms/batch  {100 * t / t_agg:5.1f} %")
+    print("  (rest: the step minus its parts: scatter-adds, prediction counts, overlap)", flush=True)
+    if not FLAGS.original:
+        return
 
     original = OriginalSummit(model, plan.layers, plan.links, plan.slot_table(), float(tau),
                               cfg.influence_topk, cfg.stride)
     original.trace(forward(batches[0][0][:1]))  # outside the timing
     t_orig = timed(lambda x, y: original.update(forward(x), y), batches)
-
-    same_a = all(np.array_equal(acc.A[layer].numpy(), original.A[layer]) for layer in plan.layers)
-    same_i = all(np.array_equal(acc.I[link.name].numpy(), original.I[link.name]) for link in plan.links)
-    fwd, agg, orig = n / t_forward, n / t_agg, n / t_orig
-    print(f"plain forward        {fwd:8.1f} images/s")
-    print(f"summit-tf aggregate  {agg:8.1f} images/s   ratio to forward {agg / fwd:.2f} (goal >= 0.5)")
-    print(f"original SUMMIT      {orig:8.1f} images/s   summit-tf speed-up {t_orig / t_agg:.1f}x "
-          "(goal >= 10x)")
+    passes = FLAGS.repeats  # the step counted every batch once per repeat
+    same_a = all(np.array_equal(acc.A[layer].numpy(), passes * original.A[layer]) for layer in plan.layers)
+    same_i = all(np.array_equal(acc.I[link.name].numpy(), passes * original.I[link.name])
+                 for link in plan.links)
+    print(f"original SUMMIT      {n / t_orig:8.1f} images/s   summit-tf speed-up {t_orig / t_agg:.1f}x "
+          f"({load()})")
     print(f"counts identical: A {'yes' if same_a else 'NO'}, I {'yes' if same_i else 'NO'}", flush=True)
     if not (same_a and same_i):
         sys.exit(1)

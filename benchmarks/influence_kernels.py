@@ -2,8 +2,8 @@
 closed form) against the forward conv of the same layer: time and peak extra memory.
 
 ``python -m benchmarks.influence_kernels [--reps=5]``: each (shape, formulation) runs in a fresh
-subprocess so its peak RSS is its own; prints a table. The chosen formulation lives in
-summit_tf/aggregation/influence.py, whose docstring records the figures.
+subprocess so its peak RSS is its own; prints a table. The chosen formulation (``module``) lives in
+summit_tf/aggregation/influence.py; BUILD_NOTES.md records the figures.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import inception_fixture as fx
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,6 +13,7 @@ from cli_errors import assert_module_exits_2, assert_one_error_line
 
 from summit_tf import check_inception_v1, imagenet, models
 from summit_tf.assets import download
+from summit_tf.models import inception_fixture as fx
 from summit_tf.models import inception_v1
 from summit_tf.models.graphdef import import_reference
 
@@ -230,3 +230,15 @@ def test_check_cli_bad_flags_exit_2_with_one_error_line(capsys):
         assert check_inception_v1.main(["check_inception_v1", *argv]) == 2
         assert_one_error_line(capsys.readouterr().err, mention)
     assert_module_exits_2("summit_tf.check_inception_v1", "--pth=InceptionV1.pb", contains="pth")
+
+
+def test_fixture_cli_writes_what_the_adapter_loads(graph_def, tmp_path, capsys):
+    assert fx.main(["inception_fixture", f"--out={tmp_path}"]) == 0
+    pb, labels = capsys.readouterr().out.split()
+    got = tf.compat.v1.GraphDef()
+    got.ParseFromString((tmp_path / "InceptionV1.pb").read_bytes())
+    assert got == graph_def and pb == str(tmp_path / "InceptionV1.pb")
+    assert labels == str(tmp_path / inception_v1.LABELS_FILE)
+    assert models.load(f"inception_v1:{pb}").layers == list(fx.MIXED)
+    assert fx.main(["inception_fixture"]) == 2
+    assert_one_error_line(capsys.readouterr().err, "--out")

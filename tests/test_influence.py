@@ -125,16 +125,29 @@ def test_pointwise_max_is_exact_per_pair_max():
     np.testing.assert_array_equal(got, products.max(axis=(1, 2)).transpose(0, 2, 1))
 
 
-def test_conv_max_in_small_blocks(monkeypatch):
-    """A tiny byte budget forces one output channel per block; then blocks of 3 with a short last one."""
-    monkeypatch.setattr(influence, "CHUNK_BYTES", 1)
+@pytest.mark.parametrize("budget,hint", [(1, 32), (6, 2), (1000, 32)], ids=[
+    "1 image x 1 output",
+    "unknown batch: chunks of 2+2+1 images x blocks of 3+3+1 outputs; known batch: 5 images x 1 output",
+    "5 images x 7 outputs"])
+@pytest.mark.parametrize("static_batch", [True, False])
+def test_conv_max_in_blocks(monkeypatch, budget, hint, static_batch):
+    """Blocks of images x output channels (``CHUNK_BYTES`` in units of one image's maps of one output,
+    ``BATCH_HINT`` images at most where the batch is unknown) all give the float64 reference, bit-identical
+    to one another; odd sizes, a short last chunk and a short last block."""
     link = make_link(3, 3, 1, "SAME", "conv", seed=5)
-    x = random_input(11, 11, seed=5)
-    got = link_influence(tf.constant(x), link, "max").numpy()
-    assert_close(got, reference(x, link.kernel, 1, "SAME", "max"))
-    monkeypatch.setattr(influence, "CHUNK_BYTES", 2 * 11 * 11 * CIN * 4 * 3)  # blocks of 3, 7 = 3+3+1
-    again = link_influence(tf.constant(x), link, "max").numpy()
-    np.testing.assert_array_equal(got, again)
+    x = random_input(11, 13, seed=5, batch=5)
+    per_image = 11 * 13 * CIN * 4
+    monkeypatch.setattr(influence, "CHUNK_BYTES", budget * per_image)
+    monkeypatch.setattr(influence, "BATCH_HINT", hint)
+    if static_batch:
+        got = link_influence(tf.constant(x), link, "max").numpy()
+    else:
+        spec = tf.TensorSpec([None, 11, 13, CIN], tf.float32)
+        got = tf.function(lambda v: link_influence(v, link, "max"), input_signature=[spec])(x).numpy()
+    want = reference(x, link.kernel, 1, "SAME", "max")
+    assert_close(got, want)
+    monkeypatch.setattr(influence, "CHUNK_BYTES", 1)
+    np.testing.assert_array_equal(got, link_influence(tf.constant(x), link, "max").numpy())
 
 
 @pytest.mark.parametrize("kind,k", [("conv", 3), ("1x1", 1)])

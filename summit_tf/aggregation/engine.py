@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -162,11 +162,27 @@ class Accumulators:
         return sum(int(np.prod(v.shape)) * 4 for v in self.named().values())
 
 
+def layer_selections(feats: Mapping[str, tf.Tensor], plan: Plan,
+                     cfg: AggregateConfig) -> dict[str, tf.Tensor]:
+    """What A counts: per layer, the selected (image, channel) pairs, int64 ``[N, 2]``."""
+    chosen = {}
+    for layer in plan.layers:
+        scores = selection.reduce_channels(feats[layer], cfg.activation_reduce)
+        chosen[layer] = tf.where(selection.select(scores, cfg.activation_select, plan.excluded.get(layer)))
+    return chosen
+
+
+def link_top_inputs(feats: Mapping[str, tf.Tensor], links: Sequence[Link], plan: Plan,
+                    cfg: AggregateConfig) -> dict[str, tf.Tensor]:
+    """What I counts: per link, the top-k inputs of every output channel, int32 ``[B, Cout, k]``."""
+    return {link.name: top_influence(feats[link.input], link, cfg.influence_reduce, cfg.stride,
+                                     cfg.influence_topk, plan.excluded.get(link.src)) for link in links}
+
+
 def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateConfig) -> Callable:
     """The per-batch ``tf.function``: images ``[B, S, S, 3]`` in [0, 1] and class ids ``[B]`` in."""
     slot_of = tf.constant(plan.slot_table())
     output_of = tf.constant(np.asarray(model.class_to_output, np.int32))
-    excluded = {space: tf.constant(mask) for space, mask in plan.excluded.items()}
     size = model.input_size
 
     def add_ones(var: tf.Variable, indices: tf.Tensor) -> None:
@@ -184,14 +200,12 @@ def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateC
         tf.debugging.assert_all_finite(feats["logits"], NON_FINITE)
         slots = tf.gather(slot_of, labels)
         add_ones(acc.count, slots[:, None])
-        for layer in plan.layers:
-            scores = selection.reduce_channels(feats[layer], cfg.activation_reduce)
-            chosen = tf.where(selection.select(scores, cfg.activation_select, excluded.get(layer)))
+        for layer, chosen in layer_selections(feats, plan, cfg).items():
             rows = tf.gather(slots, chosen[:, 0])
             add_ones(acc.A[layer], tf.stack([rows, tf.cast(chosen[:, 1], tf.int32)], axis=1))
+        tops = link_top_inputs(feats, plan.links, plan, cfg)
         for link in plan.links:
-            top = top_influence(feats[link.input], link, cfg.influence_reduce, cfg.stride,
-                                cfg.influence_topk, excluded.get(link.src))  # [B, Cout, k]
+            top = tops[link.name]  # [B, Cout, k]
             shape = tf.shape(top)
             rows = tf.broadcast_to(slots[:, None, None], shape)
             outs = tf.broadcast_to(tf.range(link.cout, dtype=tf.int32)[None, :, None], shape)

@@ -20,44 +20,29 @@ Formulations, by cost:
   of the input window shifted by tap d; ``||X (*) K||^2 = K^T G K`` with ``G`` the Gram matrix of the
   shifted windows of each input channel (``[kh*kw, kh*kw]`` per image and channel). Cost
   ``B Cin (P kk^2 + kk^2 Cout)`` instead of ``B P kk Cin Cout`` for P output positions.
-- k x k links, max: the maps are needed. Computed as a depthwise conv with the kernel as channel
-  multiplier, over blocks of output channels sized by ``CHUNK_BYTES``, chained by control dependencies
-  so the peak extra memory is one block of maps (a ``map_fn`` loop did the same ~1.5x slower).
-
-Why this one (``python -m benchmarks.influence_kernels``: float32, batch 8, 2 shared CPU cores, minimum
-of 7 runs; time relative to the forward conv of the same layer; peak extra RSS over the process before
-the first call, TF's own workspace included):
-
-  ===================================  ==================  ==================  ==================
-  formulation                          mixed4b 3x3         mixed4b 5x5         mixed3a 3x3
-  ===================================  ==================  ==================  ==================
-  forward conv (reference)             16.6 ms, 21 MB      1.7 ms, 12 MB       39.7 ms, 33 MB
-  depthwise, 4 MiB chained (used)      5.7x, 47 MB         4.6x, 24 MB         3.5x, 70 MB
-  depthwise, blocks of 4 outputs       7.5x, 31 MB         4.1x, 9 MB          4.5x, 63 MB
-  depthwise, blocks of 16 outputs      9.2x, 44 MB         4.3x, 17 MB         20.8x, 82 MB
-  depthwise, all outputs (naive)       16.7x, 143 MB       4.2x, 33 MB         26.2x, 311 MB
-  im2col + batched matmul, 16 outputs  9.2x, 90 MB         4.8x, 34 MB         17.5x, 231 MB
-  shifted multiply-add, XLA jit        20.6x, 174 MB       4.0x, 60 MB         54.2x, 349 MB
-  ===================================  ==================  ==================  ==================
-
-(x ``[8, 14, 14, 96] * [3, 3, 96, 208]``, ``[8, 14, 14, 16] * [5, 5, 16, 48]``, ``[8, 28, 28, 96] *
-[3, 3, 96, 128]``.) The time goes into writing and re-reading the maps, so blocks that stay in the
-cache win (5-7x over 64 MiB blocks in separate runs); XLA on CPU did not fuse the reduction usefully.
-Timings on these loaded machines varied 2-3x between runs; small blocks won every 3x3 run, and
-5x5 links (few channels) are cheap in any form. All forms agree with the
-float64 reference to ~1e-7 (the depthwise forms are bit-identical to each other). The 4 MiB budget was
-tuned on CPU; a GPU may prefer larger blocks (``CHUNK_BYTES`` is a module constant).
+- k x k links, max: the maps are needed. The time goes into writing and re-reading them (every pair's
+  map, B x P floats: mixed3b's 3x3 link writes 2.5 GB per batch of 32), so they are made and reduced
+  one cache-sized block at a time: a chunk of images x a few output channels, at most ``CHUNK_BYTES`` of
+  maps, one depthwise conv with channel multiplier 1 over the input tiled once per output channel,
+  then a spatial max. Blocks run one after another (control dependencies inside a sequential loop
+  over image chunks), so one block of maps is alive at a time. On CPU, 32 images per block (12 MiB
+  of maps per output channel on mixed3b's 3x3 link) took 5.7x longer per image than 8; channel
+  multipliers of 2 and 4 (the previous blocks of small links) took 1.3-2.4x longer than the same
+  blocks tiled, 8 to 48 about as long (same maps, bit for bit); smaller blocks lost to the per-op overhead;
+  XLA and im2col + matmul were slower. Figures in BUILD_NOTES.md. A GPU may prefer other blocks
+  (``CHUNK_BYTES`` is a module constant).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from summit_tf.models.base import Link
 from summit_tf.vocabulary import INFLUENCE_REDUCERS
 
 CHUNK_BYTES = 4 * 2**20  # one block of per-pair maps: cache-sized, and the extra memory of a max link
-BATCH_HINT = 64  # batch size assumed for the block size when the batch dimension is not static
+BATCH_HINT = 32  # the default --batch_size: images per block when the batch dimension is not static
 
 
 def _checked_input(x: tf.Tensor, link: Link, reduce: str, stride: int) -> tf.Tensor:
@@ -79,10 +64,10 @@ def link_influence(x: tf.Tensor, link: Link, reduce: str = "max", stride: int = 
     if link.kind in ("1x1", "separable"):
         k, hi, lo = pointwise_factors(x, link, reduce, stride)
         return _signed_products(tf.transpose(k)[None], hi[:, None, :], lo[:, None, :])
-    kernel = tf.constant(link.kernel, tf.float32)
     step = int(link.stride) * int(stride)
     if reduce == "max":
-        return _conv_max(x, kernel, step, link.padding)
+        return _conv_max(x, link.kernel.astype(np.float32), step, link.padding)
+    kernel = tf.constant(link.kernel, tf.float32)
     windows = _windows(x, kh, kw, step, link.padding)  # [B, P, kk, Cin]
     taps = tf.reshape(kernel, [kh * kw, link.cin, link.cout])  # [kk, Cin, Cout]
     if reduce == "sum":
@@ -158,23 +143,37 @@ def _out_size(size: int, k: int, step: int, padding: str) -> int:
     return -(-size // step) if padding == "SAME" else (size - k) // step + 1
 
 
-def _conv_max(x: tf.Tensor, kernel: tf.Tensor, step: int, padding: str) -> tf.Tensor:
-    """Spatial max of every pair map, output channels in blocks sized from ``CHUNK_BYTES``.
+def _conv_max(x: tf.Tensor, kernel: np.ndarray, step: int, padding: str) -> tf.Tensor:
+    """Spatial max of every pair map, in blocks of images x output channels of at most ``CHUNK_BYTES``.
 
-    Each block waits for the previous block's maxima (control dependency), so only one block of maps
-    is alive at a time even where the runtime could run independent ops in parallel.
+    A block is one depthwise conv with channel multiplier 1 over the input tiled once per output channel
+    of the block (module docstring: why). Images per chunk are as many as fit, up to the batch
+    (``BATCH_HINT`` where unknown); then output channels per block as many as fit.
     """
     kh, kw, cin, cout = kernel.shape
-    batch = x.shape[0] or BATCH_HINT
-    per_output = batch * _out_size(int(x.shape[1]), kh, step, padding) \
-        * _out_size(int(x.shape[2]), kw, step, padding) * cin * 4
-    block = max(1, min(cout, CHUNK_BYTES // max(per_output, 1)))
-    outs, previous = [], []
-    for start in range(0, cout, block):
-        k = kernel[:, :, :, start:start + block]
-        with tf.control_dependencies(previous):
-            maps = tf.nn.depthwise_conv2d(x, k, [1, step, step, 1], padding)  # channel i * n + m
-            peak = tf.reduce_max(maps, axis=[1, 2])
-        previous = [peak]
-        outs.append(tf.transpose(tf.reshape(peak, [-1, cin, k.shape[-1]]), [0, 2, 1]))
-    return tf.concat(outs, axis=1)
+    out_h = _out_size(int(x.shape[1]), kh, step, padding)
+    out_w = _out_size(int(x.shape[2]), kw, step, padding)
+    per_image = out_h * out_w * cin * 4  # bytes of one image's maps of one output channel
+    images = max(1, min(x.shape[0] or BATCH_HINT, CHUNK_BYTES // per_image))
+    outputs = max(1, min(cout, CHUNK_BYTES // (images * per_image)))
+    filters = [tf.constant(np.ascontiguousarray(kernel[:, :, :, s:s + outputs].transpose(0, 1, 3, 2))
+                           .reshape(kh, kw, -1, 1)) for s in range(0, cout, outputs)]  # channel j * cin + i
+
+    def maxima(chunk: tf.Tensor) -> tf.Tensor:
+        outs, previous = [], []
+        for f in filters:
+            n = f.shape[2] // cin
+            with tf.control_dependencies(previous):
+                tiled = chunk if n == 1 else tf.tile(chunk, [1, 1, 1, n])
+                maps = tf.nn.depthwise_conv2d(tiled, f, [1, step, step, 1], padding)
+                peak = tf.reduce_max(maps, axis=[1, 2])
+            previous = [peak]
+            outs.append(tf.reshape(peak, [-1, n, cin]))
+        return tf.concat(outs, axis=1)
+
+    chunks = (tf.shape(x)[0] + images - 1) // images
+    parts = tf.TensorArray(tf.float32, size=chunks, infer_shape=False, element_shape=[None, cout, cin])
+    _, parts = tf.while_loop(lambda i, _: i < chunks,
+                             lambda i, ta: (i + 1, ta.write(i, maxima(x[i * images:(i + 1) * images]))),
+                             [0, parts], parallel_iterations=1)
+    return tf.ensure_shape(parts.concat(), [x.shape[0], cout, cin])

@@ -4,7 +4,7 @@
 ``python -m benchmarks.aggregate --model=inception_v1:FIXTURE [--nooriginal]``
 
 ``inception_v1:FIXTURE`` is Lucid's InceptionV1 structure with random weights
-(``summit_tf.models.inception_fixture``, written to a temporary folder): the cost does not depend on the
+(``synthetic.inception_v1``, written to a temporary folder): the cost does not depend on the
 weights. Prints, per batch: the plain forward pass (``model.features``), the engine's full aggregation
 step (A for every layer and I for every link, ``--stride``) and its ratio to the forward pass; then the
 parts of the step timed alone on the same batches' features: A (every layer's selection) and I per link
@@ -35,8 +35,9 @@ from summit_tf.aggregation import engine
 from summit_tf.aggregation.channel_selection import parse_select
 from summit_tf.aggregation.config import AggregateConfig
 from summit_tf.data import source
-from summit_tf.models import inception_fixture, inception_v1
+from summit_tf.models import inception_v1
 from summit_tf.models.base import Link, SummitModel
+from synthetic import inception_v1 as inception_fixture
 
 flags.DEFINE_string("model", "mobilenet_v1", "model spec (summit_tf.models.load)")
 flags.DEFINE_integer("batch_size", 16, "images per batch")

@@ -27,9 +27,10 @@ from absl import app, flags
 from networkx.algorithms.link_analysis.pagerank_alg import _pagerank_python
 
 from summit_tf import store
-from summit_tf.graph import build, embedding, pagerank, prune, synthetic
+from summit_tf.graph import build, embedding, pagerank, prune
 from summit_tf.graph.attribution import GraphConfig, attribution_graph
 from summit_tf.graph.generate import generate
+from synthetic import aggregates as synthetic
 
 flags.DEFINE_integer("classes", 5, "classes timed one by one")
 flags.DEFINE_integer("run_classes", 10, "classes in the end-to-end run (HDF5 -> JSON files)")

@@ -4,7 +4,6 @@ ReLU-redirected gradient through a model equals a float64 NumPy reference."""
 
 from __future__ import annotations
 
-import inception_fixture as fx
 import keras
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import tensorflow as tf
 import feature_vis as fv
 from feature_vis import objectives
 from summit_tf.models import inception_v1, load, registry
+from synthetic import inception_v1 as fx
 
 FEW = {"steps": 0, "seed": 0}  # one update (step 0, ReLU-redirected): the trace is most of the cost
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from summit_tf import store
-from summit_tf.graph import build, kernels, synthetic
+from summit_tf.graph import build, kernels
 from summit_tf.graph.attribution import GraphConfig, attribution_graph
+from synthetic import aggregates as synthetic
 
 
 def _save_load(tmp_path, agg):

@@ -9,8 +9,9 @@ import pytest
 from json_shape import leaf_paths
 
 from summit_tf import store
-from summit_tf.graph import algebra, synthetic
+from summit_tf.graph import algebra
 from summit_tf.graph.attribution import GraphConfig, attribution_graph
+from synthetic import aggregates as synthetic
 
 QUARTER = tuple((n, *(x // 4 for x in sizes)) for n, *sizes in synthetic.INCEPTION_V1)
 

@@ -13,9 +13,10 @@ from cli_errors import assert_module_exits_2, assert_one_error_line
 
 from summit_tf import check_inception_v1, imagenet, models
 from summit_tf.assets import download
-from summit_tf.models import inception_fixture as fx
 from summit_tf.models import inception_v1
 from summit_tf.models.graphdef import import_reference
+from synthetic import __main__ as synthetic_cli
+from synthetic import inception_v1 as fx
 
 CHANNELS = [256, 480, 508, 512, 512, 528, 832, 832, 1024]
 BRANCHES = ("1x1", "3x3_bottleneck", "3x3", "5x5_bottleneck", "5x5", "pool_reduce")
@@ -233,12 +234,12 @@ def test_check_cli_bad_flags_exit_2_with_one_error_line(capsys):
 
 
 def test_fixture_cli_writes_what_the_adapter_loads(graph_def, tmp_path, capsys):
-    assert fx.main(["inception_fixture", f"--out={tmp_path}"]) == 0
+    assert synthetic_cli.main(["synthetic", f"--out={tmp_path}"]) == 0
     pb, labels = capsys.readouterr().out.split()
     got = tf.compat.v1.GraphDef()
     got.ParseFromString((tmp_path / "InceptionV1.pb").read_bytes())
     assert got == graph_def and pb == str(tmp_path / "InceptionV1.pb")
     assert labels == str(tmp_path / inception_v1.LABELS_FILE)
     assert models.load(f"inception_v1:{pb}").layers == list(fx.MIXED)
-    assert fx.main(["inception_fixture"]) == 2
+    assert synthetic_cli.main(["synthetic"]) == 2
     assert_one_error_line(capsys.readouterr().err, "--out")

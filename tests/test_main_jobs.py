@@ -8,11 +8,11 @@ import json
 import logging
 from pathlib import Path
 
-import inception_fixture as fx
 import pytest
 
 from experiments import inception_imagenet, mobilenet_imagenette
 from summit_tf.data import build_tfrecords
+from synthetic import inception_v1 as fx
 
 BEARS = (294, 295)  # brown bear, black bear: the paper's Fig. 9 pair, in the real validation images
 

@@ -65,7 +65,7 @@ def test_the_tools_share_one_grammar():
 def test_class_ranges_work_for_the_graph_tool_too(tmp_path):
     from summit_tf import store
     from summit_tf.graph import __main__ as graph_cli
-    from summit_tf.graph import synthetic
+    from synthetic import aggregates as synthetic
 
     agg = synthetic.from_counts(
         {"l0": 2, "l1": 2},

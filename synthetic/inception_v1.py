@@ -9,22 +9,19 @@ Also writes a synthetic ``ImageNet_alternate_synsets.txt`` for its 1,008 outputs
 
 The real file cannot be downloaded on every machine; this one has its exact structure and cost, so the
 tests and ``benchmarks.aggregate --model=inception_v1:FIXTURE`` use it.
-``python -m summit_tf.models.inception_fixture --out=DIR`` writes both files (then
+``python -m synthetic --out=DIR`` writes both files (then
 ``--model=inception_v1:DIR/InceptionV1.pb``).
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from absl import flags
 
-from summit_tf import imagenet
-from summit_tf.cli import fail, parse
+from summit_tf import atomic, imagenet
 
 # 1x1, 3x3_bottleneck, 3x3, 5x5_bottleneck, 5x5, pool_reduce
 MIXED: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -40,10 +37,6 @@ MIXED: dict[str, tuple[int, int, int, int, int, int]] = {
 }
 NUM_OUTPUTS = 1008
 INPUT_SIZE = 224
-
-FLAGS = flags.FlagValues()  # private: importing never touches absl's global flags
-flags.DEFINE_string("out", "", "folder to write InceptionV1.pb and its label file into", flag_values=FLAGS)
-flags.DEFINE_integer("seed", 0, "seed of the random weights and labels", flag_values=FLAGS)
 
 _AttrValue = tf.compat.v1.AttrValue
 _FLOAT = _AttrValue(type=tf.float32.as_datatype_enum)
@@ -165,27 +158,7 @@ def write_fixture(
     """Write ``InceptionV1.pb`` (``graph_def``, else a new one) and ``ImageNet_alternate_synsets.txt``."""
     folder.mkdir(parents=True, exist_ok=True)
     pb = folder / "InceptionV1.pb"
-    pb.write_bytes((graph_def or build_graph_def(seed)).SerializeToString(deterministic=True))
+    atomic.write_bytes(pb, (graph_def or build_graph_def(seed)).SerializeToString(deterministic=True))
     labels = folder / "ImageNet_alternate_synsets.txt"
-    labels.write_text("\n".join(alternate_synsets(seed)) + "\n")
+    atomic.write_text(labels, "\n".join(alternate_synsets(seed)) + "\n")
     return pb, labels
-
-
-
-def main(argv: Sequence[str]) -> int:
-    """Write the fixture into ``--out``; prints the two paths. 0 on success, 2 for bad input."""
-    parsed = parse(FLAGS, argv, __doc__ or "")
-    if isinstance(parsed, int):
-        return parsed
-    if not FLAGS.out:
-        return fail("--out=DIR is required")
-    try:
-        for path in write_fixture(Path(FLAGS.out), seed=FLAGS.seed):
-            print(path)
-    except OSError as err:
-        return fail(str(err))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

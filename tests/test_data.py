@@ -16,7 +16,7 @@ from cli_errors import assert_module_exits_2, assert_one_error_line
 from PIL import Image
 
 from summit_tf import imagenet
-from summit_tf.data import build_tfrecords, load, tfrecords
+from summit_tf.data import build_tfrecords, load, tfrecord_writer, tfrecords
 from summit_tf.data.preprocess import resize_image
 
 IMAGENETTE_CLASSES = [0, 217, 482, 491, 497, 566, 569, 571, 574, 701]
@@ -36,7 +36,7 @@ def imagenette(shared) -> str:
 def records(imagenette, tmp_path_factory) -> str:
     """The first 4 Imagenette images of each class written as 3 TFRecord shards."""
     prefix = str(tmp_path_factory.mktemp("records") / "train")
-    outputs, skipped = build_tfrecords.build(imagenette, prefix, shards=3, max_images_per_class=4)
+    outputs, skipped = tfrecord_writer.build(imagenette, prefix, shards=3, max_images_per_class=4)
     assert len(outputs) == 3 and not skipped
     return prefix
 
@@ -180,7 +180,7 @@ def test_corrupt_images_are_skipped_and_leave_index_gaps(tmp_path, shared):
     np.testing.assert_array_equal(got["index"], [0, 2, 4])
     assert source.num_records - len(got["index"]) == 2
     # The writer skips and names them too, and the reader of its output sees the 3 good ones.
-    outputs, skipped = build_tfrecords.build(f"folder:{tmp_path}", str(tmp_path / "out" / "r"), shards=1)
+    outputs, skipped = tfrecord_writer.build(f"folder:{tmp_path}", str(tmp_path / "out" / "r"), shards=1)
     assert sorted(Path(p).name for p in skipped) == ["b.JPEG", "d.JPEG"]
     assert len(collect(load(f"tfrecord:{outputs[0]}", image_size=10))["index"]) == 3
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from experiments import inception_imagenet, mobilenet_imagenette
-from summit_tf.data import build_tfrecords
+from summit_tf.data import tfrecord_writer
 from synthetic import inception_v1 as fx
 
 BEARS = (294, 295)  # brown bear, black bear: the paper's Fig. 9 pair, in the real validation images
@@ -56,7 +56,7 @@ def test_inception_main_job_on_tfrecords(shared, tmp_path, caplog):
              if int(line.rpartition(",")[2]) in BEARS]
     labels.write_text("".join(f"{val / line.rpartition(',')[0]}, {line.rpartition(',')[2].strip()}\n"
                               for line in lines))
-    records, skipped = build_tfrecords.build(f"labels:{labels}", str(tmp_path / "tfr" / "train"), 2,
+    records, skipped = tfrecord_writer.build(f"labels:{labels}", str(tmp_path / "tfr" / "train"), 2,
                                              None, None)
     assert len(records) == 2 and not skipped
     pb, _ = fx.write_fixture(tmp_path / "inception")

@@ -17,7 +17,7 @@ from toy import toy_model
 import feature_vis as fv
 from feature_vis import objectives, outputs, sprite
 from feature_vis import render as cli
-from summit_tf.models import activations
+from summit_tf.models import relu_gradients
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def redirect_toy(toy):
     """The toy model behind a ReLU at 0.25 on the input, with Lucid's redirect: exercises both steps."""
 
     def features(images, relu_redirect=False):
-        return toy.features_fn(activations.apply(images - 0.25, "relu", relu_redirect) + 0.25)
+        return toy.features_fn(relu_gradients.apply(images - 0.25, "relu", relu_redirect) + 0.25)
 
     return dataclasses.replace(toy, features_fn=features, supports_relu_redirect=True)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from summit_tf.models import activations
+from summit_tf.models import relu_gradients
 from summit_tf.models.graphdef import GraphDefFunction, import_reference, read_graph_def
 
 
@@ -79,7 +79,7 @@ def test_redirected_relu_forward_and_gradient():
     xt = tf.constant(x, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(xt)
-        y = activations.apply(xt, "relu", relu_redirect=True)
+        y = relu_gradients.apply(xt, "relu", relu_redirect=True)
     grad = tape.gradient(y, xt, output_gradients=tf.constant(dy, tf.float32)).numpy()
     np.testing.assert_array_equal(y.numpy(), tf.nn.relu(xt).numpy())
     np.testing.assert_array_equal(grad, _redirect_reference(x.astype(np.float32), dy.astype(np.float32)))

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from summit_tf.data.listing import read_labels_file
 from summit_tf.data.preprocess import decode_and_resize
-from summit_tf.models import activations, registry, tflite, tflite_reader
+from summit_tf.models import registry, relu_gradients, tflite, tflite_reader
 
 VAL_LABELS = ("datasets", "ilsvrc2012-val-1300", "labels.txt")
 
@@ -192,8 +192,8 @@ def test_relu_redirect_gradient_matches_reference(kind, upper):
     xt = tf.constant(x, tf.float32)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(xt)
-        y = activations.apply(xt, kind, relu_redirect=True)
-        y_plain = activations.apply(xt, kind)
+        y = relu_gradients.apply(xt, kind, relu_redirect=True)
+        y_plain = relu_gradients.apply(xt, kind)
         loss = tf.reduce_sum(y * tf.constant(dy, tf.float32))
         loss_plain = tf.reduce_sum(y_plain * tf.constant(dy, tf.float32))
     np.testing.assert_array_equal(y.numpy(), y_plain.numpy())
@@ -364,7 +364,7 @@ def test_links_reproduce_their_layer(converted):
     for link, dst_node in ((branch, nodes["conv2d_2_1"]), (by_name["conv2d_4_1"], nodes["conv2d_4_1"])):
         x = feats[link.input].numpy().astype(np.float64)
         pre = tf.nn.conv2d(x, link.kernel.astype(np.float64), link.stride, link.padding).numpy()
-        out = activations.apply(tf.constant(pre + dst_node.bias), dst_node.activation).numpy()
+        out = relu_gradients.apply(tf.constant(pre + dst_node.bias), dst_node.activation).numpy()
         actual = feats[link.dst].numpy()[..., link.dst_offset:link.dst_offset + link.cout]
         assert np.abs(out - actual).max() <= 1e-5 * np.abs(actual).max()
 
@@ -386,7 +386,7 @@ def test_pre_activations_are_the_tensors_before_each_activation(converted):
             np.testing.assert_array_equal(pre, np.concatenate(branches, axis=-1))
             np.testing.assert_array_equal(post, np.concatenate([values[k] for k in node.inputs], axis=-1))
         else:
-            np.testing.assert_array_equal(post, activations.apply(tf.constant(pre), node.activation).numpy())
+            np.testing.assert_array_equal(post, relu_gradients.apply(tf.constant(pre), node.activation).numpy())
         assert (pre < 0).any(), layer
     # Only what a key needs runs: the first layer's pre-activation is one convolution.
     first = program.candidates[0]

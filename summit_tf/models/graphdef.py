@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from summit_tf.models import activations
+from summit_tf.models import relu_gradients
 
 NodeDef = tf.compat.v1.NodeDef
 
@@ -175,7 +175,7 @@ class GraphDefFunction:
         """Tensors of ``outputs`` for input batch ``x`` (fed to the input Placeholder as it is)."""
         outputs = list(outputs)
         def relu(t: tf.Tensor) -> tf.Tensor:
-            return activations.apply(t, "relu", relu_redirect)
+            return relu_gradients.apply(t, "relu", relu_redirect)
 
         values: dict[str, tf.Tensor] = {}
         for name in self._topological(outputs):

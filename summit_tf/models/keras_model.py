@@ -41,7 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from summit_tf.models import activations, graph_links, tflite
+from summit_tf.models import graph_links, relu_gradients, tflite
 from summit_tf.models.base import SummitModel, pre_activation_key
 from summit_tf.models.graph_links import Node
 
@@ -180,14 +180,14 @@ def describe(model: keras.Model) -> list[Node]:
 
 # ----------------------------------------------------------------------------------------------- redirect
 class RedirectedReLU(keras.layers.Layer):
-    """ReLU/ReLU6 whose gradient is Lucid's redirect (:mod:`summit_tf.models.activations`)."""
+    """ReLU/ReLU6 whose gradient is Lucid's redirect (:mod:`summit_tf.models.relu_gradients`)."""
 
     def __init__(self, kind: str, **kwargs):
         super().__init__(**kwargs)
         self.kind = kind
 
     def call(self, x):
-        return activations.apply(x, self.kind, relu_redirect=True)
+        return relu_gradients.apply(x, self.kind, relu_redirect=True)
 
     def compute_output_shape(self, input_shape):
         return input_shape

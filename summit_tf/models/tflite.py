@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import tensorflow as tf
 
-from summit_tf.models import activations, graph_links, tflite_reader
+from summit_tf.models import graph_links, relu_gradients, tflite_reader
 from summit_tf.models.base import SummitModel, pre_activation_key
 from summit_tf.models.graph_links import Node
 
@@ -109,7 +109,7 @@ class Program:
             if step.activation != "linear":
                 values[pre_activation_key(step.out)] = pre
             if step.out in used:
-                values[step.out] = activations.apply(pre, step.activation, relu_redirect)
+                values[step.out] = relu_gradients.apply(pre, step.activation, relu_redirect)
         return {k: values[k] for k in keys}
 
     def pre_activations(self, layers: Sequence[str]) -> dict[str, str]:

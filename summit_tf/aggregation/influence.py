@@ -8,14 +8,9 @@ Formulations, by cost:
 - 1x1 and separable links: closed form, no maps. ``max_xy K X = K max X`` if ``K >= 0`` else
   ``K min X`` (exact: rounding is monotone), ``sum = K sum X``, ``l2 = |K| ||X||``, over the positions
   the strided conv visits (a 1x1 kernel never reaches the padding). The max form is one XLA-fused
-  pass over the ``[B, Cout, Cin]`` result: 53 ms instead of 226 ms unfused for MobileNetV1's 12 links at
-  batch 8 (the top-k that follows costs ~300 ms). The aggregation engine does not take this result:
+  pass over the ``[B, Cout, Cin]`` result. The aggregation engine does not take this result:
   :mod:`influence_topk` ranks the same values by groups of 8 inputs without materializing them,
-  with identical indices. MobileNetV1's 12 links, batch 16, real features, min of 5-10 runs on the
-  shared CPU: influence + ``top_k`` 266-300 ms, grouped 92-110 ms (groups of 6 and 10 the same within
-  the noise; 4, 12 and 16: 119-160 ms); the engine step went from 2.6x to 1.7x the forward pass at
-  batch 16 (2.0x to 1.5x at batch 32). ~15 ms of the grouped time is the spatial max/min of the
-  inputs (one XLA pass; two TF reductions: 21 ms).
+  with identical indices, which is 2.5-3x faster than ``top_k`` over every pair.
 - k x k links, sum and l2: closed forms too. ``sum_p (X (*) K)_p = sum_d K_d S_d`` with ``S_d`` the sum
   of the input window shifted by tap d; ``||X (*) K||^2 = K^T G K`` with ``G`` the Gram matrix of the
   shifted windows of each input channel (``[kh*kw, kh*kw]`` per image and channel). Cost
@@ -25,12 +20,9 @@ Formulations, by cost:
   one cache-sized block at a time: a chunk of images x a few output channels, at most ``CHUNK_BYTES`` of
   maps, one depthwise conv with channel multiplier 1 over the input tiled once per output channel,
   then a spatial max. Blocks run one after another (control dependencies inside a sequential loop
-  over image chunks), so one block of maps is alive at a time. On CPU, 32 images per block (12 MiB
-  of maps per output channel on mixed3b's 3x3 link) took 5.7x longer per image than 8; channel
-  multipliers of 2 and 4 (the previous blocks of small links) took 1.3-2.4x longer than the same
-  blocks tiled, 8 to 48 about as long (same maps, bit for bit); smaller blocks lost to the per-op overhead;
-  XLA and im2col + matmul were slower. Figures in BUILD_NOTES.md. A GPU may prefer other blocks
-  (``CHUNK_BYTES`` is a module constant).
+  over image chunks), so one block of maps is alive at a time. Larger blocks fall out of cache, smaller
+  ones lose to the per-op overhead, channel multipliers above 1 and XLA or im2col + matmul were slower
+  (figures in BUILD_NOTES.md). A GPU may prefer other blocks (``CHUNK_BYTES`` is a module constant).
 """
 
 from __future__ import annotations

@@ -22,9 +22,8 @@ dangling walkers add. Two solvers, each within ~1e-13 of igraph's answer and of 
 ``method="igraph"`` calls igraph's ``personalized_pagerank`` (ARPACK) instead, on the same numbers.
 
 Both are compiled loops over the edges sorted by ``hi`` (full graphs already are): no sparse matrix is
-built. One InceptionV1-sized class of ``benchmarks/graph.py`` (5,484 vertices, 245k edges; 2 CPU cores):
-igraph's ARPACK 196 ms plus 147 ms to build its graph, its PRPACK 646 ms; SciPy's conjugate gradients on
-a CSR matrix 18-30 ms; these loops 11-17 ms (two sides), 14-20 ms (one).
+built, which makes a whole class's graph 1.6x faster than SciPy's conjugate gradients on a CSR matrix
+(``benchmarks/graph.py``; figures in BUILD_NOTES.md).
 """
 
 from __future__ import annotations

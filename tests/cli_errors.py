@@ -27,3 +27,17 @@ def assert_module_exits_2(module: str, *args: str, contains: str = "") -> None:
     bad = run_module(module, *args)
     assert bad.returncode == 2
     assert_one_error_line(bad.stderr, contains)
+
+
+def run_main(module: str, *args: str) -> subprocess.CompletedProcess:
+    """``module.main([module, *args])`` in this process, its stdout and stderr captured: the command line's
+    own behaviour without a new interpreter (and TensorFlow import) per case."""
+    import contextlib
+    import importlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    main = importlib.import_module(module).main
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([module, *args])
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())

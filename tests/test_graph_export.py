@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from cli_errors import run_main
 from json_shape import leaf_paths
 
 from summit_tf import store
@@ -68,15 +69,16 @@ def test_algebra_sets_and_weights():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "summit_tf.graph", *args], capture_output=True, text=True,
-                          timeout=300)
+    return run_main("summit_tf.graph.__main__", *args)
 
 
 def test_cli_writes_every_file(tmp_path):
     agg = _run_aggregates(3)
     store.save(tmp_path / "run.h5", agg)
     out = tmp_path / "out"
-    r = _cli(f"--aggregates={tmp_path / 'run.h5'}", f"--out_dir={out}", "--classes=0,2", "--compare=0,1")
+    # a subprocess smoke test of ``python -m summit_tf.graph``, its log records included
+    r = subprocess.run([sys.executable, "-m", "summit_tf.graph", f"--aggregates={tmp_path / 'run.h5'}",
+                        f"--out_dir={out}", "--classes=0,2", "--compare=0,1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "attribution graphs: 2/2 classes" in r.stderr and "using PCA" in r.stderr
     assert sorted(p.name for p in (out / "ag").iterdir()) == ["ag-0.json", "ag-2.json"]

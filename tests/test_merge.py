@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import h5py
 import numpy as np
 import pytest
+from cli_errors import run_main
 
 from summit_tf import merge, store
 from summit_tf.aggregation.config import AggregateConfig
@@ -124,13 +122,12 @@ def test_cli_errors(tmp_path):
         [f"--out={tmp_path / 'o.h5'}", "--bogus", str(tmp_path / "s0.h5")],
     ]
     for args in cases:
-        proc = subprocess.run([sys.executable, "-m", "summit_tf.merge", *args], capture_output=True,
-                              text=True)
+        proc = run_main("summit_tf.merge", *args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "o.h5").exists()
-    proc = subprocess.run([sys.executable, "-m", "summit_tf.merge", f"--out={tmp_path / 'exists.h5'}",
-                           "--overwrite", str(tmp_path / "s0.h5")], capture_output=True, text=True)
+    proc = run_main("summit_tf.merge", f"--out={tmp_path / 'exists.h5'}", "--overwrite",
+                    str(tmp_path / "s0.h5"))
     assert proc.returncode == 0, proc.stderr
     with store.load(tmp_path / "exists.h5") as m:
         assert m.classes.tolist() == [0]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from cli_errors import run_main
 from viewer_fixture import make_run_dir
 
 from summit_tf.viewer import export_site
@@ -205,14 +203,8 @@ def test_malformed_requests_never_yield_500(server, data):
     assert request(server, "GET", "/run/classes.json")[0] == 200  # and the server still answers
 
 
-def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=60,
-                          env=env)
-
-
 def test_cli_rejects_run_dir_without_classes_json(tmp_path):
-    result = run_cli("summit_tf.serve", f"--run_dir={tmp_path}")
+    result = run_main("summit_tf.serve", f"--run_dir={tmp_path}")
     assert result.returncode == 2
     assert "classes.json" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -222,7 +214,7 @@ def test_cli_rejects_run_dir_without_classes_json(tmp_path):
 def test_cli_bad_input_is_one_line_and_exit_2(tree, extra):
     _, run_dir = tree
     args = [] if extra is None else [f"--run_dir={run_dir}", *extra]  # None: --run_dir missing
-    result = run_cli("summit_tf.serve", *args)
+    result = run_main("summit_tf.serve", *args)
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
 
@@ -232,7 +224,7 @@ def test_cli_rejects_busy_port(tree):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
-        result = run_cli("summit_tf.serve", f"--run_dir={run_dir}", f"--port={busy.getsockname()[1]}")
+        result = run_main("summit_tf.serve", f"--run_dir={run_dir}", f"--port={busy.getsockname()[1]}")
     assert result.returncode == 2
     assert "busy" in result.stderr and "Traceback" not in result.stderr
 
@@ -259,15 +251,15 @@ def test_export_site_copies_app_and_run(tree, tmp_path):
 def test_export_site_refuses_foreign_folder(tree, tmp_path):
     _, run_dir = tree
     (tmp_path / "precious.txt").write_text("keep me")
-    result = run_cli("summit_tf.export_site", f"--run_dir={run_dir}", f"--out={tmp_path}")
+    result = run_main("summit_tf.export_site", f"--run_dir={run_dir}", f"--out={tmp_path}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
 def test_export_site_cli(tree, tmp_path):
     _, run_dir = tree
-    result = run_cli("summit_tf.export_site", f"--run_dir={run_dir}", f"--out={tmp_path / 'site'}")
+    result = run_main("summit_tf.export_site", f"--run_dir={run_dir}", f"--out={tmp_path / 'site'}")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "site" / "run" / "classes.json").is_file()
-    bad = run_cli("summit_tf.export_site", f"--run_dir={tmp_path / 'missing'}", f"--out={tmp_path / 'x'}")
+    bad = run_main("summit_tf.export_site", f"--run_dir={tmp_path / 'missing'}", f"--out={tmp_path / 'x'}")
     assert bad.returncode == 2 and "classes.json" in bad.stderr

@@ -31,7 +31,8 @@ from absl import app, flags
 
 from benchmarks.original_summit import OriginalSummit
 from summit_tf import assets, models
-from summit_tf.aggregation import engine
+from summit_tf.aggregation import plan as run_plan
+from summit_tf.aggregation import step as run_step
 from summit_tf.aggregation.channel_selection import parse_select
 from summit_tf.aggregation.config import AggregateConfig
 from summit_tf.data import source
@@ -132,7 +133,7 @@ def main(argv: list[str]) -> None:
                               activation_select=FLAGS.activation_select, influence_topk=FLAGS.topk,
                               influence_stride=FLAGS.stride, batch_size=FLAGS.batch_size)
         batches = make_batches(model.input_size)
-        plan = engine.make_plan(model, cfg, sorted({int(c) for _, y in batches for c in y}))
+        plan = run_plan.make_plan(model, cfg, sorted({int(c) for _, y in batches for c in y}))
     except ValueError as e:  # AggregateError is one
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -146,13 +147,13 @@ def main(argv: list[str]) -> None:
           f"{FLAGS.batch_size} {FLAGS.data} images, select {cfg.activation_select}, "
           f"top-{cfg.influence_topk}, stride {cfg.stride}; {os.cpu_count()} CPUs, {load()}", flush=True)
 
-    acc = engine.Accumulators(model, plan)
+    acc = run_step.Accumulators(model, plan)
     per_class = acc.nbytes() / plan.classes.size
     print(f"accumulators (int32): {per_class / 2**20:.1f} MiB per class, {ALL_CLASSES:,} classes "
           f"{ALL_CLASSES * per_class / 2**30:.1f} GiB", flush=True)
 
     forward = tf.function(model.features, input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
-    step = engine.make_step(model, plan, acc, cfg)
+    step = run_step.make_step(model, plan, acc, cfg)
     feats = [dict(forward(x)) for x, _ in batches]
     spec = {key: tf.TensorSpec([None, *value.shape[1:]], value.dtype) for key, value in feats[0].items()}
 
@@ -160,8 +161,8 @@ def main(argv: list[str]) -> None:
         """A's selections (``links`` None) or these links' top inputs, like the step: unknown batch size."""
         def part(f: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
             if links is None:
-                return engine.layer_selections(f, plan, cfg)
-            return engine.link_top_inputs(f, links, plan, cfg)
+                return run_step.layer_selections(f, plan, cfg)
+            return run_step.link_top_inputs(f, links, plan, cfg)
 
         return tf.function(part, input_signature=[spec], autograph=False)
 

@@ -2,9 +2,10 @@
 (top influences) per class.
 
 Modules: :mod:`config` (what a run counts), :mod:`channel_selection` (channel scores, A's selection, I's
-top-k), :mod:`influence` and :mod:`influence_topk` (the per-pair influence kernels), :mod:`engine` (the
-``tf.function`` step over ``tf.data``, accumulators, checkpoints), :mod:`run` (a run from a config),
-:mod:`merge` (summing shards). Command lines: ``python -m summit_tf.aggregate`` and
+top-k), :mod:`influence` and :mod:`influence_topk` (the per-pair influence kernels), :mod:`plan` (the run
+resolved against model and data), :mod:`step` (the ``tf.function`` step and its device accumulators),
+:mod:`checkpoint` (resumable runs), :mod:`engine` (the streaming pass over ``tf.data``), :mod:`run` (a run
+from a config), :mod:`merge` (summing shards). Command lines: ``python -m summit_tf.aggregate`` and
 ``python -m summit_tf.merge``.
 """
 

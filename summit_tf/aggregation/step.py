@@ -1,0 +1,103 @@
+"""The per-batch ``tf.function`` and the device accumulators it adds into: the model runs, every layer's
+channels are scored and selected (A), every link's top-k inputs are found (I), and the results are
+scatter-added into int32 variables; the batch never comes back to Python."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from summit_tf import store
+from summit_tf.aggregation import channel_selection as selection
+from summit_tf.aggregation.config import AggregateConfig
+from summit_tf.aggregation.influence_topk import top_influence
+from summit_tf.aggregation.plan import Plan
+from summit_tf.models.base import Link, SummitModel
+
+NON_FINITE = "summit-tf: non-finite model outputs"  # the step's assertion message
+
+
+class Accumulators:
+    """Per-class int32 counters on the device: images, A per layer, I per link, top-1 and probabilities."""
+
+    def __init__(self, model: SummitModel, plan: Plan) -> None:
+        k = int(plan.classes.size)
+
+        def zeros(*shape: int) -> tf.Variable:
+            return tf.Variable(tf.zeros(shape, tf.int32), trainable=False)
+
+        self.count = zeros(k)
+        self.correct = zeros(k)
+        self.prob_hist = zeros(k, store.PROB_BINS)
+        self.A = {layer: zeros(k, model.channels[layer]) for layer in plan.layers}
+        self.I = {link.name: zeros(k, link.cout, link.cin) for link in plan.links}
+
+    def named(self) -> dict[str, tf.Variable]:
+        """Every counter under a stable name (checkpoint keys)."""
+        return {"count": self.count, "correct": self.correct, "prob_hist": self.prob_hist,
+                **{f"A/{layer}": v for layer, v in self.A.items()},
+                **{f"I/{store.link_key(name)}": v for name, v in self.I.items()}}
+
+    def nbytes(self) -> int:
+        return sum(int(np.prod(v.shape)) * 4 for v in self.named().values())
+
+
+def layer_selections(feats: Mapping[str, tf.Tensor], plan: Plan,
+                     cfg: AggregateConfig) -> dict[str, tf.Tensor]:
+    """What A counts: per layer, the selected (image, channel) pairs, int64 ``[N, 2]``."""
+    chosen = {}
+    for layer in plan.layers:
+        scores = selection.reduce_channels(feats[layer], cfg.activation_reduce)
+        chosen[layer] = tf.where(selection.select(scores, cfg.activation_select, plan.excluded.get(layer)))
+    return chosen
+
+
+def link_top_inputs(feats: Mapping[str, tf.Tensor], links: Sequence[Link], plan: Plan,
+                    cfg: AggregateConfig) -> dict[str, tf.Tensor]:
+    """What I counts: per link, the top-k inputs of every output channel, int32 ``[B, Cout, k]``."""
+    return {link.name: top_influence(feats[link.input], link, cfg.influence_reduce, cfg.stride,
+                                     cfg.influence_topk, plan.excluded.get(link.src)) for link in links}
+
+
+def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateConfig) -> Callable:
+    """The per-batch ``tf.function``: images ``[B, S, S, 3]`` in [0, 1] and class ids ``[B]`` in."""
+    slot_of = tf.constant(plan.slot_table())
+    output_of = tf.constant(np.asarray(model.class_to_output, np.int32))
+    size = model.input_size
+
+    def add_ones(var: tf.Variable, indices: tf.Tensor) -> None:
+        var.scatter_nd_add(indices, tf.ones(tf.shape(indices)[:1], tf.int32))
+
+    # autograph=False: the step has no tensor-dependent Python control flow, and converting the
+    # selection and influence code costs far more tracing time than the step itself.
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
+                                  tf.TensorSpec([None], tf.int32)])
+    def step(images: tf.Tensor, labels: tf.Tensor) -> None:
+        feats = model.features(images)
+        # NaN anywhere in the network reaches the logits; checked before any count is added (stateful ops
+        # run in program order), since a NaN influence value would pick no valid input, and an
+        # out-of-range scatter index is an error on CPU but silently dropped on a GPU.
+        tf.debugging.assert_all_finite(feats["logits"], NON_FINITE)
+        slots = tf.gather(slot_of, labels)
+        add_ones(acc.count, slots[:, None])
+        for layer, chosen in layer_selections(feats, plan, cfg).items():
+            rows = tf.gather(slots, chosen[:, 0])
+            add_ones(acc.A[layer], tf.stack([rows, tf.cast(chosen[:, 1], tf.int32)], axis=1))
+        tops = link_top_inputs(feats, plan.links, plan, cfg)
+        for link in plan.links:
+            top = tops[link.name]  # [B, Cout, k]
+            shape = tf.shape(top)
+            rows = tf.broadcast_to(slots[:, None, None], shape)
+            outs = tf.broadcast_to(tf.range(link.cout, dtype=tf.int32)[None, :, None], shape)
+            add_ones(acc.I[link.name], tf.reshape(tf.stack([rows, outs, top], axis=-1), [-1, 3]))
+        logits = tf.cast(feats["logits"], tf.float32)
+        target = tf.gather(output_of, labels)
+        prob = tf.gather(tf.nn.softmax(logits), target, batch_dims=1)
+        bins = tf.clip_by_value(tf.cast(tf.floor(prob * store.PROB_BINS), tf.int32), 0, store.PROB_BINS - 1)
+        add_ones(acc.prob_hist, tf.stack([slots, bins], axis=1))
+        hit = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), target), tf.int32)
+        acc.correct.scatter_nd_add(slots[:, None], hit)
+
+    return step

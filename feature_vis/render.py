@@ -29,7 +29,7 @@ _DEFINITIONS = [
      "one --layers (default: all)."),
     (flags.DEFINE_string, "only_graph_nodes", None,
      "Render only the channels that are nodes of DIR/ag/ag-*.json (a SUMMIT graph export)."),
-    (flags.DEFINE_integer, "steps", 512, "Last optimization step (Lucid's thresholds=(512,)): 0..512."),
+    (flags.DEFINE_integer, "steps", 512, "Last optimization step N: steps 0..N, N + 1 updates (Lucid: 512)."),
     (flags.DEFINE_integer, "size", 128, "Image size in pixels."),
     (flags.DEFINE_integer, "batch_channels", 64, "Images optimized together: the memory knob. On an "
      "accelerator larger is faster; on CPU 4-8 is fastest per image (benchmarks/feature_vis.py)."),
@@ -45,9 +45,16 @@ flags.DEFINE_enum("param", "fft", list(param.PARAMETERIZATIONS), "Image paramete
 
 
 def main(argv: Sequence[str]) -> int:
-    """Run the command line (``argv[0]`` is the program); returns the exit code (2: bad input)."""
+    """Run the command line (``argv[0]`` is the program); returns the exit code (2: bad input).
+
+    Only the flags, the model and the selection are checked as input; a failure while rendering is a
+    program error and keeps its traceback."""
+    chosen: dict = {}
+
     def body() -> None:
-        for name in ("steps", "size", "batch_channels"):
+        if FLAGS.steps < 0:
+            raise ValueError("--steps must be >= 0")
+        for name in ("size", "batch_channels"):
             if FLAGS[name].value < 1:
                 raise ValueError(f"--{name} must be positive")
         if FLAGS.diversity < 0:
@@ -64,15 +71,19 @@ def main(argv: Sequence[str]) -> int:
             wanted = outputs.graph_channels(FLAGS.only_graph_nodes)
         # Load exactly the layers needed, so selections may name layers outside the model's default set.
         model = load(FLAGS.model, layers=FLAGS.layers or (list(wanted) if wanted else None))
-        selection = select_channels(model, wanted, FLAGS.layers)
-        settings = RenderSettings(size=FLAGS.size, steps=FLAGS.steps, seed=FLAGS.seed,
-                                  parameterization=FLAGS.param, pre_activation=FLAGS.pre_activation)
-        counts = render_to_dir(model, selection, FLAGS.out_dir, settings, batch_channels=FLAGS.batch_channels,
-                               diversity=FLAGS.diversity, sprites=FLAGS.sprites)
-        print(f"rendered {counts['images']} images in {counts['batches']} batches, {counts['sprites']} "
-              f"sprites -> {Path(FLAGS.out_dir) / outputs.FEATURE_VIS}", file=sys.stderr)
+        chosen.update(model=model, selection=select_channels(model, wanted, FLAGS.layers))
 
-    return run_command(FLAGS, argv, __doc__ or "", body, logs=False)
+    code = run_command(FLAGS, argv, __doc__ or "", body, logs=False)
+    if code or not chosen:
+        return code
+    settings = RenderSettings(size=FLAGS.size, steps=FLAGS.steps, seed=FLAGS.seed,
+                              parameterization=FLAGS.param, pre_activation=FLAGS.pre_activation)
+    counts = render_to_dir(chosen["model"], chosen["selection"], FLAGS.out_dir, settings,
+                           batch_channels=FLAGS.batch_channels, diversity=FLAGS.diversity,
+                           sprites=FLAGS.sprites)
+    print(f"rendered {counts['images']} images in {counts['batches']} batches, {counts['sprites']} "
+          f"sprites -> {Path(FLAGS.out_dir) / outputs.FEATURE_VIS}", file=sys.stderr)
+    return 0
 
 
 run = entry_point(main)  # ``python -m feature_vis.render``

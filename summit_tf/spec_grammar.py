@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+MAX_RANGE = 1_000_000  # a longer range is a typo, not a selection: refused before it is expanded
+
 
 def parse_ids(text: str, what: str = "ids") -> tuple[int, ...]:
     """``"0,217,480-482"`` -> ``(0, 217, 480, 481, 482)``; non-negative integers and ranges only."""
@@ -24,6 +26,8 @@ def parse_ids(text: str, what: str = "ids") -> tuple[int, ...]:
                              f"got {item!r}")
         if dash and int(hi) < int(lo):
             raise ValueError(f"{what}: range {item!r} runs backwards")
+        if dash and int(hi) - int(lo) >= MAX_RANGE:
+            raise ValueError(f"{what}: range {item!r} is longer than {MAX_RANGE:,} ids")
         ids.update(range(int(lo), int(hi) + 1) if dash else [int(lo)])
     return tuple(sorted(ids))
 

@@ -330,7 +330,7 @@ def test_writer_cli(tmp_path):
     bad = subprocess.run(run + ["--data=tfds:x", f"--out={tmp_path / 'o'}"], capture_output=True, text=True,
                          env=env)
     assert bad.returncode == 2
-    message = "error: --data must be folder:DIR or labels:FILE, got 'tfds:x'"
+    message = "error: data must be folder:DIR or labels:FILE, got 'tfds:x'"
     assert bad.stderr.strip().splitlines()[-1] == message
 
 

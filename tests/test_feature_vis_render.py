@@ -254,7 +254,7 @@ def test_select_channels(toy):
 
 @pytest.mark.parametrize("args,message", [
     (["--model=nonsense", "--out_dir=x"], "unknown model spec"),
-    (["--model=nonsense", "--out_dir=x", "--steps=0"], "--steps must be positive"),
+    (["--model=nonsense", "--out_dir=x", "--steps=-1"], "--steps must be >= 0"),
     (["--model=nonsense", "--out_dir=x", "--nopre_activation"], "unknown model spec"),  # a known flag
     (["--out_dir=x"], "--model and --out_dir are required"),
     (["--model=toy", "--out_dir=x", "extra"], "unexpected arguments"),

@@ -20,6 +20,8 @@ def test_ids_and_classes():
             g.parse_classes(bad)
     with pytest.raises(ValueError, match="^--compare: "):
         g.parse_classes("a,b", "--compare")
+    with pytest.raises(ValueError, match="longer than"):
+        g.parse_channels("a:0-999999999")
     with pytest.raises(ValueError, match="no class ids"):
         g.parse_classes(",")
 

@@ -77,9 +77,9 @@ def check_output(cfg: AggregateConfig) -> None:
         return
     out, ckpt = Path(cfg.out), checkpoint_path(cfg.out)
     if out.exists():
-        raise AggregateError(f"output {out} exists; pass --overwrite to replace it")
+        raise AggregateError(f"output {out} exists; pass overwrite (--overwrite) to replace it")
     if ckpt.exists():
-        raise AggregateError(f"{ckpt} holds an interrupted run; pass --resume to continue it "
+        raise AggregateError(f"{ckpt} holds an interrupted run; pass resume (--resume) to continue it "
                              "or --overwrite to start over")
 
 

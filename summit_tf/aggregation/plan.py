@@ -72,19 +72,19 @@ def make_plan(model: SummitModel, cfg: AggregateConfig, source_classes: Sequence
     excluded = {}
     for space, ids in cfg.exclude_channels.items():
         if space not in spaces:
-            raise AggregateError(f"--exclude_channels: unknown layer {space!r}; known: {', '.join(spaces)}")
+            raise AggregateError(f"exclude_channels: unknown layer {space!r}; known: {', '.join(spaces)}")
         if max(ids) >= spaces[space]:
-            raise AggregateError(f"--exclude_channels: {space} has {spaces[space]} channels, got {max(ids)}")
+            raise AggregateError(f"exclude_channels: {space} has {spaces[space]} channels, got {max(ids)}")
         mask = np.zeros(spaces[space], bool)
         mask[list(ids)] = True
         excluded[space] = mask
     for layer in layers:
         if layer in excluded and excluded[layer].all():
-            raise AggregateError(f"--exclude_channels excludes every channel of {layer}")
+            raise AggregateError(f"exclude_channels excludes every channel of {layer}")
     for link in links:
         allowed = link.cin - int(excluded[link.src].sum() if link.src in excluded else 0)
         if cfg.influence_topk > allowed:
-            raise AggregateError(f"--influence_topk={cfg.influence_topk} exceeds the {allowed} selectable "
+            raise AggregateError(f"influence_topk={cfg.influence_topk} exceeds the {allowed} selectable "
                                  f"input channels of link {link.name}")
 
     outputs = np.asarray(model.class_to_output)

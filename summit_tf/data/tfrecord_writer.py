@@ -60,14 +60,14 @@ def build(spec: str, prefix: str, shards: int, max_images_per_class: int | None 
     """Write all shards; return ``(shard paths, skipped image files)``."""
     kind, _, arg = spec.partition(":")
     if kind not in ("folder", "labels") or not arg:
-        raise ValueError(f"--data must be folder:DIR or labels:FILE, got {spec!r}")
+        raise ValueError(f"data must be folder:DIR or labels:FILE, got {spec!r}")
     if shards < 1:
-        raise ValueError(f"--shards must be >= 1, got {shards}")
+        raise ValueError(f"shards must be >= 1, got {shards}")
     paths, labels = listing.list_folder(arg) if kind == "folder" else listing.read_labels_file(arg)
     keep = listing.select(labels, None, max_images_per_class, max_images)
     paths, labels = paths[keep], labels[keep]
     if shards > len(paths):
-        raise ValueError(f"--shards={shards} is more than the {len(paths)} images")
+        raise ValueError(f"shards={shards} is more than the {len(paths)} images")
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     progress = Progress("build_tfrecords", total=len(paths))
     outputs, skipped = [], []

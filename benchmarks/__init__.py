@@ -1,8 +1,3 @@
 """Benchmarks, each run as ``python -m benchmarks.<name>``."""
 
-import sys
-
-if sys.argv[:1] == ["-m"]:  # ``python -m benchmarks.<tool>``: runpy imports this package first, argv[0] "-m"
-    from summit_tf.cli import quiet_tensorflow
-
-    quiet_tensorflow()
+import summit_tf  # noqa: F401  first: under ``python -m`` it keeps TensorFlow's start-up records quiet

@@ -8,13 +8,9 @@ channel and diversity images traced once), :mod:`to_disk` (SUMMIT's files, resum
 (sheets + index), :mod:`outputs` (file names), :mod:`render` (``python -m feature_vis.render``).
 """
 
-import sys
+import summit_tf  # noqa: F401  first: under ``python -m`` it keeps TensorFlow's start-up records quiet
 
-if sys.argv[:1] == ["-m"]:  # ``python -m feature_vis.<tool>``: runpy imports this package first, argv[0] "-m"
-    from summit_tf.cli import quiet_tensorflow
-
-    quiet_tensorflow()
-
+# isort: split
 from feature_vis.channels import ChannelRenderer, objective_tensors, render_channels
 from feature_vis.optimize import Optimization, RenderSettings, lucid_adam, render_vis
 from feature_vis.to_disk import render_to_dir, select_channels

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from summit_tf import spec_grammar
+from summit_tf.imagenet import NUM_CLASSES
 from summit_tf.vocabulary import ACTIVATION_REDUCERS, INFLUENCE_REDUCERS, RESIZE_MODES, parse_select
 
 SUMMIT_INFLUENCE_STRIDE = 3  # the original code's depthwise_conv2d strides
@@ -76,8 +77,8 @@ class AggregateConfig:
               f"checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}")
         check(not (self.resume and self.overwrite), "resume and overwrite exclude each other")
         check(self.classes is None or (len(self.classes) > 0 and min(self.classes) >= 0
-                                       and max(self.classes) < 1000),
-              f"classes must be ImageNet class ids in 0..999, got {self.classes}")
+                                       and max(self.classes) < NUM_CLASSES),
+              f"classes must be ImageNet class ids in 0..{NUM_CLASSES - 1}, got {self.classes}")
         if self.layers is not None:
             check(len(self.layers) > 0 and all(self.layers), "layers must name at least one layer")
 

@@ -117,11 +117,17 @@ FRESH, RESUME, FINISHED = 0, 1, 2  # the chief's decision about the output and c
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
 
 
+FOLD_BYTES = 64 * 2**20  # a fold moves blocks of classes this large (a temporary on the first device)
+
+
 def _fold_all(replicas: Replicas, acc: Accumulators, num_classes: int) -> None:
     """Every counter's total into the chief's first replica (a block of classes at a time)."""
+    if replicas.num_replicas == 1:
+        return
     for var in acc.named().values():
-        for start in range(0, num_classes, ROW_BLOCK):
-            replicas.fold(var, np.arange(start, min(start + ROW_BLOCK, num_classes)))
+        block = max(1, FOLD_BYTES // (4 * int(np.prod(var.shape[1:]))))
+        for start in range(0, num_classes, block):
+            replicas.fold(var, np.arange(start, min(start + block, num_classes)))
 
 
 def _agree(replicas: Replicas, error: Exception | None, row: list[int]) -> np.ndarray:

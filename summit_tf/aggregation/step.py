@@ -118,8 +118,16 @@ def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateC
 
     # autograph=False: the step has no tensor-dependent Python control flow, and converting the
     # selection and influence code costs far more tracing time than the step itself.
+    def count_nonempty(images: tf.Tensor, labels: tf.Tensor) -> None:
+        # a replica left without data at the end gets an empty batch, and TF's CPU convolutions reject
+        # a batch of 0 images
+        tf.cond(tf.shape(images)[0] > 0, lambda: count_batch(images, labels) or tf.constant(0),
+                lambda: tf.constant(0))
+
+    replica_fn = count_nonempty if strategy.num_replicas_in_sync > 1 else count_batch
+
     @tf.function(autograph=False, input_signature=list(input_specs))
     def step(images: tf.Tensor, labels: tf.Tensor) -> None:
-        strategy.run(count_batch, args=(images, labels))
+        strategy.run(replica_fn, args=(images, labels))
 
     return step

@@ -1,0 +1,100 @@
+"""Subprocess side of ``test_distribute.py``: TensorFlow fixes its devices (logical CPUs) and its cluster
+(TF_CONFIG) at start-up, so each setup needs its own process. The toy model stands in for a real one
+(``summit_tf.models.load`` is replaced), the data are small TFRecord files read by the real pipeline.
+
+    python tests/distribute_harness.py mirrored DATA OUT_DIR      # one_device, 2 and 3 replicas
+    python tests/distribute_harness.py gated DATA OUT REPLICAS    # checkpoints every step, then hangs
+    python tests/distribute_harness.py resume DATA OUT REPLICAS
+    python tests/distribute_harness.py worker DATA OUT [--gate] [--resume]   # the CLI, TF_CONFIG set
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, str(Path(__file__).parent))
+from toy import toy_model  # noqa: E402
+
+import summit_tf.data  # noqa: E402
+import summit_tf.models  # noqa: E402
+
+BATCH = 3
+GATE_AT = 2  # gated runs stop (hang until killed) at their third batch
+CLASSES = (0, 5, 217, 999)  # the classes of test_distribute.py's records
+
+
+def use_toy_model() -> None:
+    summit_tf.models.load = lambda spec, **kwargs: toy_model()
+
+
+def gate_data() -> None:
+    """Batches from ``GATE_AT`` on never come: the run checkpoints what it counted and waits to be killed."""
+    load = summit_tf.data.load
+    never = threading.Event()
+
+    def block(x: tf.Tensor) -> tf.Tensor:
+        never.wait()
+        return x
+
+    def gated(*args, **kwargs):
+        source = load(*args, **kwargs)
+        ds = source.dataset.enumerate().map(
+            lambda i, b: {**b, "index": tf.cond(i < GATE_AT, lambda: b["index"],
+                                                lambda: tf.py_function(block, [b["index"]], tf.int64))})
+        source.dataset = ds
+        return source
+
+    summit_tf.data.load = gated
+
+
+def logical_cpus(n: int) -> list[str]:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    return [f"/cpu:{i}" for i in range(n)]
+
+
+def config(data: str, out: str, **kwargs):
+    from summit_tf.aggregation.config import AggregateConfig
+
+    return AggregateConfig(model="toy", data=f"tfrecord:{data}", out=out, batch_size=BATCH, classes=CLASSES,
+                           checkpoint_minutes=0, **kwargs)
+
+
+def main(mode: str, data: str, out: str, *rest: str) -> int:
+    from summit_tf.aggregation.run import aggregate
+    from summit_tf.strategy import make_strategy
+
+    use_toy_model()
+    if mode == "mirrored":
+        devices = logical_cpus(3)
+        aggregate(config(data, f"{out}/one.h5"), strategy=make_strategy("one_device"))
+        for n in (2, 3):
+            aggregate(config(data, f"{out}/mirrored{n}.h5"), strategy=make_strategy("mirrored", devices[:n]))
+        return 0
+    if mode in ("gated", "resume"):
+        devices = logical_cpus(int(rest[0]))
+        if mode == "gated":
+            gate_data()
+        cfg = config(data, out, checkpoint_every=1, resume=mode == "resume")
+        aggregate(cfg, strategy=make_strategy("mirrored", devices))
+        return 0
+    if mode == "worker":
+        from summit_tf import aggregate as cli
+
+        if "--gate" in rest:
+            gate_data()
+        flags = ["--strategy=multi_worker", "--model=toy", f"--data=tfrecord:{data}", f"--out={out}",
+                 f"--batch_size={BATCH}", "--checkpoint_every=1", "--checkpoint_minutes=0",
+                 "--classes=" + ",".join(map(str, CLASSES))]
+        return cli.main(["aggregate", *flags, *(["--resume"] if "--resume" in rest else [])])
+    raise SystemExit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    np.set_printoptions(linewidth=200)
+    sys.exit(main(*sys.argv[1:]))

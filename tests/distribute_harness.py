@@ -2,9 +2,9 @@
 (TF_CONFIG) at start-up, so each setup needs its own process. The toy model stands in for a real one
 (``summit_tf.models.load`` is replaced), the data are small TFRecord files read by the real pipeline.
 
-    python tests/distribute_harness.py mirrored DATA OUT_DIR      # one_device, 2 and 3 replicas
+    python tests/distribute_harness.py mirrored DATA OUT_DIR KILLED  # one_device, 2 and 3 replicas; feature
+        # vis on 1 and 2 devices; then resumes run KILLED on 3 replicas once KILLED.go exists
     python tests/distribute_harness.py gated DATA OUT REPLICAS    # checkpoints every step, then hangs
-    python tests/distribute_harness.py resume DATA OUT REPLICAS
     python tests/distribute_harness.py worker DATA OUT [--gate] [--resume]   # the CLI, TF_CONFIG set
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,29 @@ def config(data: str, out: str, **kwargs):
                            checkpoint_minutes=0, **kwargs)
 
 
+def render_feature_vis(out: str, devices: list[str]) -> None:
+    """The same channels on one device and spread over two (4 batches of channel images, 7 of diversity
+    images), into OUT/fv-one and OUT/fv-mirrored."""
+    from feature_vis.optimize import RenderSettings
+    from feature_vis.to_disk import render_to_dir
+    from summit_tf.strategy import make_strategy
+
+    settings = RenderSettings(size=16, steps=3, seed=0)
+    selection = {"conv2": [1, 2, 3], "sep3": [0, 4, 5, 7]}
+    strategies = {"one": make_strategy("one_device"), "mirrored": make_strategy("mirrored", devices[:2])}
+    for name, strategy in strategies.items():
+        render_to_dir(toy_model(), selection, f"{out}/fv-{name}", settings, batch_channels=2, diversity=2,
+                      sprites=False, strategy=strategy)
+
+
+def wait_for(path: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{path} did not appear")
+        time.sleep(0.02)
+
+
 def main(mode: str, data: str, out: str, *rest: str) -> int:
     from summit_tf.aggregation.run import aggregate
     from summit_tf.strategy import make_strategy
@@ -75,13 +99,14 @@ def main(mode: str, data: str, out: str, *rest: str) -> int:
         aggregate(config(data, f"{out}/one.h5"), strategy=make_strategy("one_device"))
         for n in (2, 3):
             aggregate(config(data, f"{out}/mirrored{n}.h5"), strategy=make_strategy("mirrored", devices[:n]))
+        render_feature_vis(out, devices)
+        wait_for(Path(f"{rest[0]}.go"))
+        aggregate(config(data, rest[0], checkpoint_every=1, resume=True),
+                  strategy=make_strategy("mirrored", devices))
         return 0
-    if mode in ("gated", "resume"):
-        devices = logical_cpus(int(rest[0]))
-        if mode == "gated":
-            gate_data()
-        cfg = config(data, out, checkpoint_every=1, resume=mode == "resume")
-        aggregate(cfg, strategy=make_strategy("mirrored", devices))
+    if mode == "gated":
+        gate_data()
+        aggregate(config(data, out, checkpoint_every=1), strategy=make_strategy("mirrored", logical_cpus(2)))
         return 0
     if mode == "worker":
         from summit_tf import aggregate as cli

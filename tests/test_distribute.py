@@ -102,16 +102,17 @@ def runs(tmp_path_factory) -> dict[str, object]:
     tmp = tmp_path_factory.mktemp("distribute")
     data = write_records(tmp / "data")
     t0 = time.monotonic()
-    mirrored = start("mirrored", data, str(tmp))
+    killed = tmp / "killed.h5"
+    mirrored = start("mirrored", data, str(tmp), str(killed))
     multi = workers(data, str(tmp / "workers.h5"))
-    killed = start("gated", data, str(tmp / "killed.h5"), "2")
-    killed_workers = workers(data, str(tmp / "killed_workers.h5"), "--gate")
-    kill_after_checkpoint([killed], tmp / "killed.h5")
-    kill_after_checkpoint(killed_workers, tmp / "killed_workers.h5")
-    resumed = start("resume", data, str(tmp / "killed.h5"), "3")
+    gated = start("gated", data, str(killed))
+    gated_workers = workers(data, str(tmp / "killed_workers.h5"), "--gate")
+    kill_after_checkpoint([gated], killed)
+    (tmp / "killed.h5.go").touch()  # the mirrored process resumes it next
+    kill_after_checkpoint(gated_workers, tmp / "killed_workers.h5")
     resumed_workers = workers(data, str(tmp / "killed_workers.h5"), "--resume")
-    errs = finish([mirrored, *multi, resumed, *resumed_workers])
-    logs = {"mirrored": errs[0], "workers": errs[1], "resume": errs[3], "resume_workers": errs[4]}
+    errs = finish([mirrored, *multi, *resumed_workers])
+    logs = {"mirrored": errs[0], "workers": errs[1], "resume_workers": errs[3]}
     print(f"distribute runs: {time.monotonic() - t0:.1f} s", file=sys.stderr)
     return {"dir": tmp, "data": data, "logs": logs}
 
@@ -139,9 +140,18 @@ def test_mirrored_counts_equal_one_device(runs):
     assert "3 replica(s) on 1 worker(s)" in runs["logs"]["mirrored"]
 
 
+def test_feature_vis_on_two_devices_equals_one(runs):
+    one, two = runs["dir"] / "fv-one" / "feature-vis", runs["dir"] / "fv-mirrored" / "feature-vis"
+    files = sorted(p.relative_to(one) for p in one.rglob("*.jpg"))
+    assert len(files) == 7 * 3  # 7 channels: a channel image and 2 diversity images each
+    assert files == sorted(p.relative_to(two) for p in two.rglob("*.jpg"))
+    for name in files:
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
 def test_mirrored_resume_after_sigkill(runs):
     assert_same(runs["dir"] / "one.h5", runs["dir"] / "killed.h5")
-    assert "resuming from" in runs["logs"]["resume"]
+    assert "resuming from" in runs["logs"]["mirrored"]
     assert not checkpoint_path(runs["dir"] / "killed.h5").exists()
 
 
@@ -154,3 +164,62 @@ def test_two_workers_killed_and_restarted(runs):
     assert_same(runs["dir"] / "one.h5", runs["dir"] / "killed_workers.h5")
     assert "resuming from" in runs["logs"]["resume_workers"]
     assert not checkpoint_path(runs["dir"] / "killed_workers.h5").exists()
+
+
+# ---------------------------------------------------------------- in process: settings and their errors
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "needs the TF_CONFIG"),
+    ("{", "not JSON"),
+    ('{"cluster": {"worker": ["a:1"]}}', "'cluster' and 'task'"),
+    ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "only 'chief' and 'worker'"),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}', "not in the cluster"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "not in the cluster"),
+])
+def test_bad_tf_config(text, message):
+    from summit_tf.strategy import check_tf_config
+
+    with pytest.raises(ValueError, match=message):
+        check_tf_config(text)
+
+
+def test_tf_config_worker_index():
+    from summit_tf.strategy import Cluster, check_tf_config
+
+    workers = '{"cluster": {"worker": ["a:1", "b:1", "c:1"]}, "task": {"type": "worker", "index": 2}}'
+    assert check_tf_config(workers) == Cluster(3, 2)
+    chief = '{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "%s", "index": 0}}'
+    assert check_tf_config(chief % "chief") == Cluster(2, 0)
+    assert check_tf_config(chief % "worker") == Cluster(2, 1)
+
+
+def test_cli_multi_worker_without_tf_config_exits_2(tmp_path, monkeypatch, capsys):
+    from summit_tf import aggregate
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    out = tmp_path / "x.h5"
+    assert aggregate.main(["aggregate", "--strategy=multi_worker", "--model=mobilenet_v1",
+                           f"--data=folder:{tmp_path}", f"--out={out}"]) == 2
+    assert "TF_CONFIG" in capsys.readouterr().err and not out.exists()
+    assert aggregate.main(["aggregate", "--strategy=many", "--model=m", "--data=folder:x",
+                           f"--out={out}"]) == 2
+
+
+@pytest.mark.parametrize("num_shards, shard_index", [(1, 0), (3, 2)])
+def test_worker_parts_make_up_the_shard(num_shards, shard_index):
+    from summit_tf.aggregation.config import AggregateConfig
+    from summit_tf.aggregation.run import worker_shard
+
+    cfg = AggregateConfig(model="m", data="tfrecord:x", out="o", num_shards=num_shards,
+                          shard_index=shard_index)
+    records = np.arange(101)
+    parts = []
+    for worker in range(4):
+        shards, shard = worker_shard(cfg, 4, worker, 4 * num_shards)
+        parts.append(records[shard::shards])
+    assert sorted(np.concatenate(parts).tolist()) == records[shard_index::num_shards].tolist()
+    with pytest.raises(ValueError, match="3 TFRecord file.*4 workers x 1"):
+        worker_shard(AggregateConfig(model="m", data="tfrecord:x", out="o"), 4, 0, 3)
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        AggregateConfig(model="m", data="d", out="o", strategy="tpu")

@@ -36,20 +36,13 @@ def aggregate(cfg: AggregateConfig, stream: TextIO | None = None,
         engine.check_output(cfg)
         if engine.finished(cfg):
             return engine.finished_summary(cfg, stream)
+    files = None
+    if replicas.num_workers > 1 and cfg.data.startswith("tfrecord:"):
+        files = len(tfrecords.list_files(cfg.data.partition(":")[2]))
+    shards, shard = worker_shard(cfg, replicas.num_workers, replicas.worker_index, files)
     model = models.load(cfg.model, layers=cfg.layers, summit_compat=cfg.summit_compat)
-    # each worker counts shard (shard_index + num_shards * worker) of num_shards * workers: together
-    # exactly the configured shard
-    shards = cfg.num_shards * replicas.num_workers
-    shard = cfg.shard_index + cfg.num_shards * replicas.worker_index
 
     def open_source(skip_records: int) -> data.ImageSource:
-        if replicas.num_workers > 1 and cfg.data.startswith("tfrecord:"):
-            files = tfrecords.list_files(cfg.data.partition(":")[2])
-            if len(files) < shards:
-                raise engine.AggregateError(
-                    f"{cfg.data}: {len(files)} TFRecord file(s) for {replicas.num_workers} workers x "
-                    f"{cfg.num_shards} shard(s); each worker reads whole files: write more shards "
-                    "(summit_tf.data.build_tfrecords --shards=N) or use fewer workers")
         return data.load(cfg.data, image_size=model.input_size, resize=cfg.resize,
                          half_pixel_centers=not cfg.summit_compat, batch_size=cfg.batch_size,
                          num_shards=shards, shard_index=shard, skip_records=skip_records,
@@ -57,3 +50,19 @@ def aggregate(cfg: AggregateConfig, stream: TextIO | None = None,
                          classes=cfg.classes)
 
     return engine.aggregate(cfg, model, open_source, stream=stream, replicas=replicas)
+
+
+def worker_shard(cfg: AggregateConfig, num_workers: int, worker_index: int,
+                 num_files: int | None = None) -> tuple[int, int]:
+    """``(num_shards, shard_index)`` of one worker's part of the data: shard ``shard_index + num_shards *
+    worker`` of ``num_shards * workers``, so the workers together count exactly the configured shard.
+
+    ``num_files`` (TFRecord data): each worker must read whole files, so fewer files than parts is a
+    ``ValueError``.
+    """
+    shards = cfg.num_shards * num_workers
+    if num_workers > 1 and num_files is not None and num_files < shards:
+        raise ValueError(f"{cfg.data}: {num_files} TFRecord file(s) for {num_workers} workers x "
+                         f"{cfg.num_shards} shard(s); each worker reads whole files: write more files "
+                         "(python -m summit_tf.data.build_tfrecords --shards=N) or use fewer workers")
+    return shards, cfg.shard_index + cfg.num_shards * worker_index

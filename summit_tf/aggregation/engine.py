@@ -5,6 +5,13 @@ One ``tf.function`` step per batch runs the model, reduces every layer's channel
 the results into int32 ``tf.Variable`` accumulators with ``scatter_nd_add``: the batch never comes back
 to Python, and nothing on the host waits for the device except at checkpoints and at the end.
 
+Distribution (``replicas``, a ``tf.distribute`` strategy): each replica (device) counts its batches into
+its own accumulators, with no collective in the step; at checkpoints and at the end the replicas' counters
+are folded into the chief's first replica (``Replicas.fold``), which the checkpoint and the output read.
+Under several workers each reads its own part of the data, their input pipelines step together (TF's
+distributed iterator), the chief alone touches the files and tells the others what it decided (fresh run,
+resume positions, nothing to do, an error).
+
 Memory is bounded by the accumulators (``K`` classes x every layer's channels and every link's
 ``Cout x Cin``; printed before the run starts) plus one batch: a run over 1,000 classes of a large model
 can be split with ``classes`` and the pieces joined by ``summit_tf.merge``.

@@ -121,9 +121,7 @@ def _mib(nbytes: int) -> str:
 
 
 FRESH, RESUME, FINISHED = 0, 1, 2  # the chief's decision about the output and checkpoint files
-_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
-
-
+_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)  # one worker's bad input stops them all
 FOLD_BYTES = 64 * 2**20  # a fold moves blocks of classes this large (a temporary on the first device)
 
 
@@ -184,6 +182,10 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
             if first.num_records == 0:
                 raise AggregateError(f"empty data: {cfg.data} has no images (after class filters and "
                                      "sharding)")
+            ids = np.asarray(first.classes if first.classes is not None else [], np.int64)
+            if ids.size and (ids.min() < 0 or ids.max() >= NUM_CLASSES):
+                raise AggregateError(f"class ids must lie in 0..{NUM_CLASSES - 1}, the data has "
+                                     f"{ids.min()}..{ids.max()}")
     except _USER_ERRORS as e:
         if workers == 1:
             raise

@@ -22,7 +22,12 @@ def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
     flags.DEFINE_string("out_dir", out_dir, "run directory", flag_values=fv)
     flags.DEFINE_integer("max_images_per_class", max_images_per_class,
                          "use at most this many images per class (default: all)", flag_values=fv)
-    flags.DEFINE_integer("batch_size", 32, "images per batch", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 32, "images per batch (of each device)", flag_values=fv)
+    flags.DEFINE_enum("strategy", "auto", ("auto", "one_device", "mirrored"),
+                      "tf.distribute for aggregation and feature vis: auto (every GPU when there are "
+                      "several), one_device, mirrored; several machines: summit_tf.aggregate "
+                      "--strategy=multi_worker",
+                      flag_values=fv)
     flags.DEFINE_list("layers", None, "SUMMIT layers (default: the model's)", flag_values=fv)
     flags.DEFINE_string("activation_select", "mass:0.03",
                         "channel selection (the paper: mass:0.03; the published SUMMIT data: mass:0.01)",
@@ -69,7 +74,7 @@ def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
         raise ValueError(f"--compare needs two class ids, got {fv.compare!r}")
     values = dict(
         model=fv.model, data=fv.data, out_dir=fv.out_dir, layers=tuple(fv.layers) if fv.layers else None,
-        max_images_per_class=fv.max_images_per_class, batch_size=fv.batch_size,
+        max_images_per_class=fv.max_images_per_class, batch_size=fv.batch_size, strategy=fv.strategy,
         activation_select=fv.activation_select, exclude_channels=fv.exclude_channels,
         summit_compat=fv.summit_compat, node_mass=fv.node_mass, num_examples=fv.num_examples,
         fv_steps=fv.fv_steps, fv_size=fv.fv_size, fv_diversity=fv.fv_diversity,

@@ -36,6 +36,7 @@ class PipelineConfig:
     layers: tuple[str, ...] | None = None
     max_images_per_class: int | None = None
     batch_size: int = 32
+    strategy: str = "auto"  # tf.distribute for the aggregation and feature vis (one machine)
     resize: str = "squash"
     activation_select: str = "mass:0.03"
     exclude_channels: str = ""
@@ -61,6 +62,10 @@ class PipelineConfig:
             if getattr(self, name) < least:
                 raise ValueError(f"--{name} must be >= {least}, got {getattr(self, name)}")
         GraphConfig(node_mass=self.node_mass)
+        if self.strategy == "multi_worker":  # the later stages would run once per worker
+            raise ValueError("the pipeline runs on one machine (--strategy=auto|one_device|mirrored); for "
+                             "several, run `python -m summit_tf.aggregate --strategy=multi_worker` on every "
+                             "worker, then summit_tf.graph, summit_tf.examples and feature_vis.render")
 
     @property
     def run_dir(self) -> Path:
@@ -75,7 +80,7 @@ def _aggregate_config(cfg: PipelineConfig):
         activation_select=cfg.activation_select,
         exclude_channels=spec_grammar.parse_channels(cfg.exclude_channels, "exclude_channels"),
         summit_compat=cfg.summit_compat, resize=cfg.resize, batch_size=cfg.batch_size,
-        max_images_per_class=cfg.max_images_per_class, overwrite=True,
+        strategy=cfg.strategy, max_images_per_class=cfg.max_images_per_class, overwrite=True,
     )
 
 
@@ -122,11 +127,12 @@ def _stage_examples(cfg: PipelineConfig) -> None:
 def _stage_feature_vis(cfg: PipelineConfig) -> None:
     from feature_vis import RenderSettings, render_to_dir
     from summit_tf import models
+    from summit_tf.strategy import make_strategy
 
     model = models.load(cfg.model, summit_compat=cfg.summit_compat)
     settings = RenderSettings(size=cfg.fv_size, steps=cfg.fv_steps, seed=cfg.fv_seed)
     render_to_dir(model, _graph_nodes(cfg), cfg.run_dir, settings, batch_channels=cfg.fv_batch_channels,
-                  diversity=cfg.fv_diversity)
+                  diversity=cfg.fv_diversity, strategy=make_strategy(cfg.strategy))
     _mark(cfg.run_dir / "feature-vis" / "channel.done")
 
 

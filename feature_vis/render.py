@@ -2,7 +2,7 @@
 
     python -m feature_vis.render --model=mobilenet_v1 --out_dir=DIR [--layers=A,B]
         [--channels="A:1,2,5-7;B:0" | --only_graph_nodes=EXPORT_DIR] [--steps=512 --size=128
-        --batch_channels=64 --diversity=4 --seed=0 --nopre_activation]
+        --batch_channels=64 --diversity=4 --seed=0 --nopre_activation --strategy=auto]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from feature_vis.to_disk import render_to_dir, select_channels
 from summit_tf import spec_grammar
 from summit_tf.cli import entry_point, run_command
 from summit_tf.models import load
+from summit_tf.strategy import make_strategy
 
 FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
 _DEFINITIONS = [
@@ -42,6 +43,9 @@ _DEFINITIONS = [
 for define, name, default, text in _DEFINITIONS:
     define(name, default, text, flag_values=FLAGS)
 flags.DEFINE_enum("param", "fft", list(param.PARAMETERIZATIONS), "Image parameterization.", flag_values=FLAGS)
+flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored"], "Devices the batches are "
+                  "spread over: auto (every GPU when there are several), one_device, mirrored (every local "
+                  "GPU); the images are those of one device.", flag_values=FLAGS)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -80,7 +84,7 @@ def main(argv: Sequence[str]) -> int:
                               parameterization=FLAGS.param, pre_activation=FLAGS.pre_activation)
     counts = render_to_dir(chosen["model"], chosen["selection"], FLAGS.out_dir, settings,
                            batch_channels=FLAGS.batch_channels, diversity=FLAGS.diversity,
-                           sprites=FLAGS.sprites)
+                           sprites=FLAGS.sprites, strategy=make_strategy(FLAGS.strategy))
     print(f"rendered {counts['images']} images in {counts['batches']} batches, {counts['sprites']} "
           f"sprites -> {Path(FLAGS.out_dir) / outputs.FEATURE_VIS}", file=sys.stderr)
     return 0

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from feature_vis import outputs, sprite
 from feature_vis.channels import ChannelRenderer
@@ -44,18 +48,74 @@ def even_chunks(items: Sequence, most: int) -> list[list]:
     return [list(items[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
+def replica_devices(strategy: tf.distribute.Strategy | None) -> list[str | None]:
+    """The devices a strategy's replicas run on; ``[None]`` (TensorFlow's placement) for one device."""
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        return [None]
+    if len(strategy.extended.worker_devices) != strategy.num_replicas_in_sync:  # several workers
+        raise ValueError("feature visualization spreads over the devices of one machine "
+                         "(strategy one_device or mirrored)")
+    return list(strategy.extended.worker_devices)
+
+
+def _placed(device: str | None) -> contextlib.AbstractContextManager:
+    return tf.device(device) if device is not None else contextlib.nullcontext()
+
+
+def _on_devices(devices: Sequence[str | None], batches: Sequence, make: Callable[[], ChannelRenderer],
+                render: Callable[[ChannelRenderer, int, list], None]) -> None:
+    """``render(renderer, i, batch)`` for every batch, each device taking the next batch left with its own
+    renderer (own variables, optimizer and traced steps) in its own thread; one device: in this thread."""
+    if len(devices) == 1:
+        with _placed(devices[0]):
+            renderer = make()
+            for i, batch in enumerate(batches):
+                render(renderer, i, batch)
+        return
+    work: queue.SimpleQueue = queue.SimpleQueue()
+    for item in enumerate(batches):
+        work.put(item)
+    errors: list[BaseException] = []
+
+    def serve(device: str | None) -> None:
+        try:
+            with _placed(device):
+                renderer = None
+                while not errors:
+                    try:
+                        i, batch = work.get_nowait()
+                    except queue.Empty:
+                        return
+                    renderer = renderer or make()
+                    render(renderer, i, batch)
+        except BaseException as e:  # noqa: BLE001 -- re-raised in the calling thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=serve, args=(d,), daemon=True) for d in devices]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def render_to_dir(model: SummitModel, selection: Mapping[str, Sequence[int]], out_dir: str | Path,
                   settings: RenderSettings, batch_channels: int = 64, diversity: int = 4,
-                  sprites: bool = True) -> dict[str, int]:
+                  sprites: bool = True, strategy: tf.distribute.Strategy | None = None) -> dict[str, int]:
     """Render every selected channel's image (and ``diversity`` diverse images) into ``out_dir`` under
     SUMMIT's names, skipping those already there (resumable), then rebuild each layer's sprite sheet.
 
     ``batch_channels`` is the number of images per optimization (the memory knob): that many channels for
     channel images, ``batch_channels // diversity`` channels for diversity images. Channel batches mix
     layers, so a few channels per layer (graph nodes) still fill them; diversity batches take one layer.
-    Each kind of batch (channel images; each layer's diversity images) traces its steps once. Returns
-    counts.
+    Each kind of batch (channel images; each layer's diversity images) traces its steps once per device.
+    ``strategy`` (one machine: ``one_device``, ``mirrored``) spreads the batches over its devices; a
+    batch's random start depends only on its channels and ``settings.seed``, so the images are those of
+    one device. Gradients are not shared between devices (each batch is its own optimization), so this
+    uses the strategy's devices, not ``strategy.run``. Returns counts.
     """
+    devices = replica_devices(strategy)
     layers = model.check_layers(list(selection))
     wanted = [(layer, c) for layer in layers for c in sorted(set(int(c) for c in selection[layer]))]
     todo = [p for p in wanted if not outputs.channel_path(out_dir, *p).exists()]
@@ -70,22 +130,28 @@ def render_to_dir(model: SummitModel, selection: Mapping[str, Sequence[int]], ou
     plan = sum(len(batches) for batches, _ in groups)
     total = sum(len(batch) * max(1, d) for batches, d in groups for batch in batches)
     meter = Progress("feature-vis", total=total, unit="images")
-    n = 0
+    lock = threading.Lock()
+    done = 0
     for batches, d in groups:
-        renderer = ChannelRenderer(model, [layer for batch in batches for layer, _ in batch],
+        def make(batches: list = batches, d: int = d) -> ChannelRenderer:
+            return ChannelRenderer(model, [layer for batch in batches for layer, _ in batch],
                                    len(batches[0]), settings, diversity=d)
-        for batch in batches:
-            n += 1
+
+        def render(renderer: ChannelRenderer, i: int, batch: list, d: int = d, first: int = done) -> None:
             kind = f"diversity x{d}" if d else "channel"
-            label = f"batch {n}/{plan}: {len(batch)} {kind} ({batch[0][0]}:{batch[0][1]} ...)"
+            label = f"batch {first + i + 1}/{plan}: {len(batch)} {kind} ({batch[0][0]}:{batch[0][1]} ...)"
             images = renderer.render(batch, progress_label=label)
-            for i, (layer, ch) in enumerate(batch):
+            for k, (layer, ch) in enumerate(batch):
                 if d:
                     for j in range(d):
-                        outputs.save_jpeg(outputs.diversity_path(out_dir, layer, ch, j), images[i, j])
+                        outputs.save_jpeg(outputs.diversity_path(out_dir, layer, ch, j), images[k, j])
                 else:
-                    outputs.save_jpeg(outputs.channel_path(out_dir, layer, ch), images[i])
-            meter.update(len(batch) * max(1, d))
+                    outputs.save_jpeg(outputs.channel_path(out_dir, layer, ch), images[k])
+            with lock:
+                meter.update(len(batch) * max(1, d))
+
+        _on_devices(devices, batches, make, render)
+        done += len(batches)
     if plan:
         meter.finish()
     written = 0

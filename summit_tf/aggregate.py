@@ -8,6 +8,7 @@ exit code 2. An interrupted run continues with ``--resume`` from its last checkp
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,6 +17,7 @@ from absl import flags
 from summit_tf import spec_grammar, vocabulary
 from summit_tf.aggregation.config import AggregateConfig
 from summit_tf.cli import entry_point, require, run_command
+from summit_tf.strategy import check_tf_config
 
 FLAGS = flags.FlagValues()  # private: importing this module never touches absl's global flags
 
@@ -45,7 +47,12 @@ flags.DEFINE_bool("summit_compat", False, "reproduce the original SUMMIT code's 
                   flag_values=FLAGS)
 flags.DEFINE_enum("resize", "squash", vocabulary.RESIZE_MODES,
                   "squash: plain resize (SUMMIT); center_crop: central 87.5 % then resize", flag_values=FLAGS)
-flags.DEFINE_integer("batch_size", 32, "images per step", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("batch_size", 32, "images per step of each replica (device)", lower_bound=1,
+                     flag_values=FLAGS)
+flags.DEFINE_enum("strategy", "auto", vocabulary.STRATEGIES,
+                  "tf.distribute: auto (every GPU of this machine when there are several, else one "
+                  "device), one_device, mirrored (every local GPU), multi_worker (the machines in "
+                  "TF_CONFIG; each reads its own TFRecord files, the chief writes --out)", flag_values=FLAGS)
 flags.DEFINE_integer("max_images", None, "use only the first N records (after the class filters)",
                      lower_bound=1, flag_values=FLAGS)
 flags.DEFINE_integer("max_images_per_class", None, "use only the first N records of each class",
@@ -75,7 +82,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AggregateConfig:
         influence_reduce=fv.influence_reduce, influence_stride=fv.influence_stride,
         influence_topk=fv.influence_topk,
         exclude_channels=spec_grammar.parse_channels(fv.exclude_channels, "--exclude_channels"),
-        summit_compat=fv.summit_compat, resize=fv.resize, batch_size=fv.batch_size,
+        summit_compat=fv.summit_compat, resize=fv.resize, batch_size=fv.batch_size, strategy=fv.strategy,
         max_images=fv.max_images, max_images_per_class=fv.max_images_per_class,
         classes=spec_grammar.parse_classes(fv.classes, "--classes"), num_shards=fv.num_shards,
         shard_index=fv.shard_index,
@@ -89,6 +96,8 @@ def main(argv: Sequence[str]) -> int:
     def body() -> int:
         require(FLAGS, "model", "data", "out")
         cfg = config_from_flags()
+        if cfg.strategy == "multi_worker":
+            check_tf_config(os.environ.get("TF_CONFIG"))
         from summit_tf.aggregation import run  # imports TensorFlow: not for --help
 
         try:

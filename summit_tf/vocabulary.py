@@ -30,3 +30,7 @@ def parse_select(spec: str) -> tuple[str, float | int]:
     if k < 1:
         raise ValueError(f"bad selection {spec!r}: K must be a positive integer")
     return "topk", k
+
+# How a run spreads over devices (tf.distribute): ``auto`` is MirroredStrategy when more than one GPU is
+# visible, else one device; ``multi_worker`` reads its cluster from TF_CONFIG.
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")

@@ -1,5 +1,9 @@
-"""Resumable runs: the accumulators, the next input record and the counters written atomically beside the
-output (``OUT.ckpt.h5``), and read back only by a run with exactly the same settings."""
+"""Resumable runs: the accumulators, each worker's next input record and counters written atomically beside
+the output (``OUT.ckpt.h5``), and read back only by a run with exactly the same settings and workers.
+
+The file holds totals (the replicas' counters already folded together), so a run may resume under another
+strategy or number of devices; only the number of workers must stay, since each reads its own part of the
+data."""
 
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ import tensorflow as tf
 
 from summit_tf import atomic
 from summit_tf.aggregation.plan import AggregateError, Plan
-from summit_tf.aggregation.step import Accumulators
 
 CHECKPOINT_FORMAT = "summit-tf/checkpoint"
 ROW_BLOCK = 32  # classes read from the device at once (bounds host memory)
@@ -26,21 +29,29 @@ def checkpoint_path(out: str | os.PathLike) -> Path:
 
 @dataclass
 class State:
-    """Host-side progress through the input stream."""
+    """Host-side progress of one worker through its input stream."""
 
     next_record: int = 0
     images: int = 0
     batches: int = 0
 
+    def row(self) -> list[int]:
+        return [self.next_record, self.images, self.batches]
 
-def save_checkpoint(path: Path, acc: Accumulators, plan: Plan, state: State, record: dict) -> None:
+
+def save_checkpoint(path: Path, counters: dict[str, tf.Variable], plan: Plan, states: list[State],
+                    record: dict) -> None:
+    """``counters`` by name (totals: a single device's variables or the folded replica), one state a
+    worker."""
     all_rows = np.arange(plan.classes.size)
 
     def write(f: h5py.File) -> None:
         f.attrs.update(format=CHECKPOINT_FORMAT, config=json.dumps(record, sort_keys=True),
-                       next_record=state.next_record, images=state.images, batches=state.batches)
+                       workers=len(states), next_record=states[0].next_record,
+                       images=sum(s.images for s in states), batches=states[0].batches)
         f["classes"] = plan.classes
-        for name, var in acc.named().items():
+        f["positions"] = np.asarray([s.row() for s in states], np.int64)
+        for name, var in counters.items():
             shape = tuple(var.shape)
             # lzf: about twice as fast as gzip for ~20 % more bytes; checkpoints are written often
             # and read once, by h5py only
@@ -53,8 +64,10 @@ def save_checkpoint(path: Path, acc: Accumulators, plan: Plan, state: State, rec
         write(f)
 
 
-def load_checkpoint(path: Path, acc: Accumulators, plan: Plan, record: dict) -> State:
-    """Restore the counters; the checkpoint must come from a run with exactly these settings."""
+def load_checkpoint(path: Path, counters: dict[str, tf.Variable], plan: Plan, record: dict,
+                    workers: int = 1) -> list[State]:
+    """Restore the counters (totals into ``counters``) and return each worker's state; the checkpoint must
+    come from a run with exactly these settings and ``workers`` workers."""
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != CHECKPOINT_FORMAT:
             raise AggregateError(f"{path} is not a summit-tf checkpoint")
@@ -66,9 +79,15 @@ def load_checkpoint(path: Path, acc: Accumulators, plan: Plan, record: dict) -> 
                                  f"(setting: checkpoint vs now): {diff}")
         if not np.array_equal(f["classes"][()], plan.classes):
             raise AggregateError(f"cannot resume: {path} counts other classes than this data")
-        for name, var in acc.named().items():
+        saved_workers = int(f.attrs.get("workers", 1))
+        if saved_workers != workers:
+            raise AggregateError(f"cannot resume: {path} was written by {saved_workers} worker(s), this "
+                                 f"run has {workers}; each worker reads its own part of the data")
+        for name, var in counters.items():
             var.assign(f[name][()])
-        return State(int(f.attrs["next_record"]), int(f.attrs["images"]), int(f.attrs["batches"]))
+        if "positions" in f:
+            return [State(*(int(v) for v in row)) for row in f["positions"][()]]
+        return [State(int(f.attrs["next_record"]), int(f.attrs["images"]), int(f.attrs["batches"]))]
 
 
 def remove_stale_temporaries(path: Path) -> None:

@@ -4,7 +4,7 @@
 options, exclusions, preprocessing, model, layers): shards are mergeable only when these agree.
 ``image_selection()`` says which images were counted (data spec, shard, caps, class filter): merging sums
 over different image selections. Both go into the HDF5 ``config`` attribute; settings that only change
-speed or bookkeeping (batch size, checkpoint interval) do not.
+speed or bookkeeping (batch size, checkpoint interval, strategy) do not.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ from dataclasses import asdict, dataclass, field
 
 from summit_tf import spec_grammar
 from summit_tf.imagenet import NUM_CLASSES
-from summit_tf.vocabulary import ACTIVATION_REDUCERS, INFLUENCE_REDUCERS, RESIZE_MODES, parse_select
+from summit_tf.vocabulary import (
+    ACTIVATION_REDUCERS,
+    INFLUENCE_REDUCERS,
+    RESIZE_MODES,
+    STRATEGIES,
+    parse_select,
+)
 
 SUMMIT_INFLUENCE_STRIDE = 3  # the original code's depthwise_conv2d strides
 
@@ -36,7 +42,8 @@ class AggregateConfig:
     exclude_channels: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     summit_compat: bool = False
     resize: str = "squash"
-    batch_size: int = 32
+    batch_size: int = 32  # per replica
+    strategy: str = "auto"  # summit_tf.vocabulary.STRATEGIES
     max_images: int | None = None
     max_images_per_class: int | None = None
     classes: tuple[int, ...] | None = None
@@ -65,6 +72,7 @@ class AggregateConfig:
         parse_select(self.activation_select)
         check(self.resize in RESIZE_MODES, f"resize must be one of {RESIZE_MODES}, got {self.resize!r}")
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(self.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         check(self.max_images is None or self.max_images >= 1,
               f"max_images must be >= 1, got {self.max_images}")
         check(self.max_images_per_class is None or self.max_images_per_class >= 1,

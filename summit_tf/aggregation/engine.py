@@ -5,6 +5,13 @@ One ``tf.function`` step per batch runs the model, reduces every layer's channel
 the results into int32 ``tf.Variable`` accumulators with ``scatter_nd_add``: the batch never comes back
 to Python, and nothing on the host waits for the device except at checkpoints and at the end.
 
+Distribution (``replicas``, a ``tf.distribute`` strategy): each replica (device) counts its batches into
+its own accumulators, with no collective in the step; at checkpoints and at the end the replicas' counters
+are folded into the chief's first replica (``Replicas.fold``), which the checkpoint and the output read.
+Under several workers each reads its own part of the data, their input pipelines step together (TF's
+distributed iterator), the chief alone touches the files and tells the others what it decided (fresh run,
+resume positions, nothing to do, an error).
+
 Memory is bounded by the accumulators (``K`` classes x every layer's channels and every link's
 ``Cout x Cin``; printed before the run starts) plus one batch: a run over 1,000 classes of a large model
 can be split with ``classes`` and the pieces joined by ``summit_tf.merge``.
@@ -39,6 +46,7 @@ from summit_tf.aggregation.checkpoint import (
 )
 from summit_tf.aggregation.config import AggregateConfig
 from summit_tf.aggregation.plan import AggregateError, OpenSource, make_plan
+from summit_tf.aggregation.replicas import Replicas
 from summit_tf.aggregation.step import NON_FINITE, Accumulators, make_step
 from summit_tf.imagenet import NUM_CLASSES
 from summit_tf.models.base import SummitModel
@@ -112,91 +120,182 @@ def _mib(nbytes: int) -> str:
     return f"{nbytes / 2**20:,.1f} MiB"
 
 
+FRESH, RESUME, FINISHED = 0, 1, 2  # the chief's decision about the output and checkpoint files
+_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)  # one worker's bad input stops them all
+FOLD_BYTES = 64 * 2**20  # a fold moves blocks of classes this large (a temporary on the first device)
+
+
+def _fold_all(replicas: Replicas, acc: Accumulators, num_classes: int) -> None:
+    """Every counter's total into the chief's first replica (a block of classes at a time)."""
+    if replicas.num_replicas == 1:
+        return
+    for var in acc.named().values():
+        block = max(1, FOLD_BYTES // (4 * int(np.prod(var.shape[1:]))))
+        for start in range(0, num_classes, block):
+            replicas.fold(var, np.arange(start, min(start + block, num_classes)))
+
+
+def _agree(replicas: Replicas, error: Exception | None, row: list[int]) -> np.ndarray:
+    """Every worker's ``row`` (after a flag saying whether it failed); a failure anywhere stops all of them
+    with a clear error instead of leaving the others waiting in a collective."""
+    table = replicas.gather_ints([int(error is not None), *row])
+    if error is not None:
+        raise error
+    if table[:, 0].any():
+        bad = np.flatnonzero(table[:, 0]).tolist()
+        raise AggregateError(f"worker(s) {bad} stopped with an error (see their logs); nothing was written")
+    return table[:, 1:]
+
+
 def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
-              stream: TextIO | None = None) -> RunSummary:
+              stream: TextIO | None = None, replicas: Replicas | None = None) -> RunSummary:
     """Count A, I and the prediction statistics over the source and write ``cfg.out`` atomically.
 
     ``open_source(skip_records)`` opens the input stream (``--resume`` skips the records a checkpoint
-    already counted). Raises :class:`AggregateError` for problems with the user's input.
+    already counted); under a multi-worker ``replicas`` it opens this worker's part of the data, and only
+    the chief (worker 0) touches the output and checkpoint files. Raises :class:`AggregateError` for
+    problems with the user's input.
     """
     stream = stream if stream is not None else sys.stderr
+    replicas = replicas if replicas is not None else Replicas()
+    workers, me_index = replicas.num_workers, replicas.worker_index
+    tag = f"worker {me_index}: " if workers > 1 else ""
     t0 = time.monotonic()
     out, ckpt = Path(cfg.out), checkpoint_path(cfg.out)
-    if finished(cfg):
-        return finished_summary(cfg, stream)
-    check_output(cfg)
-    if cfg.overwrite:
-        ckpt.unlink(missing_ok=True)
-    for path in (out, ckpt):
-        remove_stale_temporaries(path)
-    resuming = cfg.resume and ckpt.exists()
-    if cfg.resume and not resuming:
-        _say(stream, f"no checkpoint {ckpt} to resume from: starting from the beginning")
 
-    first = open_source(0)
-    if first.num_records == 0:
-        raise AggregateError(f"empty data: {cfg.data} has no images (after class filters and sharding)")
-    plan = make_plan(model, cfg, first.classes)
+    decision, error, first = FRESH, None, None
+    try:
+        if replicas.is_chief:
+            if finished(cfg):
+                decision = FINISHED
+            else:
+                check_output(cfg)
+                if cfg.overwrite:
+                    ckpt.unlink(missing_ok=True)
+                for path in (out, ckpt):
+                    remove_stale_temporaries(path)
+                decision = RESUME if cfg.resume and ckpt.exists() else FRESH
+                if cfg.resume and decision == FRESH:
+                    _say(stream, f"no checkpoint {ckpt} to resume from: starting from the beginning")
+        if decision != FINISHED:
+            first = open_source(0)
+            if first.num_records == 0:
+                raise AggregateError(f"empty data: {cfg.data} has no images (after class filters and "
+                                     "sharding)")
+            ids = np.asarray(first.classes if first.classes is not None else [], np.int64)
+            if ids.size and (ids.min() < 0 or ids.max() >= NUM_CLASSES):
+                raise AggregateError(f"class ids must lie in 0..{NUM_CLASSES - 1}, the data has "
+                                     f"{ids.min()}..{ids.max()}")
+    except _USER_ERRORS as e:
+        if workers == 1:
+            raise
+        error = e
+    # the chief's decision, and the classes of the whole job (each worker lists only its own part)
+    mask = np.zeros(NUM_CLASSES, np.int64)
+    known = first is not None and first.classes is not None
+    if known:
+        mask[np.asarray(first.classes, np.int64)] = 1
+    table = _agree(replicas, error, [decision, int(known), *mask])
+    decision = int(table[0, 0])
+    if decision == FINISHED:
+        if replicas.is_chief:
+            return finished_summary(cfg, stream)
+        return RunSummary(out, 0, 0, 0, 0.0, 0)
+    source_classes = np.flatnonzero(table[:, 2:].sum(axis=0)) if table[:, 1].all() else None
+    assert first is not None
+
+    plan = make_plan(model, cfg, source_classes)
     record = {**cfg.record(), "layers": plan.layers}
-    acc = Accumulators(model, plan)
-    state = State()
-    if resuming:
-        state = load_checkpoint(ckpt, acc, plan, record)
-        _say(stream, f"resuming from {ckpt}: {state.images} images counted, record {state.next_record} next")
-        source = open_source(state.next_record)
-    else:
-        source = first
-    _say(stream, f"{model.spec}: {len(plan.layers)} layers, {len(plan.links)} links, {plan.classes.size} "
-                 f"classes; device accumulators {_mib(acc.nbytes())} "
-                 f"({_mib(acc.nbytes() // plan.classes.size)} per class)"
+    acc = Accumulators(model, plan, replicas.strategy)
+    counters = {name: replicas.primary(var) for name, var in acc.named().items()}
+    states = [State() for _ in range(workers)]
+    if decision == RESUME:
+        error = None
+        try:
+            if replicas.is_chief:
+                states = load_checkpoint(ckpt, counters, plan, record, workers)
+        except _USER_ERRORS as e:
+            if workers == 1:
+                raise
+            error = e
+        rows = _agree(replicas, error, [v for state in states for v in state.row()])
+        states = [State(*(int(v) for v in rows[0, 3 * w:3 * w + 3])) for w in range(workers)]
+        _say(stream, f"{tag}resuming from {ckpt}: {sum(s.images for s in states)} images counted, record "
+                     f"{states[me_index].next_record} next")
+    me = states[me_index]
+    start_images = sum(s.images for s in states)
+    source = open_source(me.next_record) if decision == RESUME else first
+    _say(stream, f"{tag}{model.spec}: {len(plan.layers)} layers, {len(plan.links)} links, "
+                 f"{plan.classes.size} classes, {replicas.num_replicas} replica(s) on {workers} worker(s); "
+                 f"accumulators {_mib(acc.nbytes())} a replica ({_mib(acc.nbytes() // plan.classes.size)} "
+                 "per class)"
                  + ("; to use less memory, split the classes with --classes and merge the parts"
                     if acc.nbytes() > LARGE_ACCUMULATORS else ""))
 
-    step = make_step(model, plan, acc, cfg)
+    # one input pipeline per worker; its local replicas take consecutive batches (a replica left without
+    # one at the end gets an empty batch), so a worker's stream position is its last batch's last index
+    batches = replicas.strategy.distribute_datasets_from_function(lambda _: source.dataset)
+    specs = batches.element_spec
+    step = make_step(model, plan, acc, cfg, replicas.strategy, (specs["image"], specs["label"]))
     slot_table = plan.slot_table()
     total = first.num_records
     if total is None and cfg.max_images is not None:
-        total = -(-cfg.max_images // cfg.num_shards)
-    progress = Progress("aggregate", total=total, start=state.images, stream=stream)
-    start_images = state.images
+        total = -(-cfg.max_images // (cfg.num_shards * workers))
+    progress = Progress(f"{tag}aggregate", total=total, start=me.images, stream=stream)
+
+    def checkpoint() -> None:
+        rows = replicas.gather_ints(me.row())
+        _fold_all(replicas, acc, int(plan.classes.size))
+        if replicas.is_chief:
+            save_checkpoint(ckpt, counters, plan, [State(*(int(v) for v in row)) for row in rows], record)
+
     last_checkpoint, checkpoint_gap = time.monotonic(), 60 * cfg.checkpoint_minutes
-    for batch in source.dataset:
-        labels = batch["label"].numpy()
+    for batch in batches:
+        labels = np.concatenate([t.numpy() for t in replicas.local(batch["label"])])
         bad = (labels < 0) | (labels >= NUM_CLASSES)
         bad[~bad] = slot_table[labels[~bad]] < 0
         if bad.any():
             raise AggregateError(f"a class count that does not fit the model: label(s) "
                                  f"{sorted(set(labels[bad].tolist()))[:10]} are outside this run's classes")
+        index = np.concatenate([t.numpy() for t in replicas.local(batch["index"])])
         try:
-            step(batch["image"], tf.constant(labels, tf.int32))
+            step(batch["image"], batch["label"])
         except tf.errors.InvalidArgumentError as e:
             if NON_FINITE not in str(e):
                 raise
             raise AggregateError(f"{model.spec} gave non-finite outputs (NaN or inf) for an image among "
-                                 f"records {int(batch['index'][0])}..{int(batch['index'][-1])}: check the "
-                                 "model's weights and preprocessing; no output was written") from None
-        state.images += int(labels.size)
-        state.batches += 1
-        state.next_record = int(batch["index"][-1]) + 1
+                                 f"records {int(index.min())}..{int(index.max())}: check the model's "
+                                 "weights and preprocessing; no output was written") from None
+        me.images += int(labels.size)
+        me.batches += 1
+        if index.size:
+            me.next_record = int(index.max()) + 1
         progress.update(int(labels.size))
-        due_by_count = cfg.checkpoint_every and state.batches % cfg.checkpoint_every == 0
+        due_by_count = cfg.checkpoint_every and me.batches % cfg.checkpoint_every == 0
         due_by_time = cfg.checkpoint_minutes and time.monotonic() - last_checkpoint >= checkpoint_gap
+        if workers > 1 and cfg.checkpoint_minutes:  # workers step together; the clocks need not agree
+            due_by_time = replicas.any(bool(due_by_time))
         if due_by_count or due_by_time:
             t_save = time.monotonic()
-            save_checkpoint(ckpt, acc, plan, state, record)
+            checkpoint()
             last_checkpoint = time.monotonic()
             # Large accumulators take long to save: keep timed checkpoints under ~5 % of the run.
             checkpoint_gap = max(60 * cfg.checkpoint_minutes, 20 * (last_checkpoint - t_save))
     progress.finish()
-    if state.images == 0:
-        raise AggregateError(f"empty data: no readable images in {cfg.data}")
 
     # Unreadable records show as gaps in the stream positions; those after the last readable image
     # are known only when the source knows its length.
-    trailing = 0 if first.num_records is None else max(first.num_records - state.next_record, 0)
-    skipped = state.next_record - state.images + trailing
+    trailing = 0 if first.num_records is None else max(first.num_records - me.next_record, 0)
+    rows = replicas.gather_ints([me.next_record - me.images + trailing, me.images])
+    skipped, images = int(rows[:, 0].sum()), int(rows[:, 1].sum())
+    if images == 0:
+        raise AggregateError(f"empty data: no readable images in {cfg.data}")
+    _fold_all(replicas, acc, int(plan.classes.size))
+    if not replicas.is_chief:
+        _say(stream, f"{tag}counted {me.images} images; the chief writes {out}")
+        return RunSummary(out, me.images, 0, 0, time.monotonic() - t0, start_images)
 
-    counts = acc.count.numpy()
+    counts = counters["count"].numpy()
     rows = np.flatnonzero(counts > 0)
     agg = store.Aggregates(
         model=model.spec,
@@ -204,18 +303,18 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
         classes=plan.classes[rows],
         class_count=counts[rows].astype(np.int64),
         layers=plan.layers,
-        A={layer: tf.gather(var, rows).numpy() for layer, var in acc.A.items()},
+        A={layer: tf.gather(counters[f"A/{layer}"], rows).numpy() for layer in plan.layers},
         links={link.name: store.LinkInfo(link.name, link.src, link.dst, link.kind, link.dst_offset,
                                          link.stride) for link in plan.links},
-        I={name: _Rows(var, rows) for name, var in acc.I.items()},
-        correct=acc.correct.numpy()[rows].astype(np.int64),
-        prob_hist=acc.prob_hist.numpy()[rows].astype(np.int64),
-        num_images=state.images,
+        I={link.name: _Rows(counters[f"I/{store.link_key(link.name)}"], rows) for link in plan.links},
+        correct=counters["correct"].numpy()[rows].astype(np.int64),
+        prob_hist=counters["prob_hist"].numpy()[rows].astype(np.int64),
+        num_images=images,
         num_skipped=skipped,
     )
     store.save(out, agg)
     ckpt.unlink(missing_ok=True)
     seconds = time.monotonic() - t0
-    _say(stream, f"wrote {out}: {state.images} images in {rows.size} classes, {skipped} skipped "
+    _say(stream, f"wrote {out}: {images} images in {rows.size} classes, {skipped} skipped "
                  f"(unreadable or corrupt), {seconds:.1f} s")
-    return RunSummary(out, state.images, skipped, int(rows.size), seconds, start_images)
+    return RunSummary(out, images, skipped, int(rows.size), seconds, start_images)

@@ -1,6 +1,10 @@
 """The per-batch ``tf.function`` and the device accumulators it adds into: the model runs, every layer's
 channels are scored and selected (A), every link's top-k inputs are found (I), and the results are
-scatter-added into int32 variables; the batch never comes back to Python."""
+scatter-added into int32 variables; the batch never comes back to Python.
+
+Under a ``tf.distribute`` strategy each replica adds into its own copy of the counters (variables
+synchronized on read, summed), so no step exchanges counts between devices; ``replicas.Replicas.fold``
+sums them when a checkpoint or the output needs totals."""
 
 from __future__ import annotations
 
@@ -22,11 +26,16 @@ NON_FINITE = "summit-tf: non-finite model outputs"  # the step's assertion messa
 class Accumulators:
     """Per-class int32 counters on the device: images, A per layer, I per link, top-1 and probabilities."""
 
-    def __init__(self, model: SummitModel, plan: Plan) -> None:
+    def __init__(self, model: SummitModel, plan: Plan,
+                 strategy: tf.distribute.Strategy | None = None) -> None:
         k = int(plan.classes.size)
+        strategy = strategy if strategy is not None else tf.distribute.get_strategy()
 
         def zeros(*shape: int) -> tf.Variable:
-            return tf.Variable(tf.zeros(shape, tf.int32), trainable=False)
+            with strategy.scope():  # one copy per replica; reading one outside a replica sums them
+                return tf.Variable(tf.zeros(shape, tf.int32), trainable=False,
+                                   synchronization=tf.VariableSynchronization.ON_READ,
+                                   aggregation=tf.VariableAggregation.SUM)
 
         self.count = zeros(k)
         self.correct = zeros(k)
@@ -61,20 +70,24 @@ def link_top_inputs(feats: Mapping[str, tf.Tensor], links: Sequence[Link], plan:
                                      cfg.influence_topk, plan.excluded.get(link.src)) for link in links}
 
 
-def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateConfig) -> Callable:
-    """The per-batch ``tf.function``: images ``[B, S, S, 3]`` in [0, 1] and class ids ``[B]`` in."""
+def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateConfig,
+              strategy: tf.distribute.Strategy | None = None,
+              input_specs: tuple[object, object] | None = None) -> Callable:
+    """The per-batch ``tf.function``: images ``[B, S, S, 3]`` in [0, 1] and class ids ``[B]`` in, or, under
+    ``strategy``, their per-replica values (``input_specs``: the distributed dataset's element specs of
+    images and labels). A replica may get an empty batch at the end of the data."""
+    strategy = strategy if strategy is not None else tf.distribute.get_strategy()
     slot_of = tf.constant(plan.slot_table())
     output_of = tf.constant(np.asarray(model.class_to_output, np.int32))
     size = model.input_size
 
     def add_ones(var: tf.Variable, indices: tf.Tensor) -> None:
-        var.scatter_nd_add(indices, tf.ones(tf.shape(indices)[:1], tf.int32))
+        # var.handle is this replica's own copy: the op ResourceVariable.scatter_nd_add runs
+        tf.raw_ops.ResourceScatterNdAdd(ref=var.handle, indices=indices,
+                                        updates=tf.ones(tf.shape(indices)[:1], tf.int32))
 
-    # autograph=False: the step has no tensor-dependent Python control flow, and converting the
-    # selection and influence code costs far more tracing time than the step itself.
-    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32),
-                                  tf.TensorSpec([None], tf.int32)])
-    def step(images: tf.Tensor, labels: tf.Tensor) -> None:
+    def count_batch(images: tf.Tensor, labels: tf.Tensor) -> None:
+        labels = tf.cast(labels, tf.int32)
         feats = model.features(images)
         # NaN anywhere in the network reaches the logits; checked before any count is added (stateful ops
         # run in program order), since a NaN influence value would pick no valid input, and an
@@ -98,6 +111,23 @@ def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateC
         bins = tf.clip_by_value(tf.cast(tf.floor(prob * store.PROB_BINS), tf.int32), 0, store.PROB_BINS - 1)
         add_ones(acc.prob_hist, tf.stack([slots, bins], axis=1))
         hit = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), target), tf.int32)
-        acc.correct.scatter_nd_add(slots[:, None], hit)
+        tf.raw_ops.ResourceScatterNdAdd(ref=acc.correct.handle, indices=slots[:, None], updates=hit)
+
+    if input_specs is None:
+        input_specs = (tf.TensorSpec([None, size, size, 3], tf.float32), tf.TensorSpec([None], tf.int32))
+
+    # autograph=False: the step has no tensor-dependent Python control flow, and converting the
+    # selection and influence code costs far more tracing time than the step itself.
+    def count_nonempty(images: tf.Tensor, labels: tf.Tensor) -> None:
+        # a replica left without data at the end gets an empty batch, and TF's CPU convolutions reject
+        # a batch of 0 images
+        tf.cond(tf.shape(images)[0] > 0, lambda: count_batch(images, labels) or tf.constant(0),
+                lambda: tf.constant(0))
+
+    replica_fn = count_nonempty if strategy.num_replicas_in_sync > 1 else count_batch
+
+    @tf.function(autograph=False, input_signature=list(input_specs))
+    def step(images: tf.Tensor, labels: tf.Tensor) -> None:
+        strategy.run(replica_fn, args=(images, labels))
 
     return step

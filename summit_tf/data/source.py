@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from summit_tf import imagenet
 from summit_tf.data import filters, listing, tfds_source, tfrecords
-from summit_tf.data.preprocess import check_resize, decode, resize_image
+from summit_tf.data.preprocess import check_ratio, check_resize, decode, resize_image
 
 SPEC_HELP = "tfrecord:GLOB | folder:DIR | labels:FILE | tfds:NAME[/SPLIT]"
 
@@ -65,13 +65,15 @@ def _check_args(image_size: int, batch_size: int, num_shards: int, shard_index: 
 
 
 def _decoded_batches(records: tf.data.Dataset, *, from_file: bool, skip_records: int, image_size: int,
-                     resize: str, half_pixel_centers: bool, batch_size: int) -> tf.data.Dataset:
+                     resize: str, half_pixel_centers: bool, batch_size: int,
+                     max_ratio: int) -> tf.data.Dataset:
     """records ``{"encoded" or "path", "label"}`` -> indexed, skipped, decoded, batched."""
     ds = records.enumerate().skip(skip_records)
 
     def prepare(index: tf.Tensor, record: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         encoded = tf.io.read_file(record["path"]) if from_file else record["encoded"]
-        return {"image": resize_image(decode(encoded), image_size, resize, half_pixel_centers),
+        return {"image": resize_image(decode(encoded, image_size, max_ratio), image_size, resize,
+                                      half_pixel_centers),
                 "label": tf.cast(record["label"], tf.int32), "index": tf.cast(index, tf.int64)}
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -137,10 +139,12 @@ def list_classes(spec: str) -> np.ndarray | None:
 def load(spec: str, *, image_size: int, resize: str = "squash", half_pixel_centers: bool = True,
          batch_size: int = 32, num_shards: int = 1, shard_index: int = 0, skip_records: int = 0,
          max_images: int | None = None, max_images_per_class: int | None = None,
-         classes: Sequence[int] | None = None) -> ImageSource:
+         classes: Sequence[int] | None = None, max_jpeg_ratio: int = 1) -> ImageSource:
     """The batch pipeline for ``tfrecord:GLOB | folder:DIR | labels:FILE | tfds:NAME[/SPLIT]``
-    (``half_pixel_centers=False``: TF1's resize grid, see :mod:`summit_tf.data.preprocess`)."""
+    (``half_pixel_centers=False``: TF1's resize grid; ``max_jpeg_ratio`` > 1: large JPEGs decoded
+    downscaled in the DCT domain; see :mod:`summit_tf.data.preprocess`)."""
     check_resize(resize)
+    check_ratio(max_jpeg_ratio)
     wanted = _check_args(image_size, batch_size, num_shards, shard_index, skip_records, max_images,
                          max_images_per_class, classes)
     kind, arg = _split(spec)
@@ -157,5 +161,5 @@ def load(spec: str, *, image_size: int, resize: str = "squash", half_pixel_cente
                                            shard_index)
     dataset = _decoded_batches(records, from_file=from_file, skip_records=skip_records,
                                image_size=image_size, resize=resize, half_pixel_centers=half_pixel_centers,
-                               batch_size=batch_size)
+                               batch_size=batch_size, max_ratio=max_jpeg_ratio)
     return ImageSource(spec=spec, dataset=dataset, num_records=num_records, classes=present)

@@ -85,13 +85,13 @@ def make_batches(size: int, batch_size: int, batches: int, data: str = "random",
             for s in range(0, n, batch_size)]
 
 
-def load_model(spec: str) -> SummitModel:
+def load_model(spec: str, layers: list[str] | None = None) -> SummitModel:
     """``models.load``, and ``inception_v1:FIXTURE``: the structural fixture, from a temporary folder."""
     if spec != FIXTURE:
-        return models.load(spec)
+        return models.load(spec, layers=layers)
     with tempfile.TemporaryDirectory() as folder:
         pb, _ = inception_fixture.write_fixture(Path(folder))
-        return models.load(f"inception_v1:{pb}")
+        return models.load(f"inception_v1:{pb}", layers=layers)
 
 
 def link_group(link: Link) -> str:

@@ -61,6 +61,10 @@ flags.DEFINE_float("checkpoint_minutes", 10.0, "write a resumable checkpoint thi
                    "last one (0: only by --checkpoint_every); a checkpoint holds every accumulator, so the "
                    "gap grows to 20x the last save's duration for many classes", lower_bound=0.0,
                    flag_values=FLAGS)
+flags.DEFINE_string("device_memory_budget", None, "device memory the count accumulators may take, e.g. "
+                    "8GiB (default: half of the GPU's memory; no limit on a CPU); when all classes do not "
+                    "fit, class groups are counted in successive passes over the data and joined",
+                    flag_values=FLAGS)
 flags.DEFINE_bool("resume", False, "continue an interrupted run from its checkpoint", flag_values=FLAGS)
 flags.DEFINE_bool("overwrite", False, "replace an existing output (and discard its checkpoint)",
                   flag_values=FLAGS)
@@ -81,6 +85,8 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AggregateConfig:
         shard_index=fv.shard_index,
         checkpoint_every=fv.checkpoint_every, checkpoint_minutes=fv.checkpoint_minutes,
         resume=fv.resume, overwrite=fv.overwrite,
+        device_memory_budget=None if fv.device_memory_budget is None else spec_grammar.parse_size(
+            fv.device_memory_budget, "--device_memory_budget"),
     )
 
 

@@ -4,7 +4,7 @@
 options, exclusions, preprocessing, model, layers): shards are mergeable only when these agree.
 ``image_selection()`` says which images were counted (data spec, shard, caps, class filter): merging sums
 over different image selections. Both go into the HDF5 ``config`` attribute; settings that only change
-speed or bookkeeping (batch size, checkpoint interval) do not.
+speed or bookkeeping (batch size, checkpoint interval, memory budget) do not.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class AggregateConfig:
     checkpoint_minutes: float = 10.0  # 0: by batch count only
     resume: bool = False
     overwrite: bool = False
+    device_memory_budget: int | None = None  # accumulator bytes; None: half a GPU's memory, no limit on CPU
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -76,6 +77,8 @@ class AggregateConfig:
         check(self.checkpoint_minutes >= 0,
               f"checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}")
         check(not (self.resume and self.overwrite), "resume and overwrite exclude each other")
+        check(self.device_memory_budget is None or self.device_memory_budget >= 1,
+              f"device_memory_budget must be >= 1 byte, got {self.device_memory_budget}")
         check(self.classes is None or (len(self.classes) > 0 and min(self.classes) >= 0
                                        and max(self.classes) < NUM_CLASSES),
               f"classes must be ImageNet class ids in 0..{NUM_CLASSES - 1}, got {self.classes}")

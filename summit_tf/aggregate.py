@@ -45,6 +45,11 @@ flags.DEFINE_bool("summit_compat", False, "reproduce the original SUMMIT code's 
                   flag_values=FLAGS)
 flags.DEFINE_enum("resize", "squash", vocabulary.RESIZE_MODES,
                   "squash: plain resize (SUMMIT); center_crop: central 87.5 % then resize", flag_values=FLAGS)
+flags.DEFINE_enum("jpeg_max_ratio", "1", [str(r) for r in vocabulary.JPEG_RATIOS],
+                  "decode a JPEG at 1/2, 1/4 or 1/8 of its size in the DCT domain (faster) when its shorter "
+                  "side is that many times the input size; counts change (11-23 % of the non-zero A/I "
+                  "entries, BUILD_NOTES), so 1 (full decode) is the default",
+                  flag_values=FLAGS)
 flags.DEFINE_integer("batch_size", 32, "images per step", lower_bound=1, flag_values=FLAGS)
 flags.DEFINE_integer("max_images", None, "use only the first N records (after the class filters)",
                      lower_bound=1, flag_values=FLAGS)
@@ -79,7 +84,8 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AggregateConfig:
         influence_reduce=fv.influence_reduce, influence_stride=fv.influence_stride,
         influence_topk=fv.influence_topk,
         exclude_channels=spec_grammar.parse_channels(fv.exclude_channels, "--exclude_channels"),
-        summit_compat=fv.summit_compat, resize=fv.resize, batch_size=fv.batch_size,
+        summit_compat=fv.summit_compat, resize=fv.resize, jpeg_max_ratio=int(fv.jpeg_max_ratio),
+        batch_size=fv.batch_size,
         max_images=fv.max_images, max_images_per_class=fv.max_images_per_class,
         classes=spec_grammar.parse_classes(fv.classes, "--classes"), num_shards=fv.num_shards,
         shard_index=fv.shard_index,

@@ -14,7 +14,13 @@ from dataclasses import asdict, dataclass, field
 
 from summit_tf import spec_grammar
 from summit_tf.imagenet import NUM_CLASSES
-from summit_tf.vocabulary import ACTIVATION_REDUCERS, INFLUENCE_REDUCERS, RESIZE_MODES, parse_select
+from summit_tf.vocabulary import (
+    ACTIVATION_REDUCERS,
+    INFLUENCE_REDUCERS,
+    JPEG_RATIOS,
+    RESIZE_MODES,
+    parse_select,
+)
 
 SUMMIT_INFLUENCE_STRIDE = 3  # the original code's depthwise_conv2d strides
 
@@ -36,6 +42,7 @@ class AggregateConfig:
     exclude_channels: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     summit_compat: bool = False
     resize: str = "squash"
+    jpeg_max_ratio: int = 1  # > 1: large JPEGs decoded downscaled (DCT domain); changes counts a little
     batch_size: int = 32
     max_images: int | None = None
     max_images_per_class: int | None = None
@@ -65,6 +72,8 @@ class AggregateConfig:
         check(self.influence_topk >= 1, f"influence_topk must be >= 1, got {self.influence_topk}")
         parse_select(self.activation_select)
         check(self.resize in RESIZE_MODES, f"resize must be one of {RESIZE_MODES}, got {self.resize!r}")
+        check(self.jpeg_max_ratio in JPEG_RATIOS,
+              f"jpeg_max_ratio must be one of {JPEG_RATIOS}, got {self.jpeg_max_ratio}")
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         check(self.max_images is None or self.max_images >= 1,
               f"max_images must be >= 1, got {self.max_images}")
@@ -105,6 +114,7 @@ class AggregateConfig:
             "exclude_channels": spec_grammar.format_channels(self.exclude_channels),
             "summit_compat": self.summit_compat,
             "resize": self.resize,
+            "jpeg_max_ratio": self.jpeg_max_ratio,
         }
 
     def image_selection(self) -> dict:

@@ -45,7 +45,8 @@ def aggregate(cfg: AggregateConfig, stream: TextIO | None = None) -> RunSummary:
                              half_pixel_centers=not run.summit_compat, batch_size=run.batch_size,
                              num_shards=run.num_shards, shard_index=run.shard_index,
                              skip_records=skip_records, max_images=run.max_images,
-                             max_images_per_class=run.max_images_per_class, classes=run.classes)
+                             max_images_per_class=run.max_images_per_class, classes=run.classes,
+                             max_jpeg_ratio=run.jpeg_max_ratio)
         return open_source
 
     return aggregate_model(cfg, model, opener, stream)

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from summit_tf.vocabulary import RESIZE_MODES
+from summit_tf.vocabulary import JPEG_RATIOS, RESIZE_MODES
 
 CENTER_CROP_FRACTION = 0.875
-JPEG_RATIOS = (1, 2, 4, 8)  # the scale denominators libjpeg decodes to directly
 
 
 def check_resize(resize: str) -> str:

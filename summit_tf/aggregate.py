@@ -66,6 +66,10 @@ flags.DEFINE_float("checkpoint_minutes", 10.0, "write a resumable checkpoint thi
                    "last one (0: only by --checkpoint_every); a checkpoint holds every accumulator, so the "
                    "gap grows to 20x the last save's duration for many classes", lower_bound=0.0,
                    flag_values=FLAGS)
+flags.DEFINE_string("data_service", None, "grpc://HOST:PORT of a tf.data service dispatcher whose workers "
+                    "read and decode the images (CPU machines feeding a GPU one; folder: and labels: data; "
+                    "batches arrive in any order, so no checkpoints: --checkpoint_minutes defaults to 0)",
+                    flag_values=FLAGS)
 flags.DEFINE_string("device_memory_budget", None, "device memory the count accumulators may take, e.g. "
                     "8GiB (default: half of the GPU's memory; no limit on a CPU); when all classes do not "
                     "fit, class groups are counted in successive passes over the data and joined",
@@ -89,7 +93,10 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AggregateConfig:
         max_images=fv.max_images, max_images_per_class=fv.max_images_per_class,
         classes=spec_grammar.parse_classes(fv.classes, "--classes"), num_shards=fv.num_shards,
         shard_index=fv.shard_index,
-        checkpoint_every=fv.checkpoint_every, checkpoint_minutes=fv.checkpoint_minutes,
+        checkpoint_every=fv.checkpoint_every,
+        checkpoint_minutes=(0.0 if fv.data_service and not fv["checkpoint_minutes"].present
+                            else fv.checkpoint_minutes),
+        data_service=fv.data_service,
         resume=fv.resume, overwrite=fv.overwrite,
         device_memory_budget=None if fv.device_memory_budget is None else spec_grammar.parse_size(
             fv.device_memory_budget, "--device_memory_budget"),

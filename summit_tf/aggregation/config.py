@@ -9,6 +9,7 @@ speed or bookkeeping (batch size, checkpoint interval, memory budget) do not.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -53,6 +54,7 @@ class AggregateConfig:
     checkpoint_minutes: float = 10.0  # 0: by batch count only
     resume: bool = False
     overwrite: bool = False
+    data_service: str | None = None  # grpc://HOST:PORT of a tf.data service that decodes the images
     device_memory_budget: int | None = None  # accumulator bytes; None: half a GPU's memory, no limit on CPU
 
     def __post_init__(self) -> None:
@@ -86,6 +88,12 @@ class AggregateConfig:
         check(self.checkpoint_minutes >= 0,
               f"checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}")
         check(not (self.resume and self.overwrite), "resume and overwrite exclude each other")
+        service = self.data_service
+        check(service is None or re.fullmatch(r"grpc://[^\s:/]+:\d+", service) is not None,
+              f"data_service must look like grpc://HOST:PORT, got {service!r}")
+        check(service is None or not (self.checkpoint_every or self.checkpoint_minutes or self.resume),
+              "data_service delivers batches in any order, so a checkpoint could not say where to resume: "
+              "set checkpoint_minutes=0 and no checkpoint_every or resume")
         check(self.device_memory_budget is None or self.device_memory_budget >= 1,
               f"device_memory_budget must be >= 1 byte, got {self.device_memory_budget}")
         check(self.classes is None or (len(self.classes) > 0 and min(self.classes) >= 0

@@ -46,7 +46,7 @@ def aggregate(cfg: AggregateConfig, stream: TextIO | None = None) -> RunSummary:
                              num_shards=run.num_shards, shard_index=run.shard_index,
                              skip_records=skip_records, max_images=run.max_images,
                              max_images_per_class=run.max_images_per_class, classes=run.classes,
-                             max_jpeg_ratio=run.jpeg_max_ratio)
+                             max_jpeg_ratio=run.jpeg_max_ratio, data_service=run.data_service)
         return open_source
 
     return aggregate_model(cfg, model, opener, stream)

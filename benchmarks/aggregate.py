@@ -19,7 +19,6 @@ A and I counts equal the engine's (~1 image/s on InceptionV1).
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 from benchmarks.original_summit import OriginalSummit
 from summit_tf import assets, models
@@ -35,24 +34,29 @@ from summit_tf.aggregation import plan as run_plan
 from summit_tf.aggregation import step as run_step
 from summit_tf.aggregation.channel_selection import parse_select
 from summit_tf.aggregation.config import AggregateConfig
+from summit_tf.cli import entry_point, run_command
 from summit_tf.data import source
 from summit_tf.models import inception_v1
 from summit_tf.models.base import Link, SummitModel
 from synthetic import inception_v1 as inception_fixture
 
-flags.DEFINE_string("model", "mobilenet_v1", "model spec (summit_tf.models.load)")
-flags.DEFINE_integer("batch_size", 16, "images per batch")
-flags.DEFINE_integer("batches", 4, "timed batches (all three methods see the same ones)")
+FLAGS = flags.FlagValues()  # private: benchmarks.device imports this module beside others
+
+flags.DEFINE_string("model", "mobilenet_v1", "model spec (summit_tf.models.load)", flag_values=FLAGS)
+flags.DEFINE_integer("batch_size", 16, "images per batch", flag_values=FLAGS)
+flags.DEFINE_integer("batches", 4, "timed batches (all three methods see the same ones)", flag_values=FLAGS)
 flags.DEFINE_enum("data", "imagenette", ["random", "imagenette"],
-                  "random uniform images, or real Imagenette2 validation images from shared/")
-flags.DEFINE_string("activation_select", "mass:0.03", "A selection (the engine's --activation_select)")
-flags.DEFINE_integer("topk", 5, "influence top-k")
-flags.DEFINE_integer("stride", 1, "influence stride")
-flags.DEFINE_integer("seed", 0, "random images and labels")
+                  "random uniform images, or real Imagenette2 validation images from shared/",
+                  flag_values=FLAGS)
+flags.DEFINE_string("activation_select", "mass:0.03", "A selection (the engine's --activation_select)",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("topk", 5, "influence top-k", flag_values=FLAGS)
+flags.DEFINE_integer("stride", 1, "influence stride", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "random images and labels", flag_values=FLAGS)
 flags.DEFINE_integer("repeats", 3, "interleaved timed passes over the batches (the fastest counts)",
-                     lower_bound=1)
-flags.DEFINE_boolean("original", True, "also run the original SUMMIT algorithm and compare its counts")
-FLAGS = flags.FLAGS
+                     lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_boolean("original", True, "also run the original SUMMIT algorithm and compare its counts",
+                     flag_values=FLAGS)
 
 FIXTURE = "inception_v1:FIXTURE"
 ALL_CLASSES = 1000
@@ -60,34 +64,34 @@ ALL_CLASSES = 1000
 IMAGENETTE_CLASSES = (0, 217, 482, 491, 497, 566, 569, 571, 574, 701)
 
 
-def make_batches(size: int) -> list[tuple[tf.Tensor, np.ndarray]]:
-    """``--batches`` batches of images in [0, 1] with class ids, held in memory (timing excludes I/O)."""
-    n = FLAGS.batch_size * FLAGS.batches
-    if FLAGS.data == "random":
-        rng = np.random.default_rng(FLAGS.seed)
+def make_batches(size: int, batch_size: int, batches: int, data: str = "random",
+                 seed: int = 0) -> list[tuple[tf.Tensor, np.ndarray]]:
+    """``batches`` batches of images in [0, 1] with class ids, held in memory (timing excludes I/O):
+    ``data`` "random" (uniform) or "imagenette" (real validation images from shared/)."""
+    n = batch_size * batches
+    if data == "random":
+        rng = np.random.default_rng(seed)
         images = rng.random((n, size, size, 3), dtype=np.float32)
         labels = rng.choice(IMAGENETTE_CLASSES, n).astype(np.int32)
-        chunks = [(images[s:s + FLAGS.batch_size], labels[s:s + FLAGS.batch_size])
-                  for s in range(0, n, FLAGS.batch_size)]
     else:
         folder = assets.shared_path("datasets", "imagenette2-224", "val")
         per_class = -(-n // len(IMAGENETTE_CLASSES))
-        data = source.load(f"folder:{folder}", image_size=size, batch_size=n, max_images_per_class=per_class)
-        batch = next(iter(data.dataset))
-        order = np.random.default_rng(FLAGS.seed).permutation(int(batch["label"].shape[0]))[:n]
+        loaded = source.load(f"folder:{folder}", image_size=size, batch_size=n,
+                             max_images_per_class=per_class)
+        batch = next(iter(loaded.dataset))
+        order = np.random.default_rng(seed).permutation(int(batch["label"].shape[0]))[:n]
         images, labels = batch["image"].numpy()[order], batch["label"].numpy()[order].astype(np.int32)
-        chunks = [(images[s:s + FLAGS.batch_size], labels[s:s + FLAGS.batch_size])
-                  for s in range(0, n, FLAGS.batch_size)]
-    return [(tf.constant(x), y) for x, y in chunks]
+    return [(tf.constant(images[s:s + batch_size]), labels[s:s + batch_size])
+            for s in range(0, n, batch_size)]
 
 
-def load_model(spec: str) -> SummitModel:
+def load_model(spec: str, layers: list[str] | None = None) -> SummitModel:
     """``models.load``, and ``inception_v1:FIXTURE``: the structural fixture, from a temporary folder."""
     if spec != FIXTURE:
-        return models.load(spec)
+        return models.load(spec, layers=layers)
     with tempfile.TemporaryDirectory() as folder:
         pb, _ = inception_fixture.write_fixture(Path(folder))
-        return models.load(f"inception_v1:{pb}")
+        return models.load(f"inception_v1:{pb}", layers=layers)
 
 
 def link_group(link: Link) -> str:
@@ -121,10 +125,38 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.1f}"
 
 
-def main(argv: list[str]) -> None:
-    del argv
-    tf.get_logger().setLevel("ERROR")  # the baseline's per-link functions trip TF's retracing warning
-    try:
+def forward_and_step(model: SummitModel, plan: run_plan.Plan, cfg: AggregateConfig,
+                     jit: bool = False) -> tuple[Callable, Callable, run_step.Accumulators]:
+    """The plain forward pass and the engine's aggregation step as ``part(images, labels, features)``
+    timers (each waits for the device); ``jit``: both compiled whole by XLA (``jit_compile``)."""
+    size = model.input_size
+    image_spec = tf.TensorSpec([None, size, size, 3], tf.float32)
+    forward = tf.function(model.features, input_signature=[image_spec], jit_compile=jit)
+    acc = run_step.Accumulators(model, plan)
+    step = run_step.make_step(model, plan, acc, cfg)
+    if jit:  # the same Python step, traced again for XLA: the engine's function stays as it is
+        step = tf.function(step.python_function, input_signature=step.input_signature, jit_compile=True,
+                           autograph=False)
+
+    def run_forward(x: tf.Tensor, y: np.ndarray, f: object = None) -> None:
+        forward(x)["logits"].numpy()
+
+    def run_step_(x: tf.Tensor, y: np.ndarray, f: object = None) -> None:
+        step(x, tf.constant(y))
+        acc.count.numpy()
+
+    return run_forward, run_step_, acc
+
+
+def zero(acc: run_step.Accumulators) -> None:
+    """Every counter back to zero (count from zero after tracing)."""
+    for var in acc.named().values():
+        var.assign(tf.zeros_like(var))
+
+
+def main(argv: list[str]) -> int:
+    def body() -> int:
+        tf.get_logger().setLevel("ERROR")  # the baseline's per-link functions trip TF's retracing warning
         kind, tau = parse_select(FLAGS.activation_select)
         if kind != "mass" and FLAGS.original:
             raise ValueError("the original SUMMIT baseline implements mass:TAU selection only")
@@ -132,11 +164,14 @@ def main(argv: list[str]) -> None:
         cfg = AggregateConfig(model=model.spec, data=FLAGS.data, out="-",
                               activation_select=FLAGS.activation_select, influence_topk=FLAGS.topk,
                               influence_stride=FLAGS.stride, batch_size=FLAGS.batch_size)
-        batches = make_batches(model.input_size)
+        batches = make_batches(model.input_size, FLAGS.batch_size, FLAGS.batches, FLAGS.data, FLAGS.seed)
         plan = run_plan.make_plan(model, cfg, sorted({int(c) for _, y in batches for c in y}))
-    except ValueError as e:  # AggregateError is one
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        return report(model, cfg, plan, batches, float(tau))
+
+    return run_command(FLAGS, argv, __doc__ or "", body, logs=False)
+
+
+def report(model: SummitModel, cfg: AggregateConfig, plan: run_plan.Plan, batches: list, tau: float) -> int:
     n = sum(int(y.size) for _, y in batches)
     size = model.input_size
     groups: dict[str, list[Link]] = {}
@@ -147,13 +182,12 @@ def main(argv: list[str]) -> None:
           f"{FLAGS.batch_size} {FLAGS.data} images, select {cfg.activation_select}, "
           f"top-{cfg.influence_topk}, stride {cfg.stride}; {os.cpu_count()} CPUs, {load()}", flush=True)
 
-    acc = run_step.Accumulators(model, plan)
+    run_forward, run_aggregate, acc = forward_and_step(model, plan, cfg)
     per_class = acc.nbytes() / plan.classes.size
     print(f"accumulators (int32): {per_class / 2**20:.1f} MiB per class, {ALL_CLASSES:,} classes "
           f"{ALL_CLASSES * per_class / 2**30:.1f} GiB", flush=True)
 
     forward = tf.function(model.features, input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
-    step = run_step.make_step(model, plan, acc, cfg)
     feats = [dict(forward(x)) for x, _ in batches]
     spec = {key: tf.TensorSpec([None, *value.shape[1:]], value.dtype) for key, value in feats[0].items()}
 
@@ -170,8 +204,8 @@ def main(argv: list[str]) -> None:
     tops = {name: on_features(links) for name, links in groups.items()}
     # every part reads its batch's images, labels and features; the numpy() calls wait for the device
     parts = {
-        "forward": lambda x, y, f: forward(x)["logits"].numpy(),
-        "aggregate": lambda x, y, f: (step(x, tf.constant(y)), acc.count.numpy()),
+        "forward": run_forward,
+        "aggregate": run_aggregate,
         "A": lambda x, y, f: [v.numpy() for v in selections(f).values()],
         **{f"I {name}": lambda x, y, f, fn=fn: [v.numpy() for v in fn(f).values()]
            for name, fn in tops.items()},
@@ -179,8 +213,7 @@ def main(argv: list[str]) -> None:
     timed_batches = [(x, y, f) for (x, y), f in zip(batches, feats, strict=True)]
     for run in parts.values():
         run(*timed_batches[0])  # trace
-    for var in acc.named().values():  # count from zero
-        var.assign(tf.zeros_like(var))
+    zero(acc)
     load_before = load()
     best = fastest(parts, timed_batches, FLAGS.repeats)
     t_forward, t_agg = best["forward"], best["aggregate"]
@@ -196,9 +229,9 @@ def main(argv: list[str]) -> None:
             print(f"  {name:20s} {per_batch * t:8.0f} ms/batch  {100 * t / t_agg:5.1f} %")
     print("  (rest: the step minus its parts: scatter-adds, prediction counts, overlap)", flush=True)
     if not FLAGS.original:
-        return
+        return 0
 
-    original = OriginalSummit(model, plan.layers, plan.links, plan.slot_table(), float(tau),
+    original = OriginalSummit(model, plan.layers, plan.links, plan.slot_table(), tau,
                               cfg.influence_topk, cfg.stride)
     original.trace(forward(batches[0][0][:1]))  # outside the timing
     t_orig = timed(lambda x, y: original.update(forward(x), y), batches)
@@ -209,9 +242,8 @@ def main(argv: list[str]) -> None:
     print(f"original SUMMIT      {n / t_orig:8.1f} images/s   summit-tf speed-up {t_orig / t_agg:.1f}x "
           f"({load()})")
     print(f"counts identical: A {'yes' if same_a else 'NO'}, I {'yes' if same_i else 'NO'}", flush=True)
-    if not (same_a and same_i):
-        sys.exit(1)
+    return 0 if same_a and same_i else 1
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry_point(main)()

@@ -18,34 +18,41 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import feature_vis as fv
 from feature_vis import objectives, outputs, sprite
+from summit_tf.cli import entry_point, run_command
 from summit_tf.models import SummitModel, load
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "mobilenet_v1", "Model spec.")
-flags.DEFINE_string("layer", "Conv2d_9_pointwise", "Layer whose channels are rendered.")
-flags.DEFINE_integer("batch", 32, "Channels per batched optimization.")
-flags.DEFINE_integer("size", 128, "Image size.")
-flags.DEFINE_integer("timed_steps", 8, "Steps timed per configuration after 2 warm-up steps (0: no timing).")
+FLAGS = flags.FlagValues()  # private: benchmarks.device imports this module beside others
+flags.DEFINE_string("model", "mobilenet_v1", "Model spec.", flag_values=FLAGS)
+flags.DEFINE_string("layer", "Conv2d_9_pointwise", "Layer whose channels are rendered.", flag_values=FLAGS)
+flags.DEFINE_integer("batch", 32, "Channels per batched optimization.", flag_values=FLAGS)
+flags.DEFINE_integer("size", 128, "Image size.", flag_values=FLAGS)
+flags.DEFINE_integer("timed_steps", 8, "Steps timed per configuration after 2 warm-up steps (0: no timing).",
+                     flag_values=FLAGS)
 flags.DEFINE_integer("full_steps", 512, "Last step of a full render (steps 0..N), to convert step times "
-                     "to channels/s.")
-flags.DEFINE_integer("batches", 2, "Batches timed traced per batch vs by one ChannelRenderer (0: skip).")
+                     "to channels/s.", flag_values=FLAGS)
+flags.DEFINE_integer("batches", 2, "Batches timed traced per batch vs by one ChannelRenderer (0: skip).",
+                     flag_values=FLAGS)
 flags.DEFINE_integer("batch_steps", 16, "Updates per batch in that comparison (half with the ReLU redirect).",
-                     lower_bound=2)
-flags.DEFINE_string("sprite_out", None, "If set, render a sprite of --sprite_channels channels here.")
-flags.DEFINE_integer("sprite_channels", 16, "Channels in the README sprite (first ones of --layer).")
-flags.DEFINE_integer("sprite_steps", 512, "Last step of the README sprite's renders (steps 0..N).")
-flags.DEFINE_integer("seed", 0, "Seed.")
+                     lower_bound=2, flag_values=FLAGS)
+flags.DEFINE_string("sprite_out", None, "If set, render a sprite of --sprite_channels channels here.",
+                    flag_values=FLAGS)
+flags.DEFINE_integer("sprite_channels", 16, "Channels in the README sprite (first ones of --layer).",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("sprite_steps", 512, "Last step of the README sprite's renders (steps 0..N).",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "Seed.", flag_values=FLAGS)
 
 
-def time_steps(model: SummitModel, layer: str, batch: int, size: int, steps: int) -> tuple[float, float]:
+def time_steps(model: SummitModel, layer: str, batch: int, size: int, steps: int,
+               seed: int = 0) -> tuple[float, float]:
     """(seconds per step after warm-up, seconds of the first step incl. tracing) for ``batch`` channels."""
     stamps: list[float] = []
     # 2 warm-up updates, then ``steps`` timed ones (steps 0..steps + 1), never redirected.
-    settings = fv.RenderSettings(size=size, steps=steps + 1, seed=FLAGS.seed, relu_redirect_steps=None)
+    settings = fv.RenderSettings(size=size, steps=steps + 1, seed=seed, relu_redirect_steps=None)
     tensor = fv.objective_tensors(model, [layer])[layer]  # the default: the pre-activation
     objective = objectives.channel(tensor, [c % model.channels[layer] for c in range(batch)])
     start = time.perf_counter()
@@ -54,9 +61,9 @@ def time_steps(model: SummitModel, layer: str, batch: int, size: int, steps: int
 
 
 def time_batches(model: SummitModel, layer: str, batch: int, size: int, steps: int,
-                 count: int) -> dict[str, list[float]]:
+                 count: int, seed: int = 0) -> dict[str, list[float]]:
     """Seconds per batch of ``count`` batches: steps traced for each (``render``) vs once (renderer)."""
-    settings = fv.RenderSettings(size=size, steps=steps - 1, seed=FLAGS.seed,
+    settings = fv.RenderSettings(size=size, steps=steps - 1, seed=seed,
                                      relu_redirect_steps=steps // 2 - 1)
     channels = model.channels[layer]
     batches = [[(layer, (k * batch + c) % channels) for c in range(batch)] for k in range(count)]
@@ -74,17 +81,21 @@ def time_batches(model: SummitModel, layer: str, batch: int, size: int, steps: i
     return {"traced_per_batch_s": fresh, "traced_once_s": reused}
 
 
-def main(argv: list[str]) -> None:
-    del argv
+def main(argv: list[str]) -> int:
+    return run_command(FLAGS, argv, __doc__ or "", report, logs=False)
+
+
+def report() -> None:
     model = load(FLAGS.model, layers=[FLAGS.layer])
-    report: dict[str, object] = {"model": FLAGS.model, "layer": FLAGS.layer, "size": FLAGS.size}
+    out: dict[str, object] = {"model": FLAGS.model, "layer": FLAGS.layer, "size": FLAGS.size}
     if FLAGS.timed_steps:
-        single, single_trace = time_steps(model, FLAGS.layer, 1, FLAGS.size, FLAGS.timed_steps)
-        batched, batched_trace = time_steps(model, FLAGS.layer, FLAGS.batch, FLAGS.size, FLAGS.timed_steps)
+        single, single_trace = time_steps(model, FLAGS.layer, 1, FLAGS.size, FLAGS.timed_steps, FLAGS.seed)
+        batched, batched_trace = time_steps(model, FLAGS.layer, FLAGS.batch, FLAGS.size, FLAGS.timed_steps,
+                                            FLAGS.seed)
         updates = FLAGS.full_steps + 1
         one_rate = 1.0 / (single * updates)
         batch_rate = FLAGS.batch / (batched * updates)
-        report.update({
+        out.update({
             "one_at_a_time": {"s_per_step": single, "channels_per_s": one_rate, "first_step_s": single_trace},
             f"batched_{FLAGS.batch}": {"s_per_step": batched, "channels_per_s": batch_rate,
                                        "first_step_s": batched_trace},
@@ -95,8 +106,9 @@ def main(argv: list[str]) -> None:
               f"speedup {batch_rate / one_rate:.1f}x ({updates}-update renders, {FLAGS.size} px)",
               file=sys.stderr)
     if FLAGS.timed_steps and FLAGS.batches:
-        times = time_batches(model, FLAGS.layer, FLAGS.batch, FLAGS.size, FLAGS.batch_steps, FLAGS.batches)
-        report[f"batches_of_{FLAGS.batch}x{FLAGS.batch_steps}_steps"] = times
+        times = time_batches(model, FLAGS.layer, FLAGS.batch, FLAGS.size, FLAGS.batch_steps, FLAGS.batches,
+                             FLAGS.seed)
+        out[f"batches_of_{FLAGS.batch}x{FLAGS.batch_steps}_steps"] = times
         print(f"{FLAGS.batches} batches of {FLAGS.batch_steps} steps: traced per batch "
               f"{sum(times['traced_per_batch_s']):.1f} s, traced once {sum(times['traced_once_s']):.1f} s",
               file=sys.stderr)
@@ -106,12 +118,12 @@ def main(argv: list[str]) -> None:
         start = time.perf_counter()
         images = fv.render_channels(model, [(FLAGS.layer, c) for c in channels], settings,
                                         progress_label=f"sprite {FLAGS.layer}")
-        report["sprite_seconds"] = time.perf_counter() - start
+        out["sprite_seconds"] = time.perf_counter() - start
         sheet, _ = sprite.sprite_sheet(outputs.to_uint8(images), columns=int(np.ceil(np.sqrt(len(channels)))))
         outputs.save_jpeg(FLAGS.sprite_out, sheet, quality=90)
-        report["sprite"] = FLAGS.sprite_out
-    print(json.dumps(report, indent=1))
+        out["sprite"] = FLAGS.sprite_out
+    print(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry_point(main)()

@@ -47,6 +47,11 @@ flags.DEFINE_bool("summit_compat", False, "reproduce the original SUMMIT code's 
                   flag_values=FLAGS)
 flags.DEFINE_enum("resize", "squash", vocabulary.RESIZE_MODES,
                   "squash: plain resize (SUMMIT); center_crop: central 87.5 % then resize", flag_values=FLAGS)
+flags.DEFINE_enum("jpeg_max_ratio", "1", [str(r) for r in vocabulary.JPEG_RATIOS],
+                  "decode a JPEG at 1/2, 1/4 or 1/8 of its size in the DCT domain (faster) when its shorter "
+                  "side is that many times the input size; counts change (11-23 % of the non-zero A/I "
+                  "entries, BUILD_NOTES), so 1 (full decode) is the default",
+                  flag_values=FLAGS)
 flags.DEFINE_integer("batch_size", 32, "images per step of each replica (device)", lower_bound=1,
                      flag_values=FLAGS)
 flags.DEFINE_enum("strategy", "auto", vocabulary.STRATEGIES,
@@ -68,6 +73,14 @@ flags.DEFINE_float("checkpoint_minutes", 10.0, "write a resumable checkpoint thi
                    "last one (0: only by --checkpoint_every); a checkpoint holds every accumulator, so the "
                    "gap grows to 20x the last save's duration for many classes", lower_bound=0.0,
                    flag_values=FLAGS)
+flags.DEFINE_string("data_service", None, "grpc://HOST:PORT of a tf.data service dispatcher whose workers "
+                    "read and decode the images (CPU machines feeding a GPU one; folder: and labels: data; "
+                    "batches arrive in any order, so no checkpoints: --checkpoint_minutes defaults to 0)",
+                    flag_values=FLAGS)
+flags.DEFINE_string("device_memory_budget", None, "device memory the count accumulators may take, e.g. "
+                    "8GiB (default: half of the GPU's memory; no limit on a CPU); when all classes do not "
+                    "fit, class groups are counted in successive passes over the data and joined",
+                    flag_values=FLAGS)
 flags.DEFINE_bool("resume", False, "continue an interrupted run from its checkpoint", flag_values=FLAGS)
 flags.DEFINE_bool("overwrite", False, "replace an existing output (and discard its checkpoint)",
                   flag_values=FLAGS)
@@ -82,12 +95,18 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AggregateConfig:
         influence_reduce=fv.influence_reduce, influence_stride=fv.influence_stride,
         influence_topk=fv.influence_topk,
         exclude_channels=spec_grammar.parse_channels(fv.exclude_channels, "--exclude_channels"),
-        summit_compat=fv.summit_compat, resize=fv.resize, batch_size=fv.batch_size, strategy=fv.strategy,
+        summit_compat=fv.summit_compat, resize=fv.resize, jpeg_max_ratio=int(fv.jpeg_max_ratio),
+        batch_size=fv.batch_size, strategy=fv.strategy,
         max_images=fv.max_images, max_images_per_class=fv.max_images_per_class,
         classes=spec_grammar.parse_classes(fv.classes, "--classes"), num_shards=fv.num_shards,
         shard_index=fv.shard_index,
-        checkpoint_every=fv.checkpoint_every, checkpoint_minutes=fv.checkpoint_minutes,
+        checkpoint_every=fv.checkpoint_every,
+        checkpoint_minutes=(0.0 if fv.data_service and not fv["checkpoint_minutes"].present
+                            else fv.checkpoint_minutes),
+        data_service=fv.data_service,
         resume=fv.resume, overwrite=fv.overwrite,
+        device_memory_budget=None if fv.device_memory_budget is None else spec_grammar.parse_size(
+            fv.device_memory_budget, "--device_memory_budget"),
     )
 
 

@@ -3,7 +3,8 @@
 * id lists: ``0,217,480-482`` (ranges inclusive; sorted, duplicates dropped);
 * channel selections: ``LAYER:1,2,5-7;LAYER:0`` (a layer may name an inner space such as
   ``mixed4b/3x3_bottleneck``; the channels are what follows its last ``:``); where a tool works on one
-  layer, a bare id list means that layer.
+  layer, a bare id list means that layer;
+* memory sizes: ``8GiB``, ``512MiB``, ``1.5GB``, ``123456`` (bytes).
 
 Errors are ``ValueError`` naming the argument (``what``), never a command-line flag: the CLIs pass their
 flag's name as ``what``.
@@ -11,9 +12,13 @@ flag's name as ``what``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 MAX_RANGE = 1_000_000  # a longer range is a typo, not a selection: refused before it is expanded
+SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+              "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*")
 
 
 def parse_ids(text: str, what: str = "ids") -> tuple[int, ...]:
@@ -66,3 +71,16 @@ def format_channels(selection: Mapping[str, Sequence[int]]) -> str:
     selections compare equal as text."""
     return ";".join(f"{layer}:{','.join(map(str, sorted(set(ids))))}"
                     for layer, ids in sorted(selection.items()) if len(ids))
+
+
+def parse_size(text: str, what: str = "size") -> int:
+    """``"8GiB"`` -> 8589934592; units B, KB/MB/GB/TB (powers of 1000), KiB/MiB/GiB/TiB (of 1024), any
+    case; a bare number is bytes. Must come to at least one byte."""
+    match = _SIZE.fullmatch(str(text))
+    unit = match.group(2).upper() if match else ""
+    if not match or unit not in SIZE_UNITS:
+        raise ValueError(f"{what}: expected a size such as 8GiB, 512MiB or 1.5GB, got {text!r}")
+    size = int(float(match.group(1)) * SIZE_UNITS[unit])
+    if size < 1:
+        raise ValueError(f"{what}: must be at least one byte, got {text!r}")
+    return size

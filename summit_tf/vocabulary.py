@@ -8,6 +8,7 @@ INFLUENCE_REDUCERS = ("max", "sum", "l2")  # how a pair's influence map becomes 
 SELECTION_KINDS = ("mass", "topk")
 SELECT_HELP = "mass:TAU (0 < TAU <= 1) or topk:K (K >= 1)"
 RESIZE_MODES = ("squash", "center_crop")
+JPEG_RATIOS = (1, 2, 4, 8)  # DCT-domain JPEG downscaling denominators libjpeg decodes to directly
 
 
 def parse_select(spec: str) -> tuple[str, float | int]:

@@ -4,11 +4,12 @@
 options, exclusions, preprocessing, model, layers): shards are mergeable only when these agree.
 ``image_selection()`` says which images were counted (data spec, shard, caps, class filter): merging sums
 over different image selections. Both go into the HDF5 ``config`` attribute; settings that only change
-speed or bookkeeping (batch size, checkpoint interval, strategy) do not.
+speed or bookkeeping (batch size, checkpoint interval, strategy, memory budget) do not.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -17,6 +18,7 @@ from summit_tf.imagenet import NUM_CLASSES
 from summit_tf.vocabulary import (
     ACTIVATION_REDUCERS,
     INFLUENCE_REDUCERS,
+    JPEG_RATIOS,
     RESIZE_MODES,
     STRATEGIES,
     parse_select,
@@ -42,6 +44,7 @@ class AggregateConfig:
     exclude_channels: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     summit_compat: bool = False
     resize: str = "squash"
+    jpeg_max_ratio: int = 1  # > 1: large JPEGs decoded downscaled (DCT domain); changes counts a little
     batch_size: int = 32  # per replica
     strategy: str = "auto"  # summit_tf.vocabulary.STRATEGIES
     max_images: int | None = None
@@ -53,6 +56,8 @@ class AggregateConfig:
     checkpoint_minutes: float = 10.0  # 0: by batch count only
     resume: bool = False
     overwrite: bool = False
+    data_service: str | None = None  # grpc://HOST:PORT of a tf.data service that decodes the images
+    device_memory_budget: int | None = None  # accumulator bytes; None: half a GPU's memory, no limit on CPU
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -71,6 +76,8 @@ class AggregateConfig:
         check(self.influence_topk >= 1, f"influence_topk must be >= 1, got {self.influence_topk}")
         parse_select(self.activation_select)
         check(self.resize in RESIZE_MODES, f"resize must be one of {RESIZE_MODES}, got {self.resize!r}")
+        check(self.jpeg_max_ratio in JPEG_RATIOS,
+              f"jpeg_max_ratio must be one of {JPEG_RATIOS}, got {self.jpeg_max_ratio}")
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         check(self.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         check(self.max_images is None or self.max_images >= 1,
@@ -84,6 +91,14 @@ class AggregateConfig:
         check(self.checkpoint_minutes >= 0,
               f"checkpoint_minutes must be >= 0, got {self.checkpoint_minutes}")
         check(not (self.resume and self.overwrite), "resume and overwrite exclude each other")
+        service = self.data_service
+        check(service is None or re.fullmatch(r"grpc://[^\s:/]+:\d+", service) is not None,
+              f"data_service must look like grpc://HOST:PORT, got {service!r}")
+        check(service is None or not (self.checkpoint_every or self.checkpoint_minutes or self.resume),
+              "data_service delivers batches in any order, so a checkpoint could not say where to resume: "
+              "set checkpoint_minutes=0 and no checkpoint_every or resume")
+        check(self.device_memory_budget is None or self.device_memory_budget >= 1,
+              f"device_memory_budget must be >= 1 byte, got {self.device_memory_budget}")
         check(self.classes is None or (len(self.classes) > 0 and min(self.classes) >= 0
                                        and max(self.classes) < NUM_CLASSES),
               f"classes must be ImageNet class ids in 0..{NUM_CLASSES - 1}, got {self.classes}")
@@ -110,6 +125,7 @@ class AggregateConfig:
             "exclude_channels": spec_grammar.format_channels(self.exclude_channels),
             "summit_compat": self.summit_compat,
             "resize": self.resize,
+            "jpeg_max_ratio": self.jpeg_max_ratio,
         }
 
     def image_selection(self) -> dict:

@@ -79,8 +79,10 @@ class _SummedRows:
         return total
 
 
-def merge(paths: Sequence[str], out: str | os.PathLike) -> store.Aggregates:
-    """Sum the aggregates files ``paths`` into ``out`` (written atomically).
+def merge(paths: Sequence[str], out: str | os.PathLike, config: dict | None = None) -> store.Aggregates:
+    """Sum the aggregates files ``paths`` into ``out`` (written atomically). ``config``: the output's
+    ``config`` record (default: the shared counting settings and every input's image selection, under
+    ``merged_from``); a run that joins its own class-group passes gives its one-pass record.
 
     Returns ``out`` opened with :func:`store.load` (the inputs are closed by then): close it, or use it
     as a context manager.
@@ -105,8 +107,9 @@ def merge(paths: Sequence[str], out: str | os.PathLike) -> store.Aggregates:
         first = inputs[0]
         merged = store.Aggregates(
             model=first.model,
-            config={**{key: first.config.get(key) for key in COUNTING_KEYS},
-                    "merged_from": [sel for agg in inputs for sel in image_selections(agg)]},
+            config=config if config is not None else {
+                **{key: first.config.get(key) for key in COUNTING_KEYS},
+                "merged_from": [sel for agg in inputs for sel in image_selections(agg)]},
             classes=classes,
             class_count=summed(lambda a: a.class_count),
             layers=list(first.layers),

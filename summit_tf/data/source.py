@@ -6,6 +6,12 @@ filter is set and there are enough files). ``index`` is a record's position in t
 decoding, so an image that fails to decode leaves a gap; ``skip_records`` drops the first records of the
 stream without decoding them (resuming a run). ``num_records`` is the length of the whole stream
 (``skip_records`` not subtracted) where it is known without reading the data.
+
+``data_service="grpc://HOST:PORT"`` runs the decoding on the workers of a ``tf.data`` service (CPU
+machines decoding for a GPU machine) with dynamic sharding: every record once, batches in any order. So
+it takes ``folder:``/``labels:`` data, whose record numbers are a column fixed before reading (a
+TFRecord stream is numbered as it is read, which splits across workers would not do), and no
+``skip_records`` (a resume needs ordered batches).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import tensorflow as tf
 
 from summit_tf import imagenet
 from summit_tf.data import filters, listing, tfds_source, tfrecords
-from summit_tf.data.preprocess import check_resize, decode, resize_image
+from summit_tf.data.preprocess import check_ratio, check_resize, decode, resize_image
 
 SPEC_HELP = "tfrecord:GLOB | folder:DIR | labels:FILE | tfds:NAME[/SPLIT]"
 
@@ -65,13 +71,18 @@ def _check_args(image_size: int, batch_size: int, num_shards: int, shard_index: 
 
 
 def _decoded_batches(records: tf.data.Dataset, *, from_file: bool, skip_records: int, image_size: int,
-                     resize: str, half_pixel_centers: bool, batch_size: int) -> tf.data.Dataset:
-    """records ``{"encoded" or "path", "label"}`` -> indexed, skipped, decoded, batched."""
-    ds = records.enumerate().skip(skip_records)
+                     resize: str, half_pixel_centers: bool, batch_size: int, max_ratio: int,
+                     data_service: str | None) -> tf.data.Dataset:
+    """records ``{"encoded" or "path", "label"[, "index"]}`` -> indexed, skipped, decoded, batched."""
+    if "index" in records.element_spec:
+        ds = records.map(lambda record: (record["index"], record)).skip(skip_records)
+    else:
+        ds = records.enumerate().skip(skip_records)
 
     def prepare(index: tf.Tensor, record: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         encoded = tf.io.read_file(record["path"]) if from_file else record["encoded"]
-        return {"image": resize_image(decode(encoded), image_size, resize, half_pixel_centers),
+        return {"image": resize_image(decode(encoded, image_size, max_ratio), image_size, resize,
+                                      half_pixel_centers),
                 "label": tf.cast(record["label"], tf.int32), "index": tf.cast(index, tf.int64)}
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -79,7 +90,11 @@ def _decoded_batches(records: tf.data.Dataset, *, from_file: bool, skip_records:
     ds = ds.ignore_errors()
     options = tf.data.Options()
     options.deterministic = True
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+    if data_service is None:
+        return ds
+    return ds.apply(tf.data.experimental.service.distribute(
+        processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC, service=data_service))
 
 
 def _listed(kind: str, arg: str, wanted: list[int] | None, max_per_class: int | None, max_images: int | None,
@@ -89,7 +104,8 @@ def _listed(kind: str, arg: str, wanted: list[int] | None, max_per_class: int | 
     if not len(positions):
         raise ValueError(f"{kind}:{arg}: no images left after the class/count filters and sharding")
     paths, labels = paths[positions], labels[positions]
-    records = tf.data.Dataset.from_tensor_slices({"path": paths.astype(str), "label": labels})
+    records = tf.data.Dataset.from_tensor_slices({"path": paths.astype(str), "label": labels,
+                                                  "index": np.arange(len(positions), dtype=np.int64)})
     return records, len(positions), np.unique(labels)
 
 
@@ -137,14 +153,23 @@ def list_classes(spec: str) -> np.ndarray | None:
 def load(spec: str, *, image_size: int, resize: str = "squash", half_pixel_centers: bool = True,
          batch_size: int = 32, num_shards: int = 1, shard_index: int = 0, skip_records: int = 0,
          max_images: int | None = None, max_images_per_class: int | None = None,
-         classes: Sequence[int] | None = None) -> ImageSource:
+         classes: Sequence[int] | None = None, max_jpeg_ratio: int = 1,
+         data_service: str | None = None) -> ImageSource:
     """The batch pipeline for ``tfrecord:GLOB | folder:DIR | labels:FILE | tfds:NAME[/SPLIT]``
-    (``half_pixel_centers=False``: TF1's resize grid, see :mod:`summit_tf.data.preprocess`)."""
+    (``half_pixel_centers=False``: TF1's resize grid; ``max_jpeg_ratio`` > 1: large JPEGs decoded
+    downscaled in the DCT domain; see :mod:`summit_tf.data.preprocess`; ``data_service``: decoded by a
+    ``tf.data`` service, see above)."""
     check_resize(resize)
+    check_ratio(max_jpeg_ratio)
     wanted = _check_args(image_size, batch_size, num_shards, shard_index, skip_records, max_images,
                          max_images_per_class, classes)
     kind, arg = _split(spec)
     from_file = kind in ("folder", "labels")
+    if data_service is not None and not from_file:
+        raise ValueError(f"data_service reads folder: and labels: data only (their records are numbered "
+                         f"before reading), got {spec!r}")
+    if data_service is not None and skip_records:
+        raise ValueError("data_service delivers batches in any order: it cannot resume (skip_records)")
     num_records: int | None = None
     present: np.ndarray | None = None
     if from_file:
@@ -157,5 +182,5 @@ def load(spec: str, *, image_size: int, resize: str = "squash", half_pixel_cente
                                            shard_index)
     dataset = _decoded_batches(records, from_file=from_file, skip_records=skip_records,
                                image_size=image_size, resize=resize, half_pixel_centers=half_pixel_centers,
-                               batch_size=batch_size)
+                               batch_size=batch_size, max_ratio=max_jpeg_ratio, data_service=data_service)
     return ImageSource(spec=spec, dataset=dataset, num_records=num_records, classes=present)

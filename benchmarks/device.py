@@ -1,0 +1,217 @@
+"""All device figures in one command: one table, written to ``benchmarks/results/<device-name>.json``.
+
+    python -m benchmarks.device            # on whatever device is present (a GPU: under 8 minutes)
+    python -m benchmarks.device --smoke    # the same code on tiny sizes, seconds on a CPU (CI runs it)
+
+Rows (each from the benchmark module that owns the measurement, imported, not copied):
+- aggregation images/s and its ratio to the plain forward pass (``benchmarks.aggregate``), MobileNetV1
+  and the InceptionV1 structural fixture, batch 64 and 256, XLA off and on (the engine's step traced
+  again with ``jit_compile``; the first call, compile included, is reported apart);
+- feature vis channels/s one at a time vs batched 64, 128 px, 512-step renders (``benchmarks.feature_vis``,
+  timed steps after warm-up), and the projected time for all 5,484 InceptionV1 channels;
+- input pipeline images/s, decode + resize of 500x375 JPEGs, all cores (``benchmarks.input_pipeline``);
+- mirrored scaling with more than one GPU (open until ``--strategy`` lands);
+- the projected wall time of ImageNet-train (1,281,167 images) A + all I for InceptionV1 at stride 1, and
+  whether compute or input bounds it.
+Timings are the fastest of a few passes; the load average is recorded beside them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import tensorflow as tf
+from absl import flags
+
+from benchmarks import aggregate as agg_bench
+from benchmarks import feature_vis as fv_bench
+from benchmarks import input_pipeline
+from summit_tf import atomic
+from summit_tf.aggregation import plan as run_plan
+from summit_tf.aggregation.config import AggregateConfig
+from summit_tf.cli import entry_point, run_command
+from summit_tf.models.base import SummitModel
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_bool("smoke", False, "tiny sizes: the same code in seconds on a CPU", flag_values=FLAGS)
+flags.DEFINE_bool("xla", None, "also time the aggregation step compiled by XLA (default: yes, but not with "
+                  "--smoke: compiling takes minutes on a CPU)", flag_values=FLAGS)
+flags.DEFINE_string("out", None, "the JSON file (default benchmarks/results/<device-name>.json)",
+                    flag_values=FLAGS)
+
+IMAGENET_TRAIN = 1_281_167
+INCEPTION_CHANNELS = 5_484
+INCEPTION = "inception_v1 (fixture)"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What one run measures: the full device run or the CI smoke run."""
+
+    batch_sizes: tuple[int, ...]
+    batches: int  # timed batches per configuration
+    repeats: int  # passes over them, the fastest counts
+    layers: int | None  # the first N SUMMIT layers (None: all)
+    fv_layer: str  # the InceptionV1 fixture layer rendered
+    fv_size: int
+    fv_batch: int
+    fv_timed_steps: int
+    pipeline_images: int
+    pipeline_shape: tuple[int, int]  # width, height
+
+
+FULL = Sizes(batch_sizes=(64, 256), batches=3, repeats=2, layers=None, fv_layer="mixed4d", fv_size=128,
+             fv_batch=64, fv_timed_steps=8, pipeline_images=512, pipeline_shape=(500, 375))
+SMOKE = Sizes(batch_sizes=(2,), batches=1, repeats=1, layers=2, fv_layer="mixed3a", fv_size=32, fv_batch=4,
+              fv_timed_steps=1, pipeline_images=8, pipeline_shape=(40, 30))
+FV_FULL_STEPS = 512  # Lucid's renders: steps 0..512
+
+
+def device_name() -> str:
+    """The accelerator's name (the first GPU's), else the CPU's model and core count."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"{details.get('device_name', 'gpu')}" + (f" x{len(gpus)}" if len(gpus) > 1 else "")
+    model = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} {os.cpu_count()} cores"
+
+
+def file_name(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + ".json"
+
+
+def aggregation_rows(label: str, model: SummitModel, sizes: Sizes, xla: bool) -> list[dict]:
+    """Forward and aggregation images/s per batch size and XLA setting, on random images."""
+    layers = tuple(model.layers[:sizes.layers]) if sizes.layers else None
+    cfg = AggregateConfig(model=model.spec, data="random", out="-", layers=layers)
+    rows = []
+    for batch_size in sizes.batch_sizes:
+        batches = agg_bench.make_batches(model.input_size, batch_size, sizes.batches)
+        plan = run_plan.make_plan(model, cfg, sorted({int(c) for _, y in batches for c in y}))
+        for jit in (False, True) if xla else (False,):
+            run_forward, run_step, acc = agg_bench.forward_and_step(model, plan, cfg, jit=jit)
+            start = time.perf_counter()
+            run_forward(*batches[0])
+            run_step(*batches[0])
+            first = time.perf_counter() - start
+            agg_bench.zero(acc)
+            best = agg_bench.fastest({"forward": run_forward, "aggregate": run_step}, batches, sizes.repeats)
+            n = batch_size * sizes.batches
+            rows.append({"model": label,
+                         "batch": batch_size, "xla": jit, "forward_images_per_s": n / best["forward"],
+                         "aggregate_images_per_s": n / best["aggregate"],
+                         "ratio": best["forward"] / best["aggregate"], "first_call_s": first,
+                         "layers": len(plan.layers), "links": len(plan.links)})
+            print(f"  aggregate {rows[-1]['model']} batch {batch_size} xla {jit}: "
+                  f"{rows[-1]['aggregate_images_per_s']:.1f} images/s", flush=True)
+    return rows
+
+
+def feature_vis_row(model: SummitModel, sizes: Sizes) -> dict:
+    """Channels/s of full renders, one at a time vs batched, and all InceptionV1 channels projected."""
+    single, _ = fv_bench.time_steps(model, sizes.fv_layer, 1, sizes.fv_size, sizes.fv_timed_steps)
+    batched, _ = fv_bench.time_steps(model, sizes.fv_layer, sizes.fv_batch, sizes.fv_size,
+                                     sizes.fv_timed_steps)
+    updates = FV_FULL_STEPS + 1
+    one_rate, batch_rate = 1 / (single * updates), sizes.fv_batch / (batched * updates)
+    return {"model": INCEPTION, "layer": sizes.fv_layer, "size": sizes.fv_size,
+            "steps": FV_FULL_STEPS, "batch": sizes.fv_batch, "one_at_a_time_channels_per_s": one_rate,
+            "batched_channels_per_s": batch_rate, "speedup": batch_rate / one_rate,
+            "all_inception_channels_minutes": INCEPTION_CHANNELS / batch_rate / 60}
+
+
+def pipeline_row(sizes: Sizes) -> dict:
+    width, height = sizes.pipeline_shape
+    rates = input_pipeline.report(sizes.pipeline_images, width, height, 224, threads=(None,), ratios=(1,),
+                                  repeats=sizes.repeats + 1)
+    return {"jpeg": f"{width}x{height}", "images": sizes.pipeline_images, "cores": os.cpu_count(),
+            "images_per_s": rates["threads=all ratio=1"]["images_per_s"]}
+
+
+def scaling_row() -> dict:
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    if gpus <= 1:
+        return {"gpus": gpus, "status": "n/a: fewer than 2 GPUs"}
+    if "strategy" not in AggregateConfig.__dataclass_fields__:
+        return {"gpus": gpus, "status": "open: the aggregation has no --strategy yet (issue 13 part A)"}
+    return {"gpus": gpus, "status": "open: mirrored scaling is not wired into benchmarks.device yet"}
+
+
+def projection(agg_rows: list[dict], pipeline: dict) -> dict:
+    """ImageNet-train A + all I for InceptionV1 at the fastest measured rate, bounded by compute or input."""
+    best = max([r for r in agg_rows if r["model"] == INCEPTION], key=lambda r: r["aggregate_images_per_s"])
+    compute_s = IMAGENET_TRAIN / best["aggregate_images_per_s"]
+    input_s = IMAGENET_TRAIN / pipeline["images_per_s"]
+    return {"images": IMAGENET_TRAIN, "from": f"batch {best['batch']}, xla {best['xla']}",
+            "compute_minutes": compute_s / 60, "input_minutes": input_s / 60,
+            "minutes": max(compute_s, input_s) / 60, "bound": "compute" if compute_s >= input_s else "input",
+            "all_layers": best["layers"] == 9}
+
+
+def table(result: dict) -> str:
+    lines = [f"device: {result['device']}   ({result['load']})", "",
+             "aggregation        batch  xla   forward img/s  aggregate img/s  ratio  first call s"]
+    for r in result["aggregation"]:
+        lines.append(f"{r['model']:22s} {r['batch']:4d}  {'on ' if r['xla'] else 'off'} "
+                     f"{r['forward_images_per_s']:13.1f} {r['aggregate_images_per_s']:16.1f} "
+                     f"{r['ratio']:6.2f} {r['first_call_s']:12.1f}")
+    fv = result["feature_vis"]
+    lines += ["", f"feature vis {fv['model']} {fv['layer']}, {fv['size']} px, steps 0..{fv['steps']}: "
+              f"one at a time {fv['one_at_a_time_channels_per_s'] * 60:.2f} channels/min, batched "
+              f"{fv['batch']} {fv['batched_channels_per_s'] * 60:.2f} channels/min ({fv['speedup']:.1f}x); "
+              f"all {INCEPTION_CHANNELS:,} channels {fv['all_inception_channels_minutes']:.1f} min"]
+    p = result["input_pipeline"]
+    lines.append(f"input pipeline: {p['images_per_s']:.0f} images/s decode + resize of {p['jpeg']} JPEGs, "
+                 f"{p['cores']} cores")
+    lines.append(f"mirrored scaling: {result['mirrored']['status']}")
+    j = result["projection"]
+    lines.append(f"ImageNet-train A + all I, InceptionV1 ({j['from']}): {j['minutes']:.1f} min, bound by "
+                 f"{j['bound']} (compute {j['compute_minutes']:.1f} min, input {j['input_minutes']:.1f} min)"
+                 + ("" if j["all_layers"] else "; smoke: not all layers, not a real projection"))
+    return "\n".join(lines)
+
+
+def run(sizes: Sizes, xla: bool, out: Path | None) -> dict:
+    """Every row; the JSON written atomically to ``out`` (default: ``benchmarks/results/<device>.json``)."""
+    tf.get_logger().setLevel("ERROR")
+    name = device_name()
+    start = time.perf_counter()
+    inception = agg_bench.load_model(agg_bench.FIXTURE)
+    rows = (aggregation_rows("mobilenet_v1", agg_bench.load_model("mobilenet_v1"), sizes, xla)
+            + aggregation_rows(INCEPTION, inception, sizes, xla))
+    pipeline = pipeline_row(sizes)
+    result = {"device": name, "smoke": sizes is SMOKE, "sizes": asdict(sizes), "aggregation": rows,
+              "feature_vis": feature_vis_row(inception, sizes), "input_pipeline": pipeline,
+              "mirrored": scaling_row(), "projection": projection(rows, pipeline),
+              "load": f"load {os.getloadavg()[0]:.1f}", "seconds": None}
+    result["seconds"] = time.perf_counter() - start
+    atomic.write_json(out or RESULTS / file_name(name), result, indent=1)
+    return result
+
+
+def main(argv: list[str]) -> int:
+    def body() -> None:
+        xla = not FLAGS.smoke if FLAGS.xla is None else FLAGS.xla
+        result = run(SMOKE if FLAGS.smoke else FULL, xla, Path(FLAGS.out) if FLAGS.out else None)
+        print(table(result))
+        print(f"{result['seconds']:.0f} s; written {FLAGS.out or RESULTS / file_name(result['device'])}")
+
+    return run_command(FLAGS, argv, __doc__ or "", body, logs=False)
+
+
+if __name__ == "__main__":
+    entry_point(main)()

@@ -5,8 +5,8 @@
 
 Rows (each from the benchmark module that owns the measurement, imported, not copied):
 - aggregation images/s and its ratio to the plain forward pass (``benchmarks.aggregate``), MobileNetV1
-  and the InceptionV1 structural fixture, batch 64 and 256, XLA off and on (the engine's step traced
-  again with ``jit_compile``; the first call, compile included, is reported apart);
+  and the InceptionV1 structural fixture, batch 64 and 256, XLA off and (at batch 64) on (the engine's
+  step traced again with ``jit_compile``; the first call, compile included, is reported apart);
 - feature vis channels/s one at a time vs batched 64, 128 px, 512-step renders (``benchmarks.feature_vis``,
   timed steps after warm-up), and the projected time for all 5,484 InceptionV1 channels;
 - input pipeline images/s, decode + resize of 500x375 JPEGs, all cores (``benchmarks.input_pipeline``);
@@ -102,7 +102,8 @@ def aggregation_rows(label: str, model: SummitModel, sizes: Sizes, xla: bool) ->
     for batch_size in sizes.batch_sizes:
         batches = agg_bench.make_batches(model.input_size, batch_size, sizes.batches)
         plan = run_plan.make_plan(model, cfg, sorted({int(c) for _, y in batches for c in y}))
-        for jit in (False, True) if xla else (False,):
+        # XLA only at the first batch size: each compile of a whole step takes minutes
+        for jit in (False, True) if xla and batch_size == sizes.batch_sizes[0] else (False,):
             run_forward, run_step, acc = agg_bench.forward_and_step(model, plan, cfg, jit=jit)
             start = time.perf_counter()
             run_forward(*batches[0])

@@ -181,6 +181,10 @@ def test_corrupt_record_and_truncated_tfrecord_file(shared, tmp_path, capfd):
     (["--classes=1000"], "0..999"),
     (["--num_shards=2", "--shard_index=2"], "shard_index"),
     (["--resume", "--overwrite"], "exclude each other"),
+    (["--device_memory_budget=lots"], "--device_memory_budget"),
+    (["--data_service=localhost:5050"], "grpc://HOST:PORT"),
+    (["--data_service=grpc://localhost:5050", "--checkpoint_minutes=5"], "checkpoint_minutes=0"),
+    (["--jpeg_max_ratio=3"], "jpeg_max_ratio"),
     (["--bogus_flag=1"], "bogus_flag"),
     (["stray_positional"], "unexpected arguments"),
 ])

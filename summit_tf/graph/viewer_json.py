@@ -36,7 +36,6 @@ from summit_tf.graph.attribution import AttributionGraph, GraphConfig
 from summit_tf.graph.build import Structure
 from summit_tf.store import PROB_BINS, Aggregates
 
-
 FORMAT = 2
 SIMILARITY_SCALE = 10_000
 EMBED_DECIMALS = 4

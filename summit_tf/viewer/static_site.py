@@ -71,7 +71,8 @@ def export_site(run_dir: Path | str, out: Path | str) -> int:
             shutil.copyfile(run_dir / rel, target)
             progress.update()
         progress.finish()
-        (staging / "run" / manifest.NAME).write_text(json.dumps(manifest.scan(run_dir), separators=(",", ":")))
+        listing = json.dumps(manifest.scan(run_dir), separators=(",", ":"))
+        (staging / "run" / manifest.NAME).write_text(listing)
         texts = [p for p in staging.rglob("*") if p.is_file() and p.suffix.lower() in COMPRESSIBLE]
         for path in texts:  # written after the originals, so never older than them
             path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes(), 9, mtime=0))

@@ -14,6 +14,7 @@ steps are timed in the page, from the event to the next frame after the view has
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -78,8 +79,8 @@ def legacy_copy(run_dir: Path, out: Path) -> Path:
         record["topChannels"] = details["topChannels"]
     doc["meta"].pop("format", None)
     (out / "classes.json").write_text(json.dumps(doc))
-    if not (out / "ag").exists():
-        (out / "ag").symlink_to(run_dir / "ag", target_is_directory=True)
+    if not (out / "ag").exists():  # hard links: the server follows no link out of the run
+        shutil.copytree(run_dir / "ag", out / "ag", copy_function=os.link)
     return out
 
 

@@ -15,6 +15,7 @@ const d3 = window.d3;
 const NODE_MAX = 76;
 const NODE_MIN = NODE_MAX * 0.34;
 const MOVE_MS = 450;
+const LABEL_PX = 150; // screen room left of the drawing for the layer names
 const COLORS = { a: "#2563eb", b: "#ea580c", both: "#7c3aed", single: "#64748b", ring: "#cbd5e1" };
 
 /** Barycentric ordering: two sweeps (up, then down) reduce edge crossings between neighbouring rows. */
@@ -87,7 +88,7 @@ export function createGraphView(container, { hovercard }) {
     if (!model || !box) return;
     const top = model.layers.length - 1;
     const rowPx = rowGap * current.k;
-    const x = Math.max(8, current.applyX(box.x) + 8);
+    const x = 10;
     labelLayer.selectAll("g.layer-label").attr("transform", (_, i) => `translate(${x},${current.applyY((top - i) * rowGap)})`)
       .attr("display", rowPx < 16 ? "none" : null)
       .select("text.layer-sub").attr("display", rowPx < 40 ? "none" : null);
@@ -110,7 +111,7 @@ export function createGraphView(container, { hovercard }) {
     }
     const widest = Math.max(1, ...rows.map((r) => r.length));
     const halfWidth = ((widest - 1) * colGap + NODE_MAX) / 2;
-    box = { x: -halfWidth - 170, y: -rowGap / 2, width: 2 * halfWidth + 210, height: model.layers.length * rowGap };
+    box = { x: -halfWidth - 10, y: -rowGap / 2, width: 2 * halfWidth + 20, height: model.layers.length * rowGap };
     return { visible, halfWidth, rows };
   }
 
@@ -299,12 +300,13 @@ export function createGraphView(container, { hovercard }) {
   function fit(duration = 600) {
     const rect = svg.node().getBoundingClientRect();
     // leave room for the overlays of comparison mode (legend top left, shared list on the right)
-    const inset = model?.mode === "compare" ? { top: 70, right: 216, bottom: 22 } : { top: 0, right: 0, bottom: 22 };
-    const width = rect.width - inset.right;
+    const inset = model?.mode === "compare" ? { top: 84, right: 216, bottom: 22 } : { top: 0, right: 0, bottom: 22 };
+    inset.left = LABEL_PX;
+    const width = rect.width - inset.right - inset.left;
     const height = rect.height - inset.top - inset.bottom;
     if (!box || !box.width || width <= 0 || height <= 0) return;
     const k = Math.min(1.4, 0.96 * Math.min(width / box.width, height / box.height));
-    const tr = d3.zoomIdentity.translate(width / 2 - k * (box.x + box.width / 2),
+    const tr = d3.zoomIdentity.translate(inset.left + width / 2 - k * (box.x + box.width / 2),
       inset.top + height / 2 - k * (box.y + box.height / 2)).scale(k);
     if (!duration) { svg.call(zoom.transform, tr); return; }
     busy.transitions(svg.transition().duration(duration).call(zoom.transform, tr));

@@ -63,8 +63,9 @@ export function createSidebar(list, { classes, onSelect, onHover, onCompare, onV
     const start = Math.max(0, first - OVERSCAN);
     const end = Math.min(order.length, last + OVERSCAN);
     if (force || start !== drawn[0] || end !== drawn[1]) {
-      list.style.paddingTop = `${PAD + start * ROW_HEIGHT}px`;
-      list.style.paddingBottom = `${PAD + (order.length - end) * ROW_HEIGHT}px`;
+      // spacers (the list's ::before and ::after) stand in for the rows not drawn
+      list.style.setProperty("--rows-before", `${start * ROW_HEIGHT}px`);
+      list.style.setProperty("--rows-after", `${(order.length - end) * ROW_HEIGHT}px`);
       list.innerHTML = order.slice(start, end).map((c, k) => rowHTML(c, start + k)).join("");
       drawn = [start, end];
     }

@@ -52,12 +52,18 @@ function labelClasses(classes) {
   }
 }
 
-/** The run: classes.json (with download progress) and the manifest, fetched side by side. */
-export async function loadRun(onProgress) {
+/**
+ * The run: classes.json (with download progress) and the manifest, fetched side by side. `earlyGraph` (a
+ * class id from the address) is requested as soon as the manifest lists it, before classes.json is in.
+ */
+export async function loadRun(onProgress, earlyGraph = null) {
   const manifestRequest = fetchJSON(`${RUN}manifest.json`).catch((error) => {
     if (error.status === 404) return null; // a site exported before manifests: assume every file is there
     throw error;
   });
+  manifestRequest.then((m) => {
+    if (m?.graphs?.includes(earlyGraph)) prefetchGraph(earlyGraph);
+  }, () => {});
   const data = await fetchJSON(`${RUN}classes.json`, onProgress);
   const meta = data.meta ?? {};
   const classes = data.classes ?? [];
@@ -145,7 +151,7 @@ function graphProblem(ag, metaLayers) {
 const early = new Map(); // id -> the text request started before classes.json arrived
 
 /** Start loading a graph before the run's class list has arrived (its id comes from the address). */
-export function prefetchGraph(id) {
+function prefetchGraph(id) {
   if (!early.has(id)) {
     const pending = fetchText(graphPath(id));
     pending.catch(() => {}); // reported when loadGraph takes it

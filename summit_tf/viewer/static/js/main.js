@@ -6,7 +6,7 @@
 import { createCombobox } from "./combobox.js";
 import { renderLegend, renderSharedList } from "./comparepanel.js";
 import {
-  displayName, graphPath, hasGraph, loadGraph, loadRun, parseGraph, prefetchGraph, similarities, unionGraphs,
+  displayName, graphPath, hasGraph, loadGraph, loadRun, parseGraph, similarities, unionGraphs,
 } from "./data.js";
 import { createEmbedding, createMinimap } from "./embedding.js";
 import { exportPNG, exportSVG } from "./export.js";
@@ -60,11 +60,10 @@ function showProgress(bytes) {
 }
 
 async function boot() {
-  const early = classId(readHash().selected);
-  if (Number.isFinite(early)) prefetchGraph(early); // the graph's request need not wait for the class list
   let run;
   try {
-    run = await loadRun(showProgress);
+    // the graph named in the address is requested without waiting for the class list
+    run = await loadRun(showProgress, classId(readHash().selected));
   } catch (error) {
     $("loading").hidden = true;
     showLoadError(`Could not load the run: ${error.message}. Start the viewer with ` +

@@ -347,8 +347,9 @@ def test_similarity_sort_is_cosine_of_top_channels(page, base_url, run_dir, pick
 
     ref = top_channels(run_dir, picks.a)
     # the run ships cosines rounded to 1e-4 (format 2): equal after rounding, the class id decides
-    expected = sorted(data["classes"], key=lambda c: (-round(1e4 * cosine(ref, top_channels(run_dir, c["target_class"]))),
-                                                      c["target_class"]))
+    rounded = {c["target_class"]: round(1e4 * cosine(ref, top_channels(run_dir, c["target_class"])))
+               for c in data["classes"]}
+    expected = sorted(data["classes"], key=lambda c: (-rounded[c["target_class"]], c["target_class"]))
     rows = page.eval_on_selector_all("#class-list li.class-row", "els => els.map(e => +e.dataset.class)")
     assert rows == [c["target_class"] for c in expected]
     page.click("button[data-sort='acc-asc']")
@@ -542,7 +543,8 @@ def test_partial_run_draws_plain_nodes_and_requests_no_missing_file(page, partia
     # hovering a channel shows its counts, no empty image sections
     page.locator("g.node").first.hover()
     page.locator("#hovercard").wait_for(state="visible")
-    assert page.locator("#hovercard img").count() == 0 and "dataset examples" not in page.inner_text("#hovercard")
+    assert page.locator("#hovercard img").count() == 0
+    assert "dataset examples" not in page.inner_text("#hovercard")
     page.mouse.move(0, 0)
     # a class without a graph is marked in the list and says so, without asking for the file
     assert "no graph" in page.inner_text(f"#class-list li[data-class='{picks.c}']")
@@ -565,7 +567,8 @@ def test_bad_graph_files_and_addresses_are_said(page, partial_url, partial_run, 
     assert "not valid JSON" in page.inner_text("#graph-message")
     # valid JSON of the wrong shape: the file, the class and the entry at fault are named
     layer = classes_json(partial_run)["meta"]["layers"][-1]
-    (partial_run / "ag" / f"ag-{b}.json").write_text(json.dumps({layer: [{"channel": 5, "prev_channels": []}]}))
+    wrong = {layer: [{"channel": 5, "prev_channels": []}]}
+    (partial_run / "ag" / f"ag-{b}.json").write_text(json.dumps(wrong))
     page.reload()
     page.locator("#graph-message").wait_for(state="visible")
     assert f"ag/ag-{b}.json of class {b}" in page.inner_text("#graph-message")
@@ -597,7 +600,8 @@ def many_classes_run(path: Path, count: int = 300) -> Path:
     for target in extra[: count - len(have)]:
         doc["classes"].append({**template, "target_class": target, "synset": imagenet.synsets()[target],
                                "name": imagenet.short_name(target), "topOneAcc": float(rng.uniform()),
-                               "embed": {layer: rng.uniform(0, 1, 2).round(4).tolist() for layer in doc["meta"]["layers"]}})
+                               "embed": {layer: rng.uniform(0, 1, 2).round(4).tolist()
+                                         for layer in doc["meta"]["layers"]}})
     doc["meta"]["num_classes"] = len(doc["classes"])
     (run / "classes.json").write_text(json.dumps(doc))
     return run
@@ -616,9 +620,11 @@ def rows_shown(page) -> list[int]:
 
 
 def rows_in_view(page) -> list[int]:
-    return page.evaluate("""() => { const list = document.getElementById('class-list').getBoundingClientRect();
+    return page.evaluate("""() => {
+        const list = document.getElementById('class-list').getBoundingClientRect();
         return [...document.querySelectorAll('#class-list li.class-row')].filter(li => {
-            const r = li.getBoundingClientRect(); return r.bottom > list.top + 1 && r.top < list.bottom - 1; })
+            const r = li.getBoundingClientRect();
+            return r.bottom > list.top + 1 && r.top < list.bottom - 1; })
             .map(li => +li.dataset.class); }""")
 
 
@@ -646,13 +652,15 @@ def test_long_list_is_virtual_and_keeps_its_place(page, many_url):
     page.focus("#minimap")
     before = int(page.get_attribute("#minimap", "aria-valuenow"))
     page.keyboard.press("ArrowLeft")
-    page.wait_for_function(f"+document.getElementById('minimap').getAttribute('aria-valuenow') === {before - 1}")
+    page.wait_for_function(f"+document.getElementById('minimap').getAttribute('aria-valuenow') === {before}"
+                           " - 1")
     wait_for_list(page)
     assert page.locator("#class-list").evaluate("el => el.scrollTop") == scroll
     # sorting by name keeps the selected row in view
     page.click("button[data-sort='alpha']")
     assert target in rows_in_view(page)
-    names = page.eval_on_selector_all("#class-list li.class-row .row-name", "els => els.map(e => e.firstChild.textContent)")
+    names = page.eval_on_selector_all("#class-list li.class-row .row-name",
+                                      "els => els.map(e => e.firstChild.textContent)")
     assert names == sorted(names, key=str.lower) or names == sorted(names, key=lambda n: n.casefold())
     # the arrow keys walk the list; Enter selects
     page.focus("#class-list")
@@ -690,7 +698,8 @@ def test_compare_and_filtered_graphs_fit_the_panel(page, base_url, run_dir, pick
     inside = """() => { const area = document.getElementById('graph-area').getBoundingClientRect();
         return [...document.querySelectorAll('g.node:not([display=none]) rect.node-bg')].every(el => {
             const r = el.getBoundingClientRect();
-            return r.left >= area.left && r.right <= area.right && r.top >= area.top && r.bottom <= area.bottom; }); }"""
+            return r.left >= area.left && r.right <= area.right
+                && r.top >= area.top && r.bottom <= area.bottom; }); }"""
     assert page.evaluate(inside)
     scale = "() => document.querySelector('g.viewport').transform.baseVal.consolidate().matrix.a"
     before = page.evaluate(scale)
@@ -704,5 +713,6 @@ def test_compare_and_filtered_graphs_fit_the_panel(page, base_url, run_dir, pick
     assert page.evaluate(inside)
     page.set_viewport_size({"width": 1440, "height": 900})
     # layer names are drawn at screen size, whatever the zoom
-    sizes = page.eval_on_selector_all("g.layer-labels text.layer-name", "els => els.map(e => e.getBoundingClientRect().height)")
+    sizes = page.eval_on_selector_all("g.layer-labels text.layer-name",
+                                      "els => els.map(e => e.getBoundingClientRect().height)")
     assert sizes and min(sizes) >= 12

@@ -146,12 +146,26 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
     return target;
   }
 
+  const dotOf = new Map();
+  dots.each(function keep(c) { dotOf.set(c.target_class, this); });
+  let marked = []; // the dots drawn large (selected, compared, hovered) last time
+
+  /** Restyle only the dots whose role changed (1,000 dots restyled on every hover cost a frame). */
+  function styleDots() {
+    const now = [selected, compare, hovered].filter((id) => id !== null);
+    for (const id of new Set([...marked, ...now])) {
+      const el = dotOf.get(id);
+      if (!el) continue;
+      const big = now.includes(id);
+      el.setAttribute("class", `dot${id === selected ? " selected" : ""}${id === compare ? " compare" : ""}${id === hovered ? " hovered" : ""}${listed.has(id) ? " listed" : ""}`);
+      el.setAttribute("r", big ? 6 : 3.5);
+      if (big) el.parentNode.appendChild(el); // on top
+    }
+    marked = now;
+  }
+
   function drawDots(duration = 0) {
-    dots.attr("class", (c) => {
-      const id = c.target_class;
-      return `dot${id === selected ? " selected" : ""}${id === compare ? " compare" : ""}${id === hovered ? " hovered" : ""}${listed.has(id) ? " listed" : ""}`;
-    }).attr("r", (c) => ([selected, compare, hovered].includes(c.target_class) ? 6 : 3.5));
-    dots.filter((c) => [hovered, compare, selected].includes(c.target_class)).raise();
+    styleDots();
     const target = duration ? dots.transition().duration(duration).ease(d3.easeCubicInOut) : dots;
     target.attr("cx", x).attr("cy", y);
     return target;
@@ -178,12 +192,12 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
     setSelection(sel, cmp) {
       selected = sel;
       compare = cmp;
-      drawDots();
+      styleDots();
       drawLabels();
     },
     highlight(id) {
       hovered = id;
-      drawDots();
+      styleDots();
       drawLabels();
     },
     /** Mark the dots of the classes the list shows (`partial`: the list shows only some classes). */

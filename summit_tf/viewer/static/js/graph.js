@@ -77,6 +77,13 @@ export function createGraphView(container, { hovercard }) {
     if (event.sourceEvent) hovercard.hide();
   });
   svg.call(zoom).on("dblclick.zoom", null);
+  // the panel's size, kept by an observer: reading it in fit() would force a layout after every redraw
+  let area = null;
+  new ResizeObserver(([entry]) => {
+    const first = area === null;
+    area = { width: entry.contentRect.width, height: entry.contentRect.height };
+    if (model && !first) fit(0);
+  }).observe(svg.node());
 
   const size = (n) => sizeScale(n.count);
   const nodeColor = (n) => (model.mode === "compare" ? COLORS[n.member] : COLORS.ring);
@@ -298,7 +305,7 @@ export function createGraphView(container, { hovercard }) {
 
   /** Frame the whole drawing (as it will be once running moves end) in the panel. */
   function fit(duration = 600) {
-    const rect = svg.node().getBoundingClientRect();
+    const rect = area ?? svg.node().getBoundingClientRect();
     // leave room for the overlays of comparison mode (legend top left, shared list on the right)
     const inset = model?.mode === "compare" ? { top: 84, right: 216, bottom: 22 } : { top: 0, right: 0, bottom: 22 };
     inset.left = LABEL_PX;

@@ -289,7 +289,6 @@ async function boot() {
     }
   });
   window.addEventListener("hashchange", () => update(readHash(), { fromAddress: true }));
-  window.addEventListener("resize", () => graph.fit(0));
 
   update(readHash(), { fromAddress: true });
   document.body.dataset.ready = "true";

@@ -28,6 +28,7 @@ export function createSidebar(list, { classes, onSelect, onHover, onCompare, onV
   let hovered = null;
   let drawn = [-1, -1];
   let frame = 0;
+  let sorted = false;
   const histCache = new Map(); // the histogram glyph of a class never changes
 
   list.setAttribute("role", "listbox");
@@ -126,9 +127,14 @@ export function createSidebar(list, { classes, onSelect, onHover, onCompare, onV
       const before = indexOf.get(anchor);
       const offset = before === undefined ? null : PAD + before * ROW_HEIGHT - list.scrollTop;
       const wasVisible = offset !== null && offset >= 0 && offset + ROW_HEIGHT <= list.clientHeight;
+      const resort = next.sort !== undefined && next.sort !== view.sort
+        || (next.similarity !== undefined && next.similarity !== view.similarity && (next.sort ?? view.sort) === "similarity");
       view = { ...view, ...next };
-      order = classes.slice().sort(SORTS[view.sort](view.similarity));
-      indexOf = new Map(order.map((c, i) => [c.target_class, i]));
+      if (resort || !sorted) { // a new selection alone changes no order: only the similarity sort moves
+        order = classes.slice().sort(SORTS[view.sort](view.similarity));
+        indexOf = new Map(order.map((c, i) => [c.target_class, i]));
+        sorted = true;
+      }
       const at = indexOf.get(view.selected);
       if (at !== undefined) {
         const top = PAD + at * ROW_HEIGHT;

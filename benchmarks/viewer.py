@@ -7,16 +7,21 @@ Builds a run of ``--classes`` classes from synthetic aggregates with InceptionV1
 into ``--run_dir`` (kept and reused when it already holds classes.json; default a temporary folder), serves
 it with ``summit_tf.viewer`` and drives Debian's Chromium through Playwright. ``--legacy`` also measures the
 same run with the format-1 classes.json (every class's top channels inline, no details files, as runs made
-before the details files), side by side. Times are medians of ``--repeats`` page loads; clicks and slider
-steps are timed in the page, from the event to the next frame after the view has settled.
+before the details files), side by side; ``--baseline=REV`` also the viewer of git revision REV on the
+format-1 run, uncompressed (the "before" of issue #17, under the same load). Times are medians of
+``--repeats`` page loads; clicks and slider steps are timed in the page, from the event to the next frame
+after the view has settled.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import statistics
+import subprocess
+import tarfile
 import tempfile
 import threading
 import time
@@ -36,6 +41,8 @@ flags.DEFINE_string("run_dir", "", "run folder to build (or reuse when it has cl
 flags.DEFINE_integer("workers", 2, "processes building the graphs")
 flags.DEFINE_integer("repeats", 3, "page loads per measurement")
 flags.DEFINE_bool("legacy", False, "also measure the run with a format-1 classes.json (top channels inline)")
+flags.DEFINE_string("baseline", "", "git revision whose viewer (static/ folder) is measured side by side "
+                    "on the format-1 run, served uncompressed as before, e.g. main; implies --legacy")
 flags.DEFINE_float("throttle_mbit", 20.0, "download speed of the throttled first load (0: skip it)")
 flags.DEFINE_string("chromium", "/usr/bin/chromium", "Chromium executable")
 FLAGS = flags.FLAGS
@@ -182,13 +189,26 @@ def interactions(page, url: str, layers: list[str]) -> dict:
             "rows": page.locator("#class-list li.class-row").count()}
 
 
-def measure(browser, run_dir: Path, repeats: int, throttle: float) -> dict:
-    httpd = serve.make_server(run_dir, "127.0.0.1", 0)
+def baseline_app(rev: str, out: Path) -> Path:
+    """The viewer's static folder as of git revision ``rev``."""
+    static = "summit_tf/viewer/static"
+    repo = Path(__file__).resolve().parents[1]
+    data = subprocess.run(["git", "-C", str(repo), "archive", rev, static], check=True,
+                          capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(out, filter="data")
+    return out / static
+
+
+def measure(browser, run_dir: Path, repeats: int, throttle: float, static_dir: Path | None = None) -> dict:
+    httpd = serve.ViewerServer(("127.0.0.1", 0), run_dir, static_dir or serve.STATIC_DIR)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/#class=0"
     layers = json.loads((run_dir / "classes.json").read_text())["meta"]["layers"]
     try:
-        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        # the baseline goes uncompressed, as the server before issue #17 sent it
+        headers = {"Accept-Encoding": "identity"} if static_dir else {}
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, extra_http_headers=headers)
         page = context.new_page()
         loads = [first_load(page, url) for _ in range(repeats)]
         runs = [interactions(page, url, layers) for _ in range(repeats)]
@@ -196,7 +216,7 @@ def measure(browser, run_dir: Path, repeats: int, throttle: float) -> dict:
         out["classes_json"] = loads[-1]["classes_json"]
         for key in runs[0]:
             out[key] = statistics.median(r[key] for r in runs)
-        if throttle > 0:
+        if throttle > 0 and not static_dir:  # the baseline has no loading state to wait for
             out.update(throttled_load(context, url, throttle))
         context.close()
         return out
@@ -240,14 +260,19 @@ def main(argv: list[str]) -> None:
         size = (run_dir / "classes.json").stat().st_size
         print(f"classes.json {size / 1e6:.2f} MB; details files "
               f"{sum(p.stat().st_size for p in (run_dir / 'details').glob('*.json')) / 1e6:.1f} MB in all")
-        runs = {"format 2": run_dir}
-        if FLAGS.legacy:
-            runs["format 1"] = legacy_copy(run_dir, run_dir.with_name(run_dir.name + "-format1"))
+        runs = {"format 2": (run_dir, None)}
+        if FLAGS.legacy or FLAGS.baseline:
+            legacy = legacy_copy(run_dir, run_dir.with_name(run_dir.name + "-format1"))
+            runs["format 1"] = (legacy, None)
+        app_dir = Path(tempfile.mkdtemp(prefix="viewer-baseline-"))
+        if FLAGS.baseline:
+            runs[f"{FLAGS.baseline[:10]}, fmt 1"] = (legacy, baseline_app(FLAGS.baseline, app_dir))
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=FLAGS.chromium, args=CHROMIUM_ARGS)
-            results = {name: measure(browser, path, FLAGS.repeats, FLAGS.throttle_mbit)
-                       for name, path in runs.items()}
+            results = {name: measure(browser, path, FLAGS.repeats, FLAGS.throttle_mbit, static)
+                       for name, (path, static) in runs.items()}
             browser.close()
+        shutil.rmtree(app_dir, ignore_errors=True)
         show(results, FLAGS.throttle_mbit)
     finally:
         if tmp:

@@ -76,9 +76,14 @@ export function createGraphView(container, { hovercard }) {
     placeLabels();
     if (event.sourceEvent) hovercard.hide();
   });
-  svg.call(zoom).on("dblclick.zoom", null);
-  // the panel's size, kept by an observer: reading it in fit() would force a layout after every redraw
+  // the panel's size, kept by an observer: reading it in fit() (or d3-zoom reading the SVG's width) would
+  // force a layout after every redraw
   let area = null;
+  zoom.extent(function extent() {
+    const a = area ?? this.getBoundingClientRect();
+    return [[0, 0], [a.width, a.height]];
+  });
+  svg.call(zoom).on("dblclick.zoom", null);
   new ResizeObserver(([entry]) => {
     const first = area === null;
     area = { width: entry.contentRect.width, height: entry.contentRect.height };

@@ -28,9 +28,14 @@ export function createSidebar(list, { classes, onSelect, onHover, onCompare, onV
   let hovered = null;
   let drawn = [-1, -1];
   let frame = 0;
+  // the list's height and scroll offset, kept here: reading them right after other views changed the page
+  // would force a layout in the middle of a class switch
+  let height = list.clientHeight;
+  let scroll = list.scrollTop;
   let sorted = false;
   const histCache = new Map(); // the histogram glyph of a class never changes
 
+  list.style.setProperty("--rows-after", `${classes.length * ROW_HEIGHT}px`); // full height from the start
   list.setAttribute("role", "listbox");
   list.tabIndex = 0;
 
@@ -53,9 +58,9 @@ export function createSidebar(list, { classes, onSelect, onHover, onCompare, onV
 
   /** Rows [first, last) in view, without overscan. */
   function inView() {
-    const top = Math.max(0, list.scrollTop - PAD);
+    const top = Math.max(0, scroll - PAD);
     const first = Math.min(order.length, Math.floor(top / ROW_HEIGHT));
-    const last = Math.min(order.length, Math.ceil((top + list.clientHeight) / ROW_HEIGHT));
+    const last = Math.min(order.length, Math.ceil((top + height) / ROW_HEIGHT));
     return [first, last];
   }
 
@@ -73,17 +78,27 @@ export function createSidebar(list, { classes, onSelect, onHover, onCompare, onV
     onViewport?.(order.slice(first, last).map((c) => c.target_class), last - first < order.length);
   }
 
+  /** Scroll the list to `top` (clamped as the browser will) and remember it. */
+  function scrollTo(top) {
+    scroll = Math.max(0, Math.min(top, 2 * PAD + order.length * ROW_HEIGHT - height));
+    list.scrollTop = scroll;
+  }
+
   list.addEventListener("scroll", () => {
+    scroll = list.scrollTop;
     if (!frame) frame = requestAnimationFrame(() => { frame = 0; drawWindow(); });
   }, { passive: true });
-  new ResizeObserver(() => drawWindow()).observe(list);
+  new ResizeObserver(([entry]) => {
+    height = entry.target.clientHeight;
+    drawWindow();
+  }).observe(list);
 
   function setActive(index, { reveal = true } = {}) {
     active = Math.max(0, Math.min(order.length - 1, index));
     if (reveal) {
       const top = PAD + active * ROW_HEIGHT;
-      if (top < list.scrollTop) list.scrollTop = top - PAD;
-      else if (top + ROW_HEIGHT > list.scrollTop + list.clientHeight) list.scrollTop = top + ROW_HEIGHT - list.clientHeight + PAD;
+      if (top < scroll) scrollTo(top - PAD);
+      else if (top + ROW_HEIGHT > scroll + height) scrollTo(top + ROW_HEIGHT - height + PAD);
     }
     drawWindow(true);
     list.setAttribute("aria-activedescendant", `class-row-${order[active].target_class}`);
@@ -98,7 +113,7 @@ export function createSidebar(list, { classes, onSelect, onHover, onCompare, onV
   });
   list.addEventListener("keydown", (event) => {
     if (!order.length) return;
-    const page = Math.max(1, Math.floor(list.clientHeight / ROW_HEIGHT) - 1);
+    const page = Math.max(1, Math.floor(height / ROW_HEIGHT) - 1);
     const from = active >= 0 ? active : (indexOf.get(view.selected) ?? 0);
     const moves = { ArrowDown: from + 1, ArrowUp: from - 1, PageDown: from + page, PageUp: from - page,
       Home: 0, End: order.length - 1 };
@@ -125,8 +140,8 @@ export function createSidebar(list, { classes, onSelect, onHover, onCompare, onV
       const activeId = active >= 0 ? order[active]?.target_class : undefined;
       const anchor = activeId === next.selected ? activeId : view.selected;
       const before = indexOf.get(anchor);
-      const offset = before === undefined ? null : PAD + before * ROW_HEIGHT - list.scrollTop;
-      const wasVisible = offset !== null && offset >= 0 && offset + ROW_HEIGHT <= list.clientHeight;
+      const offset = before === undefined ? null : PAD + before * ROW_HEIGHT - scroll;
+      const wasVisible = offset !== null && offset >= 0 && offset + ROW_HEIGHT <= height;
       const resort = next.sort !== undefined && next.sort !== view.sort
         || (next.similarity !== undefined && next.similarity !== view.similarity && (next.sort ?? view.sort) === "similarity");
       view = { ...view, ...next };
@@ -138,10 +153,8 @@ export function createSidebar(list, { classes, onSelect, onHover, onCompare, onV
       const at = indexOf.get(view.selected);
       if (at !== undefined) {
         const top = PAD + at * ROW_HEIGHT;
-        if (wasVisible && anchor === view.selected) list.scrollTop = top - offset;
-        else if (top < list.scrollTop || top + ROW_HEIGHT > list.scrollTop + list.clientHeight) {
-          list.scrollTop = top - (list.clientHeight - ROW_HEIGHT) / 2;
-        }
+        if (wasVisible && anchor === view.selected) scrollTo(top - offset);
+        else if (top < scroll || top + ROW_HEIGHT > scroll + height) scrollTo(top - (height - ROW_HEIGHT) / 2);
       }
       active = at ?? -1;
       drawWindow(true);

@@ -509,10 +509,12 @@ def test_exported_site_works_on_a_plain_static_server(page, run_dir, picks, tmp_
 
 @pytest.fixture(scope="module")
 def partial_run(run_dir, picks, tmp_path_factory) -> Path:
-    """The real run without feature vis and dataset examples, one class's graph missing, one truncated."""
+    """The real run without feature vis and dataset examples, one class's graph and details missing, one
+    class's graph truncated."""
     out = Path(shutil.copytree(run_dir, tmp_path_factory.mktemp("partial") / "run",
                                ignore=shutil.ignore_patterns("feature-vis", "aggregates.h5", "figures")))
     (out / "ag" / f"ag-{picks.c}.json").unlink()
+    (out / "details" / f"class-{picks.c}.json").unlink()
     text = (out / "ag" / f"ag-{picks.b}.json").read_text()
     (out / "ag" / f"ag-{picks.b}.json").write_text(text[: len(text) // 2])
     return out
@@ -551,7 +553,9 @@ def test_partial_run_draws_plain_nodes_and_requests_no_missing_file(page, partia
     page.locator(f"#class-list li[data-class='{picks.c}']").click()
     page.locator("#graph-message").wait_for(state="visible")
     assert f"ag/ag-{picks.c}.json" in page.inner_text("#graph-message")
-    assert not [u for u in requested if "/feature-vis/" in u or f"ag-{picks.c}.json" in u]
+    assert f"details/class-{picks.c}.json is not in the run" in notice(page, "similarity")
+    missing = ("/feature-vis/", f"ag-{picks.c}.json", f"class-{picks.c}.json")
+    assert not [u for u in requested if any(m in u for m in missing)]
     assert page.errors == []
 
 

@@ -84,12 +84,14 @@ export let DIVERSITY = 4;
 export let DATASET_EXAMPLES = 10;
 let channelFiles = null; // Map "fileLayer:channel" -> {channel, diversity, examples}; null: no manifest
 let graphIds = null; // Set of class ids with a graph file; null: no manifest
+let detailIds = null; // Set of class ids with a details file; null: no manifest
 
 function setManifest(manifest, meta) {
   DIVERSITY = meta.feature_vis?.diversity ?? DIVERSITY;
   DATASET_EXAMPLES = meta.feature_vis?.dataset_examples ?? DATASET_EXAMPLES;
   if (!manifest) return;
   graphIds = new Set(manifest.graphs ?? []);
+  detailIds = new Set(manifest.details ?? []);
   channelFiles = new Map();
   for (const [layer, rows] of Object.entries(manifest.images ?? {})) {
     for (const [ch, channel, diversity, examples] of rows) {
@@ -260,7 +262,9 @@ const detailsCache = new Map();
 /** details/class-<id>.json (top channels and similarity rows), loaded when the class is selected. */
 function loadDetails(id) {
   if (!detailsCache.has(id)) {
-    const pending = fetchJSON(`${RUN}details/class-${id}.json`);
+    const path = `${RUN}details/class-${id}.json`;
+    const pending = detailIds === null || detailIds.has(id) ? fetchJSON(path)
+      : Promise.reject(new Error(`${path} is not in the run (run the graph stage again to write it)`));
     pending.catch(() => detailsCache.delete(id));
     detailsCache.set(id, pending);
   }

@@ -88,20 +88,29 @@ def test_cli_writes_every_file(tmp_path):
     assert meta["layers"] == agg.layers and meta["num_classes"] == 3 and meta["dataset"] == "synthetic"
     assert meta["channels"]["mixed5b"] == 256 and meta["prob_bins"] == 20
     assert meta["graph_config"] == GraphConfig().to_dict() and meta["config"] == agg.config
+    assert meta["format"] == 2 and meta["similarity_scale"] == 10_000
+    excluded = {"mixed3a": [3, 5], "mixed3b": [7]}
     for slot, rec in enumerate(doc["classes"]):
-        assert list(rec)[:9] == ["target_class", "synset", "name", "numOfInstances", "topOneAcc",
-                                 "topOneAccCount", "probHist", "topChannels", "embed"]
+        assert list(rec)[:8] == ["target_class", "synset", "name", "numOfInstances", "topOneAcc",
+                                 "topOneAccCount", "probHist", "embed"]
         assert rec["target_class"] == slot and rec["numOfInstances"] == agg.class_count[slot]
         assert rec["topOneAcc"] == pytest.approx(agg.correct[slot] / agg.class_count[slot])
         assert len(rec["probHist"]) == 20 and ("graph" in rec) == (slot != 1)
+        details = json.loads((out / "details" / f"class-{slot}.json").read_text())
+        assert details["target_class"] == slot
         for layer in agg.layers:
-            counts = [c for _, c in rec["topChannels"][layer]]
+            counts = [c for _, c in details["topChannels"][layer]]
             assert counts == sorted(counts, reverse=True) and min(counts) > 0
-            want = {c for c in np.flatnonzero(agg.A[layer][slot])}
-            want -= {3, 5} if layer == "mixed3a" else ({7} if layer == "mixed3b" else set())
-            assert {c for c, _ in rec["topChannels"][layer]} == want
+            want = {c for c in np.flatnonzero(agg.A[layer][slot])} - set(excluded.get(layer, []))
+            assert {c for c, _ in details["topChannels"][layer]} == want
             x, y = rec["embed"][layer]
             assert 0 <= x <= 1 and 0 <= y <= 1
+            # similarity rows: the cosine of A rows without the excluded channels, in float64, to 1e-4
+            a = np.asarray(agg.A[layer], dtype=np.float64).copy()
+            a[:, excluded.get(layer, [])] = 0
+            ref = [float(a[slot] @ a[k] / (np.linalg.norm(a[slot]) * np.linalg.norm(a[k]))) for k in range(3)]
+            assert np.asarray(details["similarity"][layer]) / 1e4 == pytest.approx(ref, abs=0.5e-4)
+    assert b" " not in (out / "classes.json").read_bytes()[:200]  # compact JSON
     cmp = json.loads((out / "compare" / "0-1.json").read_text())
     assert cmp["a"]["target_class"] == 0 and cmp["b"]["target_class"] == 1
     ag0 = json.loads((out / "ag" / "ag-0.json").read_text())
@@ -118,7 +127,7 @@ def test_workers_write_the_same_files(tmp_path):
                  f"--workers={workers}", "--compare=1,3")
         assert r.returncode == 0, r.stderr
     files = sorted(p.relative_to(tmp_path / "1") for p in (tmp_path / "1").rglob("*.json"))
-    assert len(files) == 6  # 4 ag files, classes.json, one comparison
+    assert len(files) == 10  # 4 ag files, 4 details files, classes.json, one comparison
     for rel in files:
         assert (tmp_path / "2" / rel).read_bytes() == (tmp_path / "1" / rel).read_bytes(), rel
 

@@ -188,6 +188,7 @@ def test_search_then_select_draws_the_expected_graph(page, base_url, run_dir, pi
     assert picks.name[picks.b] in options.first.inner_text()
     page.keyboard.press("Enter")
     wait_for_graph(page, str(picks.b))
+    wait_for_list(page)
     nodes, edges = graph_of(run_dir, picks.b)
     assert sorted(graph_keys(page)) == sorted(nodes)
     assert sorted(graph_keys(page, "g.edge")) == sorted(edges)
@@ -320,18 +321,35 @@ def test_layer_switch_moves_embedding_dots(page, base_url, run_dir, picks):
     assert page.errors == []
 
 
+def top_channels(run_dir: Path, target: int) -> dict:
+    """A class's top channels per layer, from its details file (format 2) or classes.json (format 1)."""
+    details = run_dir / "details" / f"class-{target}.json"
+    if details.is_file():
+        return json.loads(details.read_text())["topChannels"]
+    return next(c for c in classes_json(run_dir)["classes"] if c["target_class"] == target)["topChannels"]
+
+
+def wait_for_list(page) -> None:
+    """Wait until the class list is sorted with the selected class's similarity row."""
+    wait_until(page, "body[data-ready='true'] #class-list:not([data-busy])")
+
+
 def test_similarity_sort_is_cosine_of_top_channels(page, base_url, run_dir, picks):
     data = classes_json(run_dir)
     layer = data["meta"]["layers"][len(data["meta"]["layers"]) // 2]
     open_viewer(page, base_url + f"#class={picks.a}&layer={layer}", str(picks.a))
+    wait_for_list(page)
 
     def cosine(a, b):
-        va, vb = dict(map(tuple, a["topChannels"][layer])), dict(map(tuple, b["topChannels"][layer]))
+        va, vb = dict(map(tuple, a[layer])), dict(map(tuple, b[layer]))
         dot = sum(v * vb.get(k, 0) for k, v in va.items())
         return dot / (sum(v * v for v in va.values()) ** 0.5 * sum(v * v for v in vb.values()) ** 0.5)
 
-    ref = next(c for c in data["classes"] if c["target_class"] == picks.a)
-    expected = sorted(data["classes"], key=lambda c: (-cosine(ref, c), c["target_class"]))
+    ref = top_channels(run_dir, picks.a)
+    # the run ships cosines rounded to 1e-4 (format 2): equal after rounding, the class id decides
+    rounded = {c["target_class"]: round(1e4 * cosine(ref, top_channels(run_dir, c["target_class"])))
+               for c in data["classes"]}
+    expected = sorted(data["classes"], key=lambda c: (-rounded[c["target_class"]], c["target_class"]))
     rows = page.eval_on_selector_all("#class-list li.class-row", "els => els.map(e => +e.dataset.class)")
     assert rows == [c["target_class"] for c in expected]
     page.click("button[data-sort='acc-asc']")
@@ -484,3 +502,226 @@ def test_exported_site_works_on_a_plain_static_server(page, run_dir, picks, tmp_
     page.goto((site / "index.html").as_uri())
     page.locator("#load-error").wait_for(state="visible")
     assert "served over HTTP" in page.inner_text("#load-error")
+
+
+# --- partial runs, bad addresses and bad graph files ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def partial_run(run_dir, picks, tmp_path_factory) -> Path:
+    """The real run without feature vis and dataset examples, one class's graph and details missing, one
+    class's graph truncated."""
+    out = Path(shutil.copytree(run_dir, tmp_path_factory.mktemp("partial") / "run",
+                               ignore=shutil.ignore_patterns("feature-vis", "aggregates.h5", "figures")))
+    (out / "ag" / f"ag-{picks.c}.json").unlink()
+    (out / "details" / f"class-{picks.c}.json").unlink()
+    text = (out / "ag" / f"ag-{picks.b}.json").read_text()
+    (out / "ag" / f"ag-{picks.b}.json").write_text(text[: len(text) // 2])
+    return out
+
+
+@pytest.fixture(scope="module")
+def partial_url(partial_run):
+    httpd = serve.make_server(partial_run, "127.0.0.1", 0)
+    yield _start(httpd)
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def notice(page, kind: str) -> str:
+    box = page.locator(f"#notices .notice[data-kind='{kind}']")
+    box.wait_for()
+    return box.inner_text()
+
+
+def test_partial_run_draws_plain_nodes_and_requests_no_missing_file(page, partial_url, partial_run, picks):
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    open_viewer(page, partial_url + f"#class={picks.a}", str(picks.a))
+    nodes, _ = graph_of(partial_run, picks.a)
+    assert sorted(graph_keys(page)) == sorted(nodes)
+    assert page.locator("g.node[data-plain='true']").count() == len(nodes)
+    assert page.locator("g.node image.node-img[href]").count() == 0
+    # hovering a channel shows its counts, no empty image sections
+    page.locator("g.node").first.hover()
+    page.locator("#hovercard").wait_for(state="visible")
+    assert page.locator("#hovercard img").count() == 0
+    assert "dataset examples" not in page.inner_text("#hovercard")
+    page.mouse.move(0, 0)
+    # a class without a graph is marked in the list and says so, without asking for the file
+    assert "no graph" in page.inner_text(f"#class-list li[data-class='{picks.c}']")
+    page.locator(f"#class-list li[data-class='{picks.c}']").click()
+    page.locator("#graph-message").wait_for(state="visible")
+    assert f"ag/ag-{picks.c}.json" in page.inner_text("#graph-message")
+    assert f"details/class-{picks.c}.json is not in the run" in notice(page, "similarity")
+    missing = ("/feature-vis/", f"ag-{picks.c}.json", f"class-{picks.c}.json")
+    assert not [u for u in requested if any(m in u for m in missing)]
+    assert page.errors == []
+
+
+def test_bad_graph_files_and_addresses_are_said(page, partial_url, partial_run, picks):
+    a, b = picks.a, picks.b
+    open_viewer(page, partial_url + f"#class={a}&compare={b}", str(a))
+    # compare mode with one broken graph: the other is drawn, the broken one is named with its problem
+    text = notice(page, "graph")
+    assert f"ag/ag-{b}.json" in text and f"class {b}" in text and "truncated" in text
+    assert page.locator("g.node").count() == len(graph_of(partial_run, a)[0])
+    page.goto(partial_url + f"#class={b}")
+    page.locator("#graph-message").wait_for(state="visible")
+    assert "not valid JSON" in page.inner_text("#graph-message")
+    # valid JSON of the wrong shape: the file, the class and the entry at fault are named
+    layer = classes_json(partial_run)["meta"]["layers"][-1]
+    wrong = {layer: [{"channel": 5, "prev_channels": []}]}
+    (partial_run / "ag" / f"ag-{b}.json").write_text(json.dumps(wrong))
+    page.reload()
+    page.locator("#graph-message").wait_for(state="visible")
+    assert f"ag/ag-{b}.json of class {b}" in page.inner_text("#graph-message")
+    assert f"layer {layer}, channel 5 has no count" in page.inner_text("#graph-message")
+    # classes the run does not have, in the address
+    page.goto("about:blank")
+    open_viewer(page, partial_url + f"#class=99999&compare=nope&layer={layer}")
+    text = notice(page, "address")
+    assert '"99999"' in text and '"nope"' in text and "not in this run" in text
+    assert page.errors == []
+
+
+# --- many classes: the virtualized list, its scroll position, names and keys -----------------------------
+
+def many_classes_run(path: Path, count: int = 300) -> Path:
+    """The synthetic fixture run grown to ``count`` classes (format 1: top channels inline; the extra
+    classes have no graph files), with ImageNet's duplicate names (crane, maillot) and golden retriever."""
+    import numpy as np
+    from viewer_fixture import make_run_dir
+
+    from summit_tf import imagenet
+
+    run = make_run_dir(path)
+    doc = classes_json(run)
+    rng = np.random.default_rng(3)
+    have = {c["target_class"] for c in doc["classes"]}
+    extra = [i for i in dict.fromkeys([134, 517, 638, 639, 207, *range(1000)]) if i not in have]
+    template = doc["classes"][0]
+    for target in extra[: count - len(have)]:
+        doc["classes"].append({**template, "target_class": target, "synset": imagenet.synsets()[target],
+                               "name": imagenet.short_name(target), "topOneAcc": float(rng.uniform()),
+                               "embed": {layer: rng.uniform(0, 1, 2).round(4).tolist()
+                                         for layer in doc["meta"]["layers"]}})
+    doc["meta"]["num_classes"] = len(doc["classes"])
+    (run / "classes.json").write_text(json.dumps(doc))
+    return run
+
+
+@pytest.fixture(scope="module")
+def many_url(tmp_path_factory):
+    httpd = serve.make_server(many_classes_run(tmp_path_factory.mktemp("many") / "run"), "127.0.0.1", 0)
+    yield _start(httpd)
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def rows_shown(page) -> list[int]:
+    return page.eval_on_selector_all("#class-list li.class-row", "els => els.map(e => +e.dataset.class)")
+
+
+def rows_in_view(page) -> list[int]:
+    return page.evaluate("""() => {
+        const list = document.getElementById('class-list').getBoundingClientRect();
+        return [...document.querySelectorAll('#class-list li.class-row')].filter(li => {
+            const r = li.getBoundingClientRect();
+            return r.bottom > list.top + 1 && r.top < list.bottom - 1; })
+            .map(li => +li.dataset.class); }""")
+
+
+def test_long_list_is_virtual_and_keeps_its_place(page, many_url):
+    open_viewer(page, many_url + "#class=0", "0")
+    wait_for_list(page)
+    page.click("button[data-sort='acc-desc']")
+    assert 0 < len(rows_shown(page)) < 60  # of 300 classes
+    page.locator("#class-list").evaluate("el => el.scrollTop = 2000")
+    page.wait_for_function("() => document.querySelector('#class-list li.class-row').dataset.index > 30")
+    # the embedding marks the dots of the rows in view, and only those (a row showing under 2 px may go
+    # either way)
+    page.wait_for_function("""() => {
+        const list = document.getElementById('class-list').getBoundingClientRect();
+        const listed = new Set([...document.querySelectorAll('circle.dot.listed')].map(e => e.dataset.class));
+        const rows = [...document.querySelectorAll('#class-list li.class-row')];
+        const shown = (li, px) => { const r = li.getBoundingClientRect();
+            return Math.min(r.bottom, list.bottom) - Math.max(r.top, list.top) > px; };
+        return listed.size > 5 && rows.filter(li => shown(li, 2)).every(li => listed.has(li.dataset.class))
+            && [...listed].every(id => rows.some(li => li.dataset.class === id && shown(li, 0))); }""")
+    target = rows_in_view(page)[3]
+    row = page.locator(f"#class-list li[data-class='{target}']")
+    top, scroll = row.bounding_box()["y"], page.locator("#class-list").evaluate("el => el.scrollTop")
+    row.click()
+    page.wait_for_function(f"location.hash.includes('class={target}&')")
+    wait_for_list(page)
+    assert page.locator("#class-list").evaluate("el => el.scrollTop") == scroll
+    assert row.bounding_box()["y"] == top and "selected" in row.get_attribute("class")
+    # the layer strip is a slider: arrow keys change the layer, the list stays where it was
+    page.focus("#minimap")
+    before = int(page.get_attribute("#minimap", "aria-valuenow"))
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"+document.getElementById('minimap').getAttribute('aria-valuenow') === {before}"
+                           " - 1")
+    wait_for_list(page)
+    assert page.locator("#class-list").evaluate("el => el.scrollTop") == scroll
+    # sorting by name keeps the selected row in view
+    page.click("button[data-sort='alpha']")
+    assert target in rows_in_view(page)
+    names = page.eval_on_selector_all("#class-list li.class-row .row-name",
+                                      "els => els.map(e => e.firstChild.textContent)")
+    assert names == sorted(names, key=str.lower) or names == sorted(names, key=lambda n: n.casefold())
+    # the arrow keys walk the list; Enter selects
+    page.focus("#class-list")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    order = rows_shown(page)
+    page.wait_for_function(f"location.hash.includes('class={order[order.index(target) + 2]}')")
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("query", ["golden_retriever", "Golden-Retriever", "golden retriever"])
+def test_search_ignores_case_and_separators(page, many_url, query):
+    open_viewer(page, many_url + "#class=0", "0")
+    page.fill("#class-search", query)
+    option = page.locator("#class-search-list li[role='option']").first
+    option.wait_for()
+    assert option.locator(".option-label").inner_text() == "golden retriever"
+
+
+def test_duplicate_names_are_told_apart(page, many_url):
+    page.goto(many_url + "#class=134&compare=517")  # classes without graphs: nothing to wait for there
+    wait_until(page, "body[data-ready='true']")
+    assert page.inner_text("#info-name") == "crane (n02012849)"
+    assert page.inner_text("#compare-name") == "crane (n03126707)"
+    page.fill("#class-search", "maillot")
+    options = page.locator("#class-search-list li[role='option'] .option-label")
+    page.wait_for_function("document.querySelectorAll('#class-search-list li[role=option]').length === 2")
+    assert sorted(options.all_inner_texts()) == ["maillot (n03710637)", "maillot (n03710721)"]
+
+
+def test_compare_and_filtered_graphs_fit_the_panel(page, base_url, run_dir, picks):
+    a, b = picks.a, picks.b
+    open_viewer(page, base_url + f"#class={a}&compare={b}", f"{a},{b}")
+    inside = """() => { const area = document.getElementById('graph-area').getBoundingClientRect();
+        return [...document.querySelectorAll('g.node:not([display=none]) rect.node-bg')].every(el => {
+            const r = el.getBoundingClientRect();
+            return r.left >= area.left && r.right <= area.right
+                && r.top >= area.top && r.bottom <= area.bottom; }); }"""
+    assert page.evaluate(inside)
+    scale = "() => document.querySelector('g.viewport').transform.baseVal.consolidate().matrix.a"
+    before = page.evaluate(scale)
+    counts = sorted(graph_of(run_dir, a)[0].values())
+    page.locator("#filter-slider").fill(str(counts[-3]))  # a few channels left: fitted again, never smaller
+    wait_for_graph(page, f"{a},{b}")
+    assert page.evaluate(inside) and page.evaluate(scale) >= before
+    page.set_viewport_size({"width": 1100, "height": 760})  # a smaller window: fitted again
+    page.wait_for_function(f"({scale})() < {before}")
+    wait_for_graph(page, f"{a},{b}")
+    assert page.evaluate(inside)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    # layer names are drawn at screen size, whatever the zoom
+    sizes = page.eval_on_selector_all("g.layer-labels text.layer-name",
+                                      "els => els.map(e => e.getBoundingClientRect().height)")
+    assert sizes and min(sizes) >= 12

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
+import os
 import socket
 import threading
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from cli_errors import run_main
 from viewer_fixture import make_run_dir
 
-from summit_tf.viewer import export_site
+from summit_tf.viewer import export_site, manifest
 from summit_tf.viewer import server as serve
 
 SECRET = "TOP-SECRET-OUTSIDE-THE-RUN"
@@ -263,3 +265,120 @@ def test_export_site_cli(tree, tmp_path):
     assert (tmp_path / "site" / "run" / "classes.json").is_file()
     bad = run_main("summit_tf.export_site", f"--run_dir={tmp_path / 'missing'}", f"--out={tmp_path / 'x'}")
     assert bad.returncode == 2 and "classes.json" in bad.stderr
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("gzip", True), ("gzip, deflate, br", True), ("br;q=1.0, gzip;q=0.8", True), ("*", True),
+    ("GZIP", True), ("gzip;q=0", False), ("gzip; q=0.000", False), ("deflate, br", False), ("", False),
+    (None, False), ("gzipx", False),
+])
+def test_accepts_gzip(header, expected):
+    assert serve.accepts_gzip(header) is expected
+
+
+@pytest.mark.parametrize("target, name", [("/run/classes.json", "classes.json"), ("/js/main.js", None),
+                                          ("/run/ag/ag-294.json", "ag/ag-294.json")])
+def test_text_is_gzipped_when_accepted(server, tree, target, name):
+    _, run_dir = tree
+    raw = (run_dir / name).read_bytes() if name else (serve.STATIC_DIR / target[1:]).read_bytes()
+    status, headers, body = request(server, "GET", target, {"Accept-Encoding": "gzip, deflate"})
+    assert status == 200 and headers["content-encoding"] == "gzip" and headers["vary"] == "Accept-Encoding"
+    assert int(headers["content-length"]) == len(body) < len(raw)
+    assert gzip.decompress(body) == raw
+    for refusal in ({}, {"Accept-Encoding": "gzip;q=0"}, {"Accept-Encoding": "br"}):
+        status, headers, body = request(server, "GET", target, refusal)
+        assert status == 200 and "content-encoding" not in headers and body == raw
+    status, headers, body = request(server, "HEAD", target, {"Accept-Encoding": "gzip"})
+    assert body == b"" and headers["content-encoding"] == "gzip" and int(headers["content-length"]) > 0
+
+
+def test_images_are_never_gzipped(server):
+    target = "/run/feature-vis/dataset-p/conv_pw_3-38-dataset-p-0.jpg"
+    _, headers, body = request(server, "GET", target, {"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in headers and body[:2] == b"\xff\xd8"
+
+
+def test_precompressed_copy_is_used_only_when_fresh_and_inside(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "classes.json").write_text('{"classes": [1, 2, 3]}')
+    fresh = gzip.compress(b'{"from": "the .gz copy"}')
+    (run_dir / "classes.json.gz").write_bytes(fresh)
+    (run_dir / "ag").mkdir()
+    (run_dir / "ag" / "ag-1.json").write_text('{"a": 1}')
+    (tmp_path / "outside.gz").write_bytes(gzip.compress(b"outside"))
+    (run_dir / "ag" / "ag-1.json.gz").symlink_to(tmp_path / "outside.gz")
+    httpd = serve.make_server(run_dir, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = httpd.server_address[1]
+    try:
+        _, headers, body = request(port, "GET", "/run/classes.json", {"Accept-Encoding": "gzip"})
+        assert body == fresh  # the pre-compressed copy as it is
+        _, _, body = request(port, "GET", "/run/ag/ag-1.json", {"Accept-Encoding": "gzip"})
+        assert gzip.decompress(body) == b'{"a": 1}'  # a .gz symlink is never followed
+        stale = (run_dir / "classes.json").stat().st_mtime_ns - 10**9
+        os.utime(run_dir / "classes.json.gz", ns=(stale, stale))
+        _, _, body = request(port, "GET", "/run/classes.json", {"Accept-Encoding": "gzip"})
+        assert gzip.decompress(body) == b'{"classes": [1, 2, 3]}'  # older than its original: not used
+        _, headers, body = request(port, "GET", "/run/classes.json.gz")
+        assert headers["content-type"] == "application/octet-stream" and body == fresh
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_manifest_follows_the_run_directory(tmp_path):
+    run_dir = make_run_dir(tmp_path / "run")
+    httpd = serve.make_server(run_dir, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = httpd.server_address[1]
+    try:
+        status, headers, body = request(port, "GET", "/run/manifest.json")
+        assert status == 200 and headers["content-type"].startswith("application/json")
+        doc = json.loads(body)
+        ag = sorted(int(p.stem[3:]) for p in (run_dir / "ag").glob("ag-*.json"))
+        assert doc["graphs"] == ag and doc["details"] == []
+        rows = {(layer, ch): rest for layer, items in doc["images"].items() for ch, *rest in items}
+        assert rows[("conv_pw_3", 38)] == [1, 4, 10]
+        channels = {p.name.rsplit("-", 1)[0] for p in (run_dir / "feature-vis" / "channel").iterdir()}
+        assert {f"{layer}-{ch}" for layer, ch in rows} == channels
+        (run_dir / "ag" / "ag-294.json").unlink()
+        (run_dir / "feature-vis" / "diversity-2" / "conv_pw_3-38-diversity-2.jpg").unlink()
+        (run_dir / "feature-vis" / "channel" / "conv_pw_3-38-channel.jpg").unlink()
+        _, headers, body = request(port, "GET", "/run/manifest.json", {"Accept-Encoding": "gzip"})
+        doc = json.loads(gzip.decompress(body))
+        assert 294 not in doc["graphs"] and len(doc["graphs"]) == len(ag) - 1
+        # the diversity images count up to the first gap: the viewer names them by index
+        assert {ch: rest for ch, *rest in doc["images"]["conv_pw_3"]}[38] == [0, 2, 10]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_manifest_scan_of_partial_and_odd_runs(tmp_path):
+    assert manifest.scan(tmp_path) == {"version": 1, "graphs": [], "details": [], "images": {}}
+    fv = tmp_path / "feature-vis"
+    for rel in ["channel/mixed4a-7-channel.jpg", "channel/a-b-12-channel.jpg", "channel/junk.jpg",
+                "channel/.mixed4a-9-channel.jpg", "diversity-0/mixed4a-7-diversity-0.jpg",
+                "diversity-1/mixed4a-7-diversity-0.jpg",  # in the wrong folder: not counted
+                "dataset-p/mixed4a-3-dataset-p-0.jpg", "dataset-p/mixed4a-3-dataset-p-1.jpg",
+                "dataset-p/mixed4a-3-dataset-p-3.jpg"]:
+        (fv / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fv / rel).write_bytes(b"x")
+    (tmp_path / "ag").mkdir()
+    for name in ["ag-5.json", "ag-12.json", "ag-x.json", "ag-5.json.tmp"]:
+        (tmp_path / "ag" / name).write_text("{}")
+    doc = manifest.scan(tmp_path)
+    assert doc["graphs"] == [5, 12]
+    assert doc["images"] == {"a-b": [[12, 1, 0, 0]], "mixed4a": [[3, 0, 0, 2], [7, 1, 1, 0]]}
+
+
+def test_export_writes_manifest_and_gzip_copies(tree, tmp_path):
+    _, run_dir = tree
+    site = tmp_path / "site"
+    export_site(run_dir, site)
+    assert json.loads((site / "run" / "manifest.json").read_text()) == manifest.scan(run_dir)
+    texts = [p for p in site.rglob("*") if p.suffix in (".json", ".js", ".css", ".html")]
+    assert texts and all(gzip.decompress(p.with_name(p.name + ".gz").read_bytes()) == p.read_bytes()
+                         for p in texts)
+    assert not list(site.rglob("*.jpg.gz"))

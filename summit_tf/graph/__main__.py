@@ -2,8 +2,10 @@
 
     python -m summit_tf.graph --aggregates=run.h5 --out_dir=DIR [--classes=0,270] [--compare=294,295]
 
-Writes ``DIR/ag/ag-<class>.json`` per class, ``DIR/classes.json`` for all classes of the run and
-``DIR/compare/<a>-<b>.json`` per ``--compare`` pair. Bad input exits with code 2 and one line on stderr.
+Writes ``DIR/ag/ag-<class>.json`` per class, ``DIR/classes.json`` for all classes of the run (what the
+viewer's first screen needs), ``DIR/details/class-<class>.json`` per class (top channels and similarity
+rows, loaded by the viewer on demand) and ``DIR/compare/<a>-<b>.json`` per ``--compare`` pair. Bad input
+exits with code 2 and one line on stderr.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""A whole run's graph outputs: one ag file per class, classes.json, comparisons (no flags, for scripts).
+"""A whole run's graph outputs: one ag file per class, classes.json and one details file per class,
+comparisons (no flags, for scripts).
 
 Classes are independent, so with ``workers > 1`` they are built in that many processes, each opening the
 aggregates file itself (HDF5 handles must not cross a fork; "spawn" processes start clean). One process
@@ -83,6 +84,8 @@ def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: lis
         log.info("wrote %s", path)
     activation = {layer: agg.A[layer] * (st.vertex[layer] >= 0) for layer in st.layers}
     embed = embedding.embed_classes(activation, st.layers, seed=seed, min_umap_classes=umap_min_classes)
+    for class_id, details in viewer_json.class_details(agg, st):
+        atomic.write_json(viewer_json.details_path(out_dir, class_id), details, **viewer_json.COMPACT)
     classes = viewer_json.classes_json(agg, st, embed, config, stats)
-    path = atomic.write_json(f"{out_dir}/classes.json", classes)
+    path = atomic.write_json(f"{out_dir}/classes.json", classes, **viewer_json.COMPACT)
     log.info("wrote %s", path)

@@ -1,21 +1,32 @@
-"""Files the viewer reads: ``ag/ag-<class>.json`` (SUMMIT's format), ``classes.json``, ``compare/*.json``.
+"""Files the viewer reads: ``ag/ag-<class>.json`` (SUMMIT's format), ``classes.json``,
+``details/class-<class>.json``, ``compare/*.json``.
 
-``classes.json``::
+``classes.json`` holds only what the viewer's first screen needs (compact JSON; ~1.3 MB for 1,000
+InceptionV1 classes, where the top channels inline made it 24.5 MB)::
 
     {"meta": {"model", "dataset", "num_images", "num_classes", "layers" (network order),
-              "channels": {layer: int}, "config" (aggregation), "graph_config", "prob_bins": 20},
+              "channels": {layer: int}, "config" (aggregation), "graph_config", "prob_bins": 20,
+              "format": 2, "similarity_scale": 10000},
      "classes": [{"target_class", "synset", "name", "numOfInstances", "topOneAcc", "topOneAccCount",
-                  "probHist": [20 ints], "topChannels": {layer: [[channel, count], ...]},
-                  "embed": {layer: [x, y]}, "graph": {...} (only for classes whose graph was built)}]}
+                  "probHist": [20 ints], "embed": {layer: [x, y]} (4 decimals),
+                  "graph": {...} (only for classes whose graph was built)}]}
 
-``topChannels`` lists the non-zero A entries (excluded channels left out), largest count first. SUMMIT's
-own ``imagenet.json`` used the same key names with other shapes (``topChannels`` as ``[{ch, ct}]``,
-``embed`` as ``{x, y}``, per-image probabilities ``accs``); this file keeps the shapes above.
+``details/class-<class>.json``, loaded when the class is selected::
+
+    {"target_class", "topChannels": {layer: [[channel, count], ...]},
+     "similarity": {layer: [cosine to each class of classes.json, in its order, x similarity_scale]}}
+
+``topChannels`` lists the non-zero A entries (excluded channels left out), largest count first; the
+similarity is the cosine of two classes' A rows (excluded channels left out), rounded to 1e-4. Format 1
+(no ``meta.format``) had ``topChannels`` inline in ``classes.json`` and no details files; the viewer still
+reads it. SUMMIT's own ``imagenet.json`` used the same key names with other shapes (``topChannels`` as
+``[{ch, ct}]``, ``embed`` as ``{x, y}``, per-image probabilities ``accs``); these files keep the shapes above.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +36,11 @@ from summit_tf.graph.attribution import AttributionGraph, GraphConfig
 from summit_tf.graph.build import Structure
 from summit_tf.store import PROB_BINS, Aggregates
 
+FORMAT = 2
+SIMILARITY_SCALE = 10_000
+EMBED_DECIMALS = 4
+COMPACT = {"separators": (",", ":")}  # json.dumps options: no spaces (classes.json is the first download)
+
 
 def ag_path(out_dir: str | os.PathLike, class_id: int) -> Path:
     return Path(out_dir) / "ag" / f"ag-{class_id}.json"
@@ -32,6 +48,10 @@ def ag_path(out_dir: str | os.PathLike, class_id: int) -> Path:
 
 def write_ag(out_dir: str | os.PathLike, ag: AttributionGraph) -> Path:
     return atomic.write_json(ag_path(out_dir, ag.class_id), ag.to_json())
+
+
+def details_path(out_dir: str | os.PathLike, class_id: int) -> Path:
+    return Path(out_dir) / "details" / f"class-{class_id}.json"
 
 
 def compare_path(out_dir: str | os.PathLike, a: int, b: int) -> Path:
@@ -75,9 +95,8 @@ def classes_json(agg: Aggregates, st: Structure, embed: dict[str, np.ndarray], c
             "topOneAcc": correct / n if n else 0.0,
             "topOneAccCount": correct,
             "probHist": [int(x) for x in np.asarray(agg.prob_hist[slot]).tolist()],
-            "topChannels": {layer: top_channels(agg.A[layer][slot], st.vertex[layer] >= 0)
-                            for layer in st.layers},
-            "embed": {layer: [float(v) for v in embed[layer][slot]] for layer in st.layers},
+            "embed": {layer: [round(float(v), EMBED_DECIMALS) for v in embed[layer][slot]]
+                      for layer in st.layers},
         }
         if class_id in stats:
             record["graph"] = stats[class_id]
@@ -92,5 +111,28 @@ def classes_json(agg: Aggregates, st: Structure, embed: dict[str, np.ndarray], c
         "config": agg.config,
         "graph_config": {k: v for k, v in config.to_dict().items()},
         "prob_bins": PROB_BINS,
+        "format": FORMAT,
+        "similarity_scale": SIMILARITY_SCALE,
     }
     return {"meta": meta, "classes": records}
+
+
+def similarity_matrix(rows: np.ndarray) -> np.ndarray:
+    """``[K, K]`` cosine similarity of the rows of ``rows`` (a zero row is 0 to everything, itself too)."""
+    rows = np.asarray(rows, dtype=np.float64)
+    norms = np.linalg.norm(rows, axis=1)
+    unit = rows / np.where(norms > 0, norms, 1.0)[:, None]
+    return np.clip(unit @ unit.T, 0.0, 1.0)
+
+
+def class_details(agg: Aggregates, st: Structure) -> Iterator[tuple[int, dict]]:
+    """``(class_id, details document)`` for every class of the run (see the module docstring)."""
+    keep = {layer: st.vertex[layer] >= 0 for layer in st.layers}
+    scaled = {layer: np.rint(SIMILARITY_SCALE * similarity_matrix(np.asarray(agg.A[layer]) * keep[layer]))
+              .astype(np.int64) for layer in st.layers}
+    for slot, class_id in enumerate(agg.classes.tolist()):
+        yield class_id, {
+            "target_class": class_id,
+            "topChannels": {layer: top_channels(agg.A[layer][slot], keep[layer]) for layer in st.layers},
+            "similarity": {layer: scaled[layer][slot].tolist() for layer in st.layers},
+        }

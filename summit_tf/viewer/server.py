@@ -1,25 +1,39 @@
 """The viewer's HTTP server: one run directory, read-only (command line: ``python -m summit_tf.serve``).
 
-The app lives at ``/`` and the run's files (``classes.json``, ``ag/``, ``feature-vis/``) under ``/run/``.
-Only GET and HEAD are answered; any path that would leave the static folder or the run directory (``..``,
-encoded variants, absolute paths, symlinks pointing outside) is a 404 and nothing outside is opened.
+The app lives at ``/`` and the run's files (``classes.json``, ``ag/``, ``feature-vis/``) under ``/run/``;
+``/run/manifest.json`` is what the run holds, read off the directory (:mod:`manifest`). Only GET and HEAD
+are answered; any path that would leave the static folder or the run directory (``..``, encoded variants,
+absolute paths, symlinks pointing outside) is a 404 and nothing outside is opened. Text (JSON, JS, CSS,
+HTML, SVG) goes gzip-compressed to clients that accept it: a pre-compressed ``NAME.gz`` beside the file
+when it is at least as new, else compressed once and kept in memory (a 1,000-class run's JSON shrinks
+3-8x, and classes.json is what the first screen waits for).
 """
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
+import json
 import os
 import shutil
+import threading
+from collections import OrderedDict
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from summit_tf.viewer import manifest
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 RUN_PREFIX = "run"
 ALLOWED_METHODS = ("GET", "HEAD")
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]"}
+COMPRESSIBLE = {".html", ".js", ".mjs", ".css", ".json", ".svg", ".txt", ".md"}
+GZIP_LEVEL = 6
+GZIP_CACHE_BYTES = 256 << 20  # compressed bytes kept in memory, least recently used dropped first
+GZIP_MAX_SOURCE = 256 << 20  # larger files go uncompressed rather than through memory
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -55,6 +69,39 @@ def _safe_join(root: Path, parts: list[str]) -> Path | None:
     except (OSError, ValueError):
         return None
     return candidate
+
+
+def accepts_gzip(header: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` header allows gzip (``gzip;q=0`` refuses it)."""
+    for item in (header or "").split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip().lower() in ("gzip", "*"):
+            q = params.strip().lower()
+            return not (q.startswith("q=") and q[2:].strip() in ("0", "0.0", "0.00", "0.000"))
+    return False
+
+
+class GzipCache:
+    """Compressed copies of served files, keyed by path, size and modification time."""
+
+    def __init__(self, budget: int = GZIP_CACHE_BYTES) -> None:
+        self.budget = budget
+        self._items: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, stat: os.stat_result, handle) -> bytes:
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        data = gzip.compress(handle.read(), compresslevel=GZIP_LEVEL, mtime=0)
+        with self._lock:
+            self._items[key] = data
+            used = sum(len(v) for v in self._items.values())
+            while used > self.budget and len(self._items) > 1:
+                used -= len(self._items.popitem(last=False)[1])
+        return data
 
 
 def resolve_request(target: str, static_dir: Path, run_dir: Path) -> Path | None:
@@ -125,10 +172,51 @@ class ViewerHandler(BaseHTTPRequestHandler):
         if not self._host_allowed():
             self._send_error(HTTPStatus.FORBIDDEN)
             return
+        if urlsplit(self.path).path == f"/{RUN_PREFIX}/{manifest.NAME}":
+            body = json.dumps(self.server.manifest.get(), separators=(",", ":")).encode()
+            self._send_bytes(Path(manifest.NAME), body, send_body)
+            return
         path = resolve_request(self.path, self.server.static_dir, self.server.run_dir)
         if path is None:
             self._send_error(HTTPStatus.NOT_FOUND)
             return
+        gz = accepts_gzip(self.headers.get("Accept-Encoding")) and path.suffix.lower() in COMPRESSIBLE
+        if gz:
+            path_gz = path.with_name(path.name + ".gz")
+            try:
+                fresh = path_gz.is_file() and path_gz.resolve() == path_gz \
+                    and path_gz.stat().st_mtime_ns >= path.stat().st_mtime_ns
+            except OSError:
+                fresh = False
+            if fresh:  # the export's pre-compressed copy (resolve() above: no symlink leaves the folder)
+                self._send_file(path_gz, content_type(path), send_body, encoding="gzip")
+                return
+        self._send_file(path, content_type(path), send_body, encoding="gzip" if gz else None)
+
+    def _headers(self, kind: str, length: int, encoding: str | None, mtime: float | None) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(length))
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
+        if mtime is not None:
+            self.send_header("Last-Modified", formatdate(mtime, usegmt=True))
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Vary", "Accept-Encoding")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+
+    def _send_bytes(self, path: Path, body: bytes, send_body: bool) -> None:
+        if accepts_gzip(self.headers.get("Accept-Encoding")):
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+            self._headers(content_type(path), len(body), "gzip", None)
+        else:
+            self._headers(content_type(path), len(body), None, None)
+        if send_body:
+            self._write(body)
+
+    def _send_file(self, path: Path, kind: str, send_body: bool, encoding: str | None) -> None:
+        """``path`` as it is, or gzip-compressed when ``encoding`` asks (and it is not a .gz already)."""
         try:
             handle = path.open("rb")
         except OSError:
@@ -136,18 +224,27 @@ class ViewerHandler(BaseHTTPRequestHandler):
             return
         with handle:
             stat = os.fstat(handle.fileno())  # the size of what is sent, even if the file is replaced
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", content_type(path))
-            self.send_header("Content-Length", str(stat.st_size))
-            self.send_header("Last-Modified", formatdate(stat.st_mtime, usegmt=True))
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.end_headers()
+            if encoding and path.suffix != ".gz":
+                if stat.st_size > GZIP_MAX_SOURCE:
+                    encoding = None
+                else:
+                    body = self.server.gzip_cache.get(path, stat, handle)
+                    self._headers(kind, len(body), encoding, stat.st_mtime)
+                    if send_body:
+                        self._write(body)
+                    return
+            self._headers(kind, stat.st_size, encoding, stat.st_mtime)
             if send_body:
                 try:
                     shutil.copyfileobj(handle, self.wfile)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the browser cancelled the image (e.g. a scrubbed diversity frame)
+
+    def _write(self, body: bytes) -> None:
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def log_message(self, format: str, *args) -> None:
         if self.server.access_log:
@@ -164,6 +261,8 @@ class ViewerServer(ThreadingHTTPServer):
         self.run_dir = Path(run_dir).resolve()
         self.static_dir = Path(static_dir).resolve()
         self.access_log = access_log
+        self.manifest = manifest.ManifestCache(self.run_dir)
+        self.gzip_cache = GzipCache()
         super().__init__(address, ViewerHandler)
         self.loopback = ipaddress.ip_address(self.server_address[0]).is_loopback
 

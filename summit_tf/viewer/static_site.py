@@ -2,23 +2,30 @@
 ``python -m summit_tf.export_site``).
 
 SITE gets the app (``index.html``, ``js/``, ``css/``, ``vendor/``) and the run under ``SITE/run/``: only
-what the viewer reads (``classes.json``, ``ag/*.json``, ``feature-vis/**`` images), never aggregates or
-files reached through symlinks that leave the run. The app uses relative paths, so the site works from
-any sub-path. The site is built next to SITE and swapped in: a failed export never leaves half a site.
+what the viewer reads (``classes.json``, ``ag/*.json``, ``details/*.json``, ``feature-vis/**`` images) and
+the run's ``manifest.json`` (what it holds, so the viewer asks for no missing file), never aggregates or
+files reached through symlinks that leave the run. Every text file also gets a gzip copy ``NAME.gz`` for
+servers that send pre-compressed files (nginx ``gzip_static``, Caddy ``precompressed``, our own server).
+The app uses relative paths, so the site works from any sub-path. The site is built next to SITE and
+swapped in: a failed export never leaves half a site.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from summit_tf.progress import Progress
-from summit_tf.viewer.server import STATIC_DIR
+from summit_tf.viewer import manifest
+from summit_tf.viewer.server import COMPRESSIBLE, STATIC_DIR
 
 MARKER = ".summit-tf-site"
-RUN_FILES = {"": ("classes.json",), "ag": ("*.json",), "feature-vis": ("**/*.jpg", "**/*.jpeg", "**/*.png")}
+RUN_FILES = {"": ("classes.json",), "ag": ("*.json",), "details": ("*.json",),
+             "feature-vis": ("**/*.jpg", "**/*.jpeg", "**/*.png")}
 
 
 def _run_files(run_dir: Path) -> list[Path]:
@@ -44,7 +51,7 @@ def _check_out(out: Path) -> None:
 
 
 def export_site(run_dir: Path | str, out: Path | str) -> int:
-    """Write the static site to ``out`` (replacing an earlier export there); return the files copied."""
+    """Write the static site to ``out`` (replacing an earlier export there); return the files written."""
     run_dir = Path(run_dir).resolve()
     out = Path(out).absolute()
     if not (run_dir / "classes.json").is_file():
@@ -64,6 +71,11 @@ def export_site(run_dir: Path | str, out: Path | str) -> int:
             shutil.copyfile(run_dir / rel, target)
             progress.update()
         progress.finish()
+        listing = json.dumps(manifest.scan(run_dir), separators=(",", ":"))
+        (staging / "run" / manifest.NAME).write_text(listing)
+        texts = [p for p in staging.rglob("*") if p.is_file() and p.suffix.lower() in COMPRESSIBLE]
+        for path in texts:  # written after the originals, so never older than them
+            path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes(), 9, mtime=0))
         (staging / MARKER).write_text("Static site written by summit_tf.export_site; safe to replace.\n")
         staging.chmod(0o755)
         old = None
@@ -76,4 +88,4 @@ def export_site(run_dir: Path | str, out: Path | str) -> int:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return copied + len(files)
+    return copied + len(files) + 1 + len(texts)

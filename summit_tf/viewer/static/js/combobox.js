@@ -1,22 +1,25 @@
-// A keyboard-accessible search box with completion (WAI-ARIA combobox + listbox pattern).
+// A keyboard-accessible search box with completion (WAI-ARIA combobox + listbox pattern). Queries and
+// labels are compared in one normal form (case, spaces, '_' and '-' alike: golden_retriever finds Golden
+// retriever).
 
+import { normalizeName } from "./data.js";
 import { escapeHTML } from "./ui.js";
 
 const MAX_OPTIONS = 8;
 
 /** Rank items by how well `label(item)` matches the query: prefix, then word start, then substring. */
 function rank(items, query, label, extra) {
-  const q = query.trim().toLowerCase();
+  const q = normalizeName(query);
   if (!q) return [];
   const scored = [];
   for (const item of items) {
-    const text = label(item).toLowerCase();
+    const text = normalizeName(label(item)); // same length as the label unless it has runs of spaces
     const at = text.indexOf(q);
     let score;
     if (at === 0) score = 0;
-    else if (at > 0 && /[\s_\-(]/.test(text[at - 1])) score = 1;
+    else if (at > 0 && /[\s(]/.test(text[at - 1])) score = 1;
     else if (at > 0) score = 2;
-    else if (extra(item).some((s) => String(s).toLowerCase().startsWith(q))) score = 3;
+    else if (extra(item).some((s) => normalizeName(s).startsWith(q))) score = 3;
     else continue;
     scored.push({ item, score, at, text });
   }
@@ -65,8 +68,8 @@ export function createCombobox({ input, list, items, label, extra = () => [], on
       active = -1;
       return;
     }
-    const q = input.value.trim();
-    list.innerHTML = matches.map((m, i) => `<li role="option" id="${list.id}-opt-${i}" data-index="${i}" aria-selected="false"><span class="option-label">${highlight(label(m.item), m.score <= 2 ? m.at : -1, q.length)}</span><span class="option-extra">${escapeHTML(extra(m.item)[0] ?? "")}</span></li>`).join("");
+    const q = normalizeName(input.value);
+    list.innerHTML = matches.map((m, i) => `<li role="option" id="${list.id}-opt-${i}" data-index="${i}" aria-selected="false"><span class="option-label">${highlight(label(m.item), m.score <= 2 ? m.at : -1, q.length)}</span><span class="option-extra">${escapeHTML(extra(m.item).join(" · "))}</span></li>`).join("");
     list.hidden = false;
     input.setAttribute("aria-expanded", "true");
     setActive(0);

@@ -1,6 +1,6 @@
 // Comparison mode extras: the colour legend and the list of channels both classes' graphs keep.
 
-import { channelImage, displayName } from "./data.js";
+import { channelAssets, channelImage, displayName } from "./data.js";
 import { escapeHTML, formatInt, placeholderOnError } from "./ui.js";
 
 export function renderLegend(el, model) {
@@ -22,7 +22,8 @@ export function renderSharedList(el, model, { onHover }) {
     .filter(([, nodes]) => nodes.length);
   const chip = (n) => `<li class="shared-chip" data-key="${escapeHTML(n.key)}" tabindex="0"
       title="${escapeHTML(n.layer)} channel ${n.channel}: ${formatInt(n.countA)} / ${formatInt(n.countB)} images">
-      <img alt="" src="${channelImage(n.layer, n.channel)}"><span>${n.channel}</span></li>`;
+      ${channelAssets(n.layer, n.channel).channel ? `<img alt="" src="${channelImage(n.layer, n.channel)}">`
+        : '<span class="chip-plain" aria-hidden="true"></span>'}<span>${n.channel}</span></li>`;
   el.innerHTML = `<h3>Shared channels <span class="shared-total">${shared.length}</span></h3>` +
     (byLayer.length
       ? byLayer.map(([layer, nodes]) => `<div class="shared-layer"><div class="shared-layer-name">${escapeHTML(layer)}</div><ul>${nodes.map(chip).join("")}</ul></div>`).join("")

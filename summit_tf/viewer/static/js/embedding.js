@@ -1,5 +1,6 @@
-// The class embedding (one dot per class at its 2-D position for a layer; zoom, pan, labels) and the
-// network minimap that switches layers.
+// The class embedding (one dot per class at its 2-D position for a layer; zoom, pan, labels; the dots of
+// the class-list rows in view stand out) and the network minimap that switches layers (a WAI-ARIA slider:
+// arrow keys, Home, End).
 
 import { displayName } from "./data.js";
 import { busyState } from "./ui.js";
@@ -29,21 +30,28 @@ export function createMinimap(container, { layers, channels, onLayer }) {
   const height = 46;
   const step = layers.length > 1 ? (width - 28) / (layers.length - 1) : 0;
   const maxCh = Math.max(1, ...layers.map((l) => channels?.[l] ?? 1));
-  const svg = d3.select(container).append("svg")
-    .attr("viewBox", `0 0 ${width} ${height}`).attr("class", "minimap-svg");
+  let current = null;
+  const el = d3.select(container).attr("role", "slider").attr("tabindex", 0)
+    .attr("aria-label", "Network layer of the embedding").attr("aria-valuemin", 0)
+    .attr("aria-valuemax", layers.length - 1)
+    .on("keydown", (event) => {
+      const i = layers.indexOf(current);
+      const to = { ArrowLeft: i - 1, ArrowDown: i - 1, ArrowRight: i + 1, ArrowUp: i + 1, Home: 0,
+        End: layers.length - 1, PageDown: i - 3, PageUp: i + 3 }[event.key];
+      if (to === undefined) return;
+      event.preventDefault();
+      const next = layers[Math.max(0, Math.min(layers.length - 1, to))];
+      if (next !== current) onLayer(next);
+    });
+  const svg = el.append("svg")
+    .attr("viewBox", `0 0 ${width} ${height}`).attr("class", "minimap-svg").attr("aria-hidden", "true");
   svg.append("line").attr("class", "minimap-spine")
     .attr("x1", 14).attr("x2", width - 14).attr("y1", 16).attr("y2", 16);
   const glyphs = svg.selectAll("g.layer-glyph").data(layers).join("g")
     .attr("class", "layer-glyph")
     .attr("data-layer", (l) => l)
-    .attr("role", "button")
-    .attr("tabindex", 0)
-    .attr("aria-label", (l) => `layer ${l}, ${channels?.[l] ?? "?"} channels`)
     .attr("transform", (_, i) => `translate(${14 + i * step},0)`)
-    .on("click", (_, l) => onLayer(l))
-    .on("keydown", (event, l) => {
-      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); onLayer(l); }
-    });
+    .on("click", (_, l) => { container.focus({ preventScroll: true }); onLayer(l); });
   glyphs.append("title").text((l) => `${l}: ${channels?.[l] ?? "?"} channels`);
   const h = (l) => 8 + 16 * Math.sqrt((channels?.[l] ?? 1) / maxCh);
   glyphs.append("rect").attr("class", "glyph-hit").attr("x", -step / 2).attr("y", 0)
@@ -55,7 +63,10 @@ export function createMinimap(container, { layers, channels, onLayer }) {
     .text((_, i) => short[i]);
   return {
     setLayer(layer) {
-      glyphs.classed("selected", (l) => l === layer).attr("aria-pressed", (l) => String(l === layer));
+      current = layer;
+      glyphs.classed("selected", (l) => l === layer);
+      el.attr("aria-valuenow", layers.indexOf(layer))
+        .attr("aria-valuetext", `${layer}, ${channels?.[layer] ?? "?"} channels`);
     },
   };
 }
@@ -66,6 +77,7 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
   let compare = null;
   let hovered = null;
   let transform = d3.zoomIdentity;
+  let listed = new Set(); // classes whose rows the list shows
   const baseX = d3.scaleLinear().range([MARGIN, SIZE - MARGIN]);
   const baseY = d3.scaleLinear().range([SIZE - MARGIN, MARGIN]);
 
@@ -134,12 +146,26 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
     return target;
   }
 
+  const dotOf = new Map();
+  dots.each(function keep(c) { dotOf.set(c.target_class, this); });
+  let marked = []; // the dots drawn large (selected, compared, hovered) last time
+
+  /** Restyle only the dots whose role changed (1,000 dots restyled on every hover cost a frame). */
+  function styleDots() {
+    const now = [selected, compare, hovered].filter((id) => id !== null);
+    for (const id of new Set([...marked, ...now])) {
+      const el = dotOf.get(id);
+      if (!el) continue;
+      const big = now.includes(id);
+      el.setAttribute("class", `dot${id === selected ? " selected" : ""}${id === compare ? " compare" : ""}${id === hovered ? " hovered" : ""}${listed.has(id) ? " listed" : ""}`);
+      el.setAttribute("r", big ? 6 : 3.5);
+      if (big) el.parentNode.appendChild(el); // on top
+    }
+    marked = now;
+  }
+
   function drawDots(duration = 0) {
-    dots.attr("class", (c) => {
-      const id = c.target_class;
-      return `dot${id === selected ? " selected" : ""}${id === compare ? " compare" : ""}${id === hovered ? " hovered" : ""}`;
-    }).attr("r", (c) => ([selected, compare, hovered].includes(c.target_class) ? 6 : 3.5));
-    dots.filter((c) => [hovered, compare, selected].includes(c.target_class)).raise();
+    styleDots();
     const target = duration ? dots.transition().duration(duration).ease(d3.easeCubicInOut) : dots;
     target.attr("cx", x).attr("cy", y);
     return target;
@@ -166,13 +192,21 @@ export function createEmbedding(container, { classes, onSelect, onHover }) {
     setSelection(sel, cmp) {
       selected = sel;
       compare = cmp;
-      drawDots();
+      styleDots();
       drawLabels();
     },
     highlight(id) {
       hovered = id;
-      drawDots();
+      styleDots();
       drawLabels();
+    },
+    /** Mark the dots of the classes the list shows (`partial`: the list shows only some classes). */
+    setListed(ids, partial) {
+      const next = new Set(partial ? ids : []);
+      const changed = new Set([...next].filter((id) => !listed.has(id)).concat([...listed].filter((id) => !next.has(id))));
+      listed = next;
+      svg.classed("has-listed", partial);
+      if (changed.size) dots.filter((c) => changed.has(c.target_class)).classed("listed", (c) => listed.has(c.target_class));
     },
     resetZoom() {
       busy.transitions(svg.transition().duration(600).call(zoom.transform, d3.zoomIdentity));

@@ -30,6 +30,7 @@ async function buildGraphSVG(svgNode, contentNode, title) {
   for (const el of clone.querySelectorAll(".on-path, .focus-centre")) el.classList.remove("on-path", "focus-centre");
   for (const el of clone.querySelectorAll("[display='none']")) el.remove();
   for (const el of clone.querySelectorAll(".edge-hit")) el.remove();
+  clone.querySelector("g.layer-labels")?.remove(); // the screen's labels; the drawing has its own
   clone.querySelector("g.viewport").removeAttribute("transform");
   const width = Math.ceil(box.width + 2 * PAD);
   const height = Math.ceil(box.height + 2 * PAD + TITLE_H);

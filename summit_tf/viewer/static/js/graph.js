@@ -1,17 +1,21 @@
 // The attribution graph view: layers as rows (last layer at the top), channels drawn as their feature
 // visualization sized by count, influence edges as curves whose width follows `inf`. Zoom and pan, focus on
 // hover (fade what is not on a path through the channel), diversity scrubbing, filtering and spacing.
+// Channels without a feature visualization in the run are plain tiles with their number: no image is
+// requested that the run's manifest does not list. Layer names are drawn at screen size beside the rows, so
+// they stay legible at any zoom; the exported copy keeps its own labels inside the drawing.
 //
 // Colours, widths and visibility are SVG presentation attributes, not CSS, so an exported copy of the SVG
 // looks the same without the page's stylesheet; CSS only adds the transient hover states.
 
-import { channelImage, DIVERSITY, diversityImage } from "./data.js";
+import { channelAssets, channelImage, diversityImage } from "./data.js";
 import { busyState } from "./ui.js";
 
 const d3 = window.d3;
 const NODE_MAX = 76;
 const NODE_MIN = NODE_MAX * 0.34;
 const MOVE_MS = 450;
+const LABEL_PX = 150; // screen room left of the drawing for the layer names
 const COLORS = { a: "#2563eb", b: "#ea580c", both: "#7c3aed", single: "#64748b", ring: "#cbd5e1" };
 
 /** Barycentric ordering: two sweeps (up, then down) reduce edge crossings between neighbouring rows. */
@@ -49,6 +53,8 @@ export function createGraphView(container, { hovercard }) {
   let downLinks = new Map();
   let sizeScale = d3.scaleLinear();
   let widthScale = d3.scaleLinear();
+  let box = null; // the drawing's extent once the current moves end (what fit() frames)
+  let current = d3.zoomIdentity;
 
   const svg = d3.select(container).append("svg").attr("class", "graph-svg")
     .attr("xmlns", "http://www.w3.org/2000/svg")
@@ -61,18 +67,44 @@ export function createGraphView(container, { hovercard }) {
   const bandLayer = content.append("g").attr("class", "bands");
   const edgeLayer = content.append("g").attr("class", "edges");
   const nodeLayer = content.append("g").attr("class", "nodes");
+  const labelLayer = svg.append("g").attr("class", "layer-labels").attr("pointer-events", "none");
   const busy = busyState(svg.node()); // while nodes move or their images load
 
-  const zoom = d3.zoom().scaleExtent([0.05, 4]).on("zoom", (event) => {
-    viewport.attr("transform", event.transform);
+  const zoom = d3.zoom().scaleExtent([0.02, 4]).on("zoom", (event) => {
+    current = event.transform;
+    viewport.attr("transform", current);
+    placeLabels();
     if (event.sourceEvent) hovercard.hide();
   });
+  // the panel's size, kept by an observer: reading it in fit() (or d3-zoom reading the SVG's width) would
+  // force a layout after every redraw
+  let area = null;
+  zoom.extent(function extent() {
+    const a = area ?? this.getBoundingClientRect();
+    return [[0, 0], [a.width, a.height]];
+  });
   svg.call(zoom).on("dblclick.zoom", null);
+  new ResizeObserver(([entry]) => {
+    const first = area === null;
+    area = { width: entry.contentRect.width, height: entry.contentRect.height };
+    if (model && !first) fit(0);
+  }).observe(svg.node());
 
   const size = (n) => sizeScale(n.count);
   const nodeColor = (n) => (model.mode === "compare" ? COLORS[n.member] : COLORS.ring);
   const edgeColor = (e) => (model.mode === "compare" ? COLORS[e.member] : COLORS.single);
   const isVisible = (n) => n.count >= threshold;
+
+  /** Layer names at screen size, beside each row wherever the zoom puts it. */
+  function placeLabels() {
+    if (!model || !box) return;
+    const top = model.layers.length - 1;
+    const rowPx = rowGap * current.k;
+    const x = 10;
+    labelLayer.selectAll("g.layer-label").attr("transform", (_, i) => `translate(${x},${current.applyY((top - i) * rowGap)})`)
+      .attr("display", rowPx < 16 ? "none" : null)
+      .select("text.layer-sub").attr("display", rowPx < 40 ? "none" : null);
+  }
 
   function layout() {
     const visible = new Set(model.nodes.filter(isVisible).map((n) => n.key));
@@ -90,7 +122,9 @@ export function createGraphView(container, { hovercard }) {
       n.y ??= (top - n.depth) * rowGap;
     }
     const widest = Math.max(1, ...rows.map((r) => r.length));
-    return { visible, halfWidth: ((widest - 1) * colGap + NODE_MAX) / 2, rows };
+    const halfWidth = ((widest - 1) * colGap + NODE_MAX) / 2;
+    box = { x: -halfWidth - 10, y: -rowGap / 2, width: 2 * halfWidth + 20, height: model.layers.length * rowGap };
+    return { visible, halfWidth, rows };
   }
 
   /** Point a node's image at `url`; busy until it loads or fails. An unchanged href is left alone: it may fire no event. */
@@ -137,7 +171,17 @@ export function createGraphView(container, { hovercard }) {
     t(bands.select("text.band-name")).attr("x", -halfWidth - 22).attr("y", (_, i) => (top - i) * rowGap - 2)
       .text((l) => l);
     t(bands.select("text.band-sub")).attr("x", -halfWidth - 22).attr("y", (_, i) => (top - i) * rowGap + 17);
-    bands.select("text.band-sub").text((_, i) => `${rows[i].length} channel${rows[i].length === 1 ? "" : "s"}`);
+    const sub = (_, i) => `${rows[i].length} channel${rows[i].length === 1 ? "" : "s"}`;
+    bands.select("text.band-sub").text(sub);
+    const labels = labelLayer.selectAll("g.layer-label").data(model.layers, (l) => l).join((enter) => {
+      const g = enter.append("g").attr("class", "layer-label");
+      g.append("text").attr("class", "layer-name").attr("dy", "-0.15em");
+      g.append("text").attr("class", "layer-sub").attr("dy", "1.1em");
+      return g;
+    });
+    labels.attr("data-layer", (l) => l).select("text.layer-name").text((l) => l);
+    labels.select("text.layer-sub").text(sub);
+    placeLabels();
 
     const edgeVisible = (e) => visible.has(e.source) && visible.has(e.target);
     const edges = edgeLayer.selectAll("g.edge").data(model.edges, (e) => e.key).join((enter) => {
@@ -179,11 +223,15 @@ export function createGraphView(container, { hovercard }) {
       .on("mouseenter", (event, n) => focusNode(n, event.currentTarget))
       .on("mousemove", (event, n) => scrub(event, n))
       .on("mouseleave", (event, n) => { restoreImage(event.currentTarget, n); clearFocus(); });
-    const box = (sel, pad = 0) => sel.attr("x", (n) => -size(n) / 2 - pad).attr("y", (n) => -size(n) / 2 - pad)
+    const square = (sel, pad = 0) => sel.attr("x", (n) => -size(n) / 2 - pad).attr("y", (n) => -size(n) / 2 - pad)
       .attr("width", (n) => size(n) + 2 * pad).attr("height", (n) => size(n) + 2 * pad);
-    box(nodes.select("rect.node-bg")).attr("rx", (n) => size(n) * 0.1);
-    box(nodes.select("image.node-img")).each(function setChannelImage(n) { setImage(this, channelImage(n.layer, n.channel)); });
-    box(nodes.select("rect.node-ring"), model.mode === "compare" ? 2 : 0.5)
+    square(nodes.select("rect.node-bg")).attr("rx", (n) => size(n) * 0.1);
+    square(nodes.select("image.node-img")).each(function setChannelImage(n) {
+      if (n.assets.channel) setImage(this, channelImage(n.layer, n.channel));
+      else this.setAttribute("visibility", "hidden"); // a plain tile: the run has no image to ask for
+    });
+    nodes.attr("data-plain", (n) => String(!n.assets.channel));
+    square(nodes.select("rect.node-ring"), model.mode === "compare" ? 2 : 0.5)
       .attr("rx", (n) => size(n) * 0.1 + 2)
       .attr("stroke", nodeColor).attr("stroke-width", model.mode === "compare" ? 3.5 : 1);
     nodes.select("text.node-missing").text((n) => n.channel);
@@ -240,10 +288,11 @@ export function createGraphView(container, { hovercard }) {
   }
 
   function scrub(event, n) {
-    if (DIVERSITY < 1) return;
+    const count = n.assets.diversity;
+    if (count < 1) return;
     const s = size(n);
     const [mx] = d3.pointer(event, event.currentTarget);
-    const d = Math.max(0, Math.min(DIVERSITY - 1, Math.floor((DIVERSITY * (mx + s / 2)) / s)));
+    const d = Math.max(0, Math.min(count - 1, Math.floor((count * (mx + s / 2)) / s)));
     const g = event.currentTarget;
     if (g.getAttribute("data-diversity") === String(d)) return;
     g.setAttribute("data-diversity", d);
@@ -252,20 +301,24 @@ export function createGraphView(container, { hovercard }) {
   }
 
   function restoreImage(g, n) {
+    if (!g.hasAttribute("data-diversity")) return;
     g.removeAttribute("data-diversity");
-    setImage(g.querySelector("image.node-img"), channelImage(n.layer, n.channel));
+    const img = g.querySelector("image.node-img");
+    if (n.assets.channel) setImage(img, channelImage(n.layer, n.channel));
+    else { img.removeAttribute("href"); img.setAttribute("visibility", "hidden"); busy.release(img); }
   }
 
+  /** Frame the whole drawing (as it will be once running moves end) in the panel. */
   function fit(duration = 600) {
-    const box = content.node().getBBox();
-    const rect = svg.node().getBoundingClientRect();
+    const rect = area ?? svg.node().getBoundingClientRect();
     // leave room for the overlays of comparison mode (legend top left, shared list on the right)
-    const inset = model?.mode === "compare" ? { top: 70, right: 216, bottom: 22 } : { top: 0, right: 0, bottom: 22 };
-    const width = rect.width - inset.right;
+    const inset = model?.mode === "compare" ? { top: 84, right: 216, bottom: 22 } : { top: 0, right: 0, bottom: 22 };
+    inset.left = LABEL_PX;
+    const width = rect.width - inset.right - inset.left;
     const height = rect.height - inset.top - inset.bottom;
-    if (!box.width || width <= 0 || height <= 0) return;
+    if (!box || !box.width || width <= 0 || height <= 0) return;
     const k = Math.min(1.4, 0.96 * Math.min(width / box.width, height / box.height));
-    const tr = d3.zoomIdentity.translate(width / 2 - k * (box.x + box.width / 2),
+    const tr = d3.zoomIdentity.translate(inset.left + width / 2 - k * (box.x + box.width / 2),
       inset.top + height / 2 - k * (box.y + box.height / 2)).scale(k);
     if (!duration) { svg.call(zoom.transform, tr); return; }
     busy.transitions(svg.transition().duration(duration).call(zoom.transform, tr));
@@ -277,6 +330,7 @@ export function createGraphView(container, { hovercard }) {
       model = next;
       threshold = 0;
       byKey = new Map(model.nodes.map((n) => [n.key, n]));
+      for (const n of model.nodes) n.assets = channelAssets(n.layer, n.channel);
       upLinks = new Map();
       downLinks = new Map();
       for (const e of model.edges) {
@@ -292,13 +346,14 @@ export function createGraphView(container, { hovercard }) {
       nodeLayer.selectAll("g.node").remove();
       edgeLayer.selectAll("g.edge").remove();
       bandLayer.selectAll("g.band").remove();
+      labelLayer.selectAll("g.layer-label").remove();
       draw(0);
       fit(0);
       return maxCount;
     },
     setFilter(value) {
       threshold = value;
-      if (model) draw(MOVE_MS);
+      if (model) { draw(MOVE_MS); fit(MOVE_MS); }
       return model ? model.nodes.filter(isVisible).length : 0;
     },
     setSpacing(width, height) {

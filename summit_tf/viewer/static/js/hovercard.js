@@ -1,13 +1,16 @@
 // The card beside a hovered channel or edge: the channel's diversity images and its top dataset examples.
-// It is HTML over the graph, so it stays readable at any zoom level.
+// It is HTML over the graph, so it stays readable at any zoom level. Only images the run has are asked for;
+// a section with none is left out.
 
-import { DATASET_EXAMPLES, datasetImage, DIVERSITY, diversityImage, displayName } from "./data.js";
+import { channelAssets, datasetImage, diversityImage, displayName } from "./data.js";
 import { escapeHTML, formatInt, placeholderOnError } from "./ui.js";
 
 const GAP = 14;
 
 function examplesHTML(n) {
-  const imgs = Array.from({ length: DATASET_EXAMPLES }, (_, i) =>
+  const count = channelAssets(n.layer, n.channel).examples;
+  if (!count) return "";
+  const imgs = Array.from({ length: count }, (_, i) =>
     `<img class="example" alt="" loading="eager" src="${datasetImage(n.layer, n.channel, i)}">`).join("");
   return `<div class="card-caption">top dataset examples</div><div class="card-examples">${imgs}</div>`;
 }
@@ -45,9 +48,10 @@ export function createHovercard(card, area) {
 
   return {
     showNode(n, element, model) {
-      const thumbs = Array.from({ length: DIVERSITY }, (_, d) =>
+      const count = channelAssets(n.layer, n.channel).diversity;
+      const thumbs = Array.from({ length: count }, (_, d) =>
         `<img class="diversity" data-index="${d}" alt="" src="${diversityImage(n.layer, n.channel, d)}">`).join("");
-      const diversity = DIVERSITY > 0 ? `<div class="card-caption">diversity <span class="card-hint">(move across the channel)</span></div>
+      const diversity = count > 0 ? `<div class="card-caption">diversity <span class="card-hint">(move across the channel)</span></div>
         <div class="card-diversity">${thumbs}</div>` : "";
       card.innerHTML = `${headHTML(n)}${countsHTML(n, model)}${diversity}${examplesHTML(n)}`;
       card.dataset.kind = "node";

@@ -1,15 +1,19 @@
 // The viewer's state (selected class, layer, comparison class, sort order), kept in the URL hash so a view
-// can be shared, and the wiring between the views.
+// can be shared, and the wiring between the views. The graph named in the address is requested before the
+// class list has arrived; a loading bar follows classes.json; problems (an unknown class in the address, a
+// missing or malformed graph file) are said in notices instead of leaving an empty panel.
 
 import { createCombobox } from "./combobox.js";
 import { renderLegend, renderSharedList } from "./comparepanel.js";
-import { displayName, loadGraph, loadRun, parseGraph, similarities, unionGraphs } from "./data.js";
+import {
+  displayName, graphPath, hasGraph, loadGraph, loadRun, parseGraph, similarities, unionGraphs,
+} from "./data.js";
 import { createEmbedding, createMinimap } from "./embedding.js";
 import { exportPNG, exportSVG } from "./export.js";
 import { createGraphView } from "./graph.js";
 import { createHovercard } from "./hovercard.js";
 import { createSidebar } from "./sidebar.js";
-import { escapeHTML, formatInt, formatPercent, histogramSVG } from "./ui.js";
+import { escapeHTML, formatBytes, formatInt, formatPercent, histogramSVG } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -23,26 +27,55 @@ function slug(text) {
   return String(text).toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "class";
 }
 
+/** The address's class, compare class and layer, as written there (checked by update()). */
 function readHash() {
   const p = new URLSearchParams(location.hash.slice(1));
-  const num = (key) => (p.has(key) && /^-?\d+$/.test(p.get(key)) ? Number(p.get(key)) : null);
-  return { selected: num("class"), compare: num("compare"), layer: p.get("layer") };
+  return { selected: p.get("class"), compare: p.get("compare"), layer: p.get("layer") };
+}
+
+const classId = (text) => (text !== null && /^\d+$/.test(text) ? Number(text) : NaN);
+
+/** A notice above the views; one per `kind`, replaced by the next of its kind, closed by its button. */
+function notify(kind, message) {
+  const box = $("notices");
+  box.querySelector(`[data-kind="${kind}"]`)?.remove();
+  if (!message) return;
+  const item = document.createElement("div");
+  item.className = "notice";
+  item.dataset.kind = kind;
+  const text = document.createElement("span");
+  text.textContent = message;
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "notice-close";
+  close.setAttribute("aria-label", "Dismiss");
+  close.textContent = "×";
+  close.addEventListener("click", () => item.remove());
+  item.append(text, close);
+  box.append(item);
+}
+
+function showProgress(bytes) {
+  $("loading-text").textContent = `Loading the run's classes… ${formatBytes(bytes)}`;
 }
 
 async function boot() {
   let run;
   try {
-    run = await loadRun();
+    // the graph named in the address is requested without waiting for the class list
+    run = await loadRun(showProgress, classId(readHash().selected));
   } catch (error) {
+    $("loading").hidden = true;
     showLoadError(`Could not load the run: ${error.message}. Start the viewer with ` +
       "`python -m summit_tf.serve --run_dir=DIR` on a directory that holds classes.json.");
     return;
   }
+  $("loading").hidden = true;
   const { meta, classes } = run;
   const layers = meta.layers;
   const byId = new Map(classes.map((c) => [c.target_class, c]));
   const state = { selected: null, compare: null, layer: null, sort: "similarity" };
-  let similarity = new Map();
+  let similarityToken = 0;
   let graphToken = 0;
 
   $("stat-model").textContent = meta.model ?? "–";
@@ -65,8 +98,10 @@ async function boot() {
     onSelect: (id) => update({ selected: id }, { push: true }),
     onHover: highlight,
     onCompare: (id) => update({ compare: id }, { push: true }),
+    onViewport: (ids, partial) => embedding.setListed(ids, partial),
   });
-  const comboOptions = { items: () => classes, label: displayName, extra: (c) => [c.synset ?? "", String(c.target_class)] };
+  const comboOptions = { items: () => classes, label: displayName,
+    extra: (c) => [c.synset ?? "", `#${c.target_class}`, ...(hasGraph(c.target_class) ? [] : ["no graph"])] };
   createCombobox({ input: $("class-search"), list: $("class-search-list"), ...comboOptions,
     onSelect: (c) => update({ selected: c.target_class }, { push: true }) });
   createCombobox({ input: $("compare-search"), list: $("compare-search-list"), ...comboOptions,
@@ -85,6 +120,7 @@ async function boot() {
   function renderInfo() {
     const c = byId.get(state.selected);
     $("info-name").textContent = displayName(c);
+    $("info-name").classList.toggle("no-graph", !hasGraph(c.target_class));
     $("info-name").title = `${c.synset ?? ""} (class ${c.target_class})`;
     $("info-images").textContent = formatInt(c.numOfInstances);
     $("info-acc").textContent = formatPercent(c.topOneAcc);
@@ -96,39 +132,89 @@ async function boot() {
     document.querySelector(".graph-panel").dataset.mode = other ? "compare" : "single";
   }
 
+  /** A class's parsed graph, or the reason there is none (no request when the run lists no graph file). */
+  async function graphOf(cls) {
+    if (!hasGraph(cls.target_class)) {
+      throw new Error(`class ${cls.target_class} (${displayName(cls)}) has no attribution graph in this run ` +
+        `(${graphPath(cls.target_class)} is not there)`);
+    }
+    return parseGraph(await loadGraph(cls, layers), layers);
+  }
+
   async function renderGraph() {
     const token = ++graphToken;
     const classA = byId.get(state.selected);
     const classB = byId.get(state.compare);
     const message = $("graph-message");
-    try {
-      const a = parseGraph(await loadGraph(classA.target_class), layers);
-      const b = classB ? parseGraph(await loadGraph(classB.target_class), layers) : null;
-      if (token !== graphToken) return;
-      const model = b ? { ...unionGraphs(a, b), mode: "compare", classA, classB } : { ...a, mode: "single", classA };
-      message.hidden = true;
-      $("graph").hidden = false;
-      const maxCount = graph.show(model);
-      graph.svgNode().dataset.classes = b ? `${classA.target_class},${classB.target_class}` : `${classA.target_class}`;
-      const slider = $("filter-slider");
-      slider.max = String(maxCount);
-      slider.value = "0";
-      $("filter-value").textContent = "all";
-      renderLegend($("legend"), model);
-      renderSharedList($("shared-list"), model, { onHover: (key) => graph.focusKey(key) });
-    } catch (error) {
-      if (token !== graphToken) return;
+    const area = $("graph-area");
+    area.dataset.loading = "true";
+    const [a, b] = await Promise.allSettled([graphOf(classA), classB ? graphOf(classB) : null]);
+    if (token !== graphToken) return;
+    delete area.dataset.loading;
+    const problems = [a, b].filter((r) => r.status === "rejected").map((r) => r.reason.message);
+    notify("graph", classB && problems.length === 1 ? `Only one graph drawn: ${problems[0]}` : null);
+    let model = null;
+    if (a.status === "fulfilled" && b.value) model = { ...unionGraphs(a.value, b.value), mode: "compare", classA, classB };
+    else if (a.status === "fulfilled") model = { ...a.value, mode: "single", classA };
+    else if (b.status === "fulfilled" && b.value) model = { ...b.value, mode: "single", classA: classB };
+    if (!model) {
       $("graph").hidden = true;
       $("legend").hidden = true;
       $("shared-list").hidden = true;
-      message.innerHTML = `<b>No attribution graph to show.</b><br>${escapeHTML(error.message)}`;
+      message.innerHTML = `<b>No attribution graph to show.</b>${problems.map((p) => `<br>${escapeHTML(p)}`).join("")}`;
       message.hidden = false;
+      graph.svgNode().dataset.classes = "";
+      area.dataset.error = "true";
+      return;
     }
+    delete area.dataset.error;
+    message.hidden = true;
+    $("graph").hidden = false;
+    const maxCount = graph.show(model);
+    graph.svgNode().dataset.classes = model.mode === "compare" ? `${classA.target_class},${classB.target_class}`
+      : `${model.classA.target_class}`;
+    const slider = $("filter-slider");
+    slider.max = String(maxCount);
+    slider.value = "0";
+    $("filter-value").textContent = "all";
+    renderLegend($("legend"), model);
+    renderSharedList($("shared-list"), model, { onHover: (key) => graph.focusKey(key) });
+  }
+
+  /** Re-sort the list once the selected class's similarity row for the layer is there. */
+  async function renderList(patch) {
+    const token = ++similarityToken;
+    const list = $("class-list");
+    list.dataset.busy = "true"; // until the similarity is in (the tests wait on it)
+    sidebar.render(patch); // at once with what is known; the similarity follows
+    try {
+      const similarity = await similarities(run, state.layer, byId.get(state.selected));
+      if (token === similarityToken) sidebar.render({ similarity });
+    } catch (error) {
+      if (token === similarityToken) notify("similarity", `No similarity for ${displayName(byId.get(state.selected))}: ${error.message}`);
+    }
+    if (token === similarityToken) delete list.dataset.busy;
   }
 
   /** Apply a state change to every view that depends on it; `push` adds a browser-history entry. */
-  function update(patch, { push = false } = {}) {
+  function update(patch, { push = false, fromAddress = false } = {}) {
     const next = { ...state, ...patch };
+    if (fromAddress) {
+      const fallback = state.selected ?? classes[0].target_class;
+      const wanted = patch.selected;
+      next.selected = wanted === null ? fallback : classId(wanted);
+      const unknownClass = wanted !== null && !byId.has(next.selected);
+      if (unknownClass) next.selected = fallback;
+      next.compare = patch.compare === null ? null : classId(patch.compare);
+      const unknownCompare = patch.compare !== null && !byId.has(next.compare);
+      const badLayer = patch.layer !== null && !layers.includes(patch.layer);
+      const name = displayName(byId.get(next.selected));
+      notify("address", [
+        unknownClass ? `Class "${wanted}" in the address is not in this run (${formatInt(classes.length)} classes); showing ${name}.` : "",
+        unknownCompare ? `Compare class "${patch.compare}" in the address is not in this run; showing ${name} alone.` : "",
+        badLayer ? `Layer "${patch.layer}" in the address is not a layer of this run.` : "",
+      ].filter(Boolean).join(" ") || null);
+    }
     if (!byId.has(next.selected)) next.selected = state.selected ?? classes[0].target_class;
     if (!layers.includes(next.layer)) next.layer = state.layer ?? layers[layers.length - 1];
     if (!byId.has(next.compare) || next.compare === next.selected) next.compare = null;
@@ -139,20 +225,19 @@ async function boot() {
     const sortChanged = changed("sort");
     Object.assign(state, next);
 
+    if (classChanged) renderGraph(); // first: its request goes out before the other views are redrawn
     if (layerChanged) {
       minimap.setLayer(state.layer);
       embedding.setLayer(state.layer);
       $("layer-caption").textContent = `${state.layer} · ${formatInt(meta.channels?.[state.layer])} channels`;
     }
-    if (layerChanged || selectedChanged) similarity = similarities(classes, state.layer, byId.get(state.selected));
     if (classChanged) {
       embedding.setSelection(state.selected, state.compare);
       renderInfo();
-      renderGraph();
     }
-    if (layerChanged || classChanged || sortChanged) {
-      sidebar.render({ sort: state.sort, similarity, selected: state.selected, compare: state.compare });
-    }
+    const list = { sort: state.sort, selected: state.selected, compare: state.compare };
+    if (layerChanged || selectedChanged) renderList(list);
+    else if (classChanged || sortChanged) sidebar.render(list);
     writeHash(push && classChanged);
   }
 
@@ -203,11 +288,9 @@ async function boot() {
       $("class-search").focus();
     }
   });
-  window.addEventListener("hashchange", () => update(readHash()));
-  window.addEventListener("resize", () => graph.fit(0));
+  window.addEventListener("hashchange", () => update(readHash(), { fromAddress: true }));
 
-  const initial = readHash();
-  update({ ...initial, layer: initial.layer ?? layers[layers.length - 1] });
+  update(readHash(), { fromAddress: true });
   document.body.dataset.ready = "true";
 }
 

@@ -5,6 +5,7 @@ export function escapeHTML(text) {
 }
 
 export const formatInt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–");
+export const formatBytes = (n) => (n < 1e6 ? `${(n / 1e3).toFixed(0)} kB` : `${(n / 1e6).toFixed(1)} MB`);
 export const formatPercent = (x) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "–");
 
 /**

@@ -52,17 +52,22 @@ class ClassGraph:
 
 def read_graph(path: Path, model) -> ClassGraph:
     """Kept channels and written edges of ``ag-<c>.json``, the edges mapped onto link kernel entries."""
-    doc = json.loads(path.read_text())
+    return graph_targets(json.loads(path.read_text()), model, str(path))
+
+
+def graph_targets(doc: dict, model, source: str) -> ClassGraph:
+    """:class:`ClassGraph` of a graph in SUMMIT's JSON format (``AttributionGraph.to_json()``)."""
     unknown = [layer for layer in doc if layer not in model.channels]
     if unknown:
-        raise ValueError(f"{path}: layers {unknown} are not layers of {model.spec}")
+        raise ValueError(f"{source}: layers {unknown} are not layers of {model.spec}")
     order = {layer: k for k, layer in enumerate(model.layers)}
     channels = {layer: sorted(int(n["channel"]) for n in nodes) for layer, nodes in doc.items()}
     edges: dict[str, list[tuple[int, int]]] = {}
     uncut = 0
     for layer, nodes in doc.items():
         below = model.layers[order[layer] - 1] if order[layer] else None
-        direct = [link for link in model.links_into(layer) if link.src == below and link.name in model.link_outputs]
+        direct = [link for link in model.links_into(layer)
+                  if link.src == below and link.name in model.link_outputs]
         for node in nodes:
             j = int(node["channel"])
             link = next((lk for lk in direct if lk.dst_offset <= j < lk.dst_offset + lk.cout), None)
@@ -92,27 +97,26 @@ def random_ablations(model, graph: ClassGraph, draws: int, rng: np.random.Genera
     return chans, edges
 
 
-def evaluate(model, images: np.ndarray, outputs: np.ndarray, ablations, mode: str, means, batch_size: int,
-             mask_batch: int, progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """p(true class) and top-1 correctness, ``[M, N]`` each, of every ablation on every image:
-    chunks of masks times batches of images, one batched pass each."""
+def evaluate(iv, images: np.ndarray, outputs: np.ndarray, ablations, batch_size: int, mask_batch: int,
+             progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """p(true class) and top-1 correctness, ``[M, N]`` each, of every ablation on every image, through the
+    :class:`summit_tf.intervene.Intervener` ``iv``: chunks of masks times batches of images, one batched
+    pass each."""
     import tensorflow as tf
-
-    from summit_tf.intervene import Intervention
 
     per_pass = max(1, mask_batch // batch_size)
     probs, correct = [], []
     for start in range(0, len(ablations), per_pass):
-        iv = Intervention(model, ablations[start:start + per_pass], mode, means)
+        masks = iv.masks(ablations[start:start + per_pass])
         p_rows, c_rows = [], []
         for b in range(0, len(images), batch_size):
-            logits = iv.run(tf.constant(images[b:b + batch_size]))["logits"]
+            logits = iv.run(tf.constant(images[b:b + batch_size]), masks)["logits"]
             want = outputs[b:b + batch_size]
             soft = tf.nn.softmax(logits, axis=-1).numpy()
             p_rows.append(np.take_along_axis(soft, want[None, :, None], axis=2)[..., 0])
             c_rows.append(soft.argmax(axis=-1) == want[None])
             if progress is not None:
-                progress.update(iv.size * len(want))
+                progress.update(masks.size * len(want))
         probs.append(np.concatenate(p_rows, axis=1))
         correct.append(np.concatenate(c_rows, axis=1))
     return np.concatenate(probs), np.concatenate(correct)
@@ -199,7 +203,7 @@ def write_outputs(rows: Sequence[Row], summaries: dict[int, dict], out_dir: Path
 
 def save_raw(path: Path, labels: np.ndarray, raw: dict[str, np.ndarray]) -> Path:
     """Every image's p(true class) and top-1 under every ablation (``p-<class>``, ``top1-<class>``:
-    ``[masks, images]`` in the order none, graph channels, random channels..., graph edges, random edges...)."""
+    ``[masks, images]``: graph channels, random channels..., graph edges, random edges...)."""
     with atomic.writing(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, labels=labels, **raw)
     return path
@@ -234,7 +238,8 @@ def markdown(rows: Sequence[Row], summaries: dict[int, dict], meta: dict) -> str
         if got:
             med = {key: float(np.nanmedian([g[key] for g in got])) if any(np.isfinite(g[key]) for g in got)
                    else float("nan") for key in ("faithfulness", "z", "specificity")}
-            lines.append(f"\n{kind}: median faithfulness {_fmt(med['faithfulness'])}, median z {_fmt(med['z'])}, "
+            lines.append(f"\n{kind}: median faithfulness {_fmt(med['faithfulness'])}, "
+                         f"median z {_fmt(med['z'])}, "
                          f"median specificity {_fmt(med['specificity'])} over {len(got)} classes.")
     return "\n".join(lines) + "\n"
 
@@ -322,26 +327,78 @@ flags.DEFINE_string("data", None, "held-out data spec (images never aggregated),
                     flag_values=FLAGS)
 flags.DEFINE_string("classes", None, "classes to ablate (default: every class of the run)", flag_values=FLAGS)
 flags.DEFINE_integer("images_per_class", 8, "held-out images per class", flag_values=FLAGS)
-flags.DEFINE_integer("random_sets", 20, "random channel sets and random edge sets per class", flag_values=FLAGS)
+flags.DEFINE_integer("random_sets", 20, "random channel sets and random edge sets per class",
+                     flag_values=FLAGS)
 flags.DEFINE_enum("mode", "mean", ["mean", "zero"], "channel ablation: the channel's data mean or 0",
                   flag_values=FLAGS)
 flags.DEFINE_string("means_data", None, "data for the channel means (default: the run's aggregated data)",
                     flag_values=FLAGS)
-flags.DEFINE_integer("means_images_per_class", 50, "images per class for the channel means", flag_values=FLAGS)
+flags.DEFINE_integer("means_images_per_class", 50, "images per class for the channel means",
+                     flag_values=FLAGS)
 flags.DEFINE_integer("batch_size", 8, "held-out images per pass", flag_values=FLAGS)
 flags.DEFINE_integer("mask_batch", 64, "images x masks per batched pass", flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "random draws", flag_values=FLAGS)
 flags.DEFINE_string("out_dir", None, "output folder (default: RUN/faithfulness)", flag_values=FLAGS)
 
 
+@dataclass
+class HeldOut:
+    """What every scoring pass shares: the model, held-out images with labels and model output indices,
+    the ablation mode and channel means, and the pass sizes."""
+
+    model: object
+    images: np.ndarray
+    labels: np.ndarray
+    outputs: np.ndarray
+    mode: str
+    means: dict | None
+    batch_size: int
+    mask_batch: int
+
+
+def score(held: HeldOut, graphs: dict[int, ClassGraph], random_sets: int, rng: np.random.Generator,
+          edges: bool = True) -> tuple[list[Row], dict[int, dict], dict[str, np.ndarray]]:
+    """Rows, per-class summaries and raw per-image arrays for every class graph (``edges=False``: channel
+    ablations only)."""
+    from summit_tf import imagenet
+    from summit_tf.intervene import Ablation, Intervener
+    from summit_tf.progress import Progress
+
+    iv = Intervener(held.model, held.mode, held.means)
+    args, opts = (iv, held.images, held.outputs), (held.batch_size, held.mask_batch)
+    per_class = (1 + random_sets) * (2 if edges else 1)
+    progress = Progress("faithfulness", (1 + len(graphs) * per_class) * len(held.images), unit="image passes")
+    base = evaluate(*args, [Ablation()], *opts, progress)
+    rows, summaries, raw = [], {}, {"p-none": base[0], "top1-none": base[1]}
+    for c, g in graphs.items():
+        rand_ch, rand_ed = random_ablations(held.model, g, random_sets, rng)
+        ablations = [Ablation(channels=g.channels), *rand_ch]
+        if edges:
+            ablations += [Ablation(edges=g.edges), *rand_ed]
+        p, top = evaluate(*args, ablations, *opts, progress)
+        raw[f"p-{c}"], raw[f"top1-{c}"] = p, top
+        n_ch, n_ed = Ablation(channels=g.channels).size()[0], Ablation(edges=g.edges).size()[1]
+        r = 1 + random_sets
+        blocks = {"none": (0, *base), "graph-channels": (n_ch, p[:1], top[:1]),
+                  "random-channels": (n_ch, p[1:r], top[1:r])}
+        if edges:
+            blocks |= {"graph-edges": (n_ed, p[r:r + 1], top[r:r + 1]),
+                       "random-edges": (n_ed, p[r + 1:], top[r + 1:])}
+        mine = rows_for_class(c, imagenet.short_name(c), held.labels, blocks)
+        rows += mine
+        summaries[c] = class_summary(mine)
+        if g.uncut_edges:
+            summaries[c]["uncut_edges"] = g.uncut_edges
+    progress.finish()
+    return rows, summaries, raw
+
+
 def run(run_dir: Path, data: str, classes: Sequence[int] | None, images_per_class: int, random_sets: int,
         mode: str, means_data: str | None, means_images_per_class: int, batch_size: int, mask_batch: int,
         seed: int, out_dir: Path) -> list[Path]:
     """The whole experiment (see the module docstring); returns the files written."""
-    from summit_tf import imagenet, store
-    from summit_tf.intervene import Ablation
+    from summit_tf import store
     from summit_tf.models import load as load_model
-    from summit_tf.progress import Progress
 
     for name, value, least in (("images_per_class", images_per_class, 1), ("random_sets", random_sets, 2),
                                ("batch_size", batch_size, 1), ("mask_batch", mask_batch, 1),
@@ -356,34 +413,17 @@ def run(run_dir: Path, data: str, classes: Sequence[int] | None, images_per_clas
         raise ValueError(f"classes {missing} have no graph in {run_dir} (classes: {present})")
     model = load_model(cfg["model"], layers=cfg.get("layers"), summit_compat=cfg.get("summit_compat", False))
     graphs = {c: read_graph(run_dir / "ag" / f"ag-{c}.json", model) for c in chosen}
-    means = ensure_means(run_dir, model, cfg, means_data, means_images_per_class, 32) if mode == "mean" else None
-    images, labels = load_held_out(data, present, images_per_class, model.input_size, cfg.get("resize", "squash"))
+    means = ensure_means(run_dir, model, cfg, means_data, means_images_per_class, 32) if mode == "mean" \
+        else None
+    images, labels = load_held_out(data, present, images_per_class, model.input_size,
+                                   cfg.get("resize", "squash"))
     outputs = model.class_to_output[labels].astype(np.int32)
     if (outputs < 0).any():
         raise ValueError(f"{model.spec} has no output for some classes of {data}")
-    log.info("held out: %d images of %d classes; %d classes to ablate", len(images), len(set(labels)), len(chosen))
-    rng = np.random.default_rng(seed)
-    per_class_masks = 2 + 2 * random_sets
-    progress = Progress("faithfulness", (1 + len(chosen) * per_class_masks) * len(images), unit="image passes")
-    base = evaluate(model, images, outputs, [Ablation()], mode, means, batch_size, mask_batch, progress)
-    rows, summaries, raw = [], {}, {"p-none": base[0], "top1-none": base[1]}
-    for c in chosen:
-        g = graphs[c]
-        rand_ch, rand_ed = random_ablations(model, g, random_sets, rng)
-        ablations = [Ablation(channels=g.channels), *rand_ch, Ablation(edges=g.edges), *rand_ed]
-        p, top = evaluate(model, images, outputs, ablations, mode, means, batch_size, mask_batch, progress)
-        raw[f"p-{c}"], raw[f"top1-{c}"] = p, top
-        n_ch, n_ed = Ablation(channels=g.channels).size()[0], Ablation(edges=g.edges).size()[1]
-        r = 1 + random_sets
-        blocks = {"none": (0, *base), "graph-channels": (n_ch, p[:1], top[:1]),
-                  "random-channels": (n_ch, p[1:r], top[1:r]),
-                  "graph-edges": (n_ed, p[r:r + 1], top[r:r + 1]), "random-edges": (n_ed, p[r + 1:], top[r + 1:])}
-        mine = rows_for_class(c, imagenet.short_name(c), labels, blocks)
-        rows += mine
-        summaries[c] = class_summary(mine)
-        if g.uncut_edges:
-            summaries[c]["uncut_edges"] = g.uncut_edges
-    progress.finish()
+    log.info("held out: %d images of %d classes; %d classes to ablate", len(images), len(set(labels)),
+             len(chosen))
+    held = HeldOut(model, images, labels, outputs, mode, means, batch_size, mask_batch)
+    rows, summaries, raw = score(held, graphs, random_sets, np.random.default_rng(seed))
     save_raw(out_dir / "faithfulness-raw.npz", labels, raw)
     meta = {"mode": mode, "images_per_class": images_per_class, "random_sets": random_sets, "data": data,
             "held_out_images": len(images), "seed": seed}

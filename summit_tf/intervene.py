@@ -8,7 +8,7 @@ typical value, not an out-of-distribution zero) or by 0. An edge cut subtracts `
 link kind, because a link is one linear piece. Cuts read the link input as the intervened network
 computed it, so channel ablations below a cut are seen by it.
 
-:class:`Intervention` evaluates M ablations in one batched pass: the images are tiled to ``[M * B]`` at the
+:class:`Intervener` evaluates M ablations in one batched pass: the images are tiled to ``[M * B]`` at the
 input and every edit reshapes its tensor to ``[M, B, ...]`` and applies mask ``m`` to slice ``m``. Tiling
 at the input, not at the first edited layer, keeps residual sums (MobileNetV2) whose other branch comes
 from before the edit the same size; the layers below the first edit are computed M times.
@@ -50,9 +50,7 @@ class Ablation:
 
 
 def _check(model: SummitModel, ablations: Sequence[Ablation], mode: str,
-           means: Mapping[str, np.ndarray] | None) -> dict[str, Link]:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+           means: Mapping[str, np.ndarray] | None) -> None:
     if not ablations:
         raise ValueError("ablations: give at least one (an empty Ablation() is the plain network)")
     links = {link.name: link for link in model.links}
@@ -79,98 +77,117 @@ def _check(model: SummitModel, ablations: Sequence[Ablation], mode: str,
             bad = [p for p in pairs if not (0 <= p[0] < link.cin and 0 <= p[1] < link.cout)]
             if bad:
                 raise ValueError(f"link {name}: pairs {bad[:5]} outside [0, {link.cin}) x [0, {link.cout})")
-    return links
 
 
-def _layer_edit(keep: np.ndarray, value: np.ndarray):
-    """x [M*B, H, W, C] -> kept channels as they are, the others replaced by ``value`` (per mask)."""
-    m = keep.shape[0]
-    keep_t = tf.constant(keep[:, None, None, None, :], tf.float32)
-    fill = tf.constant((1.0 - keep)[:, None, None, None, :] * value[None, None, None, None, :], tf.float32)
-
-    def apply(x: tf.Tensor) -> tf.Tensor:
-        shape = tf.shape(x)
-        xm = tf.reshape(x, tf.concat([[m, shape[0] // m], shape[1:]], 0))
-        return tf.reshape(xm * keep_t + fill, shape)
-
-    return apply
+def _layer_edit(x: tf.Tensor, keep: tf.Tensor, fill: tf.Tensor) -> tf.Tensor:
+    """x [M*B, H, W, C] -> ``x * keep[m] + fill[m]`` per mask m: kept channels exactly as they were (x * 1
+    + 0), ablated ones replaced by their value (x * 0 + value)."""
+    m = tf.shape(keep)[0]
+    shape = tf.shape(x)
+    xm = tf.reshape(x, tf.concat([[m, shape[0] // m], shape[1:]], 0))
+    return tf.reshape(xm * keep[:, None, None, None, :] + fill[:, None, None, None, :], shape)
 
 
-def _cut_edit(link: Link, per_mask: Sequence[set[tuple[int, int]]]):
-    """pre [M*B, h, w, cout] minus, per mask, ``x_I ⋆ (K ⊙ E_m)`` over the inputs I and outputs J that any
-    mask cuts (the dense kernel restricted to them; zero where mask m keeps the pair)."""
-    m = len(per_mask)
-    ins = sorted({i for pairs in per_mask for i, _ in pairs})
-    outs = sorted({j for pairs in per_mask for _, j in pairs})
-    pos_i, pos_j = {c: k for k, c in enumerate(ins)}, {c: k for k, c in enumerate(outs)}
-    kernels = np.zeros((m, *link.kernel.shape[:2], len(ins), len(outs)), np.float32)
-    for k, pairs in enumerate(per_mask):
-        for i, j in pairs:
-            kernels[k, :, :, pos_i[i], pos_j[j]] = link.kernel[:, :, i, j]
-    scatter = np.zeros((len(outs), link.cout), np.float32)
-    scatter[np.arange(len(outs)), outs] = 1.0
-    pointwise = link.kernel.shape[:2] == (1, 1)
-    kernels_t, scatter_t, ins_t = tf.constant(kernels), tf.constant(scatter), tf.constant(ins, tf.int32)
-
-    def apply(pre: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
-        xs = tf.gather(x, ins_t, axis=-1)
-        xs = tf.reshape(xs, tf.concat([[m, tf.shape(xs)[0] // m], tf.shape(xs)[1:]], 0))
-        if pointwise:  # a 1x1 kernel: output pixel p reads input pixel p * stride (SAME and VALID alike)
-            s = link.stride
-            part = tf.einsum("mbhwi,mij->mbhwj", xs[:, :, ::s, ::s], kernels_t[:, 0, 0])
-        else:
-            part = tf.stack([tf.nn.conv2d(xs[k], kernels_t[k], link.stride, link.padding) for k in range(m)])
-        part = tf.einsum("mbhwj,jc->mbhwc", part, scatter_t)
-        return pre - tf.reshape(part, tf.shape(pre))
-
-    return apply
+def _cut_edit(pre: tf.Tensor, x: tf.Tensor, link: Link, ins: tf.Tensor, kernels: tf.Tensor) -> tf.Tensor:
+    """pre [M*B, h, w, cout] minus, per mask m, ``x_I ⋆ kernels[m]``: the link's kernel restricted to the
+    inputs I that any mask cuts, zero wherever mask m keeps the pair (cost: |I| / cin of the link's conv)."""
+    m = tf.shape(kernels)[0]
+    xs = tf.gather(x, ins, axis=-1)
+    xs = tf.reshape(xs, tf.concat([[m, tf.shape(xs)[0] // m], tf.shape(xs)[1:]], 0))
+    if link.kernel.shape[:2] == (1, 1):  # output pixel p reads input pixel p * stride (SAME and VALID alike)
+        s = link.stride
+        part = tf.einsum("mbhwi,mic->mbhwc", xs[:, :, ::s, ::s], kernels[:, 0, 0])
+    else:
+        part = tf.map_fn(lambda a: tf.nn.conv2d(a[0], a[1], link.stride, link.padding), (xs, kernels),
+                         fn_output_signature=tf.float32)
+    return pre - tf.reshape(part, tf.shape(pre))
 
 
-class Intervention:
-    """M ablations of one model, evaluated together: ``run(images)["logits"]`` is ``[M, B, outputs]``.
+@dataclass(frozen=True)
+class Masks:
+    """M ablations as tensors: ``keep``/``fill`` ``[M, C]`` per edited layer, ``ins`` ``[|I|]`` and
+    ``kernels`` ``[M, kh, kw, |I|, cout]`` per cut link. ``structure`` (which layers and links) decides
+    the trace; the tensors' sizes do not."""
 
-    Build once and call on every batch (one trace). ``means``: layer -> per-channel mean (``mode="mean"``).
+    size: int
+    structure: tuple
+    tensors: dict[str, tf.Tensor]
+
+
+class Intervener:
+    """Runs one model under ablations: ``run(images, masks)["logits"]`` is ``[M, B, outputs]``.
+
+    ``mode``: ``"mean"`` (``means``: layer -> per-channel mean) or ``"zero"``. One ``tf.function`` serves
+    every set of masks with the same structure (edited layers, cut links), so a new class's graph or a new
+    random draw does not trace the network again.
     """
 
-    def __init__(self, model: SummitModel, ablations: Sequence[Ablation], mode: str = "mean",
+    def __init__(self, model: SummitModel, mode: str = "mean",
                  means: Mapping[str, np.ndarray] | None = None) -> None:
-        links = _check(model, ablations, mode, means)
-        self.model, self.size = model, len(ablations)
-        layer_edits, link_edits = {}, {}
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.model, self.mode, self.means = model, mode, means
+        self.links = {link.name: link for link in model.links}
+        self._fn = tf.function(self._run, autograph=False, reduce_retracing=True)
+
+    def masks(self, ablations: Sequence[Ablation]) -> Masks:
+        """Check ``ablations`` against the model and turn them into :class:`Masks`."""
+        model = self.model
+        _check(model, ablations, self.mode, self.means)
+        m, tensors, layers, links = len(ablations), {}, [], []
         for layer in model.layers:
-            keep = np.ones((self.size, model.channels[layer]), np.float32)
+            keep = np.ones((m, model.channels[layer]), np.float32)
             for k, a in enumerate(ablations):
                 keep[k, [int(c) for c in a.channels.get(layer, ())]] = 0.0
             if (keep < 1).any():
-                value = np.asarray(means[layer], np.float64) if mode == "mean" else np.zeros(keep.shape[1])
-                layer_edits[layer] = _layer_edit(keep, value.astype(np.float32))
+                value = np.asarray(self.means[layer], np.float64) if self.mode == "mean" else 0.0
+                tensors[f"keep/{layer}"] = tf.constant(keep)
+                tensors[f"fill/{layer}"] = tf.constant(((1.0 - keep) * value).astype(np.float32))
+                layers.append(layer)
         for name in dict.fromkeys(n for a in ablations for n in a.edges):
+            link = self.links[name]
             per_mask = [{(int(i), int(j)) for i, j in a.edges.get(name, ())} for a in ablations]
-            if any(per_mask):
-                link_edits[model.link_outputs[name]] = (links[name], _cut_edit(links[name], per_mask))
-        self.layer_edits, self.link_edits = layer_edits, link_edits
-        self._fn = tf.function(self._run, autograph=False, reduce_retracing=True)
+            ins = sorted({i for pairs in per_mask for i, _ in pairs})
+            if not ins:
+                continue
+            pos = {c: k for k, c in enumerate(ins)}
+            kernels = np.zeros((m, *link.kernel.shape[:2], len(ins), link.cout), np.float32)
+            for k, pairs in enumerate(per_mask):
+                for i, j in pairs:
+                    kernels[k, :, :, pos[i], j] = link.kernel[:, :, i, j]
+            tensors[f"ins/{name}"] = tf.constant(ins, tf.int32)
+            tensors[f"kernels/{name}"] = tf.constant(kernels)
+            links.append(name)
+        return Masks(m, (m, tuple(layers), tuple(links)), tensors)
 
-    def _edit(self, key: str, value: tf.Tensor, lookup) -> tf.Tensor:
-        if key in self.link_edits:
-            link, apply = self.link_edits[key]
-            value = apply(value, lookup(link.input))
-        if key in self.layer_edits:
-            value = self.layer_edits[key](value)
-        return value
+    def _run(self, images: tf.Tensor, tensors: dict[str, tf.Tensor], structure: tuple,
+             keys: tuple[str, ...]) -> dict[str, tf.Tensor]:
+        m, layers, links = structure
+        cuts = {self.model.link_outputs[name]: name for name in links}
 
-    def _run(self, images: tf.Tensor, keys: tuple[str, ...]) -> dict[str, tf.Tensor]:
+        def edit(key: str, value: tf.Tensor, lookup) -> tf.Tensor:
+            if key in cuts:
+                link = self.links[cuts[key]]
+                value = _cut_edit(value, lookup(link.input), link, tensors[f"ins/{link.name}"],
+                                  tensors[f"kernels/{link.name}"])
+            if key in layers:
+                value = _layer_edit(value, tensors[f"keep/{key}"], tensors[f"fill/{key}"])
+            return value
+
         images = tf.convert_to_tensor(images, tf.float32)
         shape = tf.shape(images)
-        tiled = tf.reshape(tf.broadcast_to(images[None], tf.concat([[self.size], shape], 0)),
-                           tf.concat([[self.size * shape[0]], shape[1:]], 0))
-        values = self.model.edited_tensors(tiled, keys, self._edit)
-        return {k: tf.reshape(v, tf.concat([[self.size, shape[0]], tf.shape(v)[1:]], 0))
-                for k, v in values.items()}
+        tiled = tf.reshape(tf.broadcast_to(images[None], tf.concat([[m], shape], 0)),
+                           tf.concat([[m * shape[0]], shape[1:]], 0))
+        values = self.model.edited_tensors(tiled, keys, edit)
+        return {k: tf.reshape(v, tf.concat([[m, shape[0]], tf.shape(v)[1:]], 0)) for k, v in values.items()}
 
-    def run(self, images: tf.Tensor, keys: Sequence[str] = ("logits",)) -> dict[str, tf.Tensor]:
-        """The tensors ``keys`` of every ablation, ``[M, B, ...]``, for images ``[B, S, S, 3]`` in [0, 1]."""
-        return self._fn(images, tuple(keys))
+    def run(self, images: tf.Tensor, masks: Masks | Sequence[Ablation],
+            keys: Sequence[str] = ("logits",)) -> dict[str, tf.Tensor]:
+        """The tensors ``keys`` under every mask, ``[M, B, ...]``, for images ``[B, S, S, 3]`` in [0, 1]
+        (ablations are turned into masks on each call: build :meth:`masks` once for many batches)."""
+        if not isinstance(masks, Masks):
+            masks = self.masks(masks)
+        return self._fn(images, masks.tensors, masks.structure, tuple(keys))
 
 
 def channel_means(model: SummitModel, batches: Iterable[tf.Tensor], layers: Sequence[str] | None = None,

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from summit_tf import intervene
-from summit_tf.intervene import Ablation, Intervention
+from summit_tf.intervene import Ablation, Intervener
 from summit_tf.models import inception_v1, mobilenet, tflite
 from summit_tf.models.graphdef import import_reference
 from synthetic import inception_v1 as fx
@@ -76,16 +76,17 @@ def test_mobilenet_zero_mean_and_cut_equal_float64_reference(v1, v1_program, v1_
     pairs = {"Conv2d_6_pointwise": [(1, 2), (100, 511), (255, 0)],
              "Conv2d_13_pointwise": [(int(i), int(j)) for i, j in rng.integers(0, 1024, (60, 2))]}
     ablations = [Ablation(), Ablation(channels=chans), Ablation(edges=pairs),
-                 Ablation(channels={"Conv2d_6_pointwise": [1, 9]}, edges={"Conv2d_7_pointwise": [(1, 3), (9, 4)]})]
+                 Ablation(channels={"Conv2d_6_pointwise": [1, 9]},
+                          edges={"Conv2d_7_pointwise": [(1, 3), (9, 4)]})]
     for mode in ("zero", "mean"):
-        got = Intervention(v1, ablations, mode, means).run(v1_images)["logits"].numpy()
+        got = Intervener(v1, mode, means).run(v1_images, ablations)["logits"].numpy()
         fill = {layer: (c, 0.0 if mode == "zero" else means[layer][c]) for layer, c in chans.items()}
+        six = 0.0 if mode == "zero" else means["Conv2d_6_pointwise"][[1, 9]]
         expect = [
             _v1_reference(v1_program, v1_images, {}, {}),
             _v1_reference(v1_program, v1_images, fill, {}),
             _v1_reference(v1_program, v1_images, {}, pairs),
-            _v1_reference(v1_program, v1_images,
-                          {"Conv2d_6_pointwise": ([1, 9], 0.0 if mode == "zero" else means["Conv2d_6_pointwise"][[1, 9]])},
+            _v1_reference(v1_program, v1_images, {"Conv2d_6_pointwise": ([1, 9], six)},
                           {"Conv2d_7_pointwise": [(1, 3), (9, 4)]}),
         ]
         for k, ref in enumerate(expect):
@@ -102,9 +103,10 @@ def test_batched_masks_equal_one_at_a_time(v1, v1_images):
                                     for layer in v1.layers[k::3]},
                           edges={"Conv2d_9_pointwise": [tuple(p) for p in rng.integers(0, 512, (20, 2))]})
                  for k in range(3)]
-    batched = Intervention(v1, ablations, "mean", means).run(v1_images, ["logits", "Conv2d_12_pointwise"])
+    iv = Intervener(v1, "mean", means)
+    batched = iv.run(v1_images, ablations, ["logits", "Conv2d_12_pointwise"])
     for k, a in enumerate(ablations):
-        alone = Intervention(v1, [a], "mean", means).run(v1_images, ["logits", "Conv2d_12_pointwise"])
+        alone = iv.run(v1_images, [a], ["logits", "Conv2d_12_pointwise"])
         for key in alone:
             np.testing.assert_allclose(batched[key][k].numpy(), alone[key][0].numpy(), rtol=1e-5, atol=1e-5)
 
@@ -136,7 +138,7 @@ def test_bad_ablations_are_clear_errors(v1):
     ]
     for ablations, mode, message in bad:
         with pytest.raises(ValueError, match=message):
-            Intervention(v1, ablations, mode, None if "means" in message else means)
+            Intervener(v1, mode, None if "means" in message else means).masks(ablations)
 
 
 # --- InceptionV1 structural fixture: TF's importer on an edited GraphDef -------------------------------
@@ -178,7 +180,7 @@ def test_inception_fixture_interventions_equal_edited_graphdef(tmp_path):
     cuts = {"mixed4b/1x1": [(0, 1), (507, 159)], "mixed4c/3x3": [(2, 5), (127, 255)],
             "mixed5a/5x5_bottleneck": [(10, 3)]}
     ablations = [Ablation(channels=chans, edges=cuts), Ablation(channels={"mixed4a": [7]})]
-    got = Intervention(model, ablations, "mean", means).run(images)["logits"].numpy()
+    got = Intervener(model, "mean", means).run(images, ablations)["logits"].numpy()
     branch_cuts = {name.replace("/", "_"): pairs for name, pairs in cuts.items()}
     for k, (replace, kernel_cuts) in enumerate([(chans, branch_cuts), ({"mixed4a": [7]}, {})]):
         fills = {}

@@ -102,11 +102,12 @@ def graphs(agg, classes: Sequence[int], node_mass: float | None = None) -> dict[
 
 
 def same_counts(a, b) -> bool:
-    """Whether two runs hold identical classes, A and I counts (read one link at a time)."""
+    """Whether two runs hold identical classes, A and I counts (read one class of one link at a time,
+    ``I[name][k]``, which every store layout provides)."""
     if a.layers != b.layers or not np.array_equal(a.classes, b.classes) or set(a.I) != set(b.I):
         return False
     return all(np.array_equal(a.A[k], b.A[k]) for k in a.layers) and \
-        all(np.array_equal(np.asarray(a.I[k]), np.asarray(b.I[k])) for k in a.I)
+        all(np.array_equal(a.I[name][k], b.I[name][k]) for name in a.I for k in range(len(a.classes)))
 
 
 def compare(reference, variant, name: str, node_mass: float | None = None,

@@ -231,6 +231,10 @@ def markdown(rows: Sequence[Row], summaries: dict[int, dict], meta: dict) -> str
                       f"{k['drop_p_c_random']:.3f} ± {k['drop_p_c_random_sd']:.3f}",
                       f"{_fmt(k['faithfulness'])} ({_fmt(k['z'])})", _fmt(k["specificity"])]
         lines.append("| " + " | ".join(cells) + " |")
+    uncut = sum(s.get("uncut_edges", 0) for s in summaries.values())
+    if uncut:
+        lines.append(f"\n{uncut} graph edges pass through an inner stage (no single kernel entry) and were "
+                     "not cut.")
     lines.append("\nn/a: the denominator is not clearly positive (random drop within two standard errors "
                  "of 0; others' drop < 0.001). z: (graph drop - random mean) / random sd.")
     for kind in ("channels", "edges"):

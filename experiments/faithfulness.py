@@ -249,7 +249,8 @@ def markdown(rows: Sequence[Row], summaries: dict[int, dict], meta: dict) -> str
 
 
 def plot(rows: Sequence[Row], summaries: dict[int, dict], path: Path) -> Path:
-    """Per class: drop of mean p(c), graph vs random (mean ± sd), for channels and for edges."""
+    """Per class: drop of mean p(c) under the graph vs random sets (mean ± sd), and the graph's side effect
+    on the other classes' images, for channels and for edges."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -262,13 +263,16 @@ def plot(rows: Sequence[Row], summaries: dict[int, dict], path: Path) -> Path:
     for ax, kind in zip(axes, ("channels", "edges"), strict=True):
         got = [summaries[c].get(kind) for c in classes]
         g = [k["drop_p_c"] if k else 0.0 for k in got]
+        o = [k["drop_p_others"] if k else 0.0 for k in got]
         r = [k["drop_p_c_random"] if k else 0.0 for k in got]
         sd = [k["drop_p_c_random_sd"] if k else 0.0 for k in got]
-        ax.bar(x - 0.2, g, 0.4, label=f"graph {kind}", color="#c44e52")
-        ax.bar(x + 0.2, r, 0.4, yerr=sd, capsize=2, label=f"random {kind} (mean ± sd)", color="#8c8c8c")
+        ax.bar(x - 0.27, g, 0.27, label=f"graph {kind}: its class", color="#c44e52")
+        ax.bar(x, o, 0.27, label=f"graph {kind}: other classes", color="#f0a0a0")
+        ax.bar(x + 0.27, r, 0.27, yerr=sd, capsize=2, label=f"random {kind} (mean ± sd): its class",
+               color="#8c8c8c")
         ax.set_xticks(x, [names[c] for c in classes], rotation=45, ha="right", fontsize=7)
         ax.axhline(0, color="black", lw=0.5)
-        ax.set_ylabel("drop of mean p(class) on its images", fontsize=8)
+        ax.set_ylabel("drop of mean p(true class)", fontsize=8)
         ax.set_title(f"ablating the graph's {kind}", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()

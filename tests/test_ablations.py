@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from experiments import ablations
@@ -20,13 +21,15 @@ def test_identity_variant_is_perfect(small_run):
 
 def test_cli_runs_variants_and_writes_sane_tables(small_run, tmp_path, capsys):
     data = json.loads((small_run / "pipeline.json").read_text())["data"]
-    argv = ["ablations", f"--data={data}", f"--out_dir={tmp_path}", "--variants=act-mean,inf-topk1",
-            "--stability=2", "--max_images_per_class=4", "--batch_size=12"]
+    argv = ["ablations", f"--data={data}", f"--out_dir={tmp_path}",
+            "--variants=act-mean,inf-topk1,node-mass-15",
+            "--stability=2", "--max_images_per_class=4", "--batch_size=12", f"--held_out={data}",
+            "--held_out_images_per_class=1", "--random_sets=2"]
     assert ablations.main(argv) == 0
     with open(tmp_path / "ablations.csv") as f:
         rows = list(csv.DictReader(f))
     variants = {r["variant"] for r in rows}
-    assert variants == {"summit-default", "act-mean", "inf-topk1", "images-2"}
+    assert variants == {"summit-default", "act-mean", "inf-topk1", "images-2", "node-mass-15"}
     for r in rows:
         for key in ("node_jaccard", "edge_jaccard"):
             assert 0.0 <= float(r[key]) <= 1.0
@@ -35,7 +38,13 @@ def test_cli_runs_variants_and_writes_sane_tables(small_run, tmp_path, capsys):
     assert all(float(r["node_jaccard"]) == 1.0 and float(r["edge_jaccard"]) == 1.0 for r in reference)
     # top-1 influence keeps fewer edges than top-5: the graphs must differ somewhere
     assert any(float(r["edge_jaccard"]) < 1.0 for r in rows if r["variant"] == "inf-topk1")
-    assert (tmp_path / "ablations-node-jaccard.png").stat().st_size > 1000
+    # a larger node mass keeps more nodes per class, the same aggregates
+    nodes = {v: sum(float(r["nodes"]) for r in rows if r["variant"] == v) for v in variants}
+    assert nodes["node-mass-15"] > nodes["summit-default"]
+    # every variant is scored by intervention: finite where the random drop was clearly positive
+    scored = {r["variant"]: float(r["faithfulness"]) for r in rows}
+    assert set(scored) == variants and any(np.isfinite(v) for v in scored.values())
+    assert (tmp_path / "ablations-heatmap.png").stat().st_size > 1000
     assert "| act-mean |" in (tmp_path / "ablations.md").read_text()
     assert "ablations.md" in capsys.readouterr().out
 
@@ -44,3 +53,17 @@ def test_cli_runs_variants_and_writes_sane_tables(small_run, tmp_path, capsys):
 def test_bad_input_exits_2(argv, capsys):
     assert ablations.main(argv) == 2
     assert capsys.readouterr().err.startswith("error:")
+
+
+def test_identical_variants_are_merged_only_when_equal(small_run, tmp_path):
+    import shutil
+
+    path = small_run / "aggregates.h5"
+    twin = tmp_path / "act-sum.h5"
+    shutil.copy(path, twin)
+    runs = [("summit-default", path, None), ("act-mean", path, None), ("act-sum", twin, None)]
+    assert [r[0] for r in ablations.merge_identical(runs)] == ["summit-default", "act-mean = act-sum"]
+    with store.load(path) as agg:
+        agg.A[agg.layers[0]][0, 0] += 1
+        store.save(twin, agg)
+    assert [r[0] for r in ablations.merge_identical(runs)] == ["summit-default", "act-mean", "act-sum"]

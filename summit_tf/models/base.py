@@ -17,6 +17,10 @@ import tensorflow as tf
 LINK_KINDS = ("conv", "1x1", "separable")
 # (images in [0, 1], tensor keys, relu_redirect) -> exactly those tensors
 TensorsFn = Callable[[tf.Tensor, tuple[str, ...], bool], Mapping[str, tf.Tensor]]
+# edit(key, tensor, lookup) -> the tensor the network goes on with; lookup(key) gives a tensor computed before
+Edit = Callable[[str, tf.Tensor, Callable[[str], tf.Tensor]], tf.Tensor]
+# (images in [0, 1], tensor keys, edit) -> those tensors, every editable tensor passed through edit
+EditedFn = Callable[[tf.Tensor, tuple[str, ...], Edit], Mapping[str, tf.Tensor]]
 
 
 def pre_activation_key(layer: str) -> str:
@@ -80,6 +84,13 @@ class SummitModel:
     (InceptionV1's 7x7 VALID average pool needs >= 224 px inputs). ``pre_activations`` maps a layer to the
     key of its tensor before the ReLU/ReLU6 (``pre_activation_key(layer)``), where the layer has one.
     An adapter without ``tensors_fn`` (an opaque ``features_fn``) computes everything and picks the keys.
+
+    Interventions (:mod:`summit_tf.intervene`) use ``edited_fn`` through :meth:`edited_tensors`: the
+    network runs with an ``edit`` applied to each layer output and each link output as it is computed, so
+    everything after it sees the edited tensor. ``link_outputs[link.name]`` is the key of the tensor in
+    which the network sums that link's kernel output (``cout`` channels, before bias and activation are
+    applied or after the bias: an edge cut subtracts a linear contribution either way); a link is absent
+    where no such tensor exists (its output is mixed into a larger sum).
     """
 
     spec: str
@@ -95,6 +106,8 @@ class SummitModel:
     description: str = ""
     tensors_fn: TensorsFn | None = None
     pre_activations: dict[str, str] = field(default_factory=dict)
+    edited_fn: EditedFn | None = None
+    link_outputs: dict[str, str] = field(default_factory=dict)
 
     def features(self, images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:
         """Activations of every SUMMIT layer and link input, plus logits, for a batch in [0, 1]."""
@@ -123,6 +136,20 @@ class SummitModel:
             values = self.features(images, relu_redirect=relu_redirect)
             return {k: values[k] for k in keys}
         return dict(self.tensors_fn(images, keys, relu_redirect))
+
+    def edited_tensors(self, images: tf.Tensor, keys: Sequence[str], edit: Edit) -> dict[str, tf.Tensor]:
+        """The tensors ``keys`` with ``edit(key, tensor, lookup)`` applied to every layer output and link
+        output (:attr:`link_outputs`) as the network computes it; ``lookup(key)`` returns any tensor of
+        :meth:`tensor_keys` that the edited one depends on (an edge cut reads its link's input). Plain
+        Python: call it inside the caller's ``tf.function``."""
+        if self.edited_fn is None:
+            raise ValueError(f"{self.spec}: this adapter does not support interventions (no edited_fn)")
+        keys = tuple(dict.fromkeys(keys))
+        known = self.tensor_keys()
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise ValueError(f"{self.spec}: unknown tensor(s) {unknown}; known: {', '.join(known)}")
+        return dict(self.edited_fn(images, keys, edit))
 
     def scale(self, images: tf.Tensor) -> tf.Tensor:
         """Map [0, 1] pixels into the model's value range."""

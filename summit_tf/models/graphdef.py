@@ -170,9 +170,11 @@ class GraphDefFunction:
         self._topological(outputs)
 
     def evaluate(
-        self, x: tf.Tensor, outputs: Iterable[str], relu_redirect: bool = False
+        self, x: tf.Tensor, outputs: Iterable[str], relu_redirect: bool = False,
+        edit: Callable[[str, tf.Tensor, Callable[[str], tf.Tensor]], tf.Tensor] | None = None,
     ) -> dict[str, tf.Tensor]:
-        """Tensors of ``outputs`` for input batch ``x`` (fed to the input Placeholder as it is)."""
+        """Tensors of ``outputs`` for input batch ``x`` (fed to the input Placeholder as it is);
+        ``edit(node, tensor, lookup)`` (interventions) replaces each computed node's value as it is made."""
         outputs = list(outputs)
         def relu(t: tf.Tensor) -> tf.Tensor:
             return relu_gradients.apply(t, "relu", relu_redirect)
@@ -189,6 +191,8 @@ class GraphDefFunction:
             else:
                 args = [values[dep] for dep in self.inputs_of(name)]
                 values[name] = relu(args[0]) if node.op == "Relu" else _OPS[node.op](node, *args)
+                if edit is not None:
+                    values[name] = edit(name, values[name], values.__getitem__)
         return {name: values[name] for name in outputs}
 
 

@@ -34,7 +34,7 @@ import of the same GraphDef on random images.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +43,7 @@ import tensorflow as tf
 
 from summit_tf import imagenet
 from summit_tf.assets import download
-from summit_tf.models.base import Link, SummitModel, pre_activation_key
+from summit_tf.models.base import Edit, Link, SummitModel, pre_activation_key
 from summit_tf.models.graphdef import GraphDefFunction, import_reference, read_graph_def
 
 LAYERS = ("mixed3a", "mixed3b", "mixed4a", "mixed4b", "mixed4c", "mixed4d", "mixed4e", "mixed5a", "mixed5b")
@@ -224,6 +224,20 @@ def load(
     def features(images: tf.Tensor, relu_redirect: bool = False) -> dict[str, tf.Tensor]:
         return tensors(images, feature_keys, relu_redirect)
 
+    # Interventions: layer outputs are their concat nodes, link outputs the branch's pre-ReLU BiasAdd node.
+    link_outputs = {link.name: _pre_relu(graph, _node_of(link.name)) for link in links}
+    editable = set(selected) | set(link_outputs.values())
+
+    def edited(images: tf.Tensor, wanted: tuple[str, ...], edit: Edit) -> dict[str, tf.Tensor]:
+        x = tf.convert_to_tensor(images, tf.float32) * (hi - lo) + lo
+
+        def on_node(name: str, value: tf.Tensor, get: Callable[[str], tf.Tensor]) -> tf.Tensor:
+            return edit(name, value, lambda key: get(_node_of(key))) if name in editable else value
+
+        values = graph.evaluate(x, [node for key in wanted for node in sources[key]], edit=on_node)
+        parts = {key: [values[node] for node in sources[key]] for key in wanted}
+        return {key: got[0] if len(got) == 1 else tf.concat(got, axis=-1) for key, got in parts.items()}
+
     num_outputs = int(graph.const(LOGITS_WEIGHTS).shape[1])
     spec = f"inception_v1:{model_path}" if path else "inception_v1"
     return SummitModel(
@@ -241,6 +255,8 @@ def load(
         description=f"Lucid InceptionV1 {model_path}, {num_outputs} outputs{COMPAT_NOTE * summit_compat}",
         tensors_fn=tensors,
         pre_activations=pre_activations,
+        edited_fn=edited,
+        link_outputs=link_outputs,
     )
 
 

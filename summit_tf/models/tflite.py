@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from summit_tf.models import graph_links, relu_gradients, tflite_reader
-from summit_tf.models.base import SummitModel, pre_activation_key
+from summit_tf.models.base import Edit, Link, SummitModel, pre_activation_key
 from summit_tf.models.graph_links import Node
 
 log = logging.getLogger(__name__)
@@ -98,19 +98,36 @@ class Program:
             todo.extend(self.steps[producers[key]].inputs)
         return sorted({producers[key] for key in seen}), seen
 
-    def run(self, x: tf.Tensor, keys: Sequence[str], relu_redirect: bool = False) -> dict[str, tf.Tensor]:
+    def run(self, x: tf.Tensor, keys: Sequence[str], relu_redirect: bool = False,
+            edit: Edit | None = None) -> dict[str, tf.Tensor]:
         """The tensors ``keys`` for a batch already in the model's value range; only the operators they
-        need run (feature visualization of an early layer never reaches the head)."""
+        need run (feature visualization of an early layer never reaches the head). ``edit(key, tensor,
+        lookup)`` (interventions) replaces every step output and pre-activation as it is computed."""
         values = {self.input_key: x}
         order, used = self.needed(keys)
         for i in order:
             step = self.steps[i]
             pre = step.run(*(values[k] for k in step.inputs))
             if step.activation != "linear":
+                if edit is not None:
+                    pre = edit(pre_activation_key(step.out), pre, values.__getitem__)
                 values[pre_activation_key(step.out)] = pre
             if step.out in used:
-                values[step.out] = relu_gradients.apply(pre, step.activation, relu_redirect)
+                out = relu_gradients.apply(pre, step.activation, relu_redirect)
+                values[step.out] = out if edit is None else edit(step.out, out, values.__getitem__)
         return {k: values[k] for k in keys}
+
+    def link_outputs(self, links: Sequence[Link]) -> dict[str, str]:
+        """Link name -> the pre-activation key where its kernel output is summed, for links into a layer
+        computed by one activated step with exactly the link's output channels (not a concat)."""
+        producers, found = self.producers(), {}
+        for link in links:
+            key = pre_activation_key(link.dst)
+            step = self.steps[producers[link.dst]] if link.dst in producers else None
+            if step is not None and step.out == link.dst and step.activation != "linear" and \
+                    link.dst_offset == 0 and self.shapes.get(link.dst, (0,))[-1] == link.cout:
+                found[link.name] = key
+        return found
 
     def pre_activations(self, layers: Sequence[str]) -> dict[str, str]:
         """Layer -> its pre-activation key, where the program has one (a step with a non-linear activation,
@@ -462,12 +479,21 @@ def summit_model(program: Program, spec: str, layers: Sequence[str] | None, defa
     def features(images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:
         return tensors(images, feature_keys, relu_redirect)
 
+    def edited(images: tf.Tensor, wanted: tuple[str, ...], edit: Edit) -> dict[str, tf.Tensor]:
+        x = tf.convert_to_tensor(images, tf.float32) * (hi - lo) + lo
+        values = program.run(x, [logits_key if k == "logits" else k for k in wanted], edit=edit)
+        if "logits" in wanted:
+            logits = values.pop(logits_key)
+            values["logits"] = tf.reshape(logits, [tf.shape(logits)[0], -1])
+        return {k: values[k] for k in wanted}
+
     num_outputs = int(np.prod(program.shapes[logits_key][1:]))
     return SummitModel(spec=spec, layers=chosen, channels={c: channels[c] for c in chosen}, links=links,
                        input_size=model.input_size, value_range=program.value_range,
                        class_to_output=class_mapping(num_outputs), features_fn=features,
                        inner_channels={}, supports_relu_redirect=True, description=description,
-                       tensors_fn=tensors, pre_activations=program.pre_activations(chosen))
+                       tensors_fn=tensors, pre_activations=program.pre_activations(chosen),
+                       edited_fn=edited, link_outputs=program.link_outputs(links))
 
 
 def load(paths: Sequence[str], layers: Sequence[str] | None = None, spec: str | None = None) -> SummitModel:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-LINK_KINDS = ("conv", "1x1", "separable")
+LINK_KINDS = ("conv", "1x1", "separable", "identity")
 # (images in [0, 1], tensor keys, relu_redirect) -> exactly those tensors
 TensorsFn = Callable[[tf.Tensor, tuple[str, ...], bool], Mapping[str, tf.Tensor]]
 
@@ -35,7 +35,9 @@ class Link:
     input and output channels; when ``dst`` is a SUMMIT layer, output channel j is channel
     ``dst_offset + j`` of it (InceptionV1 branches fill slices of the concat). ``kind`` is ``"1x1"`` for
     pointwise kernels, ``"separable"`` for a pointwise kernel applied to a depthwise output (MobileNet:
-    the input tensor is the depthwise stage's activation, one channel per ``src`` channel), else ``"conv"``.
+    the input tensor is the depthwise stage's activation, one channel per ``src`` channel), ``"identity"``
+    for a one-to-one link (a residual shortcut, a concatenated layer, a per-channel scale: the kernel is
+    diagonal, output j reads input j only), else ``"conv"``. Skip links (``{dst}/skip/{src}``) have any kind.
     """
 
     name: str
@@ -55,6 +57,11 @@ class Link:
             raise ValueError(f"link {self.name}: padding must be SAME or VALID, got {self.padding!r}")
         if self.kind not in LINK_KINDS:
             raise ValueError(f"link {self.name}: kind must be one of {LINK_KINDS}, got {self.kind!r}")
+        matrix = self.kernel[0, 0]
+        if self.kind == "identity" and (self.kernel.shape[:2] != (1, 1) or self.cin != self.cout
+                                        or self.stride != 1 or np.any(matrix - np.diag(np.diag(matrix)))):
+            raise ValueError(f"link {self.name}: an identity link needs a diagonal [1, 1, C, C] kernel, "
+                             "stride 1")
 
     @property
     def cin(self) -> int:

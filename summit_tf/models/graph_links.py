@@ -93,7 +93,9 @@ class _Walker:
 
     def _walk(self, key: str, w: np.ndarray, spatial: tuple[int, str] | None, first: bool) -> list[_Hit]:
         """``w`` maps ``key``'s channels to the start's pre-activation; ``spatial``: (stride, padding)."""
-        node = self.nodes[key]
+        node = self.nodes.get(key)
+        if node is None:  # the network's input (adapters may not describe it)
+            return []
         if not first and (node.activation != "linear" or key in self.candidates):  # a sum is a layer too
             return self._stop(key, w, spatial)
         if node.op == "identity":

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 LINK_KINDS = ("conv", "1x1", "separable", "identity")
+RELU_ACTIVATIONS = ("relu", "relu6")  # the activations Lucid's gradient redirect is defined for
 # (images in [0, 1], tensor keys, relu_redirect) -> exactly those tensors
 TensorsFn = Callable[[tf.Tensor, tuple[str, ...], bool], Mapping[str, tf.Tensor]]
 
@@ -85,7 +86,8 @@ class SummitModel:
     ``tensors(images, keys)`` computes only the tensors named (any of :meth:`tensor_keys`) and what they
     depend on: feature visualization of an early layer must not run the later layers or the classifier
     (InceptionV1's 7x7 VALID average pool needs >= 224 px inputs). ``pre_activations`` maps a layer to the
-    key of its tensor before the ReLU/ReLU6 (``pre_activation_key(layer)``), where the layer has one.
+    key of its tensor before its activation (``pre_activation_key(layer)``), where the layer has one;
+    ``layer_activations`` names each layer's activation (``relu``, ``silu``, ``gelu``, ``linear`` for a sum).
     An adapter without ``tensors_fn`` (an opaque ``features_fn``) computes everything and picks the keys.
     """
 
@@ -102,6 +104,17 @@ class SummitModel:
     description: str = ""
     tensors_fn: TensorsFn | None = None
     pre_activations: dict[str, str] = field(default_factory=dict)
+    layer_activations: dict[str, str] = field(default_factory=dict)
+
+    def redirect_applies(self, keys: Sequence[str]) -> bool:
+        """Whether Lucid's ReLU redirect applies to an objective reading ``keys``: where one of them is (the
+        pre-activation of) a ReLU/ReLU6 layer, or of a concatenation of such branches. Other activations
+        (swish, GELU, ...) and plain sums get none. Adapters without ``layer_activations``: everywhere."""
+        if not self.layer_activations:
+            return True
+        suffix = pre_activation_key("")
+        layers = {key[:-len(suffix)] if key.endswith(suffix) else key for key in keys}
+        return any(self.layer_activations.get(layer) in RELU_ACTIVATIONS for layer in layers)
 
     def features(self, images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:
         """Activations of every SUMMIT layer and link input, plus logits, for a batch in [0, 1]."""

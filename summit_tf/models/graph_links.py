@@ -285,6 +285,20 @@ def main_path(nodes: Sequence[Node], rank4: set[str], reducing: set[str]) -> set
     return {k for k in rank4 if k not in below}
 
 
+def layer_activations(nodes: Sequence[Node], layers: Sequence[str]) -> dict[str, str]:
+    """Each layer's activation by name; a concatenation has ``relu``/``relu6`` when a branch has."""
+    by_key = {n.key: n for n in nodes}
+
+    def activation(key: str) -> str:
+        node = by_key[key]
+        if node.op != "concat":
+            return node.activation
+        branches = [activation(k) for k in node.inputs if k in by_key]
+        return next((a for a in branches if a in ("relu", "relu6")), branches[0] if branches else "linear")
+
+    return {layer: activation(layer) for layer in layers}
+
+
 def link_inputs(links: Sequence[Link]) -> list[str]:
     """The tensor keys the links read, each once, in link order."""
     return list(dict.fromkeys(link.input for link in links))

@@ -385,7 +385,8 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
                        input_size=int(shape[1]), value_range=value_range,
                        class_to_output=tflite.class_mapping(num_outputs), features_fn=features,
                        supports_relu_redirect=True, description=description, tensors_fn=tensors,
-                       pre_activations=pre_activations)
+                       pre_activations=pre_activations,
+                       layer_activations=graph_links.layer_activations(nodes, chosen))
 
 
 def _scaler(value_range: tuple[float, float]) -> Callable[[tf.Tensor], tf.Tensor]:

@@ -467,7 +467,8 @@ def summit_model(program: Program, spec: str, layers: Sequence[str] | None, defa
                        input_size=model.input_size, value_range=program.value_range,
                        class_to_output=class_mapping(num_outputs), features_fn=features,
                        inner_channels={}, supports_relu_redirect=True, description=description,
-                       tensors_fn=tensors, pre_activations=program.pre_activations(chosen))
+                       tensors_fn=tensors, pre_activations=program.pre_activations(chosen),
+                       layer_activations=graph_links.layer_activations(program.nodes, chosen))
 
 
 def load(paths: Sequence[str], layers: Sequence[str] | None = None, spec: str | None = None) -> SummitModel:

@@ -7,13 +7,18 @@ is downloaded by Keras, ``none`` builds random weights, which is what the tests 
 ``range=LO,HI`` (the value range of a file model; default [0, 255] for Keras files, [-1, 1] for
 SavedModels).
 
-Layers come from the model's own functional graph (``get_config()``, public): activated (ReLU/ReLU6,
-fused or after BatchNorm) convolution and residual-sum outputs, and channel concatenations
+Layers come from the model's own functional graph (``get_config()``, public; ``keras.ops`` calls such as
+ConvNeXt's ``x + y`` included): outputs of activations of any kind (ReLU, ReLU6, swish, hard-swish, GELU
+..., fused or after BatchNorm) of convolutions and sums, residual sums, and channel concatenations
 (:func:`graph_links.candidate_layers`: Inception/DenseNet-style blocks by default, else every
-convolution stage, e.g. ``conv_pw_k_relu`` in MobileNet, ``block{b}_conv{c}`` in VGG16). Links are the
-exact linear pieces between consecutive chosen layers, BatchNorm folded into the kernels
-(:mod:`graph_links`); a ``SeparableConv2D`` is one k x k link (its depthwise and pointwise stages are
-both linear). Applications take pixels through their own ``preprocess_input`` (inside ``features``), so
+candidate, e.g. ``conv_pw_k_relu`` in MobileNet, ``block{b}_conv{c}`` in VGG16). Links are the exact linear
+pieces into each chosen layer from every earlier chosen layer reached, skip links of residual blocks
+included, BatchNorm and layer scales folded into the kernels (:mod:`graph_links`); a ``SeparableConv2D`` is
+one k x k link (its depthwise and pointwise stages are both linear), a ``Dense`` on a ``[B, H, W, C]``
+tensor a 1x1 convolution, a grouped ``Conv2D`` with one channel a group a depthwise stage, and a
+squeeze-and-excitation ``Multiply`` a per-channel gate of the stage it scales. Layer kinds without an
+exact linear form (LayerNorm, pooling, nested models) end the linear pieces: the loader logs once which
+layers get no incoming link and where their pieces stop. Applications take pixels through their own ``preprocess_input`` (inside ``features``), so
 ``value_range`` is the per-channel envelope of what the network sees; logits are the pre-softmax outputs
 (``classifier_activation=None``; for files ending in a softmax, ``log`` of the probabilities, which has
 the same softmax and ranking).

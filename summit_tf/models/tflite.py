@@ -154,8 +154,9 @@ class _Builder:
     def add_piece(self, piece: int, graph: tflite_reader.Graph) -> None:
         for op in graph.operators:
             if op.kind not in SUPPORTED_OPS:
-                raise ValueError(f"{graph.path}: operator {op.kind} is not supported; supported: "
-                                 f"{', '.join(SUPPORTED_OPS)}")
+                layer = graph.tensors[op.outputs[0]].name if op.outputs else "?"
+                raise ValueError(f"{graph.path}: operator {op.kind} (layer {layer!r}) is not supported; "
+                                 f"supported: {', '.join(SUPPORTED_OPS)}")
             self._add(piece, graph, op)
 
     def _add(self, piece: int, graph: tflite_reader.Graph, op: tflite_reader.Operator) -> None:

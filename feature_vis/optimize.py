@@ -5,7 +5,9 @@ steps 0..512 (Lucid's ``thresholds=(512,)``: 513 updates), ReLU gradients redire
 while ``global_step <= 16``) so that channels dead on the random start can come alive, and channel
 objectives on the layer's pre-activation tensor (Lucid's ``channel("mixed4a_pre_relu", n)``). The model
 computes only the tensors the objective reads (``model.tensors``). Unlike Lucid, one optimization renders
-a whole batch of images, each with its own objective.
+a whole batch of images, each with its own objective. The redirect is defined for ReLU/ReLU6 only: a batch
+whose objectives read no ReLU layer (swish, GELU, a residual sum: ``SummitModel.redirect_applies``) renders
+without it.
 """
 
 from __future__ import annotations
@@ -116,6 +118,10 @@ class Optimization:
         if self.redirect_steps is not None and not model.supports_relu_redirect:
             log.warning("%s has no ReLU gradient redirect; rendering without it "
                         "(dead channels may stay at 0)", model.spec)
+            self.redirect_steps = None
+        if self.redirect_steps is not None and not model.redirect_applies(self.keys):
+            log.info("no ReLU gradient redirect: the objective reads no ReLU layer (%s)", ", ".join(
+                self.keys))
             self.redirect_steps = None
 
         def make_step(redirect: bool) -> tf.types.experimental.PolymorphicFunction:

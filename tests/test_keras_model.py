@@ -85,12 +85,15 @@ def test_keras_file_layers_and_links(saved):
     down = by_name["down"]
     assert (down.input, down.padding, down.stride) == ("pad", "VALID", 2)
     assert by_name["mix_3x3"].src == "down"
-    # mix's branches are chosen layers themselves, so mix follows mix_1x1 and no linear piece joins them
-    assert "mix/mix_3x3" not in by_name
+    # mix_1x1 follows mix_3x3 in the order, but its linear piece reaches down, an earlier chosen layer
+    assert (by_name["mix_1x1"].src, by_name["mix_1x1"].kind) == ("down", "1x1")
+    # mix's branches are chosen layers themselves: identity links into its channel slices
+    assert [(by_name[f"mix/{b}"].kind, by_name[f"mix/{b}"].dst_offset) for b in ("mix_3x3", "mix_1x1")] == [
+        ("identity", 0), ("identity", 6)]
     default = registry.load(f"keras:{path}")
     assert default.layers == ["mix"] and default.value_range == (0.0, 255.0)
     images = tf.random.stateless_uniform([2, 31, 31, 3], seed=[1, 2])
-    assert assert_links_exact(adapter, images) == 4  # mix_1x1 follows mix_3x3 in the order: no link
+    assert assert_links_exact(adapter, images) == 7
     expected = model(images.numpy() * 2.0 - 1.0).numpy()
     np.testing.assert_allclose(adapter.features(images)["logits"].numpy(), expected, rtol=1e-5, atol=1e-5)
 

@@ -131,33 +131,37 @@ def test_v1_accuracy_and_agreement_on_1300_val_images(v1_paths, shared):
     assert agree / total >= 0.95
 
 
-def test_v2_layers_and_composed_links(shared):
+RESIDUAL_V2 = (2, 4, 5, 7, 8, 9, 11, 12, 14, 15)  # blocks that add their input
+
+
+def test_v2_layers_composed_and_skip_links(shared):
     model = registry.load("mobilenet_v2")
-    assert model.layers == ["Conv", *(f"expanded_conv_{k}_expand" for k in range(1, 17)), "Conv_1"]
+    expected = ["Conv"]
+    for k in range(1, 17):
+        expected += [f"expanded_conv_{k}_expand"] + ([f"expanded_conv_{k}_add"] if k in RESIDUAL_V2 else [])
+    assert model.layers == [*expected, "Conv_1"]
     assert model.channels["Conv"] == 32 and model.channels["Conv_1"] == 1280
-    assert len(model.links) == 17 and all(link.kind == "separable" for link in model.links)
-    program = tflite.build_program(mobilenet.paths("mobilenet_v2"))
-    nodes = {n.key: n for n in program.nodes}
-    by_dst = {link.dst: link for link in model.links}
+    kinds = {}
+    for link in model.links:
+        kinds.setdefault(link.kind, []).append(link.name)
+    assert {k: len(v) for k, v in kinds.items()} == {"separable": 22, "1x1": 10, "identity": 5}
+    skips = {link.name: link for link in model.links if "/skip/" in link.name}
+    assert len(skips) == 10 and all(link.dst.endswith("_add") for link in skips.values())
+    assert skips["expanded_conv_5_add/skip/expanded_conv_4_add"].kind == "identity"
+    assert skips["expanded_conv_4_add/skip/expanded_conv_3_expand"].input == "expanded_conv_3_depthwise"
     images = next(iter(val_batches(shared, 2, 2)))[0]
-    lo, hi = program.value_range
-    for dst in ("expanded_conv_2_expand", "expanded_conv_3_expand", "expanded_conv_5_expand", "Conv_1"):
-        link = by_dst[dst]
-        expand = nodes[dst]
-        x = nodes[expand.inputs[0]]
-        residual = x.op == "add"
-        project = next(k for k in x.inputs if nodes[k].op == "conv") if residual else x.key
-        assert nodes[project].inputs == (link.input,)
-        values = program.run(images * (hi - lo) + lo, [link.input, project, x.key])
-        k_e = expand.kernel.astype(np.float64)
-        d = values[link.input].numpy().astype(np.float64)
-        lhs = tf.nn.conv2d(d, link.kernel.astype(np.float64), 1, "SAME").numpy()
-        rhs = tf.nn.conv2d(values[project].numpy() - nodes[project].bias, k_e, 1, "SAME").numpy()
-        assert np.abs(lhs - rhs).max() <= 1e-4 * np.abs(rhs).max(), dst
-        full = tf.nn.relu6(tf.nn.conv2d(values[x.key].numpy().astype(np.float64), k_e, 1, "SAME")
-                           + expand.bias)
-        assert np.abs(full.numpy() - model.features(images)[dst].numpy()).max() < 1e-3, dst
-        assert residual == (dst in ("expanded_conv_3_expand", "expanded_conv_5_expand"))
+    # the difference of a layer's pre-activation between two images is the sum of its links applied to the
+    # difference of their inputs (biases cancel), in float64: the links are the whole linear piece
+    for dst in ("expanded_conv_3_expand", "expanded_conv_4_add", "expanded_conv_5_add", "Conv_1"):
+        into = [link for link in model.links if link.dst == dst]
+        pre = model.pre_activations.get(dst, dst)
+        values = model.tensors(images, [pre, *(link.input for link in into)])
+        target = np.diff(values[pre].numpy().astype(np.float64), axis=0)
+        rebuilt = sum(tf.nn.conv2d(np.diff(values[link.input].numpy().astype(np.float64), axis=0),
+                                   link.kernel.astype(np.float64), link.stride, link.padding).numpy()
+                      for link in into)
+        assert len(into) == (2 if dst.endswith("_add") else 1), dst
+        assert np.abs(rebuilt - target).max() <= 1e-4 * np.abs(target).max(), dst
 
 
 def test_v2_classifies_like_the_interpreter(shared):

@@ -451,7 +451,8 @@ def test_errors_name_what_is_wrong(tmp_path, converted):
 def test_int8_ptq_mobilenet_v2_classifies(shared):
     path = shared / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
     model = registry.load(f"tflite:{path}")
-    assert len(model.layers) == 18 and model.channels["Conv2d_18_1"] == 1280
+    assert len(model.layers) == 28 and model.channels["Conv2d_18_1"] == 1280  # 18 activations, 10 sums
+    assert sum("/skip/" in link.name for link in model.links) == 10
     assert model.class_to_output[0] == 1 and model.input_size == 224
     top1, agree = accuracy_and_agreement(shared, model, Reference(path, 50), 100, 50)
     print(f"int8 PTQ MobileNetV2, first 100 val images: top-1 {top1:.3f}, agreement with the interpreter "

@@ -5,6 +5,9 @@ The map of a pair is ``X[:, :, i]`` cross-correlated with ``K[:, :, i, j]`` with
 sum, l2. Output ``[B, Cout, Cin]`` float32. Graph-safe: static shapes, no Python side effects.
 
 Formulations, by cost:
+- Identity links (residual shortcuts, concatenated layers, per-channel scales): only the pairs (j, j)
+  exist, each with the map ``K_jj X_j``; ``link_influence`` gives the other pairs ``-inf`` (no map).
+  Their top-k (:mod:`influence_topk`) has one candidate per output channel.
 - 1x1 and separable links: closed form, no maps. ``max_xy K X = K max X`` if ``K >= 0`` else
   ``K min X`` (exact: rounding is monotone), ``sum = K sum X``, ``l2 = |K| ||X||``, over the positions
   the strided conv visits (a 1x1 kernel never reaches the padding). The max form is one XLA-fused
@@ -35,6 +38,7 @@ from summit_tf.vocabulary import INFLUENCE_REDUCERS
 
 CHUNK_BYTES = 4 * 2**20  # one block of per-pair maps: cache-sized, and the extra memory of a max link
 BATCH_HINT = 32  # the default --batch_size: images per block when the batch dimension is not static
+POINTWISE_KINDS = ("1x1", "separable", "identity")  # link kinds with the closed form
 
 
 def _checked_input(x: tf.Tensor, link: Link, reduce: str, stride: int) -> tf.Tensor:
@@ -53,9 +57,12 @@ def link_influence(x: tf.Tensor, link: Link, reduce: str = "max", stride: int = 
     """Influence of every input channel on every output channel of ``link``: ``[B, Cout, Cin]``."""
     x = _checked_input(x, link, reduce, stride)
     kh, kw = int(link.kernel.shape[0]), int(link.kernel.shape[1])
-    if link.kind in ("1x1", "separable"):
+    if link.kind in POINTWISE_KINDS:
         k, hi, lo = pointwise_factors(x, link, reduce, stride)
-        return _signed_products(tf.transpose(k)[None], hi[:, None, :], lo[:, None, :])
+        values = _signed_products(tf.transpose(k)[None], hi[:, None, :], lo[:, None, :])
+        if link.kind == "identity":  # pairs (i, j != i) do not exist: no map, no influence
+            values = tf.where(tf.eye(link.cout, dtype=tf.bool)[None], values, float("-inf"))
+        return values
     step = int(link.stride) * int(stride)
     if reduce == "max":
         return _conv_max(x, link.kernel.astype(np.float32), step, link.padding)
@@ -79,7 +86,7 @@ def pointwise_factors(x: tf.Tensor, link: Link, reduce: str = "max",
     """
     x = _checked_input(x, link, reduce, stride)
     kh, kw = int(link.kernel.shape[0]), int(link.kernel.shape[1])
-    if link.kind not in ("1x1", "separable"):
+    if link.kind not in POINTWISE_KINDS:
         raise ValueError(f"link {link.name}: kind {link.kind} has no pointwise closed form")
     if (kh, kw) != (1, 1):
         raise ValueError(f"link {link.name}: kind {link.kind} needs a 1x1 kernel, got {kh}x{kw}")

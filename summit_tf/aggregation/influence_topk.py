@@ -17,6 +17,11 @@ input ranked above this one: a strictly larger value, or an equal value in a gro
 lower input index (groups are contiguous). That would be k inputs above a member of the top k.
 Excluded inputs and the padding of the last group get products ``1 * -inf``; padding sorts after every
 real input, so with ``k <= Cin`` it is never picked.
+
+Identity links (a residual shortcut, a per-channel scale): output j reads input j only, so the top-k
+inputs of j are that single candidate, whatever k: I counts the pair (j, j) once per image of the class,
+and top-k over inputs says nothing more there. An excluded input j still gets its count (no other
+candidate exists); the graph stage has no vertex for excluded channels, so it never becomes an edge.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ def top_influence(x: tf.Tensor, link: Link, reduce: str = "max", stride: int = 1
     (same errors too); 1x1 and separable links with more than ``k * GROUP`` inputs take the grouped path.
     """
     k = int(k)
+    if link.kind == "identity":
+        return identity_top(x, link)
     if link.kind not in ("1x1", "separable") or not 1 <= k <= MAX_K or k * GROUP >= link.cin:
         return selection.top_inputs(influence.link_influence(x, link, reduce, stride), k, excluded)
     kernel, hi, lo = influence.pointwise_factors(x, link, reduce, stride)
@@ -54,6 +61,15 @@ def top_influence(x: tf.Tensor, link: Link, reduce: str = "max", stride: int = 1
     by_group = tf.reshape(kernel, [groups, GROUP, link.cout])
     by_output = tf.reshape(tf.transpose(kernel), [link.cout, groups, GROUP])
     return _grouped_top(by_group, by_output, hi, lo, k)
+
+
+def identity_top(x: tf.Tensor, link: Link) -> tf.Tensor:
+    """An identity link's top inputs: output j has one candidate input, j, so its top-k for any k is
+    ``[j]``: int32 ``[B, Cout, 1]`` (I counts the pair (j, j) once per image; see the module docstring)."""
+    x = tf.convert_to_tensor(x, tf.float32)
+    if x.shape.rank != 4 or x.shape[-1] != link.cin:
+        raise ValueError(f"link {link.name}: input must be [B, H, W, {link.cin}], got {x.shape}")
+    return tf.broadcast_to(tf.range(link.cout, dtype=tf.int32)[None, :, None], [tf.shape(x)[0], link.cout, 1])
 
 
 @tf.function(jit_compile=True, autograph=False)

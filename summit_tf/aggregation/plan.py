@@ -81,7 +81,7 @@ def make_plan(model: SummitModel, cfg: AggregateConfig, source_classes: Sequence
     for layer in layers:
         if layer in excluded and excluded[layer].all():
             raise AggregateError(f"exclude_channels excludes every channel of {layer}")
-    for link in links:
+    for link in (link for link in links if link.kind != "identity"):  # identity: one candidate, any k
         allowed = link.cin - int(excluded[link.src].sum() if link.src in excluded else 0)
         if cfg.influence_topk > allowed:
             raise AggregateError(f"influence_topk={cfg.influence_topk} exceeds the {allowed} selectable "

@@ -10,7 +10,10 @@ was among the class's top activations), ``layer``, ``pagerank``, ``prev_channels
 kept channels of the layer below: ``{"prev_channel": int, "inf": int}``, strongest first) and
 ``attr_channels`` (the channel's ``attr_k`` strongest direct inputs whatever was kept: channels of the layer
 below for a direct link, of the inner space, e.g. the 3x3 bottleneck, for a two-hop link; ``prev_channel``
-is a string there, as in SUMMIT's files).
+is a string there, as in SUMMIT's files). Runs with skip links (residual networks) add one field per
+channel, ``skip_channels``: the kept skip edges down to kept channels of earlier layers, ``{"layer": str,
+"prev_channel": int, "inf": int}``, strongest first; the other keys keep SUMMIT's meaning (consecutive
+layers only), so the original front end still reads the file.
 """
 
 from __future__ import annotations
@@ -85,8 +88,9 @@ class AttributionGraph:
         import igraph
 
         st, full = self.structure, self.full
+        hi, lo, weight = full.all_edges()
         # A list of int pairs is igraph's fastest input (2-4x faster than a NumPy edge array in igraph 1.0).
-        edges = list(zip(full.hi.tolist(), full.lo.tolist(), strict=True))
+        edges = list(zip(hi.tolist(), lo.tolist(), strict=True))
         g = igraph.Graph(n=st.num_vertices, edges=edges, directed=self.config.directed)
         layers = [st.layers[li] for li in st.layer_of.tolist()]
         g.vs["name"] = [f"{layer}:{c}" for layer, c in zip(layers, st.channel_of.tolist(), strict=True)]
@@ -95,9 +99,16 @@ class AttributionGraph:
         g.vs["count"] = self.count.tolist()
         g.vs["pagerank"] = self.pagerank.tolist()
         g.vs["kept"] = self.selection.kept.tolist()
-        g.es["weight"] = full.weight.tolist()
-        g.es["kept"] = self.selection.edges.tolist()
+        g.es["weight"] = weight.tolist()
+        g.es["kept"] = np.concatenate([self.selection.edges, self.kept_skips]).tolist()
+        g.es["skip"] = [False] * full.num_edges + [True] * int(full.skip_weight.size)
         return g
+
+    @cached_property
+    def kept_skips(self) -> np.ndarray:
+        """Mask of the kept skip edges (``full.skip_*``): both ends kept."""
+        kept = self.selection.kept
+        return kept[self.full.skip_hi] & kept[self.full.skip_lo]
 
     def kept_nodes(self) -> list[tuple[str, int]]:
         """``(layer, channel)`` of kept nodes, network order then channel order."""
@@ -106,13 +117,16 @@ class AttributionGraph:
         return [(st.layers[st.layer_of[v]], int(st.channel_of[v])) for v in ids]
 
     def kept_edge_list(self) -> list[tuple[str, int, str, int, int]]:
-        """``(layer, channel, prev_layer, prev_channel, weight)`` of kept edges."""
+        """``(layer, channel, prev_layer, prev_channel, weight)`` of kept edges (skip edges last)."""
         st, full = self.structure, self.full
         out = []
-        for e in np.flatnonzero(self.selection.edges):
-            hi, lo = full.hi[e], full.lo[e]
-            out.append((st.layers[st.layer_of[hi]], int(st.channel_of[hi]),
-                        st.layers[st.layer_of[lo]], int(st.channel_of[lo]), int(full.weight[e])))
+        kept = [(full.hi, full.lo, full.weight, self.selection.edges),
+                (full.skip_hi, full.skip_lo, full.skip_weight, self.kept_skips)]
+        for his, los, weights, mask in kept:
+            for e in np.flatnonzero(mask):
+                hi, lo = his[e], los[e]
+                out.append((st.layers[st.layer_of[hi]], int(st.channel_of[hi]),
+                            st.layers[st.layer_of[lo]], int(st.channel_of[lo]), int(weights[e])))
         return out
 
     def subgraph(self) -> igraph.Graph:
@@ -150,6 +164,13 @@ class AttributionGraph:
         prev: dict[int, list[tuple[int, int]]] = {}
         for h, c, w in zip(hi[order].tolist(), lo[order].tolist(), weight[order].tolist(), strict=True):
             prev.setdefault(h, []).append((c, w))
+        skip: dict[int, list[dict]] = {}
+        mask = self.kept_skips
+        s_hi, s_lo, s_w = full.skip_hi[mask], full.skip_lo[mask], full.skip_weight[mask]
+        for e in np.lexsort((s_lo, -s_w, s_hi)).tolist():
+            skip.setdefault(int(s_hi[e]), []).append({"layer": st.layers[st.layer_of[s_lo[e]]],
+                                                      "prev_channel": int(st.channel_of[s_lo[e]]),
+                                                      "inf": int(s_w[e])})
         out = {}
         for index in range(len(st.layers) - 1, -1, -1):
             layer = st.layers[index]
@@ -164,6 +185,7 @@ class AttributionGraph:
                 "pagerank": p,
                 "prev_channels": [{"prev_channel": pc, "inf": w} for pc, w in prev.get(v, [])],
                 "attr_channels": [{"prev_channel": str(ac), "inf": w} for ac, w in attr.get(c, [])],
+                **({"skip_channels": skip.get(v, [])} if st.skips else {}),
             } for v, c, n, p in zip(vertices.tolist(), channels.tolist(), self.count[vertices].tolist(),
                                     self.pagerank[vertices].tolist(), strict=True)]
         return out
@@ -181,8 +203,10 @@ def attribution_graph(agg: Aggregates, class_id: int, config: GraphConfig | None
     activation = {layer: agg.A[layer][slot] for layer in st.layers}
     present = prune.graph_vertices(st.num_vertices, full)
     reset = prune.personalization(st, activation, present)
-    pr = pagerank.personalized_pagerank(st.num_vertices, full.hi, full.lo, full.weight, reset, config.damping,
-                                        config.directed, config.pagerank_method, sides=st.layer_of % 2 == 0)
+    hi, lo, weight = full.all_edges()  # skip edges span several layers: the two-sided solve needs none
+    sides = st.layer_of % 2 == 0 if not full.skip_weight.size else None
+    pr = pagerank.personalized_pagerank(st.num_vertices, hi, lo, weight, reset, config.damping,
+                                        config.directed, config.pagerank_method, sides=sides)
     sel = prune.prune(st, full, pr, config.node_mass, config.relax_step, present)
     count = np.concatenate([np.asarray(activation[layer])[st.vertex[layer] >= 0] for layer in st.layers])
     return AttributionGraph(class_id, int(agg.class_count[slot]), config, st, full, pr, count, sel)

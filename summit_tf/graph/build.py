@@ -10,7 +10,11 @@ aggregates:
 * a *two-hop* link (``src`` is an inner space such as ``mixed4b/3x3_bottleneck``, reached from the previous
   layer by one or more links) gives ``max_b min(I_branch[c, j, b], I_inner[c, b, i])``, the strongest path
   through the inner space, keeping per channel only as many edges as a direct-link channel of that layer
-  has on average (SUMMIT's rule, which stops dense two-hop rows from dominating PageRank).
+  has on average (SUMMIT's rule, which stops dense two-hop rows from dominating PageRank);
+* a *skip* link (``src`` is an earlier SUMMIT layer, not the previous one: a residual shortcut) gives edge
+  ``(i, dst_offset + j)`` the weight ``I[c, j, i]`` too. Skip edges span more than one layer; they are kept
+  apart from the layer pairs (:attr:`FullGraph.skip_hi` ...), PageRank runs on the whole DAG, and an edge is
+  kept when both its ends are.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import functools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -66,6 +70,18 @@ class Hop:
     inner: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Skip:
+    """A skip link: channels ``offset .. offset + cout`` of ``dst`` read channels of ``src``, an earlier
+    SUMMIT layer that is not the one just below."""
+
+    link: str
+    src: str
+    dst: str
+    offset: int
+    cout: int
+
+
 @dataclass
 class Structure:
     """Class-independent layout of a run's graph: vertex numbering, exclusions and hops per layer."""
@@ -78,6 +94,7 @@ class Structure:
     channel_of: np.ndarray
     hops: dict[str, list[Hop]]
     ignored_links: list[str]
+    skips: list[Skip] = field(default_factory=list)
 
     @property
     def num_vertices(self) -> int:
@@ -108,15 +125,15 @@ def structure(agg: Aggregates) -> Structure:
         vertex[layer] = ids
         layer_of.append(np.full(int(keep.sum()), index, dtype=np.int64))
         channel_of.append(np.flatnonzero(keep))
-    hops, ignored = _place_links(agg, layers)
+    hops, ignored, skips = _place_links(agg, layers)
     return Structure(layers, channels, excluded, vertex, np.concatenate(layer_of), np.concatenate(channel_of),
-                     hops, ignored)
+                     hops, ignored, skips)
 
 
-def _place_links(agg: Aggregates, layers: list[str]) -> tuple[dict[str, list[Hop]], list[str]]:
+def _place_links(agg: Aggregates, layers: list[str]) -> tuple[dict[str, list[Hop]], list[str], list[Skip]]:
     position = {layer: i for i, layer in enumerate(layers)}
     hops: dict[str, list[Hop]] = {layer: [] for layer in layers}
-    used, ignored = set(), []
+    used, ignored, skips = set(), [], []
     for name, info in sorted(agg.links.items()):
         if info.dst not in position or position[info.dst] == 0:
             continue
@@ -125,6 +142,13 @@ def _place_links(agg: Aggregates, layers: list[str]) -> tuple[dict[str, list[Hop
         if info.src == prev:
             _check_inputs(name, shape, agg.channels[prev], prev)
             hops[info.dst].append(Hop(name, info.dst_offset, shape[1]))
+            used.add(name)
+        elif info.src in position and position[info.src] < position[info.dst] - 1:
+            _check_inputs(name, shape, agg.channels[info.src], info.src)
+            if info.dst_offset < 0 or info.dst_offset + shape[1] > agg.channels[info.dst]:
+                raise ValueError(f"link {name}: rows {info.dst_offset}..{info.dst_offset + shape[1]} outside "
+                                 f"{info.dst}")
+            skips.append(Skip(name, info.src, info.dst, info.dst_offset, shape[1]))
             used.add(name)
         elif info.src not in position:
             inner = tuple(sorted(n for n, i in agg.links.items() if i.dst == info.src and i.src == prev))
@@ -137,7 +161,7 @@ def _place_links(agg: Aggregates, layers: list[str]) -> tuple[dict[str, list[Hop
     for name, info in sorted(agg.links.items()):
         if name not in used:
             ignored.append(name)
-            log.warning("link %s (%s -> %s) does not join consecutive SUMMIT layers; ignored in graphs",
+            log.warning("link %s (%s -> %s) joins no earlier SUMMIT layer; ignored in graphs",
                         name, info.src, info.dst)
     for layer in layers:
         hops[layer].sort(key=lambda h: h.offset)
@@ -148,7 +172,7 @@ def _place_links(agg: Aggregates, layers: list[str]) -> tuple[dict[str, list[Hop
             covered[h.offset:h.offset + h.cout] += 1
         if covered.max(initial=0) > 1:
             log.info("%s: channels reached by several links; their edge weights are max-combined", layer)
-    return hops, ignored
+    return hops, ignored, skips
 
 
 def _check_inputs(link: str, shape: tuple[int, ...], channels: int, space: str) -> None:
@@ -173,10 +197,20 @@ class FullGraph:
     weight: np.ndarray
     pair_start: np.ndarray
     inputs: dict[str, list[tuple[Hop, np.ndarray]]]
+    skip_lo: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    skip_hi: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    skip_weight: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
 
     @property
     def num_edges(self) -> int:
         return int(self.weight.size)
+
+    def all_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(hi, lo, weight)`` of every edge: the layer pairs', then the skip edges."""
+        if not self.skip_weight.size:
+            return self.hi, self.lo, self.weight
+        return (np.concatenate([self.hi, self.skip_hi]), np.concatenate([self.lo, self.skip_lo]),
+                np.concatenate([self.weight, self.skip_weight]))
 
 
 def class_counts(agg: Aggregates, class_id: int, st: Structure) -> dict[str, np.ndarray]:
@@ -186,7 +220,8 @@ def class_counts(agg: Aggregates, class_id: int, st: Structure) -> dict[str, np.
     run meanwhile, so a run reads the next class while it builds this one (:mod:`generate`).
     """
     slot = agg.slot(class_id)
-    names = sorted({name for hops in st.hops.values() for h in hops for name in (h.link, *h.inner)})
+    names = sorted({name for hops in st.hops.values() for h in hops for name in (h.link, *h.inner)} |
+                   {s.link for s in st.skips})
     return {name: np.asarray(agg.I[name][slot]) for name in names}
 
 
@@ -203,8 +238,12 @@ def full_graph(agg: Aggregates, class_id: int, st: Structure,
     sizes = [sum(int(part[2].size) for part in layer_parts) for layer_parts, _ in pairs]
     hi, lo, weight = (np.concatenate([p[n] for p in parts]) if parts else np.zeros(0, np.int32)
                       for n in range(3))
+    skips = [kernels.direct_edges(counts[s.link], st.vertex[s.src],
+                                  st.vertex[s.dst][s.offset:s.offset + s.cout]) for s in st.skips]
+    skip_hi, skip_lo, skip_weight = _merge(skips) if skips else (np.zeros(0, np.int32),) * 3
     return FullGraph(lo=lo, hi=hi, weight=weight, pair_start=np.cumsum([0, 0, *sizes], dtype=np.int64),
-                     inputs={st.layers[index + 1]: rows for index, (_, rows) in enumerate(pairs)})
+                     inputs={st.layers[index + 1]: rows for index, (_, rows) in enumerate(pairs)},
+                     skip_lo=skip_lo, skip_hi=skip_hi, skip_weight=skip_weight)
 
 
 @functools.cache

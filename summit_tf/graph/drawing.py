@@ -1,5 +1,6 @@
 """Attribution graphs as matplotlib figures: feature-vis images as nodes sized by count, edges as wide as
-their influence (paper Fig. 1/7). Works on a graph object in a notebook or on a run's published files."""
+their influence (paper Fig. 1/7). Works on a graph object in a notebook or on a run's published files.
+Skip edges (residual shortcuts, spanning more than one layer) are drawn curved and dashed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.patches import Circle
+from matplotlib.patches import Circle, FancyArrowPatch
 
 from summit_tf.graph.attribution import AttributionGraph
 
@@ -36,7 +37,12 @@ def draw_parts(ax: plt.Axes, layers: Sequence[str], nodes: dict[str, list[int]],
     top_inf = max((e[4] for e in edges), default=1.0) or 1.0
     for lo_layer, lo, hi_layer, hi, inf, colour in edges:
         (x0, y0), (x1, y1) = pos[(lo_layer, lo)], pos[(hi_layer, hi)]
-        ax.plot([x0, x1], [y0, y1], color=colour, alpha=0.55, lw=0.4 + 3.0 * inf / top_inf, zorder=1)
+        width = 0.4 + 3.0 * inf / top_inf
+        if y1 - y0 > 1:  # a skip edge: curved and dashed, so it never hides behind the layers it spans
+            ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), connectionstyle="arc3,rad=0.35", arrowstyle="-",
+                                         color=colour, alpha=0.55, lw=width, linestyle="--", zorder=1))
+        else:
+            ax.plot([x0, x1], [y0, y1], color=colour, alpha=0.55, lw=width, zorder=1)
     top_count = max(counts.values(), default=1.0) or 1.0
     for (layer, ch), (x, y) in pos.items():
         r = 0.22 + 0.18 * counts.get((layer, ch), 0.0) / top_count
@@ -60,7 +66,8 @@ def draw_parts(ax: plt.Axes, layers: Sequence[str], nodes: dict[str, list[int]],
 
 def graph_parts(graph: Mapping[str, list[dict]], layers: Sequence[str]) -> tuple[dict, list, dict]:
     """Nodes per layer (largest count first), edges ``(lower layer, channel, upper layer, channel, inf)``
-    and counts of a graph in SUMMIT's JSON format."""
+    (``prev_channels``, then ``skip_channels`` where a layer of ``layers`` is their source) and counts of a
+    graph in SUMMIT's JSON format."""
     nodes = {layer: sorted((n["channel"] for n in graph.get(layer, [])),
                            key=lambda ch, layer=layer: -_count(graph, layer, ch)) for layer in layers}
     edges = []
@@ -69,6 +76,10 @@ def graph_parts(graph: Mapping[str, list[dict]], layers: Sequence[str]) -> tuple
         for n in graph.get(layer, []):
             for p in n["prev_channels"]:
                 edges.append((below, int(p["prev_channel"]), layer, int(n["channel"]), float(p["inf"])))
+            for p in n.get("skip_channels", []):
+                if p["layer"] in layers:
+                    edge = (p["layer"], int(p["prev_channel"]), layer, int(n["channel"]), float(p["inf"]))
+                    edges.append(edge)
     counts = {(layer, n["channel"]): float(n["count"]) for layer in layers for n in graph.get(layer, [])}
     return nodes, edges, counts
 

@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 def graph_vertices(num_vertices: int, full: FullGraph) -> np.ndarray:
     """Mask of the vertices with at least one edge in the class's full graph: the nodes of SUMMIT's graph."""
     present = np.zeros(num_vertices, dtype=bool)
-    present[full.hi] = True
-    present[full.lo] = True
+    hi, lo, _ = full.all_edges()
+    present[hi] = True
+    present[lo] = True
     return present
 
 

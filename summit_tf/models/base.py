@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-LINK_KINDS = ("conv", "1x1", "separable")
+LINK_KINDS = ("conv", "1x1", "separable", "identity")
+RELU_ACTIVATIONS = ("relu", "relu6")  # the activations Lucid's gradient redirect is defined for
 # (images in [0, 1], tensor keys, relu_redirect) -> exactly those tensors
 TensorsFn = Callable[[tf.Tensor, tuple[str, ...], bool], Mapping[str, tf.Tensor]]
 # edit(key, tensor, lookup) -> the tensor the network goes on with; lookup(key) gives a tensor computed before
@@ -39,7 +40,9 @@ class Link:
     input and output channels; when ``dst`` is a SUMMIT layer, output channel j is channel
     ``dst_offset + j`` of it (InceptionV1 branches fill slices of the concat). ``kind`` is ``"1x1"`` for
     pointwise kernels, ``"separable"`` for a pointwise kernel applied to a depthwise output (MobileNet:
-    the input tensor is the depthwise stage's activation, one channel per ``src`` channel), else ``"conv"``.
+    the input tensor is the depthwise stage's activation, one channel per ``src`` channel), ``"identity"``
+    for a one-to-one link (a residual shortcut, a concatenated layer, a per-channel scale: the kernel is
+    diagonal, output j reads input j only), else ``"conv"``. Skip links (``{dst}/skip/{src}``) have any kind.
     """
 
     name: str
@@ -59,6 +62,11 @@ class Link:
             raise ValueError(f"link {self.name}: padding must be SAME or VALID, got {self.padding!r}")
         if self.kind not in LINK_KINDS:
             raise ValueError(f"link {self.name}: kind must be one of {LINK_KINDS}, got {self.kind!r}")
+        matrix = self.kernel[0, 0]
+        if self.kind == "identity" and (self.kernel.shape[:2] != (1, 1) or self.cin != self.cout
+                                        or self.stride != 1 or np.any(matrix - np.diag(np.diag(matrix)))):
+            raise ValueError(f"link {self.name}: an identity link needs a diagonal [1, 1, C, C] kernel, "
+                             "stride 1")
 
     @property
     def cin(self) -> int:
@@ -82,7 +90,8 @@ class SummitModel:
     ``tensors(images, keys)`` computes only the tensors named (any of :meth:`tensor_keys`) and what they
     depend on: feature visualization of an early layer must not run the later layers or the classifier
     (InceptionV1's 7x7 VALID average pool needs >= 224 px inputs). ``pre_activations`` maps a layer to the
-    key of its tensor before the ReLU/ReLU6 (``pre_activation_key(layer)``), where the layer has one.
+    key of its tensor before its activation (``pre_activation_key(layer)``), where the layer has one;
+    ``layer_activations`` names each layer's activation (``relu``, ``silu``, ``gelu``, ``linear`` for a sum).
     An adapter without ``tensors_fn`` (an opaque ``features_fn``) computes everything and picks the keys.
 
     Interventions (:mod:`summit_tf.intervene`) use ``edited_fn`` through :meth:`edited_tensors`: the
@@ -108,6 +117,17 @@ class SummitModel:
     pre_activations: dict[str, str] = field(default_factory=dict)
     edited_fn: EditedFn | None = None
     link_outputs: dict[str, str] = field(default_factory=dict)
+    layer_activations: dict[str, str] = field(default_factory=dict)
+
+    def redirect_applies(self, keys: Sequence[str]) -> bool:
+        """Whether Lucid's ReLU redirect applies to an objective reading ``keys``: where one of them is (the
+        pre-activation of) a ReLU/ReLU6 layer, or of a concatenation of such branches. Other activations
+        (swish, GELU, ...) and plain sums get none. Adapters without ``layer_activations``: everywhere."""
+        if not self.layer_activations:
+            return True
+        suffix = pre_activation_key("")
+        layers = {key[:-len(suffix)] if key.endswith(suffix) else key for key in keys}
+        return any(self.layer_activations.get(layer) in RELU_ACTIVATIONS for layer in layers)
 
     def features(self, images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:
         """Activations of every SUMMIT layer and link input, plus logits, for a batch in [0, 1]."""

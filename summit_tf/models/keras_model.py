@@ -7,13 +7,18 @@ is downloaded by Keras, ``none`` builds random weights, which is what the tests 
 ``range=LO,HI`` (the value range of a file model; default [0, 255] for Keras files, [-1, 1] for
 SavedModels).
 
-Layers come from the model's own functional graph (``get_config()``, public): activated (ReLU/ReLU6,
-fused or after BatchNorm) convolution and residual-sum outputs, and channel concatenations
+Layers come from the model's own functional graph (``get_config()``, public; ``keras.ops`` calls such as
+ConvNeXt's ``x + y`` included): outputs of activations of any kind (ReLU, ReLU6, swish, hard-swish, GELU
+..., fused or after BatchNorm) of convolutions and sums, residual sums, and channel concatenations
 (:func:`graph_links.candidate_layers`: Inception/DenseNet-style blocks by default, else every
-convolution stage, e.g. ``conv_pw_k_relu`` in MobileNet, ``block{b}_conv{c}`` in VGG16). Links are the
-exact linear pieces between consecutive chosen layers, BatchNorm folded into the kernels
-(:mod:`graph_links`); a ``SeparableConv2D`` is one k x k link (its depthwise and pointwise stages are
-both linear). Applications take pixels through their own ``preprocess_input`` (inside ``features``), so
+candidate, e.g. ``conv_pw_k_relu`` in MobileNet, ``block{b}_conv{c}`` in VGG16). Links are the exact linear
+pieces into each chosen layer from every earlier chosen layer reached, skip links of residual blocks
+included, BatchNorm and layer scales folded into the kernels (:mod:`graph_links`); a ``SeparableConv2D`` is
+one k x k link (its depthwise and pointwise stages are both linear), a ``Dense`` on a ``[B, H, W, C]``
+tensor a 1x1 convolution, a grouped ``Conv2D`` with one channel a group a depthwise stage, and a
+squeeze-and-excitation ``Multiply`` a per-channel gate of the stage it scales. Layer kinds without an
+exact linear form (LayerNorm, pooling, nested models) end the linear pieces: the loader logs once which
+layers get no incoming link and where their pieces stop. Applications take pixels through their own ``preprocess_input`` (inside ``features``), so
 ``value_range`` is the per-channel envelope of what the network sees; logits are the pre-softmax outputs
 (``classifier_activation=None``; for files ending in a softmax, ``log`` of the probabilities, which has
 the same softmax and ranking).
@@ -35,6 +40,7 @@ import importlib
 import logging
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -75,16 +81,16 @@ def _value_range(text: str) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------------------------- graph
 def _relu_kind(layer: keras.layers.Layer) -> str:
-    """``relu``/``relu6``/``linear`` for a layer's activation, ``other`` for any other non-linearity."""
+    """A layer's activation by name: ``linear``, ``relu``, ``relu6``, or any other (``silu``, ``gelu``,
+    ``hard_silu``, ``leaky_relu`` ...); ``other`` for an unnamed callable. Only ReLU/ReLU6 get the
+    feature-visualization redirect."""
     config = layer.get_config()
     if isinstance(layer, keras.layers.ReLU):
         if config.get("negative_slope", 0.0) or config.get("threshold", 0.0):
-            return "other"
-        return {None: "relu", 6.0: "relu6"}.get(config.get("max_value"), "other")
+            return "leaky_relu"
+        return {None: "relu", 6.0: "relu6"}.get(config.get("max_value"), "clipped_relu")
     name = config.get("activation", "linear")
-    if not isinstance(name, str):
-        return "other"
-    return name if name in ("linear", "relu", "relu6") else "other"
+    return name if isinstance(name, str) else "other"
 
 
 def _activation_of(layer: keras.layers.Layer) -> str:
@@ -123,10 +129,11 @@ def _node(layer: keras.layers.Layer, parents: tuple[str, ...]) -> Node:
     config = layer.get_config()
     channels = int(layer.output.shape[-1]) if layer.output.shape else 0
     act = _activation_of(layer)
-    base = dict(key=layer.name, inputs=parents, channels=channels, activation=act)
+    base = dict(key=layer.name, inputs=parents, channels=channels, activation=act, label=kind)
     if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
         strides, dilation = tuple(config["strides"]), tuple(config.get("dilation_rate", (1, 1)))
-        plain = strides[0] == strides[1] and dilation == (1, 1) and config.get("groups", 1) == 1 and \
+        groups = int(config.get("groups", 1))
+        plain = strides[0] == strides[1] and dilation == (1, 1) and \
             config.get("data_format", "channels_last") == "channels_last"
         bias = _value(layer.bias) if config.get("use_bias") else None
         if kind == "SeparableConv2D":
@@ -138,8 +145,16 @@ def _node(layer: keras.layers.Layer, parents: tuple[str, ...]) -> Node:
         else:
             kernel = _value(layer.kernel)
             op = "conv" if kind == "Conv2D" else "depthwise"
+        if kind == "Conv2D" and groups != 1:  # grouped: only the depthwise case (one channel a group)
+            if kernel.shape[2] == 1 and groups == channels:
+                kernel, op = kernel.transpose(0, 1, 3, 2), "depthwise"
+            else:
+                plain = False
         return Node(**base, op=op if plain else "other", kernel=kernel, stride=int(strides[0]),
                     padding=config["padding"].upper(), bias=bias)
+    if kind == "Dense" and len(layer.input.shape) == 4:  # a Dense on [B, H, W, C] is a 1x1 convolution
+        bias = _value(layer.bias) if config.get("use_bias") else None
+        return Node(**base, op="conv", kernel=_value(layer.kernel)[None, None], bias=bias)
     if kind == "BatchNormalization" and config.get("axis") in (-1, 3, [-1], [3]):
         eps = float(config["epsilon"])
         gamma = _value(layer.gamma) if config.get("scale", True) else 1.0
@@ -147,8 +162,12 @@ def _node(layer: keras.layers.Layer, parents: tuple[str, ...]) -> Node:
         scale = gamma / np.sqrt(_value(layer.moving_variance) + eps)
         scale = np.broadcast_to(scale, (channels,)).astype(np.float64)
         return Node(**base, op="scale", kernel=scale, bias=beta - _value(layer.moving_mean) * scale)
+    if kind == "LayerScale" and len(layer.weights) == 1 and tuple(layer.weights[0].shape) == (channels,):
+        return Node(**base, op="scale", kernel=_value(layer.weights[0]))  # ConvNeXt: x * gamma per channel
     if kind == "Add":
         return Node(**base, op="add")
+    if kind == "Multiply" and len(parents) == 2:
+        return Node(**{**base, "activation": "linear"}, op="other")  # a gate when one factor is global
     if kind == "Concatenate" and config.get("axis") in (-1, 3):
         return Node(**base, op="concat")
     if kind == "ZeroPadding2D":
@@ -160,19 +179,56 @@ def _node(layer: keras.layers.Layer, parents: tuple[str, ...]) -> Node:
     return Node(**{**base, "activation": "linear"}, op="other")
 
 
+_REDUCING = ("GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape", "GlobalAveragePooling1D")
+
+
+def _spatial(model: keras.Model, nodes: Sequence[Node]) -> set[str]:
+    """Rank-4 tensors on the image path: not computed from a global pooling (gates, the head)."""
+    operations = model.operations
+    rank4 = {op.name for op in operations if not isinstance(op, keras.Model) and len(op.output.shape) == 4}
+    reducing = {op.name for op in operations if type(op).__name__ in _REDUCING}
+    return graph_links.main_path(nodes, rank4, reducing)
+
+
+def _with_gates(nodes: list[Node], spatial: set[str]) -> list[Node]:
+    """A two-input ``Multiply`` of an image-path tensor by a global one is a squeeze-and-excitation gate."""
+    out = []
+    for n in nodes:
+        if n.label == "Multiply" and len(n.inputs) == 2 and n.key in spatial:
+            inside = [i in spatial for i in n.inputs]
+            if sum(inside) == 1:
+                main = n.inputs[inside.index(True)]
+                gate = n.inputs[inside.index(False)]
+                n = replace(n, op="gate", inputs=(main, gate))
+        out.append(n)
+    return out
+
+
+def _operations(model: keras.Model) -> dict:
+    """Name -> layer or ``keras.ops`` operation of a functional model (``get_layer`` knows only layers)."""
+    return {op.name: op for op in model.operations}
+
+
 def describe(model: keras.Model) -> list[Node]:
     """The functional graph of ``model`` as link-finding nodes, in the model's layer order."""
     if not isinstance(model, keras.Model) or not hasattr(model, "get_config"):
         raise ValueError("only functional (or Sequential) Keras models expose their layer graph")
     layers = model.get_config().get("layers", [])
+    operations = _operations(model)
     nodes = []
     for entry in layers:
-        layer = model.get_layer(entry["name"])
+        layer = operations[entry["name"]]
         inbound = entry.get("inbound_nodes", [])
+        if not isinstance(layer, keras.layers.Layer):  # a keras.ops call in the graph (ConvNeXt's ``x + y``)
+            parents = _parents(inbound)
+            op = "add" if type(layer).__name__ == "Add" and len(parents) == 2 else "other"
+            nodes.append(Node(layer.name, op, parents, int(layer.output.shape[-1] or 0),
+                              label=f"keras.ops.{type(layer).__name__}"))
+            continue
         if len(inbound) > 1 or isinstance(layer, keras.Model):
             log.info("layer %s is shared or nested: treated as opaque", layer.name)
             channels = int(layer.output.shape[-1]) if len(inbound) <= 1 else 0
-            nodes.append(Node(layer.name, "other", _parents(inbound), channels))
+            nodes.append(Node(layer.name, "other", _parents(inbound), channels, label=type(layer).__name__))
             continue
         nodes.append(_node(layer, _parents(inbound)))
     return nodes
@@ -239,10 +295,10 @@ def _pre_activation(source: keras.Model, original: keras.Model, nodes: Mapping[s
     name = f"{key}_pre_activation"
     while name in {layer.name for layer in source.layers}:
         name += "_"
-    layer = original.get_layer(key)
+    layer = _operations(original)[key]
     if node.op == "concat":
         parts = [_pre_activation(source, original, nodes, k, made) if _has_pre_activation(nodes, k)
-                 else source.get_layer(k).output for k in node.inputs]
+                 else _operations(source)[k].output for k in node.inputs]
         made[key] = keras.layers.Concatenate(axis=-1, name=name)(parts)
     elif isinstance(layer, keras.layers.ReLU | keras.layers.Activation):
         made[key] = source.get_layer(key).input
@@ -267,8 +323,8 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
         raise ValueError(f"{spec}: expected one square image input [None, S, S, 3], got {shape} "
                          "(give the size with ?size=S)")
     nodes = describe(model)
-    spatial = {layer.name for layer in model.layers
-               if not isinstance(layer, keras.Model) and len(layer.output.shape) == 4}
+    spatial = _spatial(model, nodes)
+    nodes = _with_gates(nodes, spatial)
     candidates, defaults = graph_links.candidate_layers(nodes, spatial)
     channels_of = {n.key: n.channels for n in nodes}
     probe = SummitModel(spec=spec, layers=candidates, channels={c: channels_of[c] for c in candidates},
@@ -297,7 +353,7 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
                     return source.outputs[0]
                 if key in layer_of:
                     return _pre_activation(source, model, by_key, layer_of[key], made)
-                return source.get_layer(key).output
+                return _operations(source)[key].output
 
             net = keras.Model(source.inputs, {key: symbolic(key) for key in wanted})
             # Any image size: feature visualization feeds 140 px (128 + the transforms' 12) to models built
@@ -334,7 +390,8 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
                        input_size=int(shape[1]), value_range=value_range,
                        class_to_output=tflite.class_mapping(num_outputs), features_fn=features,
                        supports_relu_redirect=True, description=description, tensors_fn=tensors,
-                       pre_activations=pre_activations)
+                       pre_activations=pre_activations,
+                       layer_activations=graph_links.layer_activations(nodes, chosen))
 
 
 def _scaler(value_range: tuple[float, float]) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -413,6 +470,13 @@ def load_application(arg: str, layers: Sequence[str] | None = None, spec: str | 
         model = constructor(weights=weights, classifier_activation=None, **kwargs)
     except TypeError:  # an application without classifier_activation ends in a softmax, handled later
         model = constructor(weights=weights, **kwargs)
+    return from_application(model, name, spec, layers, f"keras.applications.{name} (weights={weights})")
+
+
+def from_application(model: keras.Model, name: str, spec: str, layers: Sequence[str] | None = None,
+                     description: str = "") -> SummitModel:
+    """Wrap an already built ``keras.applications`` model ``name`` (its ``preprocess_input`` inside)."""
+    constructor = getattr(keras.applications, name)
     module = importlib.import_module(f"keras.applications.{constructor.__module__.rsplit('.', 1)[-1]}")
     preprocess_input = module.preprocess_input
 
@@ -422,4 +486,4 @@ def load_application(arg: str, layers: Sequence[str] | None = None, spec: str | 
     ends = preprocess(tf.constant([[[[0.0] * 3, [1.0] * 3]]])).numpy()
     value_range = (float(ends[..., 0, :].min()), float(ends[..., 1, :].max()))
     return _summit_model(model, spec, layers, preprocess, value_range,
-                         f"keras.applications.{name} (weights={weights})")
+                         description or f"keras.applications.{name}")

@@ -6,16 +6,14 @@ is separable: depthwise ``k`` maps each channel to itself (one-to-one, with its 
 link reads the depthwise stage's actual output ``Conv2d_k_depthwise`` through the pointwise 1x1 kernel.
 
 MobileNetV2 (inverted residual blocks). A block computes expand (1x1, ReLU6) -> depthwise (ReLU6) ->
-project (1x1, *linear*) and adds the block's input when shapes allow. The projection outputs and the
-residual sums are linear, so between two ReLU6 outputs the only non-linear one-to-one stage is the
-depthwise. The SUMMIT layers are therefore the post-ReLU6 outputs of every dense convolution: the stem
-``Conv``, the expansions ``expanded_conv_1_expand`` ... ``expanded_conv_16_expand`` and the final
-``Conv_1`` (18 layers, all chosen by default). The link into expansion k+1 reads the depthwise output
-``expanded_conv_k_depthwise`` D_k through the composed 1x1 kernel ``project_k @ expand_{k+1}``: the
-exact linear piece from D_k to the expansion's pre-activation (biases aside). The residual skip adds the
-*previous* blocks' projections, i.e. paths from older layers: it is not part of any link between
-consecutive layers (SUMMIT's graph has no skip edges), so influences count D_k's contribution only.
-Choosing the projections instead would make every link a chain with a ReLU6 inside, not one linear piece.
+project (1x1, *linear*) and adds the block's input when shapes allow. The SUMMIT layers (28, all chosen
+by default) are the post-ReLU6 outputs of every dense convolution (the stem ``Conv``, the expansions
+``expanded_conv_1_expand`` ... ``expanded_conv_16_expand``, the final ``Conv_1``) and the 10 residual sums
+``expanded_conv_k_add`` (:mod:`graph_links`: sums are layers). Links read the depthwise output
+``expanded_conv_k_depthwise`` D_k through the projection (composed with the next expansion where no sum
+lies between: ``project_k @ expand_{k+1}``), or a sum through the next expansion (1x1). A sum also has a
+*skip link* from the block input: identity from the previous sum, or separable through the previous
+block's projection where that block has no sum of its own.
 
 Files come from :func:`summit_tf.assets.download.resolve` (the shared copy if present, else a cached
 download).

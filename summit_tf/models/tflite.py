@@ -171,8 +171,9 @@ class _Builder:
     def add_piece(self, piece: int, graph: tflite_reader.Graph) -> None:
         for op in graph.operators:
             if op.kind not in SUPPORTED_OPS:
-                raise ValueError(f"{graph.path}: operator {op.kind} is not supported; supported: "
-                                 f"{', '.join(SUPPORTED_OPS)}")
+                layer = graph.tensors[op.outputs[0]].name if op.outputs else "?"
+                raise ValueError(f"{graph.path}: operator {op.kind} (layer {layer!r}) is not supported; "
+                                 f"supported: {', '.join(SUPPORTED_OPS)}")
             self._add(piece, graph, op)
 
     def _add(self, piece: int, graph: tflite_reader.Graph, op: tflite_reader.Operator) -> None:
@@ -493,7 +494,8 @@ def summit_model(program: Program, spec: str, layers: Sequence[str] | None, defa
                        class_to_output=class_mapping(num_outputs), features_fn=features,
                        inner_channels={}, supports_relu_redirect=True, description=description,
                        tensors_fn=tensors, pre_activations=program.pre_activations(chosen),
-                       edited_fn=edited, link_outputs=program.link_outputs(links))
+                       edited_fn=edited, link_outputs=program.link_outputs(links),
+                       layer_activations=graph_links.layer_activations(program.nodes, chosen))
 
 
 def load(paths: Sequence[str], layers: Sequence[str] | None = None, spec: str | None = None) -> SummitModel:

@@ -1,0 +1,47 @@
+"""Modern CNNs (issue #15) through the Keras adapter: a CI subset of ``benchmarks.architectures``.
+
+ResNet50 (identity and projection shortcuts, a pooled shortcut that is no link), EfficientNetB0 (swish,
+squeeze-and-excitation gates, sums without activation), ConvNeXtTiny (GELU, LayerNorm: no links into the
+GELU layers, keras.ops sums) and MobileNetV2 (ReLU6, linear bottlenecks): layers equal the Keras model's
+own outputs, every layer's links rebuild its pre-activation exactly (difference of two images, float64),
+sampled pairs of every link match a float64 SciPy reference. ``python -m benchmarks.architectures``
+checks all 11 architectures of the issue and runs the aggregate -> graph -> feature-vis smoke.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import architectures as arch
+
+# name -> (layers, links by kind, skip links, layers without incoming links, layers rebuilt only in part)
+EXPECTED = {
+    "ResNet50": (49, {"conv": 22, "1x1": 28, "identity": 12}, 15, 1, ["conv2_block1_out"]),
+    "EfficientNetB0": (26, {"separable": 21, "1x1": 9, "identity": 4}, 9, 0, []),
+    "ConvNeXtTiny": (36, {"1x1": 18, "identity": 14}, 14, 17, []),
+    "MobileNetV2": (28, {"separable": 22, "1x1": 10, "identity": 5}, 10, 0, []),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(EXPECTED))
+def built(request):
+    return arch.build(request.param)
+
+
+def test_architecture(built):
+    layers, kinds, skips, without, partial = EXPECTED[built.name]
+    table = arch.link_table(built)
+    assert (table["layers"], table["kinds"], table["skip"]) == (layers, kinds, skips)
+    # the loader says once which layers have no incoming link, naming where the linear piece stops
+    assert len(built.missing) == (1 if without else 0)
+    if without:
+        assert built.missing[0].startswith(f"{without} of {layers} layers have no incoming link")
+    if built.name == "ConvNeXtTiny":
+        assert "(LayerNormalization)" in built.missing[0]
+    batch = arch.images(built)
+    assert arch.layer_error(built, batch) < 1e-5
+    exact, rebuilt_in_part = arch.reconstruction(built, batch)
+    assert [entry.split(" ")[0] for entry in rebuilt_in_part] == partial
+    assert exact == len({link.dst for link in built.adapter.links}) - len(partial)
+    error, pairs = arch.influence_error(built, batch, pairs=2)
+    assert pairs == 2 * len(built.adapter.links) and error < 1e-5

@@ -92,7 +92,7 @@ def _stage_aggregate(cfg: PipelineConfig) -> None:
 
 def _stage_graph(cfg: PipelineConfig) -> None:
     from summit_tf import store
-    from summit_tf.graph import embedding
+    from summit_tf.graph import embedding, viewer_json
     from summit_tf.graph.attribution import GraphConfig
     from summit_tf.graph.generate import generate
 
@@ -106,7 +106,7 @@ def _stage_graph(cfg: PipelineConfig) -> None:
     doc["meta"]["feature_vis"] = {"diversity": cfg.fv_diversity, "dataset_examples": cfg.num_examples,
                                   "size": cfg.fv_size}
     doc["meta"]["dataset"] = cfg.data
-    atomic.write_json(path, doc)
+    atomic.write_json(path, doc, **viewer_json.COMPACT)
 
 
 def _graph_nodes(cfg: PipelineConfig) -> dict[str, list[int]]:

@@ -137,10 +137,11 @@ def feature_vis_row(model: SummitModel, sizes: Sizes) -> dict:
 
 def pipeline_row(sizes: Sizes) -> dict:
     width, height = sizes.pipeline_shape
-    rates = input_pipeline.report(sizes.pipeline_images, width, height, 224, threads=(None,), ratios=(1,),
+    rates = input_pipeline.report(sizes.pipeline_images, width, height, 224, threads=(1, None), ratios=(1,),
                                   repeats=sizes.repeats + 1)
     return {"jpeg": f"{width}x{height}", "images": sizes.pipeline_images, "cores": os.cpu_count(),
-            "images_per_s": rates["threads=all ratio=1"]["images_per_s"]}
+            "images_per_s": rates["threads=all ratio=1"]["images_per_s"],
+            "one_thread_images_per_s": rates["threads=1 ratio=1"]["images_per_s"]}
 
 
 def scaling_row() -> dict:
@@ -177,7 +178,7 @@ def table(result: dict) -> str:
               f"all {INCEPTION_CHANNELS:,} channels {fv['all_inception_channels_minutes']:.1f} min"]
     p = result["input_pipeline"]
     lines.append(f"input pipeline: {p['images_per_s']:.0f} images/s decode + resize of {p['jpeg']} JPEGs, "
-                 f"{p['cores']} cores")
+                 f"{p['cores']} cores ({p['one_thread_images_per_s']:.0f} images/s on one thread)")
     lines.append(f"mirrored scaling: {result['mirrored']['status']}")
     j = result["projection"]
     lines.append(f"ImageNet-train A + all I, InceptionV1 ({j['from']}): {j['minutes']:.1f} min, bound by "

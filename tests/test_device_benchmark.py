@@ -27,7 +27,8 @@ def test_smoke_writes_every_row(tmp_path, capsys):
     fv = result["feature_vis"]
     assert math.isclose(fv["speedup"], fv["batched_channels_per_s"] / fv["one_at_a_time_channels_per_s"])
     assert math.isclose(fv["all_inception_channels_minutes"], 5484 / fv["batched_channels_per_s"] / 60)
-    assert result["input_pipeline"]["images_per_s"] > 0
+    pipeline = result["input_pipeline"]
+    assert pipeline["images_per_s"] > 0 and pipeline["one_thread_images_per_s"] > 0
     assert result["mirrored"]["status"].startswith(("n/a", "open"))
 
     inception = next(r for r in rows if r["model"] == device.INCEPTION)

@@ -36,8 +36,93 @@ def test_round_trip(tmp_path):
             back.slot(5)
     with h5py.File(path) as f:
         assert "b__3x3" in f["I"] and f["classes/name"][0].decode().startswith("tench")
-        assert f["I/b__3x3"].chunks == (1, 4, 5)
+        assert f.attrs["version"] == 2 and isinstance(f["I/b__3x3"], h5py.Group)
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def _sparse_counts(rng, shape, density):
+    counts = rng.integers(1, 1300, shape).astype(np.int32)
+    counts[rng.random(shape) >= density] = 0
+    return counts
+
+
+@pytest.mark.parametrize("layout", ["sparse", "dense"])
+def test_influence_round_trip_sparse_data(tmp_path, layout):
+    """Odd sizes, empty classes and rows, full rows: every class reads back exactly, in either layout."""
+    rng = np.random.default_rng(7)
+    agg = _random_aggregates(rng)
+    counts = _sparse_counts(rng, (3, 13, 37), 0.06)
+    counts[1] = 0  # a class without entries
+    counts[2, 4] = rng.integers(1, 9, 37)  # a full row
+    counts[0, :, 0] = 2**31 - 1  # the largest int32 count survives
+    agg.I["b/3x3"] = counts
+    agg.links["b/3x3"] = store.LinkInfo("b/3x3", "a", "b", "conv", 0, 1)
+    path = tmp_path / "run.h5"
+    store.save(path, agg, layout=layout)
+    with store.load(path) as back:
+        assert back.I["b/3x3"].shape == (3, 13, 37)
+        for row, class_id in enumerate(agg.classes):
+            got = back.influence("b/3x3", int(class_id))
+            assert got.dtype == np.int32
+            np.testing.assert_array_equal(got, counts[row])
+        np.testing.assert_array_equal(np.asarray(back.I["b/3x3"]), counts)
+        np.testing.assert_array_equal(back.I["b/3x3"][-1], counts[-1])
+    with h5py.File(path) as f:
+        assert f.attrs["version"] == store.VERSIONS[layout]
+
+
+def test_sparse_layout_on_disk(tmp_path):
+    """The stored triples are the non-zero entries in row-major order (checked with np.argwhere)."""
+    rng = np.random.default_rng(3)
+    agg = _random_aggregates(rng)
+    counts = _sparse_counts(rng, (3, 4, 5), 0.3)
+    agg.I["b/3x3"] = counts
+    path = tmp_path / "run.h5"
+    store.save(path, agg)
+    with h5py.File(path) as f:
+        g = f["I/b__3x3"]
+        where = np.argwhere(counts)  # (class, j, i), row-major
+        np.testing.assert_array_equal(g["inputs"][()], where[:, 2])
+        np.testing.assert_array_equal(g["counts"][()], counts[counts != 0])
+        np.testing.assert_array_equal(g["row_nnz"][()], (counts != 0).sum(axis=2))
+        np.testing.assert_array_equal(g["class_start"][()],
+                                      np.concatenate([[0], np.cumsum((counts != 0).sum(axis=(1, 2)))]))
+        assert g["inputs"].dtype == np.uint16 and g["counts"].dtype == np.int32
+
+
+def test_wide_link_index_types(tmp_path):
+    """65,536 inputs: input ids still fit uint16, a full row's count does not (int32)."""
+    agg = _random_aggregates(np.random.default_rng(4))
+    counts = np.zeros((3, 2, 65536), np.int32)
+    counts[0, 1] = 1
+    counts[2, 0, [0, 65535]] = [5, 6]
+    agg.I["b/3x3"] = counts
+    path = tmp_path / "run.h5"
+    store.save(path, agg)
+    with h5py.File(path) as f:
+        assert f["I/b__3x3/inputs"].dtype == np.uint16 and f["I/b__3x3/row_nnz"].dtype == np.int32
+    with store.load(path) as back:
+        for row in range(3):
+            np.testing.assert_array_equal(back.I["b/3x3"][row], counts[row])
+
+
+def test_sparse_rejects_negative_counts(tmp_path):
+    agg = _random_aggregates(np.random.default_rng(5))
+    agg.I["b/3x3"][1, 2, 3] = -1
+    with pytest.raises(ValueError, match="negative counts in class row 1"):
+        store.save(tmp_path / "run.h5", agg)
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_layout_and_version(tmp_path):
+    agg = _random_aggregates(np.random.default_rng(6))
+    with pytest.raises(ValueError, match="layout must be one of"):
+        store.save(tmp_path / "run.h5", agg, layout="csr")
+    store.save(tmp_path / "run.h5", agg)
+    with h5py.File(tmp_path / "run.h5", "a") as f:
+        f.attrs["version"] = 3
+    with pytest.raises(ValueError, match="unsupported version 3"):
+        store.load(tmp_path / "run.h5")
 
 
 def test_failed_write_leaves_old_file(tmp_path):

@@ -57,7 +57,7 @@ class Sizes:
     batch_sizes: tuple[int, ...]
     batches: int  # timed batches per configuration
     repeats: int  # passes over them, the fastest counts
-    layers: int | None  # the first N SUMMIT layers (None: all)
+    layers: dict[str, int] | None  # per model: the first N SUMMIT layers (None: all)
     fv_layer: str  # the InceptionV1 fixture layer rendered
     fv_size: int
     fv_batch: int
@@ -68,7 +68,8 @@ class Sizes:
 
 FULL = Sizes(batch_sizes=(64, 256), batches=3, repeats=2, layers=None, fv_layer="mixed4d", fv_size=128,
              fv_batch=64, fv_timed_steps=8, pipeline_images=512, pipeline_shape=(500, 375))
-SMOKE = Sizes(batch_sizes=(2,), batches=1, repeats=1, layers=2, fv_layer="mixed3a", fv_size=32, fv_batch=4,
+SMOKE = Sizes(batch_sizes=(2,), batches=1, repeats=1, layers={"mobilenet_v1": 2, INCEPTION: 1},
+              fv_layer="mixed3a", fv_size=32, fv_batch=4,
               fv_timed_steps=1, pipeline_images=8, pipeline_shape=(40, 30))
 FV_FULL_STEPS = 512  # Lucid's renders: steps 0..512
 
@@ -96,7 +97,7 @@ def file_name(name: str) -> str:
 
 def aggregation_rows(label: str, model: SummitModel, sizes: Sizes, xla: bool) -> list[dict]:
     """Forward and aggregation images/s per batch size and XLA setting, on random images."""
-    layers = tuple(model.layers[:sizes.layers]) if sizes.layers else None
+    layers = tuple(model.layers[:sizes.layers[label]]) if sizes.layers else None
     cfg = AggregateConfig(model=model.spec, data="random", out="-", layers=layers)
     rows = []
     for batch_size in sizes.batch_sizes:
@@ -137,10 +138,11 @@ def feature_vis_row(model: SummitModel, sizes: Sizes) -> dict:
 
 def pipeline_row(sizes: Sizes) -> dict:
     width, height = sizes.pipeline_shape
-    rates = input_pipeline.report(sizes.pipeline_images, width, height, 224, threads=(None,), ratios=(1,),
+    rates = input_pipeline.report(sizes.pipeline_images, width, height, 224, threads=(1, None), ratios=(1,),
                                   repeats=sizes.repeats + 1)
     return {"jpeg": f"{width}x{height}", "images": sizes.pipeline_images, "cores": os.cpu_count(),
-            "images_per_s": rates["threads=all ratio=1"]["images_per_s"]}
+            "images_per_s": rates["threads=all ratio=1"]["images_per_s"],
+            "one_thread_images_per_s": rates["threads=1 ratio=1"]["images_per_s"]}
 
 
 def scaling_row() -> dict:
@@ -177,7 +179,7 @@ def table(result: dict) -> str:
               f"all {INCEPTION_CHANNELS:,} channels {fv['all_inception_channels_minutes']:.1f} min"]
     p = result["input_pipeline"]
     lines.append(f"input pipeline: {p['images_per_s']:.0f} images/s decode + resize of {p['jpeg']} JPEGs, "
-                 f"{p['cores']} cores")
+                 f"{p['cores']} cores ({p['one_thread_images_per_s']:.0f} images/s on one thread)")
     lines.append(f"mirrored scaling: {result['mirrored']['status']}")
     j = result["projection"]
     lines.append(f"ImageNet-train A + all I, InceptionV1 ({j['from']}): {j['minutes']:.1f} min, bound by "

@@ -9,8 +9,8 @@ import io
 import numpy as np
 import pytest
 import tensorflow as tf
+from h5_files import assert_same_file
 from PIL import Image
-from test_memory_plan import assert_same_file
 from toy import toy_model
 
 from summit_tf import data

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import io
 
-import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
+from h5_files import assert_same_file
 from toy import toy_model
 
 from summit_tf import spec_grammar
@@ -47,25 +47,6 @@ def make_opener(images, labels, crash_in=None):
             return MemorySource("memory", ds, int(keep.sum()), sorted(set(labels[keep].tolist())))
         return open_source
     return opener
-
-
-def contents(path):
-    """Every dataset and attribute of an HDF5 file."""
-    found = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda name, obj: found.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset)
-                     else None)
-        found.update({f"@{k}": v for k, v in f.attrs.items()})
-    return found
-
-
-def assert_same_file(a, b):
-    """Identical but for the time of writing."""
-    x, y = contents(a), contents(b)
-    assert x.pop("@created") and y.pop("@created")
-    assert x.keys() == y.keys()
-    for key in x:
-        assert np.array_equal(x[key], y[key]), key
 
 
 @pytest.fixture(scope="module")

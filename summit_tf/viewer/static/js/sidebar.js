@@ -39,21 +39,38 @@ export function createSidebar(list, { classes, onSelect, onHover, onCompare, onV
   list.setAttribute("role", "listbox");
   list.tabIndex = 0;
 
+  const similarityOf = (id) => Math.max(0, Math.min(1, view.similarity.get(id) ?? 0));
+  const rowClass = (id, i) => {
+    const role = id === view.selected ? " selected" : id === view.compare ? " compare" : "";
+    return `class-row${role}${hasGraph(id) ? "" : " no-graph"}${id === hovered ? " hovered" : ""}${i === active ? " active" : ""}`;
+  };
+
   function rowHTML(c, i) {
     const id = c.target_class;
-    const s = Math.max(0, Math.min(1, view.similarity.get(id) ?? 0));
-    const role = id === view.selected ? " selected" : id === view.compare ? " compare" : "";
+    const s = similarityOf(id);
     const name = escapeHTML(displayName(c));
     const graph = hasGraph(id);
     if (!histCache.has(id)) histCache.set(id, histogramSVG(c.probHist));
-    const classes = `class-row${role}${graph ? "" : " no-graph"}${id === hovered ? " hovered" : ""}${i === active ? " active" : ""}`;
-    return `<li id="class-row-${id}" data-class="${id}" data-index="${i}" class="${classes}" role="option" aria-selected="${id === view.selected}" title="${name} (${escapeHTML(c.synset ?? id)}, class ${id})${graph ? "" : ": no attribution graph in this run"}">
+    return `<li id="class-row-${id}" data-class="${id}" data-index="${i}" class="${rowClass(id, i)}" role="option" aria-selected="${id === view.selected}" title="${name} (${escapeHTML(c.synset ?? id)}, class ${id})${graph ? "" : ": no attribution graph in this run"}">
       <span class="row-name">${name}${graph ? "" : ' <span class="row-badge">no graph</span>'}</span>
       <span class="row-hist">${histCache.get(id)}</span>
       <span class="row-acc">${formatPercent(c.topOneAcc)}</span>
       <button type="button" class="row-compare" tabindex="-1" aria-label="Compare with ${name}" title="Compare with ${name}">⇄</button>
       <span class="row-sim" title="similarity ${s.toFixed(3)}"><span style="width:${(100 * s).toFixed(1)}%"></span></span>
     </li>`;
+  }
+
+  /** The drawn rows' roles and similarity bars, in place (a new selection moves no row in most sorts). */
+  function restyleRows() {
+    for (const li of list.children) {
+      const id = Number(li.dataset.class);
+      const s = similarityOf(id);
+      li.className = rowClass(id, Number(li.dataset.index));
+      li.setAttribute("aria-selected", String(id === view.selected));
+      const bar = li.querySelector(".row-sim");
+      bar.title = `similarity ${s.toFixed(3)}`;
+      bar.firstElementChild.style.width = `${(100 * s).toFixed(1)}%`;
+    }
   }
 
   /** Rows [first, last) in view, without overscan. */
@@ -74,6 +91,8 @@ export function createSidebar(list, { classes, onSelect, onHover, onCompare, onV
       list.style.setProperty("--rows-after", `${(order.length - end) * ROW_HEIGHT}px`);
       list.innerHTML = order.slice(start, end).map((c, k) => rowHTML(c, start + k)).join("");
       drawn = [start, end];
+    } else {
+      restyleRows();
     }
     onViewport?.(order.slice(first, last).map((c) => c.target_class), last - first < order.length);
   }
@@ -157,7 +176,7 @@ export function createSidebar(list, { classes, onSelect, onHover, onCompare, onV
         else if (top < scroll || top + ROW_HEIGHT > scroll + height) scrollTo(top - (height - ROW_HEIGHT) / 2);
       }
       active = at ?? -1;
-      drawWindow(true);
+      drawWindow(resort);
       if (active >= 0) list.setAttribute("aria-activedescendant", `class-row-${view.selected}`);
     },
     highlight(id) {

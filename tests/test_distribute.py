@@ -236,3 +236,18 @@ def test_worker_parts_make_up_the_shard(num_shards, shard_index):
         worker_shard(AggregateConfig(model="m", data="tfrecord:x", out="o"), 4, 0, 3)
     with pytest.raises(ValueError, match="strategy must be one of"):
         AggregateConfig(model="m", data="d", out="o", strategy="tpu")
+
+
+def test_experiments_pass_the_strategy_through(tmp_path):
+    from absl import flags
+
+    from experiments import cli, pipeline
+
+    fv = flags.FlagValues()
+    cli.define(fv, model="m", data="folder:x", out_dir=str(tmp_path), max_images_per_class=None, fv_steps=1,
+               fv_diversity=0, num_examples=1, figure_classes="", compare="")
+    fv(["prog", "--strategy=mirrored"])
+    cfg = cli.config(fv)
+    assert cfg.strategy == "mirrored" and pipeline._aggregate_config(cfg).strategy == "mirrored"
+    with pytest.raises(ValueError, match="summit_tf.aggregate --strategy=multi_worker"):
+        pipeline.PipelineConfig(model="m", data="d", out_dir=str(tmp_path), strategy="multi_worker")

@@ -142,6 +142,13 @@ class Optimization:
         self.plain_step = make_step(False)
         self.redirected_step = make_step(True) if self.redirect_steps is not None else None
 
+    def trace(self) -> None:
+        """Trace the steps now, e.g. one device after the other before threads run them: tracing nested
+        ``tf.function``s (the model's) from several threads at once is not safe in TF."""
+        for step in (self.plain_step, self.redirected_step):
+            if step is not None:
+                step.get_concrete_function()
+
     def run(self, key: str = "", progress_label: str | None = None,
             on_step: Callable[[int], None] | None = None) -> np.ndarray:
         """Optimize from the random start of ``key`` (see :func:`random_sources`); ``[batch, S, S, 3]``."""

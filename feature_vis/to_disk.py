@@ -64,34 +64,40 @@ def _placed(device: str | None) -> contextlib.AbstractContextManager:
 
 def _on_devices(devices: Sequence[str | None], batches: Sequence, make: Callable[[], ChannelRenderer],
                 render: Callable[[ChannelRenderer, int, list], None]) -> None:
-    """``render(renderer, i, batch)`` for every batch, each device taking the next batch left with its own
-    renderer (own variables, optimizer and traced steps) in its own thread; one device: in this thread."""
+    """``render(renderer, i, batch)`` for every batch. Several devices: each gets its own renderer (own
+    variables, optimizer and steps, made and traced here one device after the other) and a thread that
+    takes the next batch left; one device: all in this thread."""
     if len(devices) == 1:
         with _placed(devices[0]):
             renderer = make()
             for i, batch in enumerate(batches):
                 render(renderer, i, batch)
         return
+    devices = devices[:len(batches)]
+    renderers = []
+    for device in devices:
+        with _placed(device):
+            renderers.append(make())
+            renderers[-1].optimization.trace()
     work: queue.SimpleQueue = queue.SimpleQueue()
     for item in enumerate(batches):
         work.put(item)
     errors: list[BaseException] = []
 
-    def serve(device: str | None) -> None:
+    def serve(device: str | None, renderer: ChannelRenderer) -> None:
         try:
             with _placed(device):
-                renderer = None
                 while not errors:
                     try:
                         i, batch = work.get_nowait()
                     except queue.Empty:
                         return
-                    renderer = renderer or make()
                     render(renderer, i, batch)
         except BaseException as e:  # noqa: BLE001 -- re-raised in the calling thread
             errors.append(e)
 
-    threads = [threading.Thread(target=serve, args=(d,), daemon=True) for d in devices]
+    threads = [threading.Thread(target=serve, args=pair, daemon=True)
+               for pair in zip(devices, renderers, strict=True)]
     for t in threads:
         t.start()
     for t in threads:

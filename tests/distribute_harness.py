@@ -1,9 +1,11 @@
 """Subprocess side of ``test_distribute.py``: TensorFlow fixes its devices (logical CPUs) and its cluster
 (TF_CONFIG) at start-up, so each setup needs its own process. The toy model stands in for a real one
-(``summit_tf.models.load`` is replaced), the data are small TFRecord files read by the real pipeline.
+(``summit_tf.models.load`` is replaced), the data (``tfrecord:`` or ``folder:`` specs) are small JPEGs read
+by the real pipeline.
 
-    python tests/distribute_harness.py mirrored DATA OUT_DIR KILLED  # one_device, 2 and 3 replicas; feature
-        # vis on 1 and 2 devices; then resumes run KILLED on 3 replicas once KILLED.go exists
+    python tests/distribute_harness.py mirrored DATA OUT_DIR KILLED FOLDER  # one_device, 2 and 3 replicas,
+        # FOLDER on one device; feature vis on 1 and 2 devices; then resumes run KILLED on 3 replicas once
+        # KILLED.go exists
     python tests/distribute_harness.py gated DATA OUT REPLICAS    # checkpoints every step, then hangs
     python tests/distribute_harness.py worker DATA OUT [--gate] [--resume]   # the CLI, TF_CONFIG set
 """
@@ -27,6 +29,7 @@ import summit_tf.models  # noqa: E402
 BATCH = 3
 GATE_AT = 2  # gated runs stop (hang until killed) at their third batch
 CLASSES = (0, 5, 217, 999)  # the classes of test_distribute.py's records
+INTER_OP_THREADS = 8
 
 
 def use_toy_model() -> None:
@@ -62,8 +65,8 @@ def logical_cpus(n: int) -> list[str]:
 def config(data: str, out: str, **kwargs):
     from summit_tf.aggregation.config import AggregateConfig
 
-    return AggregateConfig(model="toy", data=f"tfrecord:{data}", out=out, batch_size=BATCH, classes=CLASSES,
-                           checkpoint_minutes=0, **kwargs)
+    return AggregateConfig(model="toy", data=data, out=out, batch_size=BATCH, checkpoint_minutes=0,
+                           classes=CLASSES if data.startswith("tfrecord:") else None, **kwargs)
 
 
 def render_feature_vis(out: str, devices: list[str]) -> None:
@@ -93,12 +96,17 @@ def main(mode: str, data: str, out: str, *rest: str) -> int:
     from summit_tf.aggregation.run import aggregate
     from summit_tf.strategy import make_strategy
 
+    # TF's inter-op pool defaults to the core count (2 here); 3 replicas on logical CPUs plus the input
+    # iterator's threads can wait on each other in so small a pool
+    tf.config.threading.set_inter_op_parallelism_threads(INTER_OP_THREADS)
+
     use_toy_model()
     if mode == "mirrored":
         devices = logical_cpus(3)
         aggregate(config(data, f"{out}/one.h5"), strategy=make_strategy("one_device"))
         for n in (2, 3):
             aggregate(config(data, f"{out}/mirrored{n}.h5"), strategy=make_strategy("mirrored", devices[:n]))
+        aggregate(config(rest[1], f"{out}/one_folder.h5"), strategy=make_strategy("one_device"))
         render_feature_vis(out, devices)
         wait_for(Path(f"{rest[0]}.go"))
         aggregate(config(data, rest[0], checkpoint_every=1, resume=True),
@@ -113,9 +121,10 @@ def main(mode: str, data: str, out: str, *rest: str) -> int:
 
         if "--gate" in rest:
             gate_data()
-        flags = ["--strategy=multi_worker", "--model=toy", f"--data=tfrecord:{data}", f"--out={out}",
-                 f"--batch_size={BATCH}", "--checkpoint_every=1", "--checkpoint_minutes=0",
-                 "--classes=" + ",".join(map(str, CLASSES))]
+        flags = ["--strategy=multi_worker", "--model=toy", f"--data={data}", f"--out={out}",
+                 f"--batch_size={BATCH}", "--checkpoint_every=1", "--checkpoint_minutes=0"]
+        if data.startswith("tfrecord:"):  # folder: the classes come from the listing (the union of workers')
+            flags.append("--classes=" + ",".join(map(str, CLASSES)))
         return cli.main(["aggregate", *flags, *(["--resume"] if "--resume" in rest else [])])
     raise SystemExit(f"unknown mode {mode}")
 

@@ -26,12 +26,14 @@ from summit_tf.aggregation.checkpoint import checkpoint_path
 HARNESS = Path(__file__).with_name("distribute_harness.py")
 FILES = (7, 6, 5, 5)  # images per TFRecord file: 23 images, batches of 3 end partly filled
 CLASSES = (0, 5, 217, 999)
-DEADLINE = 300  # seconds; a hang (e.g. a collective that never completes) fails instead of blocking CI
+DEADLINE = 600  # seconds; a hang (e.g. a collective that never completes) fails instead of blocking CI
 
 
-def write_records(folder: Path) -> str:
+def write_data(folder: Path) -> tuple[str, str]:
+    """The same JPEGs as TFRecord files and as a ``folder:`` tree; their two data specs."""
     import tensorflow as tf
 
+    from summit_tf import imagenet
     from summit_tf.data.tfrecords import make_example
 
     rng = np.random.default_rng(0)
@@ -44,7 +46,10 @@ def write_records(folder: Path) -> str:
                 Image.fromarray(image).save(buf, "JPEG")
                 label = int(rng.choice(CLASSES))
                 w.write(make_example(buf.getvalue(), label, image.shape[0], 30, f"{f}-{i}"))
-    return str(folder / "train-*")
+                path = folder / "images" / imagenet.synsets()[label] / f"{f}-{i}.JPEG"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(buf.getvalue())
+    return f"tfrecord:{folder / 'train-*'}", f"folder:{folder / 'images'}"
 
 
 def free_ports(n: int) -> list[int]:
@@ -73,10 +78,7 @@ def finish(procs: list[subprocess.Popen]) -> list[str]:
     """Wait for every process; each must exit 0. Returns their stderr."""
     errs = []
     for p in procs:
-        try:
-            _, err = p.communicate(timeout=DEADLINE)
-        finally:
-            p.kill()
+        _, err = p.communicate(timeout=DEADLINE)
         assert p.returncode == 0, err[-3000:]
         errs.append(err)
     return errs
@@ -98,27 +100,36 @@ def kill_after_checkpoint(procs: list[subprocess.Popen], out: Path) -> None:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, object]:
     """Every run of the module, started together: mirrored 1/2/3 devices, two workers, and a mirrored and a
-    two-worker run killed after their first checkpoint, then resumed (mirrored: on 3 devices, not 2)."""
+    two-worker run killed after their first checkpoint, then resumed (mirrored: on 3 devices, not 2; the
+    workers read a ``folder:`` copy of the images, whose classes each worker lists for its part only)."""
     tmp = tmp_path_factory.mktemp("distribute")
-    data = write_records(tmp / "data")
+    data, folder = write_data(tmp / "data")
     t0 = time.monotonic()
     killed = tmp / "killed.h5"
-    mirrored = start("mirrored", data, str(tmp), str(killed))
-    multi = workers(data, str(tmp / "workers.h5"))
-    gated = start("gated", data, str(killed))
-    gated_workers = workers(data, str(tmp / "killed_workers.h5"), "--gate")
-    kill_after_checkpoint([gated], killed)
-    (tmp / "killed.h5.go").touch()  # the mirrored process resumes it next
-    kill_after_checkpoint(gated_workers, tmp / "killed_workers.h5")
-    resumed_workers = workers(data, str(tmp / "killed_workers.h5"), "--resume")
-    errs = finish([mirrored, *multi, *resumed_workers])
+    procs: list[subprocess.Popen] = []
+    try:
+        procs += [mirrored := start("mirrored", data, str(tmp), str(killed), folder)]
+        procs += (multi := workers(data, str(tmp / "workers.h5")))
+        procs += [gated := start("gated", data, str(killed))]
+        procs += (gated_workers := workers(folder, str(tmp / "killed_workers.h5"), "--gate"))
+        kill_after_checkpoint([gated], killed)
+        (tmp / "killed.h5.go").touch()  # the mirrored process resumes it next
+        kill_after_checkpoint(gated_workers, tmp / "killed_workers.h5")
+        procs += (resumed_workers := workers(folder, str(tmp / "killed_workers.h5"), "--resume"))
+        errs = finish([mirrored, *multi, *resumed_workers])
+    finally:  # nothing outlives a failure
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
     logs = {"mirrored": errs[0], "workers": errs[1], "resume_workers": errs[3]}
     print(f"distribute runs: {time.monotonic() - t0:.1f} s", file=sys.stderr)
-    return {"dir": tmp, "data": data, "logs": logs}
+    return {"dir": tmp, "logs": logs}
 
 
-def assert_same(a: Path, b: Path) -> None:
-    """Every dataset and the counting attributes identical (the config records the data and shard)."""
+def assert_same(a: Path, b: Path, attrs: tuple[str, ...] = ("model", "config", "num_images", "num_skipped")
+                ) -> None:
+    """Every dataset and the attributes ``attrs`` identical (the config records the data and shard)."""
     with h5py.File(a) as fa, h5py.File(b) as fb:
         names: list[str] = []
         fa.visit(lambda n: names.append(n) if isinstance(fa[n], h5py.Dataset) else None)
@@ -127,7 +138,7 @@ def assert_same(a: Path, b: Path) -> None:
             x, y = fa[name][()], fb[name][()]
             assert x.dtype == y.dtype and x.shape == y.shape, name
             np.testing.assert_array_equal(x, y, err_msg=name)
-        for key in ("model", "config", "num_images", "num_skipped"):
+        for key in attrs:
             assert fa.attrs[key] == fb.attrs[key], key
 
 
@@ -161,7 +172,9 @@ def test_two_workers_equal_one_process(runs):
 
 
 def test_two_workers_killed_and_restarted(runs):
-    assert_same(runs["dir"] / "one.h5", runs["dir"] / "killed_workers.h5")
+    assert_same(runs["dir"] / "one_folder.h5", runs["dir"] / "killed_workers.h5")
+    # the same images as TFRecords (another data spec and class filter in the config): the same counts
+    assert_same(runs["dir"] / "one.h5", runs["dir"] / "one_folder.h5", attrs=("num_images", "num_skipped"))
     assert "resuming from" in runs["logs"]["resume_workers"]
     assert not checkpoint_path(runs["dir"] / "killed_workers.h5").exists()
 
@@ -223,3 +236,18 @@ def test_worker_parts_make_up_the_shard(num_shards, shard_index):
         worker_shard(AggregateConfig(model="m", data="tfrecord:x", out="o"), 4, 0, 3)
     with pytest.raises(ValueError, match="strategy must be one of"):
         AggregateConfig(model="m", data="d", out="o", strategy="tpu")
+
+
+def test_experiments_pass_the_strategy_through(tmp_path):
+    from absl import flags
+
+    from experiments import cli, pipeline
+
+    fv = flags.FlagValues()
+    cli.define(fv, model="m", data="folder:x", out_dir=str(tmp_path), max_images_per_class=None, fv_steps=1,
+               fv_diversity=0, num_examples=1, figure_classes="", compare="")
+    fv(["prog", "--strategy=mirrored"])
+    cfg = cli.config(fv)
+    assert cfg.strategy == "mirrored" and pipeline._aggregate_config(cfg).strategy == "mirrored"
+    with pytest.raises(ValueError, match="summit_tf.aggregate --strategy=multi_worker"):
+        pipeline.PipelineConfig(model="m", data="d", out_dir=str(tmp_path), strategy="multi_worker")

@@ -116,8 +116,6 @@ def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateC
     if input_specs is None:
         input_specs = (tf.TensorSpec([None, size, size, 3], tf.float32), tf.TensorSpec([None], tf.int32))
 
-    # autograph=False: the step has no tensor-dependent Python control flow, and converting the
-    # selection and influence code costs far more tracing time than the step itself.
     def count_nonempty(images: tf.Tensor, labels: tf.Tensor) -> None:
         # a replica left without data at the end gets an empty batch, and TF's CPU convolutions reject
         # a batch of 0 images
@@ -126,6 +124,8 @@ def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateC
 
     replica_fn = count_nonempty if strategy.num_replicas_in_sync > 1 else count_batch
 
+    # autograph=False: the step has no tensor-dependent Python control flow, and converting the
+    # selection and influence code costs far more tracing time than the step itself.
     @tf.function(autograph=False, input_signature=list(input_specs))
     def step(images: tf.Tensor, labels: tf.Tensor) -> None:
         strategy.run(replica_fn, args=(images, labels))

@@ -98,7 +98,7 @@ def layer_error(built: Built, batch: tf.Tensor) -> float:
     """Largest difference, relative to the layer's largest value, between the adapter's layers and the
     Keras model's own outputs of those layers."""
     ops = {op.name: op for op in built.keras.operations}
-    net = keras.Model(built.keras.inputs, [ops[layer].output for layer in built.adapter.layers])
+    net = keras.Model(built.keras.inputs[0], [ops[layer].output for layer in built.adapter.layers])
     module = importlib.import_module(
         f"keras.applications.{getattr(keras.applications, built.name).__module__.rsplit('.', 1)[-1]}")
     expected = net(module.preprocess_input(batch.numpy() * 255.0))

@@ -18,10 +18,10 @@ one k x k link (its depthwise and pointwise stages are both linear), a ``Dense``
 tensor a 1x1 convolution, a grouped ``Conv2D`` with one channel a group a depthwise stage, and a
 squeeze-and-excitation ``Multiply`` a per-channel gate of the stage it scales. Layer kinds without an
 exact linear form (LayerNorm, pooling, nested models) end the linear pieces: the loader logs once which
-layers get no incoming link and where their pieces stop. Applications take pixels through their own ``preprocess_input`` (inside ``features``), so
-``value_range`` is the per-channel envelope of what the network sees; logits are the pre-softmax outputs
-(``classifier_activation=None``; for files ending in a softmax, ``log`` of the probabilities, which has
-the same softmax and ranking).
+layers get no incoming link and where their pieces stop. Applications take pixels through their own
+``preprocess_input`` (inside ``features``), so ``value_range`` is the per-channel envelope of what the
+network sees; logits are the pre-softmax outputs (``classifier_activation=None``; for files ending in a
+softmax, ``log`` of the probabilities, which has the same softmax and ranking).
 
 Each layer with an activation also has its pre-activation tensor ``{layer}/pre_activation``: the input of
 a ReLU layer, a linear twin (same weights) of a layer with a fused activation, or for a concatenation the

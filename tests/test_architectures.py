@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import architectures as arch
+from summit_tf.models.base import pre_activation_key
 
 # name -> (layers, links by kind, skip links, layers without incoming links, layers rebuilt only in part:
 # ResNet50's first block adds a shortcut from a max pool; ConvNeXt's first sum of each stage adds the stem or
@@ -48,3 +49,14 @@ def test_architecture(built):
     assert exact == len({link.dst for link in built.adapter.links}) - len(partial)
     error, pairs = arch.influence_error(built, batch, pairs=2)
     assert pairs == 2 * len(built.adapter.links) and error < 1e-5
+
+
+RELU_LAYERS = {"ResNet50": 49, "EfficientNetB0": 0, "ConvNeXtTiny": 0, "MobileNetV2": 18}  # else swish, GELU
+
+
+def test_relu_redirect_only_where_the_objective_reads_a_relu(built):
+    adapter = built.adapter
+    relu = [layer for layer in adapter.layers if adapter.redirect_applies([pre_activation_key(layer)])]
+    assert len(relu) == RELU_LAYERS[built.name]
+    assert all(adapter.layer_activations[layer] in ("relu", "relu6") for layer in relu)
+    assert adapter.redirect_applies(adapter.layers) == bool(relu)

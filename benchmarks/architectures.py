@@ -181,7 +181,7 @@ def influence_error(built: Built, batch: tf.Tensor, pairs: int = 4, seed: int = 
         for i, j in zip(is_, js, strict=True):
             ref = pair_reference(x, link, int(i), int(j))
             scale = max(np.abs(x[:, :, i]).max() * np.abs(link.kernel[:, :, i, j]).sum(), 1e-12)
-            worst = max(worst, abs(values[j, i] - ref) / scale)
+            worst = max(worst, abs(float(values[j, i]) - ref) / float(scale))
             checked += 1
     return worst, checked
 

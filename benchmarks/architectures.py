@@ -98,7 +98,7 @@ def layer_error(built: Built, batch: tf.Tensor) -> float:
     """Largest difference, relative to the layer's largest value, between the adapter's layers and the
     Keras model's own outputs of those layers."""
     ops = {op.name: op for op in built.keras.operations}
-    net = keras.Model(built.keras.inputs, [ops[layer].output for layer in built.adapter.layers])
+    net = keras.Model(built.keras.inputs[0], [ops[layer].output for layer in built.adapter.layers])
     module = importlib.import_module(
         f"keras.applications.{getattr(keras.applications, built.name).__module__.rsplit('.', 1)[-1]}")
     expected = net(module.preprocess_input(batch.numpy() * 255.0))
@@ -181,7 +181,7 @@ def influence_error(built: Built, batch: tf.Tensor, pairs: int = 4, seed: int = 
         for i, j in zip(is_, js, strict=True):
             ref = pair_reference(x, link, int(i), int(j))
             scale = max(np.abs(x[:, :, i]).max() * np.abs(link.kernel[:, :, i, j]).sum(), 1e-12)
-            worst = max(worst, abs(values[j, i] - ref) / scale)
+            worst = max(worst, abs(float(values[j, i]) - ref) / float(scale))
             checked += 1
     return worst, checked
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import architectures as arch
+from summit_tf.models.base import pre_activation_key
 
-# name -> (layers, links by kind, skip links, layers without incoming links, layers rebuilt only in part)
+# name -> (layers, links by kind, skip links, layers without incoming links, layers rebuilt only in part:
+# ResNet50's first block adds a shortcut from a max pool; ConvNeXt's first sum of each stage adds the stem or
+# downsampling block, a nested Sequential with a LayerNorm. Keras numbers unnamed sums per process: prefixes)
 EXPECTED = {
     "ResNet50": (49, {"conv": 22, "1x1": 28, "identity": 12}, 15, 1, ["conv2_block1_out"]),
     "EfficientNetB0": (26, {"separable": 21, "1x1": 9, "identity": 4}, 9, 0, []),
-    "ConvNeXtTiny": (36, {"1x1": 18, "identity": 14}, 14, 17, []),
+    "ConvNeXtTiny": (36, {"1x1": 18, "identity": 14}, 14, 17, ["add"] * 4),
     "MobileNetV2": (28, {"separable": 22, "1x1": 10, "identity": 5}, 10, 0, []),
 }
 
@@ -41,7 +44,19 @@ def test_architecture(built):
     batch = arch.images(built)
     assert arch.layer_error(built, batch) < 1e-5
     exact, rebuilt_in_part = arch.reconstruction(built, batch)
-    assert [entry.split(" ")[0] for entry in rebuilt_in_part] == partial
+    assert len(rebuilt_in_part) == len(partial)
+    assert all(entry.startswith(name) for entry, name in zip(rebuilt_in_part, partial, strict=True))
     assert exact == len({link.dst for link in built.adapter.links}) - len(partial)
     error, pairs = arch.influence_error(built, batch, pairs=2)
     assert pairs == 2 * len(built.adapter.links) and error < 1e-5
+
+
+RELU_LAYERS = {"ResNet50": 49, "EfficientNetB0": 0, "ConvNeXtTiny": 0, "MobileNetV2": 18}  # else swish, GELU
+
+
+def test_relu_redirect_only_where_the_objective_reads_a_relu(built):
+    adapter = built.adapter
+    relu = [layer for layer in adapter.layers if adapter.redirect_applies([pre_activation_key(layer)])]
+    assert len(relu) == RELU_LAYERS[built.name]
+    assert all(adapter.layer_activations[layer] in ("relu", "relu6") for layer in relu)
+    assert adapter.redirect_applies(adapter.layers) == bool(relu)

@@ -176,3 +176,27 @@ def test_bad_arguments():
         link_influence(tf.zeros([1, 5, 5, CIN + 1]), link)
     with pytest.raises(ValueError, match="1x1"):
         link_influence(x, make_link(3, 3, 1, "SAME", "separable", seed=1))
+
+
+@pytest.mark.parametrize("reduce", INFLUENCE_REDUCERS)
+def test_identity_link_has_only_diagonal_pairs(reduce: str) -> None:
+    """A residual shortcut (or a per-channel scale): output j reads input j only. The pairs (j, j) match the
+    float64 reference of their map ``K_jj X_j``; the others do not exist (-inf); top-k has one candidate."""
+    from summit_tf.aggregation.influence_topk import top_influence
+
+    rng = np.random.default_rng(11)
+    c = 9
+    kernel = np.zeros((1, 1, c, c), np.float32)
+    kernel[0, 0, np.arange(c), np.arange(c)] = rng.normal(0, 1, c)
+    link = Link("add/skip/x", src="x", dst="add", input="x", kernel=kernel, kind="identity")
+    x = rng.normal(0, 1, (3, 7, 5, c)).astype(np.float32)
+    got = link_influence(x, link, reduce, stride=2).numpy()
+    expected = reference(x, kernel, 2, "SAME", reduce)
+    diagonal = np.eye(c, dtype=bool)
+    np.testing.assert_allclose(got[:, diagonal], expected[:, diagonal], rtol=1e-5, atol=1e-6)
+    assert np.all(got[:, ~diagonal] == -np.inf)
+    for k in (1, 5, 12):  # any k: the one candidate
+        top = top_influence(x, link, reduce, 2, k).numpy()
+        assert top.shape == (3, c, 1) and np.array_equal(top[:, :, 0], np.broadcast_to(np.arange(c), (3, c)))
+    with pytest.raises(ValueError, match="diagonal"):
+        Link("bad", src="x", dst="add", input="x", kernel=np.ones((1, 1, c, c), np.float32), kind="identity")

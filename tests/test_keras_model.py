@@ -188,3 +188,33 @@ def test_bad_specs(saved, tmp_path):
     not_model.write_text("x")
     with pytest.raises(ValueError, match=r"\.keras or \.h5"):
         registry.load(f"keras:{not_model}")
+
+
+class _Split(keras.layers.Layer):
+    """A layer with two outputs: opaque to link finding, never an internal error."""
+
+    def call(self, x):
+        return x[..., :4], x[..., 4:]
+
+    def compute_output_shape(self, shape):
+        return shape[:-1] + (4,), shape[:-1] + (shape[-1] - 4,)
+
+
+def test_any_activation_sums_and_stops_named(caplog):
+    inp = keras.Input((17, 17, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inp)
+    a, _ = _Split(name="split")(x)
+    y = keras.layers.Conv2D(6, 1, activation="gelu", name="c2")(a)
+    normed = keras.layers.LayerNormalization(name="ln")(y)
+    w = keras.layers.Conv2D(6, 1, activation="swish", name="c3")(normed)
+    s = keras.layers.Add(name="sum")([w, y])
+    out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(s))
+    with caplog.at_level("WARNING", logger="summit_tf.models.graph_links"):
+        adapter = keras_model._summit_model(keras.Model(inp, out), "t", None, lambda t: t, (0.0, 1.0), "t")
+    assert adapter.layers == ["c1", "c2", "c3", "sum"]
+    assert adapter.layer_activations == {"c1": "relu", "c2": "gelu", "c3": "silu", "sum": "linear"}
+    assert [(link.name, link.src, link.kind) for link in adapter.links] == [
+        ("sum", "c3", "identity"), ("sum/skip/c2", "c2", "identity")]
+    messages = [r.getMessage() for r in caplog.records if r.name == "summit_tf.models.graph_links"]
+    assert messages == ["2 of 4 layers have no incoming link: c2: stops at split (_Split); "
+                        "c3: stops at ln (LayerNormalization)"]

@@ -18,10 +18,10 @@ one k x k link (its depthwise and pointwise stages are both linear), a ``Dense``
 tensor a 1x1 convolution, a grouped ``Conv2D`` with one channel a group a depthwise stage, and a
 squeeze-and-excitation ``Multiply`` a per-channel gate of the stage it scales. Layer kinds without an
 exact linear form (LayerNorm, pooling, nested models) end the linear pieces: the loader logs once which
-layers get no incoming link and where their pieces stop. Applications take pixels through their own ``preprocess_input`` (inside ``features``), so
-``value_range`` is the per-channel envelope of what the network sees; logits are the pre-softmax outputs
-(``classifier_activation=None``; for files ending in a softmax, ``log`` of the probabilities, which has
-the same softmax and ranking).
+layers get no incoming link and where their pieces stop. Applications take pixels through their own
+``preprocess_input`` (inside ``features``), so ``value_range`` is the per-channel envelope of what the
+network sees; logits are the pre-softmax outputs (``classifier_activation=None``; for files ending in a
+softmax, ``log`` of the probabilities, which has the same softmax and ranking).
 
 Each layer with an activation also has its pre-activation tensor ``{layer}/pre_activation``: the input of
 a ReLU layer, a linear twin (same weights) of a layer with a fused activation, or for a concatenation the
@@ -119,6 +119,16 @@ def _parents(inbound: list) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _rank(op) -> int:
+    """Rank of an operation's one output tensor; 0 for several outputs (such layers stay opaque)."""
+    shape = getattr(op.output, "shape", None)
+    return len(shape) if shape is not None else 0
+
+
+def _channels(op) -> int:
+    return int(op.output.shape[-1] or 0) if _rank(op) else 0
+
+
 def _value(variable) -> np.ndarray:
     return np.array(variable.numpy(), dtype=np.float64)
 
@@ -127,7 +137,7 @@ def _node(layer: keras.layers.Layer, parents: tuple[str, ...]) -> Node:
     """Describe one single-call layer for link finding."""
     kind = type(layer).__name__
     config = layer.get_config()
-    channels = int(layer.output.shape[-1]) if layer.output.shape else 0
+    channels = _channels(layer)
     act = _activation_of(layer)
     base = dict(key=layer.name, inputs=parents, channels=channels, activation=act, label=kind)
     if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
@@ -185,7 +195,7 @@ _REDUCING = ("GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape
 def _spatial(model: keras.Model, nodes: Sequence[Node]) -> set[str]:
     """Rank-4 tensors on the image path: not computed from a global pooling (gates, the head)."""
     operations = model.operations
-    rank4 = {op.name for op in operations if not isinstance(op, keras.Model) and len(op.output.shape) == 4}
+    rank4 = {op.name for op in operations if not isinstance(op, keras.Model) and _rank(op) == 4}
     reducing = {op.name for op in operations if type(op).__name__ in _REDUCING}
     return graph_links.main_path(nodes, rank4, reducing)
 
@@ -222,12 +232,12 @@ def describe(model: keras.Model) -> list[Node]:
         if not isinstance(layer, keras.layers.Layer):  # a keras.ops call in the graph (ConvNeXt's ``x + y``)
             parents = _parents(inbound)
             op = "add" if type(layer).__name__ == "Add" and len(parents) == 2 else "other"
-            nodes.append(Node(layer.name, op, parents, int(layer.output.shape[-1] or 0),
+            nodes.append(Node(layer.name, op, parents, _channels(layer),
                               label=f"keras.ops.{type(layer).__name__}"))
             continue
         if len(inbound) > 1 or isinstance(layer, keras.Model):
             log.info("layer %s is shared or nested: treated as opaque", layer.name)
-            channels = int(layer.output.shape[-1]) if len(inbound) <= 1 else 0
+            channels = _channels(layer) if len(inbound) <= 1 else 0
             nodes.append(Node(layer.name, "other", _parents(inbound), channels, label=type(layer).__name__))
             continue
         nodes.append(_node(layer, _parents(inbound)))

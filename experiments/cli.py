@@ -20,6 +20,9 @@ def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
     flags.DEFINE_string("data", data, "data spec: tfrecord:GLOB | folder:DIR | labels:FILE | tfds:NAME",
                         flag_values=fv)
     flags.DEFINE_string("out_dir", out_dir, "run directory", flag_values=fv)
+    flags.DEFINE_string("classes", "", "aggregate only these class ids, e.g. 294,295 or 0-99 (default: every "
+                        "class of the data; a TFRecord run without it keeps counters for all 1,000)",
+                        flag_values=fv)
     flags.DEFINE_integer("max_images_per_class", max_images_per_class,
                          "use at most this many images per class (default: all)", flag_values=fv)
     flags.DEFINE_integer("batch_size", 32, "images per batch (of each device)", flag_values=fv)
@@ -74,7 +77,8 @@ def config(fv: flags.FlagValues, **overrides) -> PipelineConfig:
         raise ValueError(f"--compare needs two class ids, got {fv.compare!r}")
     values = dict(
         model=fv.model, data=fv.data, out_dir=fv.out_dir, layers=tuple(fv.layers) if fv.layers else None,
-        max_images_per_class=fv.max_images_per_class, batch_size=fv.batch_size, strategy=fv.strategy,
+        classes=_classes(fv, "classes") or None, max_images_per_class=fv.max_images_per_class,
+        batch_size=fv.batch_size, strategy=fv.strategy,
         activation_select=fv.activation_select, exclude_channels=fv.exclude_channels,
         summit_compat=fv.summit_compat, node_mass=fv.node_mass, num_examples=fv.num_examples,
         fv_steps=fv.fv_steps, fv_size=fv.fv_size, fv_diversity=fv.fv_diversity,

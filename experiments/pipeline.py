@@ -34,6 +34,7 @@ class PipelineConfig:
     data: str
     out_dir: str
     layers: tuple[str, ...] | None = None
+    classes: tuple[int, ...] | None = None  # aggregate only these classes (None: every class of the data)
     max_images_per_class: int | None = None
     batch_size: int = 32
     strategy: str = "auto"  # tf.distribute for the aggregation and feature vis (one machine)
@@ -80,7 +81,8 @@ def _aggregate_config(cfg: PipelineConfig):
         activation_select=cfg.activation_select,
         exclude_channels=spec_grammar.parse_channels(cfg.exclude_channels, "exclude_channels"),
         summit_compat=cfg.summit_compat, resize=cfg.resize, batch_size=cfg.batch_size,
-        strategy=cfg.strategy, max_images_per_class=cfg.max_images_per_class, overwrite=True,
+        strategy=cfg.strategy, max_images_per_class=cfg.max_images_per_class, classes=cfg.classes,
+        overwrite=True,
     )
 
 
@@ -157,7 +159,7 @@ def _mark(path: Path) -> None:
 
 def stages(cfg: PipelineConfig) -> list[Stage]:
     """The run's stages with the configuration each one depends on."""
-    agg = {k: v for k, v in _aggregate_config(cfg).as_dict().items() if k not in ("out", "overwrite")}
+    agg = _aggregate_config(cfg).record()  # what changes the counts; not speed settings (batch, strategy)
     graph = {"node_mass": cfg.node_mass, "compare": cfg.compare, "diversity": cfg.fv_diversity,
              "num_examples": cfg.num_examples, "fv_size": cfg.fv_size}
     fv = {"model": cfg.model, "steps": cfg.fv_steps, "size": cfg.fv_size, "diversity": cfg.fv_diversity,
@@ -222,6 +224,10 @@ def run(cfg: PipelineConfig, named: Collection[str] = CLASS_FIELDS) -> dict[str,
     from summit_tf.data import list_classes
 
     listed = list_classes(cfg.data)
+    if listed is not None and cfg.classes:
+        listed = [c for c in listed if c in set(cfg.classes)]
+    elif cfg.classes:
+        listed = list(cfg.classes)  # an upper bound of what the run can hold; the aggregated classes follow
     if listed is not None:
         cfg = fit_classes(cfg, listed, named)
     first = run_stages(cfg.run_dir, stages(cfg)[:1]) if not cfg.stages or "aggregate" in cfg.stages else {}

@@ -24,7 +24,7 @@ import collections
 import importlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -171,17 +171,20 @@ def influence_error(built: Built, batch: tf.Tensor, pairs: int = 4, seed: int = 
     worst, checked = 0.0, 0
     for link in adapter.links:
         x = feats[link.input]
-        values = link_influence(x, link).numpy()[0]
         js = rng.integers(0, link.cout, pairs)
         is_ = js if link.kind == "identity" else rng.integers(0, link.cin, pairs)
         if link.kind == "identity":
-            off = ~np.eye(link.cout, dtype=bool)
-            assert np.all(values[off] == -np.inf), link.name
+            values = link_influence(x, link).numpy()[0]
+            assert np.all(values[~np.eye(link.cout, dtype=bool)] == -np.inf), link.name
+            rows = js
+        else:  # only the sampled output channels: the same kernel columns, a fraction of the maps
+            values = link_influence(x, replace(link, kernel=link.kernel[:, :, :, js])).numpy()[0]
+            rows = np.arange(pairs)
         x = x.numpy()[0]
-        for i, j in zip(is_, js, strict=True):
+        for i, j, row in zip(is_, js, rows, strict=True):
             ref = pair_reference(x, link, int(i), int(j))
             scale = max(np.abs(x[:, :, i]).max() * np.abs(link.kernel[:, :, i, j]).sum(), 1e-12)
-            worst = max(worst, abs(float(values[j, i]) - ref) / float(scale))
+            worst = max(worst, abs(float(values[row, i]) - ref) / float(scale))
             checked += 1
     return worst, checked
 

@@ -725,3 +725,42 @@ def test_compare_and_filtered_graphs_fit_the_panel(page, base_url, run_dir, pick
     sizes = page.eval_on_selector_all("g.layer-labels text.layer-name",
                                       "els => els.map(e => e.getBoundingClientRect().height)")
     assert sizes and min(sizes) >= 12
+
+
+# --- skip edges (residual models) -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def skip_run(run_dir, picks, tmp_path_factory) -> tuple[Path, set[str]]:
+    """The real run without images, class A's graph given skip edges from each kept channel to the kept
+    channels two layers below (the form ``graph/viewer_json.py`` writes for residual models)."""
+    out = Path(shutil.copytree(run_dir, tmp_path_factory.mktemp("skips") / "run",
+                               ignore=shutil.ignore_patterns("feature-vis", "aggregates.h5", "figures")))
+    path = out / "ag" / f"ag-{picks.a}.json"
+    ag = json.loads(path.read_text())
+    layers = list(ag)  # last layer first
+    expected = set()
+    for upper, lower in zip(layers, layers[2:], strict=False):
+        for n in ag[upper]:
+            n["skip_channels"] = [{"layer": lower, "prev_channel": p["channel"], "inf": 1 + i}
+                                  for i, p in enumerate(ag[lower][:2])]
+            expected |= {f"{upper}:{n['channel']}>{lower}:{p['channel']}" for p in ag[lower][:2]}
+    path.write_text(json.dumps(ag))
+    assert expected
+    return out, expected
+
+
+def test_skip_edges_are_drawn_as_side_curves(page, skip_run, picks):
+    run, expected = skip_run
+    httpd = serve.make_server(run, "127.0.0.1", 0)
+    try:
+        open_viewer(page, _start(httpd) + f"#class={picks.a}", str(picks.a))
+        assert set(graph_keys(page, "g.edge.skip")) == expected
+        _, layer_edges = graph_of(run, picks.a)
+        assert set(graph_keys(page, "g.edge:not(.skip)")) == layer_edges
+        dash = page.eval_on_selector("g.edge.skip path.edge-line", "p => getComputedStyle(p).strokeDasharray")
+        assert dash not in ("", "none")
+        assert page.errors == []
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

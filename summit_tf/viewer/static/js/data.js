@@ -145,6 +145,13 @@ function graphProblem(ag, metaLayers) {
           return `layer ${layer}, channel ${n.channel}: an edge lacks prev_channel or inf`;
         }
       }
+      const skips = n.skip_channels ?? [];
+      if (!Array.isArray(skips)) return `layer ${layer}, channel ${n.channel}: skip_channels is not a list`;
+      for (const p of skips) {
+        if (!p || typeof p.layer !== "string" || !isInt(p.prev_channel) || !Number.isFinite(p.inf)) {
+          return `layer ${layer}, channel ${n.channel}: a skip edge lacks layer, prev_channel or inf`;
+        }
+      }
     }
   }
   return null;
@@ -199,6 +206,8 @@ function graphLayers(ag, metaLayers) {
 /**
  * Node and edge lists of one SUMMIT attribution graph. An edge goes from a channel (upper, layer l) to one
  * of its prev_channels (lower, layer l-1); `inf` is how many images the influence is among the top in.
+ * Runs of models with residual blocks add `skip_channels` ({layer, prev_channel, inf}): edges to an earlier
+ * layer than the one below, marked `skip` (drawn as side curves).
  */
 export function parseGraph(ag, metaLayers) {
   const layers = graphLayers(ag, metaLayers);
@@ -222,6 +231,12 @@ export function parseGraph(ag, metaLayers) {
         const target = nodeKey(below, p.prev_channel);
         if (!byKey.has(target)) continue; // not a kept channel of the layer below: nothing to draw to
         edges.push({ key: `${source}>${target}`, source, target, inf: p.inf });
+      }
+      for (const p of n.skip_channels ?? []) {
+        const source = nodeKey(layer, n.channel);
+        const target = nodeKey(p.layer, p.prev_channel);
+        if (!byKey.has(target)) continue;
+        edges.push({ key: `${source}>${target}`, source, target, inf: p.inf, skip: true });
       }
     }
   });

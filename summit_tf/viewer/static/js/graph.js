@@ -23,7 +23,7 @@ function orderRows(rows, edges, visible) {
   const up = new Map(); // lower key -> upper keys
   const down = new Map(); // upper key -> lower keys
   for (const e of edges) {
-    if (!visible.has(e.source) || !visible.has(e.target)) continue;
+    if (e.skip || !visible.has(e.source) || !visible.has(e.target)) continue; // SUMMIT's rows: layer to layer
     (up.get(e.target) ?? up.set(e.target, []).get(e.target)).push(e.source);
     (down.get(e.source) ?? down.set(e.source, []).get(e.source)).push(e.target);
   }
@@ -139,6 +139,12 @@ export function createGraphView(container, { hovercard }) {
     const l = byKey.get(e.target);
     const y1 = u.y + size(u) / 2;
     const y2 = l.y - size(l) / 2;
+    if (e.skip) {
+      // A skip edge passes the rows between its ends: bow it out to the side, more the more rows it spans.
+      const bow = 40 * Math.max(1, u.depth - l.depth) * (u.x <= l.x ? -1 : 1);
+      const x = (u.x + l.x) / 2 + bow;
+      return `M${u.x},${y1}C${x},${y1 + (y2 - y1) / 3} ${x},${y2 - (y2 - y1) / 3} ${l.x},${y2}`;
+    }
     const ym = (y1 + y2) / 2;
     return `M${u.x},${y1}C${u.x},${ym} ${l.x},${ym} ${l.x},${y2}`;
   }
@@ -191,7 +197,8 @@ export function createGraphView(container, { hovercard }) {
         .attr("stroke-width", 10).attr("pointer-events", "stroke");
       return g;
     });
-    edges.attr("data-source", (e) => e.source).attr("data-target", (e) => e.target)
+    edges.classed("skip", (e) => Boolean(e.skip))
+      .attr("data-source", (e) => e.source).attr("data-target", (e) => e.target)
       .attr("data-inf", (e) => e.inf).attr("data-member", (e) => e.member ?? "a")
       .attr("display", (e) => (edgeVisible(e) ? null : "none"))
       .on("mouseenter", (event, e) => focusEdge(e))

@@ -285,7 +285,8 @@ def plot(rows: Sequence[Row], summaries: dict[int, dict], path: Path) -> Path:
 def viewer_summary(summaries: dict[int, dict], meta: dict) -> dict:
     """``RUN/faithfulness.json``: ``{"meta": {mode, images_per_class, random_sets, data}, "classes":
     {"<id>": {"p_c", "top1_c", "channels"|"edges": {size, drop_p_c, drop_p_c_random, drop_p_c_random_sd,
-    drop_top1_c, drop_top1_c_random, drop_p_others, faithfulness, specificity}}}}``; NaN as null."""
+    drop_top1_c, drop_top1_c_random, drop_p_others, faithfulness, z, specificity}, "uncut_edges" (where
+    some graph edges were no single kernel entry)}}}``; NaN as null."""
     def clean(v):
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}

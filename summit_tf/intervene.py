@@ -105,9 +105,11 @@ def _cut_edit(pre: tf.Tensor, x: tf.Tensor, link: Link, ins: tf.Tensor, kernels:
 
 @dataclass(frozen=True)
 class Masks:
-    """M ablations as tensors: ``keep``/``fill`` ``[M, C]`` per edited layer, ``ins`` ``[|I|]`` and
-    ``kernels`` ``[M, kh, kw, |I|, cout]`` per cut link. ``structure`` (which layers and links) decides
-    the trace; the tensors' sizes do not."""
+    """M ablations as tensors: ``keep``/``fill`` ``[M, C]`` for every layer, ``ins`` ``[|I|]`` and
+    ``kernels`` ``[M, kh, kw, |I|, cout]`` for every link with an output of its own. Every layer and link
+    is edited, as the identity where no mask touches it (``x * 1 + 0``; minus a zero kernel), so the
+    ``structure`` that decides the trace is the same for every set of M masks: one trace per M, not one
+    per class graph (each trace holds its own copy of the network's constants)."""
 
     size: int
     structure: tuple
@@ -118,8 +120,8 @@ class Intervener:
     """Runs one model under ablations: ``run(images, masks)["logits"]`` is ``[M, B, outputs]``.
 
     ``mode``: ``"mean"`` (``means``: layer -> per-channel mean) or ``"zero"``. One ``tf.function`` serves
-    every set of masks with the same structure (edited layers, cut links), so a new class's graph or a new
-    random draw does not trace the network again.
+    every set of M masks (:class:`Masks`), so a new class's graph or a new random draw does not trace the
+    network again.
     """
 
     def __init__(self, model: SummitModel, mode: str = "mean",
@@ -134,22 +136,20 @@ class Intervener:
         """Check ``ablations`` against the model and turn them into :class:`Masks`."""
         model = self.model
         _check(model, ablations, self.mode, self.means)
-        m, tensors, layers, links = len(ablations), {}, [], []
+        m, tensors = len(ablations), {}
         for layer in model.layers:
             keep = np.ones((m, model.channels[layer]), np.float32)
             for k, a in enumerate(ablations):
                 keep[k, [int(c) for c in a.channels.get(layer, ())]] = 0.0
-            if (keep < 1).any():
-                value = np.asarray(self.means[layer], np.float64) if self.mode == "mean" else 0.0
-                tensors[f"keep/{layer}"] = tf.constant(keep)
-                tensors[f"fill/{layer}"] = tf.constant(((1.0 - keep) * value).astype(np.float32))
-                layers.append(layer)
-        for name in dict.fromkeys(n for a in ablations for n in a.edges):
+            value = np.asarray(self.means[layer], np.float64) if self.mode == "mean" and \
+                (keep < 1).any() else 0.0
+            tensors[f"keep/{layer}"] = tf.constant(keep)
+            tensors[f"fill/{layer}"] = tf.constant(((1.0 - keep) * value).astype(np.float32))
+        links = [name for name in self.links if name in model.link_outputs]
+        for name in links:
             link = self.links[name]
             per_mask = [{(int(i), int(j)) for i, j in a.edges.get(name, ())} for a in ablations]
-            ins = sorted({i for pairs in per_mask for i, _ in pairs})
-            if not ins:
-                continue
+            ins = sorted({i for pairs in per_mask for i, _ in pairs}) or [0]  # no cut: a zero kernel
             pos = {c: k for k, c in enumerate(ins)}
             kernels = np.zeros((m, *link.kernel.shape[:2], len(ins), link.cout), np.float32)
             for k, pairs in enumerate(per_mask):
@@ -157,7 +157,7 @@ class Intervener:
                     kernels[k, :, :, pos[i], j] = link.kernel[:, :, i, j]
             tensors[f"ins/{name}"] = tf.constant(ins, tf.int32)
             tensors[f"kernels/{name}"] = tf.constant(kernels)
-            links.append(name)
+        layers = list(model.layers)
         return Masks(m, (m, tuple(layers), tuple(links)), tensors)
 
     def _run(self, images: tf.Tensor, tensors: dict[str, tf.Tensor], structure: tuple,

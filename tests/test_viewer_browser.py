@@ -554,7 +554,8 @@ def test_partial_run_draws_plain_nodes_and_requests_no_missing_file(page, partia
     page.locator("#graph-message").wait_for(state="visible")
     assert f"ag/ag-{picks.c}.json" in page.inner_text("#graph-message")
     assert f"details/class-{picks.c}.json is not in the run" in notice(page, "similarity")
-    missing = ("/feature-vis/", f"ag-{picks.c}.json", f"class-{picks.c}.json")
+    assert page.locator("#info-faith-block").is_hidden()
+    missing = ("/feature-vis/", f"ag-{picks.c}.json", f"class-{picks.c}.json", "faithfulness.json")
     assert not [u for u in requested if any(m in u for m in missing)]
     assert page.errors == []
 
@@ -747,10 +748,17 @@ def skip_run(run_dir, picks, tmp_path_factory) -> tuple[Path, set[str]]:
             expected |= {f"{upper}:{n['channel']}>{lower}:{p['channel']}" for p in ag[lower][:2]}
     path.write_text(json.dumps(ag))
     assert expected
+    # what experiments.faithfulness writes for the viewer, for class A only
+    channels = {"size": 17, "drop_p_c": 0.4321, "drop_p_c_random": 0.0987, "drop_p_c_random_sd": 0.02,
+                "faithfulness": 4.378, "z": 16.7, "specificity": 2.5}
+    edges = {**channels, "drop_p_c": 0.1234, "drop_p_c_random": 0.004, "faithfulness": None, "z": 6.1}
+    (out / "faithfulness.json").write_text(json.dumps(
+        {"meta": {"mode": "mean"}, "classes": {str(picks.a): {"p_c": 0.9, "top1_c": 1.0, "channels": channels,
+                                                               "edges": edges}}}))
     return out, expected
 
 
-def test_skip_edges_are_drawn_as_side_curves(page, skip_run, picks):
+def test_skip_edges_and_faithfulness(page, skip_run, picks):
     run, expected = skip_run
     httpd = serve.make_server(run, "127.0.0.1", 0)
     try:
@@ -760,6 +768,12 @@ def test_skip_edges_are_drawn_as_side_curves(page, skip_run, picks):
         assert set(graph_keys(page, "g.edge:not(.skip)")) == layer_edges
         dash = page.eval_on_selector("g.edge.skip path.edge-line", "p => getComputedStyle(p).strokeDasharray")
         assert dash not in ("", "none")
+        # the run has faithfulness.json: class A shows its graph's ablation effect, class B (none) hides it
+        page.locator("#info-faith-block").wait_for(state="visible")
+        assert page.inner_text("#info-faith") == "0.432 vs 0.099 random (4.4x)"
+        assert "z 6.1" in page.get_attribute("#info-faith-block", "title")
+        page.locator(f"#class-list li[data-class='{picks.b}']").click()
+        page.locator("#info-faith-block").wait_for(state="hidden")
         assert page.errors == []
     finally:
         httpd.shutdown()

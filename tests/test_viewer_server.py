@@ -356,7 +356,8 @@ def test_manifest_follows_the_run_directory(tmp_path):
 
 
 def test_manifest_scan_of_partial_and_odd_runs(tmp_path):
-    assert manifest.scan(tmp_path) == {"version": 1, "graphs": [], "details": [], "images": {}}
+    assert manifest.scan(tmp_path) == {"version": 1, "graphs": [], "details": [], "images": {},
+                                       "faithfulness": False}
     fv = tmp_path / "feature-vis"
     for rel in ["channel/mixed4a-7-channel.jpg", "channel/a-b-12-channel.jpg", "channel/junk.jpg",
                 "channel/.mixed4a-9-channel.jpg", "diversity-0/mixed4a-7-diversity-0.jpg",

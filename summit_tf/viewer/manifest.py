@@ -9,7 +9,8 @@ second): the server answers ``/run/manifest.json`` with it, re-scanning when a f
     {"version": 1,
      "graphs": [class ids with ag/ag-<class>.json],
      "details": [class ids with details/class-<class>.json],
-     "images": {file layer: [[channel, has channel image (0/1), diversity images, dataset examples], ...]}}
+     "images": {file layer: [[channel, has channel image (0/1), diversity images, dataset examples], ...]},
+     "faithfulness": whether faithfulness.json (``experiments.faithfulness``: each graph ablated) is there}
 
 Diversity images and dataset examples are counted from index 0 up to the first gap, as the viewer names
 them by index. ``file layer`` is the layer as it appears in file names (``/`` written as ``_``).
@@ -25,6 +26,7 @@ from pathlib import Path
 VERSION = 1
 NAME = "manifest.json"
 FEATURE_VIS = "feature-vis"
+FAITHFULNESS = "faithfulness.json"  # experiments.faithfulness.SUMMARY_FILE (the viewer may not import experiments)
 _GRAPH = re.compile(r"ag-(\d+)\.json")
 _DETAILS = re.compile(r"class-(\d+)\.json")
 _CHANNEL = re.compile(r"(.+)-(\d+)-channel\.jpg")
@@ -92,7 +94,8 @@ def scan(run_dir: str | os.PathLike) -> dict:
         images[layer].append([ch, int((layer, ch) in channel), _runs(diversity.get((layer, ch), set())),
                               _runs(dataset.get((layer, ch), set()))])
     return {"version": VERSION, "graphs": _ids(run_dir / "ag", _GRAPH),
-            "details": _ids(run_dir / "details", _DETAILS), "images": dict(images)}
+            "details": _ids(run_dir / "details", _DETAILS), "images": dict(images),
+            "faithfulness": (run_dir / FAITHFULNESS).is_file()}
 
 
 class ManifestCache:

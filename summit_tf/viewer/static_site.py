@@ -24,7 +24,7 @@ from summit_tf.viewer import manifest
 from summit_tf.viewer.server import COMPRESSIBLE, STATIC_DIR
 
 MARKER = ".summit-tf-site"
-RUN_FILES = {"": ("classes.json",), "ag": ("*.json",), "details": ("*.json",),
+RUN_FILES = {"": ("classes.json", manifest.FAITHFULNESS), "ag": ("*.json",), "details": ("*.json",),
              "feature-vis": ("**/*.jpg", "**/*.jpeg", "**/*.png")}
 
 

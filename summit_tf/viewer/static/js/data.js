@@ -85,6 +85,7 @@ export let DATASET_EXAMPLES = 10;
 let channelFiles = null; // Map "fileLayer:channel" -> {channel, diversity, examples}; null: no manifest
 let graphIds = null; // Set of class ids with a graph file; null: no manifest
 let detailIds = null; // Set of class ids with a details file; null: no manifest
+let faithfulnessFile = null; // whether the run has faithfulness.json; null: no manifest (ask once)
 
 function setManifest(manifest, meta) {
   DIVERSITY = meta.feature_vis?.diversity ?? DIVERSITY;
@@ -92,6 +93,7 @@ function setManifest(manifest, meta) {
   if (!manifest) return;
   graphIds = new Set(manifest.graphs ?? []);
   detailIds = new Set(manifest.details ?? []);
+  faithfulnessFile = Boolean(manifest.faithfulness);
   channelFiles = new Map();
   for (const [layer, rows] of Object.entries(manifest.images ?? {})) {
     for (const [ch, channel, diversity, examples] of rows) {
@@ -106,6 +108,22 @@ const fileLayer = (layer) => String(layer).replace(/\//g, "_");
 export function channelAssets(layer, ch) {
   if (!channelFiles) return { channel: true, diversity: DIVERSITY, examples: DATASET_EXAMPLES };
   return channelFiles.get(`${fileLayer(layer)}:${ch}`) ?? { channel: false, diversity: 0, examples: 0 };
+}
+
+let faithfulnessRequest = null;
+
+/**
+ * The measured effect of ablating a class's graph (``experiments.faithfulness``: RUN/faithfulness.json,
+ * read once), or null when the run has none for the class. No request when the manifest says it is absent.
+ */
+export async function faithfulnessOf(id) {
+  if (faithfulnessFile === false) return null;
+  faithfulnessRequest ??= fetchJSON(`${RUN}faithfulness.json`).catch((error) => {
+    if (error.status === 404) return null; // a run without a manifest and without the file
+    throw error;
+  });
+  const doc = await faithfulnessRequest;
+  return doc?.classes?.[String(id)] ?? null;
 }
 
 /** Whether the run has the class's graph file (true when the run has no manifest to say). */

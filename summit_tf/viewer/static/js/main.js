@@ -6,7 +6,7 @@
 import { createCombobox } from "./combobox.js";
 import { renderLegend, renderSharedList } from "./comparepanel.js";
 import {
-  displayName, graphPath, hasGraph, loadGraph, loadRun, parseGraph, similarities, unionGraphs,
+  displayName, faithfulnessOf, graphPath, hasGraph, loadGraph, loadRun, parseGraph, similarities, unionGraphs,
 } from "./data.js";
 import { createEmbedding, createMinimap } from "./embedding.js";
 import { exportPNG, exportSVG } from "./export.js";
@@ -130,6 +130,33 @@ async function boot() {
     $("compare-clear").hidden = !other;
     $("compare-name").textContent = other ? displayName(other) : "";
     document.querySelector(".graph-panel").dataset.mode = other ? "compare" : "single";
+    renderFaithfulness(c);
+  }
+
+  let faithToken = 0;
+  /** The class's measured ablation effect, when the run has one: its graph's channels vs random sets. */
+  async function renderFaithfulness(c) {
+    const token = ++faithToken;
+    const block = $("info-faith-block");
+    let f = null;
+    try {
+      f = await faithfulnessOf(c.target_class);
+    } catch (error) {
+      notify("faithfulness", `faithfulness.json could not be read: ${error.message}`);
+    }
+    if (token !== faithToken) return;
+    const ch = f?.channels;
+    block.hidden = !ch;
+    if (!ch) return;
+    const fixed = (x, digits = 3) => (Number.isFinite(x) ? x.toFixed(digits) : "n/a");
+    $("info-faith").textContent = `${fixed(ch.drop_p_c)} vs ${fixed(ch.drop_p_c_random)} random` +
+      (Number.isFinite(ch.faithfulness) ? ` (${fixed(ch.faithfulness, 1)}x)` : "");
+    const e = f.edges;
+    block.title = `Ablating the ${ch.size} graph channels lowers mean p(class) on held-out images by ` +
+      `${fixed(ch.drop_p_c)}; random channel sets of the same size per layer by ${fixed(ch.drop_p_c_random)} ` +
+      `(sd ${fixed(ch.drop_p_c_random_sd)}). Faithfulness ${fixed(ch.faithfulness, 2)}, specificity ` +
+      `${fixed(ch.specificity, 2)}.` + (e ? ` Cutting its edges: ${fixed(e.drop_p_c)} vs ${fixed(e.drop_p_c_random)} ` +
+      `random (z ${fixed(e.z, 1)}).` : "");
   }
 
   /** A class's parsed graph, or the reason there is none (no request when the run lists no graph file). */

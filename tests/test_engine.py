@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from scipy.signal import correlate2d
-from toy import toy_model
+from toy import MemorySource, toy_model
 
 from summit_tf import store
 from summit_tf.aggregation.config import AggregateConfig
@@ -25,14 +25,6 @@ from summit_tf.aggregation.engine import AggregateError, aggregate, checkpoint_p
 
 SIZE = 17
 CLASSES = np.array([0, 5, 217, 999])
-
-
-@dataclasses.dataclass
-class MemorySource:
-    spec: str
-    dataset: tf.data.Dataset
-    num_records: int | None
-    classes: list[int] | None
 
 
 def make_data(n: int = 23, seed: int = 0, skipped: int = 3):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from h5_files import assert_same_file
-from toy import toy_model
+from toy import MemorySource, toy_model
 
 from summit_tf import spec_grammar
 from summit_tf.aggregation import memory_plan
@@ -20,14 +20,6 @@ from summit_tf.aggregation.step import Accumulators
 
 SIZE = 17
 CLASSES = (3, 217, 999)
-
-
-@dataclasses.dataclass
-class MemorySource:
-    spec: str
-    dataset: tf.data.Dataset
-    num_records: int | None
-    classes: list[int] | None
 
 
 def make_opener(images, labels, crash_in=None):

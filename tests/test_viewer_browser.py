@@ -8,6 +8,7 @@ outside CI; in CI that is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -58,6 +59,17 @@ def _start(httpd: ThreadingHTTPServer) -> str:
     return f"http://127.0.0.1:{httpd.server_address[1]}/"
 
 
+@contextlib.contextmanager
+def served(run_dir: Path):
+    """The viewer over ``run_dir`` on a free local port: its base URL while the block runs."""
+    httpd = serve.make_server(run_dir, "127.0.0.1", 0)
+    try:
+        yield _start(httpd)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture(scope="module")
 def run_dir(small_run) -> Path:
     """A real run (MobileNetV1 over a slice of Imagenette, made by the quick start's pipeline)."""
@@ -66,10 +78,8 @@ def run_dir(small_run) -> Path:
 
 @pytest.fixture(scope="module")
 def base_url(run_dir):
-    httpd = serve.make_server(run_dir, "127.0.0.1", 0)
-    yield _start(httpd)
-    httpd.shutdown()
-    httpd.server_close()
+    with served(run_dir) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -465,18 +475,13 @@ def test_missing_files_degrade_gracefully(page, run_dir, picks, tmp_path):
     layer, channel = key.split(":")
     (run_dir / "feature-vis" / "channel" / f"{layer}-{channel}-channel.jpg").unlink()
     (run_dir / "ag" / f"ag-{picks.c}.json").unlink()
-    httpd = serve.make_server(run_dir, "127.0.0.1", 0)
-    try:
-        url = _start(httpd)
+    with served(run_dir) as url:
         open_viewer(page, url + f"#class={picks.a}", str(picks.a))
         assert graph_keys(page, "g.node:has(image.node-img[visibility='hidden'])") == [key]
         assert page.locator(f"g.node[data-key='{key}'] text.node-missing").text_content() == channel
         page.goto(url + f"#class={picks.c}")
         page.locator("#graph-message").wait_for(state="visible")
         assert f"ag-{picks.c}.json" in page.inner_text("#graph-message")
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -522,10 +527,8 @@ def partial_run(run_dir, picks, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def partial_url(partial_run):
-    httpd = serve.make_server(partial_run, "127.0.0.1", 0)
-    yield _start(httpd)
-    httpd.shutdown()
-    httpd.server_close()
+    with served(partial_run) as url:
+        yield url
 
 
 def notice(page, kind: str) -> str:
@@ -614,10 +617,8 @@ def many_classes_run(path: Path, count: int = 300) -> Path:
 
 @pytest.fixture(scope="module")
 def many_url(tmp_path_factory):
-    httpd = serve.make_server(many_classes_run(tmp_path_factory.mktemp("many") / "run"), "127.0.0.1", 0)
-    yield _start(httpd)
-    httpd.shutdown()
-    httpd.server_close()
+    with served(many_classes_run(tmp_path_factory.mktemp("many") / "run")) as url:
+        yield url
 
 
 def rows_shown(page) -> list[int]:
@@ -760,9 +761,8 @@ def skip_run(run_dir, picks, tmp_path_factory) -> tuple[Path, set[str]]:
 
 def test_skip_edges_and_faithfulness(page, skip_run, picks):
     run, expected = skip_run
-    httpd = serve.make_server(run, "127.0.0.1", 0)
-    try:
-        open_viewer(page, _start(httpd) + f"#class={picks.a}", str(picks.a))
+    with served(run) as url:
+        open_viewer(page, url + f"#class={picks.a}", str(picks.a))
         assert set(graph_keys(page, "g.edge.skip")) == expected
         _, layer_edges = graph_of(run, picks.a)
         assert set(graph_keys(page, "g.edge:not(.skip)")) == layer_edges
@@ -775,6 +775,3 @@ def test_skip_edges_and_faithfulness(page, skip_run, picks):
         page.locator(f"#class-list li[data-class='{picks.b}']").click()
         page.locator("#info-faith-block").wait_for(state="hidden")
         assert page.errors == []
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

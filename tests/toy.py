@@ -6,6 +6,8 @@ Links: ``conv2`` (kind conv from conv1), ``sep3`` (kind separable, input ``sep3/
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -46,3 +48,13 @@ def toy_model(size: int = 33, seed: int = 0, num_outputs: int = 1000) -> SummitM
         class_to_output=np.arange(1000, dtype=np.int64) % num_outputs,
         features_fn=features,
     )
+
+
+@dataclasses.dataclass
+class MemorySource:
+    """An in-memory input stream with the engine's ``Source`` fields (``summit_tf.aggregation.plan``)."""
+
+    spec: str
+    dataset: tf.data.Dataset
+    num_records: int | None
+    classes: list[int] | None

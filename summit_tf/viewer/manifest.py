@@ -26,7 +26,8 @@ from pathlib import Path
 VERSION = 1
 NAME = "manifest.json"
 FEATURE_VIS = "feature-vis"
-FAITHFULNESS = "faithfulness.json"  # experiments.faithfulness.SUMMARY_FILE (the viewer may not import experiments)
+# experiments.faithfulness.SUMMARY_FILE (the viewer does not import experiments)
+FAITHFULNESS = "faithfulness.json"
 _GRAPH = re.compile(r"ag-(\d+)\.json")
 _DETAILS = re.compile(r"class-(\d+)\.json")
 _CHANNEL = re.compile(r"(.+)-(\d+)-channel\.jpg")

@@ -56,7 +56,7 @@ def small_run(shared, tmp_path_factory):
             (data / synset / image.name).symlink_to(image)
     out = tmp_path_factory.mktemp("run") / "quickstart"
     argv = ["quickstart", f"--data=folder:{data}", f"--out_dir={out}", "--max_images_per_class=4",
-            "--batch_size=12", "--fv_steps=4", "--fv_size=48", "--fv_diversity=4", "--num_examples=3",
+            "--batch_size=12", "--fv_steps=2", "--fv_size=48", "--fv_diversity=2", "--num_examples=3",
             "--fv_batch_channels=512",
             "--figure_classes=0", "--compare=0,217"]
     assert quickstart.main(argv) == 0

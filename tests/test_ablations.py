@@ -22,14 +22,14 @@ def test_identity_variant_is_perfect(small_run):
 def test_cli_runs_variants_and_writes_sane_tables(small_run, tmp_path, capsys):
     data = json.loads((small_run / "pipeline.json").read_text())["data"]
     argv = ["ablations", f"--data={data}", f"--out_dir={tmp_path}",
-            "--variants=act-mean,inf-topk1,node-mass-15",
+            "--variants=inf-topk1,node-mass-15",
             "--stability=2", "--max_images_per_class=4", "--batch_size=12", f"--held_out={data}",
             "--held_out_images_per_class=1", "--random_sets=2"]
     assert ablations.main(argv) == 0
     with open(tmp_path / "ablations.csv") as f:
         rows = list(csv.DictReader(f))
     variants = {r["variant"] for r in rows}
-    assert variants == {"summit-default", "act-mean", "inf-topk1", "images-2", "node-mass-15"}
+    assert variants == {"summit-default", "inf-topk1", "images-2", "node-mass-15"}
     for r in rows:
         for key in ("node_jaccard", "edge_jaccard"):
             assert 0.0 <= float(r[key]) <= 1.0
@@ -45,7 +45,7 @@ def test_cli_runs_variants_and_writes_sane_tables(small_run, tmp_path, capsys):
     scored = {r["variant"]: float(r["faithfulness"]) for r in rows}
     assert set(scored) == variants and any(np.isfinite(v) for v in scored.values())
     assert (tmp_path / "ablations-heatmap.png").stat().st_size > 1000
-    assert "| act-mean |" in (tmp_path / "ablations.md").read_text()
+    assert "| inf-topk1 |" in (tmp_path / "ablations.md").read_text()
     assert "ablations.md" in capsys.readouterr().out
 
 

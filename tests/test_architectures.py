@@ -1,11 +1,13 @@
 """Modern CNNs (issue #15) through the Keras adapter: a CI subset of ``benchmarks.architectures``.
 
 ResNet50 (identity and projection shortcuts, a pooled shortcut that is no link), EfficientNetB0 (swish,
-squeeze-and-excitation gates, sums without activation), ConvNeXtTiny (GELU, LayerNorm: no links into the
-GELU layers, keras.ops sums) and MobileNetV2 (ReLU6, linear bottlenecks): layers equal the Keras model's
+squeeze-and-excitation gates, sums without activation) and MobileNetV2 (ReLU6, linear bottlenecks): layers
+equal the Keras model's
 own outputs, every layer's links rebuild its pre-activation exactly (difference of two images, float64),
 sampled pairs of every link match a float64 SciPy reference. ``python -m benchmarks.architectures``
-checks all 11 architectures of the issue and runs the aggregate -> graph -> feature-vis smoke.
+checks all 11 architectures of the issue (ConvNeXtTiny among them: 20 s to build, so not here; its GELU,
+LayerNorm and ``keras.ops`` sums are tested on small models in ``test_keras_model.py``) and runs the
+aggregate -> graph -> feature-vis smoke.
 """
 
 from __future__ import annotations
@@ -16,12 +18,10 @@ from benchmarks import architectures as arch
 from summit_tf.models.base import pre_activation_key
 
 # name -> (layers, links by kind, skip links, layers without incoming links, layers rebuilt only in part:
-# ResNet50's first block adds a shortcut from a max pool; ConvNeXt's first sum of each stage adds the stem or
-# downsampling block, a nested Sequential with a LayerNorm. Keras numbers unnamed sums per process: prefixes)
+# ResNet50's first block adds a shortcut from a max pool)
 EXPECTED = {
     "ResNet50": (49, {"conv": 22, "1x1": 28, "identity": 12}, 15, 1, ["conv2_block1_out"]),
     "EfficientNetB0": (26, {"separable": 21, "1x1": 9, "identity": 4}, 9, 0, []),
-    "ConvNeXtTiny": (36, {"1x1": 18, "identity": 14}, 14, 17, ["add"] * 4),
     "MobileNetV2": (28, {"separable": 22, "1x1": 10, "identity": 5}, 10, 0, []),
 }
 
@@ -39,8 +39,6 @@ def test_architecture(built):
     assert len(built.missing) == (1 if without else 0)
     if without:
         assert built.missing[0].startswith(f"{without} of {layers} layers have no incoming link")
-    if built.name == "ConvNeXtTiny":
-        assert "(LayerNormalization)" in built.missing[0]
     batch = arch.images(built)
     assert arch.layer_error(built, batch) < 1e-5
     exact, rebuilt_in_part = arch.reconstruction(built, batch)
@@ -51,7 +49,7 @@ def test_architecture(built):
     assert pairs == 2 * len(built.adapter.links) and error < 1e-5
 
 
-RELU_LAYERS = {"ResNet50": 49, "EfficientNetB0": 0, "ConvNeXtTiny": 0, "MobileNetV2": 18}  # else swish, GELU
+RELU_LAYERS = {"ResNet50": 49, "EfficientNetB0": 0, "MobileNetV2": 18}  # else swish, GELU
 
 
 def test_relu_redirect_only_where_the_objective_reads_a_relu(built):

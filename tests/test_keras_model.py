@@ -218,3 +218,20 @@ def test_any_activation_sums_and_stops_named(caplog):
     messages = [r.getMessage() for r in caplog.records if r.name == "summit_tf.models.graph_links"]
     assert messages == ["2 of 4 layers have no incoming link: c2: stops at split (_Split); "
                         "c3: stops at ln (LayerNormalization)"]
+
+
+def test_keras_ops_sum_is_a_layer_with_its_link():
+    """A sum written ``keras.ops.add`` (ConvNeXt's residuals) is an operation node, not a layer object;
+    it used to stop the loader ("No such layer: add"). Identity + 1x1 from the same source: one 1x1 link."""
+    inp = keras.Input((17, 17, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inp)
+    s = keras.ops.add(x, keras.layers.Conv2D(8, 1, name="c2")(x))
+    out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(s))
+    model = keras.Model(inp, out)
+    adapter = keras_model._summit_model(model, "t", None, lambda t: t, (0.0, 1.0), "t")
+    assert adapter.layers == ["c1", "add"]
+    assert [(link.name, link.src, link.kind) for link in adapter.links] == [("add", "c1", "1x1")]
+    images = np.random.default_rng(0).uniform(0, 1, (2, 17, 17, 3)).astype(np.float32)
+    want = keras.Model(inp, s)(images).numpy()
+    got = adapter.features(tf.constant(images))["add"].numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -32,7 +32,7 @@ def test_run_directory_is_complete_and_consistent(small_run, shared):
                 ch = node["channel"]
                 assert 0 <= node["count"] <= info["numOfInstances"]  # PageRank may keep an unselected channel
                 assert (fv / "channel" / f"{layer}-{ch}-channel.jpg").is_file()
-                for d in range(4):
+                for d in range(2):
                     assert (fv / f"diversity-{d}" / f"{layer}-{ch}-diversity-{d}.jpg").is_file()
                 assert (fv / "dataset-p" / f"{layer}-{ch}-dataset-p-0.jpg").is_file()
                 assert all(p["prev_channel"] in below and p["inf"] <= info["numOfInstances"]
@@ -54,7 +54,7 @@ def test_run_directory_is_complete_and_consistent(small_run, shared):
 def test_second_run_reuses_every_stage(small_run, capsys):
     pipeline = json.loads((small_run / "pipeline.json").read_text())
     argv = ["quickstart", f"--data={pipeline['data']}", f"--out_dir={small_run}", "--max_images_per_class=4",
-            "--batch_size=12", "--fv_steps=4", "--fv_size=48", "--fv_diversity=4", "--num_examples=3",
+            "--batch_size=12", "--fv_steps=2", "--fv_size=48", "--fv_diversity=2", "--num_examples=3",
             "--fv_batch_channels=512",
             "--figure_classes=0", "--compare=0,217"]
     assert quickstart.main(argv) == 0

@@ -14,7 +14,7 @@ resume positions, nothing to do, an error).
 
 Memory is bounded by the accumulators (``K`` classes x every layer's channels and every link's
 ``Cout x Cin``; printed before the run starts) plus one batch: a run over 1,000 classes of a large model
-can be split with ``classes`` and the pieces joined by ``summit_tf.merge``.
+is split into class-group passes by ``run.aggregate_model`` (``memory_plan``) when it exceeds the budget.
 
 Resume: every ``checkpoint_minutes`` (and/or ``checkpoint_every`` batches) the accumulators, the next
 record of the input stream and the counters are written atomically beside the output
@@ -45,6 +45,7 @@ from summit_tf.aggregation.checkpoint import (
     save_checkpoint,
 )
 from summit_tf.aggregation.config import AggregateConfig
+from summit_tf.aggregation.memory_plan import mib
 from summit_tf.aggregation.plan import AggregateError, OpenSource, make_plan
 from summit_tf.aggregation.replicas import Replicas
 from summit_tf.aggregation.step import NON_FINITE, Accumulators, make_step
@@ -52,7 +53,7 @@ from summit_tf.imagenet import NUM_CLASSES
 from summit_tf.models.base import SummitModel
 from summit_tf.progress import Progress
 
-LARGE_ACCUMULATORS = 4 * 2**30  # bytes; above this the start-up line suggests splitting by class
+LARGE_ACCUMULATORS = 4 * 2**30  # bytes; above this the start-up line suggests a memory budget
 
 __all__ = ["AggregateError", "RunSummary", "aggregate", "check_output", "checkpoint_path", "finished",
            "finished_summary"]
@@ -114,10 +115,6 @@ def finished_summary(cfg: AggregateConfig, stream: TextIO | None = None) -> RunS
 
 def _say(stream: TextIO, text: str) -> None:
     print(text, file=stream, flush=True)
-
-
-def _mib(nbytes: int) -> str:
-    return f"{nbytes / 2**20:,.1f} MiB"
 
 
 FRESH, RESUME, FINISHED = 0, 1, 2  # the chief's decision about the output and checkpoint files
@@ -227,9 +224,9 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
     source = open_source(me.next_record) if decision == RESUME else first
     _say(stream, f"{tag}{model.spec}: {len(plan.layers)} layers, {len(plan.links)} links, "
                  f"{plan.classes.size} classes, {replicas.num_replicas} replica(s) on {workers} worker(s); "
-                 f"accumulators {_mib(acc.nbytes())} a replica ({_mib(acc.nbytes() // plan.classes.size)} "
+                 f"accumulators {mib(acc.nbytes())} a replica ({mib(acc.nbytes() // plan.classes.size)} "
                  "per class)"
-                 + ("; to use less memory, split the classes with --classes and merge the parts"
+                 + ("; to use less memory, set --device_memory_budget (classes counted in passes)"
                     if acc.nbytes() > LARGE_ACCUMULATORS else ""))
 
     # one input pipeline per worker; its local replicas take consecutive batches (a replica left without

@@ -45,6 +45,11 @@ def default_budget() -> int | None:
     return int(DEVICE_SHARE * limits[0]) if limits and limits[0] else None
 
 
+def mib(nbytes: int) -> str:
+    """A byte count as the plan's log lines write it (``4,869.5 MiB``)."""
+    return f"{nbytes / 2**20:,.1f} MiB"
+
+
 @dataclass(frozen=True)
 class MemoryPlan:
     """The run's classes in groups whose accumulators each fit ``budget`` bytes."""
@@ -57,8 +62,8 @@ class MemoryPlan:
         largest = max(g.size for g in self.groups)
         classes = sum(g.size for g in self.groups)
         return (f"memory plan: {classes} classes in {len(self.groups)} passes of <={largest} classes, "
-                f"{largest * self.per_class / 2**20:,.1f} MiB each (budget "
-                f"{'none' if self.budget is None else f'{self.budget / 2**20:,.1f} MiB'})")
+                f"{mib(largest * self.per_class)} each (budget "
+                f"{'none' if self.budget is None else mib(self.budget)})")
 
 
 def plan_groups(classes: np.ndarray, per_class: int, budget: int | None) -> MemoryPlan:

@@ -236,8 +236,9 @@ def report(model: SummitModel, cfg: AggregateConfig, plan: run_plan.Plan, batche
     original.trace(forward(batches[0][0][:1]))  # outside the timing
     t_orig = timed(lambda x, y: original.update(forward(x), y), batches)
     passes = FLAGS.repeats  # the step counted every batch once per repeat
-    same_a = all(np.array_equal(acc.A[layer].numpy(), passes * original.A[layer]) for layer in plan.layers)
-    same_i = all(np.array_equal(acc.I[link.name].numpy(), passes * original.I[link.name])
+    same_a = all(np.array_equal(acc.A[layer].numpy(), passes * original.A[layer].ravel())
+                 for layer in plan.layers)
+    same_i = all(np.array_equal(acc.I[link.name].numpy(), passes * original.I[link.name].ravel())
                  for link in plan.links)
     print(f"original SUMMIT      {n / t_orig:8.1f} images/s   summit-tf speed-up {t_orig / t_agg:.1f}x "
           f"({load()})")

@@ -20,7 +20,7 @@ from summit_tf import atomic
 from summit_tf.aggregation.plan import AggregateError, Plan
 
 CHECKPOINT_FORMAT = "summit-tf/checkpoint"
-ROW_BLOCK = 32  # classes read from the device at once (bounds host memory)
+BLOCK = 2**20  # counter entries read from the device at once (bounds host memory), one HDF5 chunk
 
 
 def checkpoint_path(out: str | os.PathLike) -> Path:
@@ -41,9 +41,8 @@ class State:
 
 def save_checkpoint(path: Path, counters: dict[str, tf.Variable], plan: Plan, states: list[State],
                     record: dict) -> None:
-    """``counters`` by name (totals: a single device's variables or the folded replica), one state a
+    """``counters`` by name (flat totals: a single device's variables or the folded replica), one state a
     worker."""
-    all_rows = np.arange(plan.classes.size)
 
     def write(f: h5py.File) -> None:
         f.attrs.update(format=CHECKPOINT_FORMAT, config=json.dumps(record, sort_keys=True),
@@ -52,13 +51,13 @@ def save_checkpoint(path: Path, counters: dict[str, tf.Variable], plan: Plan, st
         f["classes"] = plan.classes
         f["positions"] = np.asarray([s.row() for s in states], np.int64)
         for name, var in counters.items():
-            shape = tuple(var.shape)
+            size = int(var.shape[0])  # flat counters (step.Accumulators)
             # lzf: about twice as fast as gzip for ~20 % more bytes; checkpoints are written often
             # and read once, by h5py only
-            ds = f.create_dataset(name, shape=shape, dtype=np.int32, chunks=(1, *shape[1:]),
+            ds = f.create_dataset(name, shape=(size,), dtype=np.int32, chunks=(max(1, min(size, BLOCK)),),
                                   compression="lzf")
-            for start in range(0, shape[0], ROW_BLOCK):
-                ds[start:start + ROW_BLOCK] = tf.gather(var, all_rows[start:start + ROW_BLOCK]).numpy()
+            for start in range(0, size, BLOCK):
+                ds[start:start + BLOCK] = var[start:start + BLOCK].numpy()
 
     with atomic.writing(path) as tmp, h5py.File(tmp, "w") as f:
         write(f)
@@ -84,7 +83,7 @@ def load_checkpoint(path: Path, counters: dict[str, tf.Variable], plan: Plan, re
             raise AggregateError(f"cannot resume: {path} was written by {saved_workers} worker(s), this "
                                  f"run has {workers}; each worker reads its own part of the data")
         for name, var in counters.items():
-            var.assign(f[name][()])
+            var.assign(f[name][()].reshape(-1))  # flat; before session 6, class-first arrays
         if "positions" in f:
             return [State(*(int(v) for v in row)) for row in f["positions"][()]]
         return [State(int(f.attrs["next_record"]), int(f.attrs["images"]), int(f.attrs["batches"]))]

@@ -2,7 +2,7 @@
 
 One ``tf.function`` step per batch runs the model, reduces every layer's channels, selects them
 (``selection``), finds every link's top-k inputs by per-pair influence (``influence_topk``), and adds
-the results into int32 ``tf.Variable`` accumulators with ``scatter_nd_add``: the batch never comes back
+the results into flat int32 ``tf.Variable`` accumulators with ``scatter_add``: the batch never comes back
 to Python, and nothing on the host waits for the device except at checkpoints and at the end.
 
 Distribution (``replicas``, a ``tf.distribute`` strategy): each replica (device) counts its batches into
@@ -37,7 +37,6 @@ import tensorflow as tf
 
 from summit_tf import store
 from summit_tf.aggregation.checkpoint import (
-    ROW_BLOCK,
     State,
     checkpoint_path,
     load_checkpoint,
@@ -48,12 +47,13 @@ from summit_tf.aggregation.config import AggregateConfig
 from summit_tf.aggregation.memory_plan import mib
 from summit_tf.aggregation.plan import AggregateError, OpenSource, make_plan
 from summit_tf.aggregation.replicas import Replicas
-from summit_tf.aggregation.step import NON_FINITE, Accumulators, make_step
+from summit_tf.aggregation.step import NON_FINITE, Accumulators, counter_rows, make_step
 from summit_tf.imagenet import NUM_CLASSES
 from summit_tf.models.base import SummitModel
 from summit_tf.progress import Progress
 
 LARGE_ACCUMULATORS = 4 * 2**30  # bytes; above this the start-up line suggests a memory budget
+ROW_BLOCK = 32  # classes read from the device at once while writing the output (bounds host memory)
 
 __all__ = ["AggregateError", "RunSummary", "aggregate", "check_output", "checkpoint_path", "finished",
            "finished_summary"]
@@ -62,16 +62,16 @@ __all__ = ["AggregateError", "RunSummary", "aggregate", "check_output", "checkpo
 class _Rows:
     """Rows ``rows`` of a device counter, read a block at a time: host memory stays small."""
 
-    def __init__(self, var: tf.Variable, rows: np.ndarray) -> None:
-        self.var, self.rows = var, rows
-        self.shape = (int(rows.size), *var.shape[1:])
+    def __init__(self, var: tf.Variable, shape: tuple[int, ...], rows: np.ndarray) -> None:
+        self.var, self.rows, self.full_shape = var, rows, shape
+        self.shape = (int(rows.size), *shape[1:])
         self._block: tuple[int, np.ndarray] | None = None
 
     def __getitem__(self, i: int) -> np.ndarray:
         start = i - i % ROW_BLOCK
         if self._block is None or self._block[0] != start:
             ids = self.rows[start:start + ROW_BLOCK]
-            self._block = (start, tf.gather(self.var, ids).numpy())
+            self._block = (start, counter_rows(self.var, self.full_shape, ids))
         return self._block[1][i - start]
 
 
@@ -126,10 +126,11 @@ def _fold_all(replicas: Replicas, acc: Accumulators, num_classes: int) -> None:
     """Every counter's total into the chief's first replica (a block of classes at a time)."""
     if replicas.num_replicas == 1:
         return
+    block = FOLD_BYTES // 4
     for var in acc.named().values():
-        block = max(1, FOLD_BYTES // (4 * int(np.prod(var.shape[1:]))))
-        for start in range(0, num_classes, block):
-            replicas.fold(var, np.arange(start, min(start + block, num_classes)))
+        size = int(var.shape[0])
+        for start in range(0, size, block):
+            replicas.fold(var, start, min(start + block, size))
 
 
 def _agree(replicas: Replicas, error: Exception | None, row: list[int]) -> np.ndarray:
@@ -300,12 +301,14 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
         classes=plan.classes[rows],
         class_count=counts[rows].astype(np.int64),
         layers=plan.layers,
-        A={layer: tf.gather(counters[f"A/{layer}"], rows).numpy() for layer in plan.layers},
+        A={layer: counter_rows(counters[f"A/{layer}"], acc.shapes[f"A/{layer}"], rows)
+           for layer in plan.layers},
         links={link.name: store.LinkInfo(link.name, link.src, link.dst, link.kind, link.dst_offset,
                                          link.stride) for link in plan.links},
-        I={link.name: _Rows(counters[f"I/{store.link_key(link.name)}"], rows) for link in plan.links},
+        I={link.name: _Rows(counters[key], acc.shapes[key], rows)
+           for link in plan.links for key in [f"I/{store.link_key(link.name)}"]},
         correct=counters["correct"].numpy()[rows].astype(np.int64),
-        prob_hist=counters["prob_hist"].numpy()[rows].astype(np.int64),
+        prob_hist=counter_rows(counters["prob_hist"], acc.shapes["prob_hist"], rows).astype(np.int64),
         num_images=images,
         num_skipped=skipped,
     )

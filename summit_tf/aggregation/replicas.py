@@ -50,17 +50,17 @@ class Replicas:
             lambda ctx: tf.identity(parts[ctx.replica_id_in_sync_group % len(parts)]))
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-    def fold(self, var: tf.Variable, rows: np.ndarray) -> None:
-        """Rows ``rows`` of a counter: the sum over all replicas into the chief's first, zeros elsewhere.
+    def fold(self, var: tf.Variable, start: int, stop: int) -> None:
+        """Entries ``start:stop`` of a flat counter: the sum over all replicas into the chief's first,
+        zeros elsewhere.
 
         The total over replicas is unchanged, so counting goes on afterwards as before."""
         if self.num_replicas == 1:
             return
         local = self.local(var)
-        ids = tf.constant(rows[:, None], tf.int32)
-        total = self._sum([tf.gather(v, rows) for v in local])
+        total = self._sum([v[start:stop] for v in local])
         for i, v in enumerate(local):
-            v.scatter_nd_update(ids, total if i == 0 and self.is_chief else tf.zeros_like(total))
+            v[start:stop].assign(total if i == 0 and self.is_chief else tf.zeros_like(total))
 
     def primary(self, var: tf.Variable) -> tf.Variable:
         """The replica that holds the totals after :meth:`fold` (on the chief)."""

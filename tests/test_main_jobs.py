@@ -72,8 +72,9 @@ def test_inception_main_job_on_tfrecords(shared, tmp_path, caplog):
     assert size == 128  # the paper's default, which the InceptionV1 head cannot evaluate
 
 
-@pytest.mark.slow
 def test_imagenette_job_on_a_small_subset(shared, tmp_path):
+    """The full-size job's own entry point and defaults (every stage after these is the quick start's
+    pipeline, which the shared ``small_run`` covers): the counting and graph stages on 2 x 3 images."""
     data = tmp_path / "imagenette"
     for synset in ("n01440764", "n02102040"):  # tench, English springer: the default comparison
         (data / synset).mkdir(parents=True)
@@ -81,6 +82,13 @@ def test_imagenette_job_on_a_small_subset(shared, tmp_path):
             (data / synset / image.name).symlink_to(image)
     run = tmp_path / "run"
     argv = ["mobilenet_imagenette", f"--data=folder:{data}", f"--out_dir={run}", "--batch_size=6",
-            "--fv_steps=2", "--fv_size=64", "--fv_diversity=2", "--num_examples=2", "--fv_batch_channels=512"]
+            "--stages=aggregate,graph"]
     assert mobilenet_imagenette.main(argv) == 0
-    _check_run(run, (0, 217), diversity=2, figure_classes=(0, 217), compare=(0, 217))
+    fv = mobilenet_imagenette.FLAGS
+    assert (fv.fv_steps, fv.fv_diversity, fv.num_examples, fv.compare) == (512, 4, 10, "0,217")
+    meta = json.loads((run / "classes.json").read_text())
+    assert sorted(c["target_class"] for c in meta["classes"]) == [0, 217]
+    for class_id in (0, 217):
+        assert {layer for layer, _ in _nodes(run, class_id)} == set(meta["meta"]["layers"])
+    stages = json.loads((run / "stages.json").read_text())
+    assert set(stages) == {"aggregate", "graph"}

@@ -11,10 +11,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
-from summit_tf.graph import attribution, build, drawing  # noqa: E402
+from summit_tf.graph import algebra, attribution, build, drawing, viewer_json  # noqa: E402
 from synthetic import aggregates as synthetic  # noqa: E402
 
 CHANNELS = {"a": 5, "b": 7, "c": 6, "d": 9}
+CHANNELS_ORDER = list(CHANNELS)
 
 
 def skip_aggregates(seed: int = 0, skips: bool = True):
@@ -88,11 +89,42 @@ def test_kept_skip_edges_and_json():
     assert len(curves) == len(expected)
 
 
+def _kept_skips(ag) -> dict[tuple, int]:
+    st, full, mask = ag.structure, ag.full, ag.kept_skips
+    ends = zip(full.skip_hi[mask], full.skip_lo[mask], full.skip_weight[mask], strict=True)
+    return {(st.layers[st.layer_of[h]], int(st.channel_of[h]), st.layers[st.layer_of[lo]],
+             int(st.channel_of[lo])): int(w) for h, lo, w in ends}
+
+
+def test_comparison_and_stats_count_skip_edges():
+    config = attribution.GraphConfig(node_mass=0.5)
+    a = attribution.attribution_graph(skip_aggregates(0)[0], 3, config)
+    b = attribution.attribution_graph(skip_aggregates(1)[0], 3, config)
+    skips_a, skips_b = _kept_skips(a), _kept_skips(b)
+    assert skips_a and skips_b and set(skips_a) != set(skips_b)
+    doc = algebra.compare(a, b)
+    written = {(e["layer"], e["channel"], e["prev_layer"], e["prev_channel"]): e for e in doc["edges"]
+               if e["skip"]}
+    assert set(written) == set(skips_a) | set(skips_b)
+    for key, e in written.items():
+        assert e["a"] == {"inf": skips_a[key], "kept": True} if key in skips_a else not e["a"]["kept"]
+        assert e["b"] == {"inf": skips_b[key], "kept": True} if key in skips_b else not e["b"]["kept"]
+        assert e["in"] == ("both" if key in skips_a and key in skips_b else "a" if key in skips_a else "b")
+    plain = [e for e in doc["edges"] if not e["skip"]]
+    assert all(abs(CHANNELS_ORDER.index(e["layer"]) - CHANNELS_ORDER.index(e["prev_layer"])) == 1
+               for e in plain)
+    assert len(doc["sets"]["union"]["edges"]) == len(doc["edges"])
+    stats = viewer_json.graph_stats(a)
+    assert stats["edges"] == int(a.selection.edges.sum()) + len(skips_a)
+    assert stats["full_edges"] == a.full.num_edges + a.full.skip_weight.size
+
+
 def test_runs_without_skip_links_keep_summits_keys():
     agg, _ = skip_aggregates(skips=False)
     ag = attribution.attribution_graph(agg, 3)
     assert ag.structure.skips == [] and ag.full.skip_weight.size == 0
     assert all("skip_channels" not in node for nodes in ag.to_json().values() for node in nodes)
+    assert all("skip" not in e for e in algebra.compare(ag, ag)["edges"])
 
 
 def test_skip_link_reading_the_wrong_channels_is_refused():

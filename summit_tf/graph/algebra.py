@@ -1,8 +1,9 @@
 """Set algebra on two classes' attribution graphs: what they share and what sets them apart.
 
-Nodes are ``layer:channel``; edges are (upper node, lower node). Every record carries both classes'
-weights from their *full* graphs (PageRank and A count for nodes, influence count for edges), so a
-channel kept for one class shows how close it came for the other (the paper's bear example).
+Nodes are ``layer:channel``; edges are (upper node, lower node), skip edges of residual networks
+included (their records say ``"skip": true``). Every record carries both classes' weights from their
+*full* graphs (PageRank and A count for nodes, influence count for edges), so a channel kept for one class
+shows how close it came for the other (the paper's bear example).
 """
 
 from __future__ import annotations
@@ -15,9 +16,16 @@ from summit_tf.graph.attribution import AttributionGraph
 SETS = ("intersection", "a_minus_b", "b_minus_a", "union")
 
 
-def _keys(ag: AttributionGraph, edges: np.ndarray | slice = slice(None)) -> np.ndarray:
-    """One int64 id per edge, ``hi * V + lo`` (the int32 vertex ids would overflow)."""
-    return ag.full.hi[edges].astype(np.int64) * ag.structure.num_vertices + ag.full.lo[edges]
+def _keys(ag: AttributionGraph) -> np.ndarray:
+    """One int64 id per edge of the full graph (layer pairs', then skip edges), ``hi * V + lo`` (the int32
+    vertex ids would overflow)."""
+    hi, lo, _ = ag.full.all_edges()
+    return hi.astype(np.int64) * ag.structure.num_vertices + lo
+
+
+def _kept(ag: AttributionGraph) -> np.ndarray:
+    """Kept mask over :func:`_keys`' edges."""
+    return np.concatenate([ag.selection.edges, ag.kept_skips])
 
 
 def _edge_index(ag: AttributionGraph) -> tuple[np.ndarray, np.ndarray]:
@@ -51,11 +59,13 @@ def compare(a: AttributionGraph, b: AttributionGraph) -> dict:
 
     ia, ib = _edge_index(a), _edge_index(b)
     n = st.num_vertices
-    keys = np.union1d(_keys(a, a.selection.edges), _keys(b, b.selection.edges))
+    ka, kb = _kept(a), _kept(b)
+    keys = np.union1d(_keys(a)[ka], _keys(b)[kb])
     pa, pb = _lookup(ia, keys), _lookup(ib, keys)
-    kept_a = np.where(pa >= 0, a.selection.edges[np.maximum(pa, 0)], False)
-    kept_b = np.where(pb >= 0, b.selection.edges[np.maximum(pb, 0)], False)
+    kept_a = np.where(pa >= 0, ka[np.maximum(pa, 0)], False)
+    kept_b = np.where(pb >= 0, kb[np.maximum(pb, 0)], False)
     edge_sets = _membership(kept_a, kept_b)
+    weight_a, weight_b = a.full.all_edges()[2], b.full.all_edges()[2]
 
     def name(v: int) -> str:
         return st.name(int(v))
@@ -64,10 +74,10 @@ def compare(a: AttributionGraph, b: AttributionGraph) -> dict:
         return {"count": int(ag.count[v]), "pagerank": float(ag.pagerank[v]),
                 "kept": bool(ag.selection.kept[v])}
 
-    def edge_side(ag: AttributionGraph, pos: int) -> dict:
+    def edge_side(weight: np.ndarray, kept: np.ndarray, pos: int) -> dict:
         if pos < 0:
             return {"inf": 0, "kept": False}
-        return {"inf": int(ag.full.weight[pos]), "kept": bool(ag.selection.edges[pos])}
+        return {"inf": int(weight[pos]), "kept": bool(kept[pos])}
 
     node_records = []
     for idx, v in enumerate(nodes):
@@ -83,7 +93,8 @@ def compare(a: AttributionGraph, b: AttributionGraph) -> dict:
             "layer": st.layers[st.layer_of[hi]], "channel": int(st.channel_of[hi]),
             "prev_layer": st.layers[st.layer_of[lo]], "prev_channel": int(st.channel_of[lo]),
             "in": "both" if edge_sets["intersection"][idx] else ("a" if edge_sets["a_minus_b"][idx] else "b"),
-            "a": edge_side(a, int(pa[idx])), "b": edge_side(b, int(pb[idx])),
+            "a": edge_side(weight_a, ka, int(pa[idx])), "b": edge_side(weight_b, kb, int(pb[idx])),
+            **({"skip": bool(st.layer_of[hi] - st.layer_of[lo] > 1)} if st.skips else {}),
         })
     sets = {}
     for s in SETS:

@@ -74,8 +74,11 @@ def top_channels(row: np.ndarray, keep: np.ndarray) -> list[list[int]]:
 
 
 def graph_stats(ag: AttributionGraph) -> dict:
-    return {"nodes": int(ag.selection.kept.sum()), "edges": int(ag.selection.edges.sum()),
-            "full_edges": ag.full.num_edges, "relax_rounds": ag.selection.relax_rounds,
+    """Kept nodes and edges (skip edges included), the full graph's edges, how the selection went."""
+    return {"nodes": int(ag.selection.kept.sum()),
+            "edges": int(ag.selection.edges.sum()) + int(ag.kept_skips.sum()),
+            "full_edges": ag.full.num_edges + int(ag.full.skip_weight.size),
+            "relax_rounds": ag.selection.relax_rounds,
             "node_mass": ag.selection.masses, "disconnected": ag.selection.disconnected}
 
 

@@ -122,7 +122,8 @@ def _stage_examples(cfg: PipelineConfig) -> None:
 
     examples.run(examples.ExamplesConfig(
         cfg.model, cfg.data, str(cfg.run_dir), num_examples=cfg.num_examples, channels=_graph_nodes(cfg),
-        batch_size=cfg.batch_size, resize=cfg.resize, max_images_per_class=cfg.max_images_per_class))
+        batch_size=cfg.batch_size, resize=cfg.resize, max_images_per_class=cfg.max_images_per_class,
+        summit_compat=cfg.summit_compat))
     _mark(cfg.run_dir / "feature-vis" / "dataset-p.done")
 
 
@@ -162,10 +163,11 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
     agg = _aggregate_config(cfg).record()  # what changes the counts; not speed settings (batch, strategy)
     graph = {"node_mass": cfg.node_mass, "compare": cfg.compare, "diversity": cfg.fv_diversity,
              "num_examples": cfg.num_examples, "fv_size": cfg.fv_size}
+    compat = {"summit_compat": True} if cfg.summit_compat else {}  # runs without it keep their fingerprints
     fv = {"model": cfg.model, "steps": cfg.fv_steps, "size": cfg.fv_size, "diversity": cfg.fv_diversity,
-          "seed": cfg.fv_seed}
+          "seed": cfg.fv_seed, **compat}
     ex = {"num_examples": cfg.num_examples, "data": cfg.data, "resize": cfg.resize,
-          "max_images_per_class": cfg.max_images_per_class}
+          "max_images_per_class": cfg.max_images_per_class, **compat}
     return [
         Stage("aggregate", agg, ["aggregates.h5"], lambda: _stage_aggregate(cfg)),
         Stage("graph", graph, ["classes.json", "ag"], lambda: _stage_graph(cfg), after=["aggregate"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from toy import toy_model
 from summit_tf import examples as ex
 from summit_tf.examples import __main__ as examples_cli
 from summit_tf.examples import runner as examples_run
+from summit_tf.examples.top import top_examples
 
 
 def stream(images: np.ndarray, index: np.ndarray, batch: int) -> tf.data.Dataset:
@@ -194,7 +196,8 @@ def test_run_resumes_and_refuses_another_runs_folder(toy, images, tmp_path, monk
     folder.mkdir(parents=True)
     for i, image in enumerate(images[:12]):
         Image.fromarray(np.round(image * 255).astype(np.uint8)).save(folder / f"{i:02d}.png")
-    monkeypatch.setattr(models, "load", lambda spec: toy)
+    loaded = []
+    monkeypatch.setattr(models, "load", lambda spec, summit_compat=False: loaded.append(summit_compat) or toy)
     out = str(tmp_path / "out")
     data = f"folder:{tmp_path / 'data'}"
     cfg = ex.ExamplesConfig("toy", data, out, layers=("conv1",), num_examples=3, channels={"sep3": [1, 2]})
@@ -209,6 +212,21 @@ def test_run_resumes_and_refuses_another_runs_folder(toy, images, tmp_path, monk
     assert ex.run(cfg) == 0
     with pytest.raises(ValueError, match="belongs to another run \\(num_examples differ\\)"):
         ex.run(ex.ExamplesConfig("toy", data, out, num_examples=4))
+    with pytest.raises(ValueError, match="belongs to another run \\(summit_compat differ\\)"):
+        ex.run(dataclasses.replace(cfg, summit_compat=True))
+    assert loaded == [False, False, False, True]
+
+    # --summit_compat: the compat model, and images resized as TF1 did (no half-pixel centres)
+    centres = []
+    real_load = examples_run.data_inputs.load
+    monkeypatch.setattr(examples_run.data_inputs, "load",
+                        lambda *a, **k: centres.append(k["half_pixel_centers"]) or real_load(*a, **k))
+    monkeypatch.setattr(examples_run, "top_examples", top_examples)
+    compat_out = str(tmp_path / "compat")
+    assert ex.run(dataclasses.replace(cfg, out_dir=compat_out, summit_compat=True)) == 8 * 3 + 6
+    assert loaded[-1] is True and centres and not any(centres)
+    saved = json.loads(open(os.path.join(compat_out, ex.SUBDIR, ex.INDEX_FILE)).read())
+    assert saved["summit_compat"] is True
     for bad, message in ((dict(num_examples=0), "num_examples must be >= 1"), (dict(resize="zoom"), "resize"),
                          (dict(model=""), "model is required")):
         with pytest.raises(ValueError, match=message):

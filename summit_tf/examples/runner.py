@@ -21,7 +21,8 @@ class ExamplesConfig:
     """What a dataset-examples run needs; validated on construction (``ValueError`` names the field).
 
     ``channels`` restricts the saved channels of the layers it names; layers named only in ``layers``
-    keep all their channels.
+    keep all their channels. ``summit_compat`` ranks images as the original SUMMIT code saw them (the model
+    adapter's compat inputs, resizing without half-pixel centres), like the aggregation under that flag.
     """
 
     model: str
@@ -34,6 +35,7 @@ class ExamplesConfig:
     resize: str = "squash"
     max_images: int | None = None
     max_images_per_class: int | None = None
+    summit_compat: bool = False
 
     def __post_init__(self) -> None:
         for name in ("model", "data", "out_dir"):
@@ -54,7 +56,8 @@ class ExamplesConfig:
         """What ``dataset-p.json`` records: a saved pass 1 is reused only when all of it matches."""
         return {"model": self.model, "data": self.data, "num_examples": self.num_examples,
                 "resize": self.resize, "image_size": image_size, "max_images": self.max_images,
-                "max_images_per_class": self.max_images_per_class}
+                "max_images_per_class": self.max_images_per_class,
+                **({"summit_compat": True} if self.summit_compat else {})}
 
 
 def _check_channels(model: SummitModel, channels: Mapping[str, Sequence[int]]) -> None:
@@ -70,7 +73,7 @@ def run(cfg: ExamplesConfig) -> int:
     model, data and options), pass 2 skips patches already on disk. Returns the number of patches written."""
     from summit_tf import models
 
-    model = models.load(cfg.model)
+    model = models.load(cfg.model, summit_compat=cfg.summit_compat)
     layers: Sequence[str] | None = cfg.layers
     channels: dict[str, Sequence[int]] | None = None
     if cfg.channels:
@@ -82,8 +85,8 @@ def run(cfg: ExamplesConfig) -> int:
 
     def source() -> data_inputs.ImageSource:
         return data_inputs.load(cfg.data, image_size=model.input_size, resize=cfg.resize,
-                                batch_size=cfg.batch_size, max_images=cfg.max_images,
-                                max_images_per_class=cfg.max_images_per_class)
+                                half_pixel_centers=not cfg.summit_compat, batch_size=cfg.batch_size,
+                                max_images=cfg.max_images, max_images_per_class=cfg.max_images_per_class)
 
     meta = cfg.index_meta(model.input_size)
     index_path = os.path.join(cfg.out_dir, SUBDIR, INDEX_FILE)

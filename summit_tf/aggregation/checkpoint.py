@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from summit_tf import atomic
 from summit_tf.aggregation.plan import AggregateError, Plan
+from summit_tf.aggregation.step import counter_slice
 
 CHECKPOINT_FORMAT = "summit-tf/checkpoint"
 BLOCK = 2**20  # counter entries read from the device at once (bounds host memory), one HDF5 chunk
@@ -57,7 +58,7 @@ def save_checkpoint(path: Path, counters: dict[str, tf.Variable], plan: Plan, st
             ds = f.create_dataset(name, shape=(size,), dtype=np.int32, chunks=(max(1, min(size, BLOCK)),),
                                   compression="lzf")
             for start in range(0, size, BLOCK):
-                ds[start:start + BLOCK] = var[start:start + BLOCK].numpy()
+                ds[start:start + BLOCK] = counter_slice(var, start, min(start + BLOCK, size)).numpy()
 
     with atomic.writing(path) as tmp, h5py.File(tmp, "w") as f:
         write(f)

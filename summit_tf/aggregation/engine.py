@@ -53,7 +53,7 @@ from summit_tf.models.base import SummitModel
 from summit_tf.progress import Progress
 
 LARGE_ACCUMULATORS = 4 * 2**30  # bytes; above this the start-up line suggests a memory budget
-ROW_BLOCK = 32  # classes read from the device at once while writing the output (bounds host memory)
+ROW_BLOCK_ENTRIES = 2**24  # counter entries read from the device at once while writing the output
 
 __all__ = ["AggregateError", "RunSummary", "aggregate", "check_output", "checkpoint_path", "finished",
            "finished_summary"]
@@ -68,9 +68,10 @@ class _Rows:
         self._block: tuple[int, np.ndarray] | None = None
 
     def __getitem__(self, i: int) -> np.ndarray:
-        start = i - i % ROW_BLOCK
+        block = max(1, ROW_BLOCK_ENTRIES // int(np.prod(self.shape[1:])))
+        start = i - i % block
         if self._block is None or self._block[0] != start:
-            ids = self.rows[start:start + ROW_BLOCK]
+            ids = self.rows[start:start + block]
             self._block = (start, counter_rows(self.var, self.full_shape, ids))
         return self._block[1][i - start]
 

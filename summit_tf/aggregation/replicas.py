@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from summit_tf.aggregation.step import counter_slice, index_dtype
 from summit_tf.strategy import Cluster
 
 
@@ -58,9 +59,11 @@ class Replicas:
         if self.num_replicas == 1:
             return
         local = self.local(var)
-        total = self._sum([v[start:stop] for v in local])
+        total = self._sum([counter_slice(v, start, stop) for v in local])
+        indices = tf.range(start, stop, dtype=index_dtype((int(var.shape[0]),)))
         for i, v in enumerate(local):
-            v[start:stop].assign(total if i == 0 and self.is_chief else tf.zeros_like(total))
+            value = total if i == 0 and self.is_chief else tf.zeros_like(total)
+            tf.raw_ops.ResourceScatterUpdate(resource=v.handle, indices=indices, updates=value)
 
     def primary(self, var: tf.Variable) -> tf.Variable:
         """The replica that holds the totals after :meth:`fold` (on the chief)."""

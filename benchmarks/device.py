@@ -235,7 +235,8 @@ def table(result: dict) -> str:
                      f"{r['one_device_images_per_s']:.1f} images/s, {r['devices']} devices "
                      f"{r['mirrored_images_per_s']:.1f} images/s, efficiency {r['efficiency']:.2f}")
     lines.append("host accumulators (int32 scatter-add of the step's indices on the host) vs class-group "
-                 "passes, ImageNet train, 1,000 classes:")
+                 "passes, ImageNet train, 1,000 classes" + (" (smoke: first layers only, no real figures):"
+                                                           if result["smoke"] else ":"))
     for r in result["host_accumulators"]:
         budget = "no limit" if r["budget_bytes"] is None else memory_plan.mib(r["budget_bytes"])
         lines.append(f"  {r['model']:22s} {r['indices_per_image']:,.0f} indices/image: "

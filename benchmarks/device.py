@@ -10,7 +10,12 @@ Rows (each from the benchmark module that owns the measurement, imported, not co
 - feature vis channels/s one at a time vs batched 64, 128 px, 512-step renders (``benchmarks.feature_vis``,
   timed steps after warm-up), and the projected time for all 5,484 InceptionV1 channels;
 - input pipeline images/s, decode + resize of 500x375 JPEGs, all cores (``benchmarks.input_pipeline``);
-- mirrored scaling with more than one GPU (open until ``--strategy`` lands);
+- mirrored scaling: aggregation images/s of the engine's step on one GPU vs ``mirrored`` over all N GPUs
+  at N times the global batch, efficiency rate_N / (N x rate_1) (``benchmarks.scaling``); skipped with
+  fewer than 2 GPUs; ``--smoke`` runs it on 2 logical CPU devices (the code path only, no real figure);
+- host-resident accumulators: the host's int32 scatter-add rate (indices/s, one core and all cores) on a
+  real step's indices, and what counting on the host would cost at the measured aggregation rate vs the
+  class-group passes the engine makes when the counters exceed the device (``benchmarks.host_scatter``);
 - the projected wall time of ImageNet-train (1,281,167 images) A + all I for InceptionV1 at stride 1, and
   whether compute or input bounds it.
 Timings are the fastest of a few passes; the load average is recorded beside them.
@@ -30,8 +35,9 @@ from absl import flags
 
 from benchmarks import aggregate as agg_bench
 from benchmarks import feature_vis as fv_bench
-from benchmarks import input_pipeline
+from benchmarks import host_scatter, input_pipeline, scaling
 from summit_tf import atomic
+from summit_tf.aggregation import memory_plan
 from summit_tf.aggregation import plan as run_plan
 from summit_tf.aggregation.config import AggregateConfig
 from summit_tf.cli import entry_point, run_command
@@ -64,13 +70,18 @@ class Sizes:
     fv_timed_steps: int
     pipeline_images: int
     pipeline_shape: tuple[int, int]  # width, height
+    scaling_models: tuple[str, ...]  # mirrored scaling, at the first batch size per device
+    scaling_steps: int  # timed global batches
 
 
 FULL = Sizes(batch_sizes=(64, 256), batches=3, repeats=2, layers=None, fv_layer="mixed4d", fv_size=128,
-             fv_batch=64, fv_timed_steps=8, pipeline_images=512, pipeline_shape=(500, 375))
+             fv_batch=64, fv_timed_steps=8, pipeline_images=512, pipeline_shape=(500, 375),
+             scaling_models=("mobilenet_v1", INCEPTION), scaling_steps=4)
 SMOKE = Sizes(batch_sizes=(2,), batches=1, repeats=1, layers={"mobilenet_v1": 2, INCEPTION: 1},
               fv_layer="mixed3a", fv_size=32, fv_batch=4,
-              fv_timed_steps=1, pipeline_images=8, pipeline_shape=(40, 30))
+              fv_timed_steps=1, pipeline_images=8, pipeline_shape=(40, 30),
+              scaling_models=(INCEPTION,), scaling_steps=1)
+SMOKE_DEVICES = 2  # logical CPU devices of the smoke run's mirrored row
 FV_FULL_STEPS = 512  # Lucid's renders: steps 0..512
 
 
@@ -95,10 +106,15 @@ def file_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + ".json"
 
 
+def config(label: str, model: SummitModel, sizes: Sizes) -> AggregateConfig:
+    """The aggregation settings measured (smoke: the model's first layers only)."""
+    layers = tuple(model.layers[:sizes.layers[label]]) if sizes.layers else None
+    return AggregateConfig(model=model.spec, data="random", out="-", layers=layers)
+
+
 def aggregation_rows(label: str, model: SummitModel, sizes: Sizes, xla: bool) -> list[dict]:
     """Forward and aggregation images/s per batch size and XLA setting, on random images."""
-    layers = tuple(model.layers[:sizes.layers[label]]) if sizes.layers else None
-    cfg = AggregateConfig(model=model.spec, data="random", out="-", layers=layers)
+    cfg = config(label, model, sizes)
     rows = []
     for batch_size in sizes.batch_sizes:
         batches = agg_bench.make_batches(model.input_size, batch_size, sizes.batches)
@@ -145,13 +161,45 @@ def pipeline_row(sizes: Sizes) -> dict:
             "one_thread_images_per_s": rates["threads=1 ratio=1"]["images_per_s"]}
 
 
-def scaling_row() -> dict:
-    gpus = len(tf.config.list_physical_devices("GPU"))
-    if gpus <= 1:
-        return {"gpus": gpus, "status": "n/a: fewer than 2 GPUs"}
-    if "strategy" not in AggregateConfig.__dataclass_fields__:
-        return {"gpus": gpus, "status": "open: the aggregation has no --strategy yet (issue 13 part A)"}
-    return {"gpus": gpus, "status": "open: mirrored scaling is not wired into benchmarks.device yet"}
+def scaling_row(models: dict[str, SummitModel], sizes: Sizes, smoke_devices: str | None) -> dict:
+    """One device vs ``mirrored`` over all GPUs (smoke: over the logical CPUs); ``smoke_devices`` is why
+    the CPU could not be split, if it could not."""
+    smoke = sizes is SMOKE
+    names = scaling.devices("CPU" if smoke else "GPU")
+    if smoke and smoke_devices:
+        return {"devices": len(names), "status": f"skipped: {smoke_devices}", "rows": []}
+    if len(names) < 2:
+        return {"devices": len(names), "status": f"skipped: {len(names)} GPU(s), mirrored scaling needs 2 or "
+                "more", "rows": []}
+    rows = []
+    for label in sizes.scaling_models:
+        model = models[label]
+        rows.append(scaling.scaling(model, label, config(label, model, sizes), names, sizes.batch_sizes[0],
+                                    sizes.scaling_steps, sizes.repeats))
+        print(f"  mirrored {label} on {len(names)} devices: efficiency {rows[-1]['efficiency']:.2f}",
+              flush=True)
+    note = (f"smoke: {len(names)} logical CPU devices sharing the cores, a check of the code path, no "
+            "scaling figure" if smoke else f"{len(names)} GPUs")
+    return {"devices": len(names), "status": "measured", "note": note, "rows": rows}
+
+
+def host_rows(models: dict[str, SummitModel], sizes: Sizes, agg_rows: list[dict]) -> list[dict]:
+    """Per model: the host's scatter-add rate on the step's indices, and host accumulators vs class-group
+    passes for ImageNet train at the model's fastest engine rate (XLA off, as the engine runs)."""
+    budget = memory_plan.default_budget()
+    rows = []
+    for label, model in models.items():
+        cfg = config(label, model, sizes)
+        batches = agg_bench.make_batches(model.input_size, sizes.batch_sizes[0], sizes.batches)
+        host = host_scatter.host_scatter(model, cfg, batches, sizes.repeats + 1)
+        rate = max(r["aggregate_images_per_s"] for r in agg_rows if r["model"] == label and not r["xla"])
+        plan = run_plan.make_plan(model, cfg, [0])
+        per_class = memory_plan.bytes_per_class(model, plan)
+        rows.append({"model": label, **host, "per_class_bytes": per_class, "budget_bytes": budget,
+                     **host_scatter.compare(host, rate, per_class, budget, IMAGENET_TRAIN)})
+        print(f"  host scatter {label}: {host['one_core_indices_per_s'] / 1e6:.1f} M indices/s on one core",
+              flush=True)
+    return rows
 
 
 def projection(agg_rows: list[dict], pipeline: dict) -> dict:
@@ -180,7 +228,25 @@ def table(result: dict) -> str:
     p = result["input_pipeline"]
     lines.append(f"input pipeline: {p['images_per_s']:.0f} images/s decode + resize of {p['jpeg']} JPEGs, "
                  f"{p['cores']} cores ({p['one_thread_images_per_s']:.0f} images/s on one thread)")
-    lines.append(f"mirrored scaling: {result['mirrored']['status']}")
+    m = result["mirrored"]
+    lines.append(f"mirrored scaling: {m['status']}" + (f" ({m['note']})" if m.get("note") else ""))
+    for r in m["rows"]:
+        lines.append(f"  {r['model']:22s} batch {r['per_device_batch']} per device: one device "
+                     f"{r['one_device_images_per_s']:.1f} images/s, {r['devices']} devices "
+                     f"{r['mirrored_images_per_s']:.1f} images/s, efficiency {r['efficiency']:.2f}")
+    lines.append("host accumulators (int32 scatter-add of the step's indices on the host) vs class-group "
+                 "passes, ImageNet train, 1,000 classes" + (" (smoke: first layers only, no real figures):"
+                                                           if result["smoke"] else ":"))
+    for r in result["host_accumulators"]:
+        budget = "no limit" if r["budget_bytes"] is None else memory_plan.mib(r["budget_bytes"])
+        lines.append(f"  {r['model']:22s} {r['indices_per_image']:,.0f} indices/image: "
+                     f"{r['one_core_indices_per_s'] / 1e6:.1f} M indices/s on one core, "
+                     f"{r['all_cores_indices_per_s'] / 1e6:.1f} M/s on {r['cores']} cores")
+        lines.append(f"  {'':22s} at {r['device_images_per_s']:.1f} images/s: {r['cores_needed']:.1f} "
+                     f"cores of scatter, {r['index_mb_per_s']:.0f} MB/s of indices; host "
+                     f"{r['host_minutes']:.1f} min vs {r['passes']} pass(es) {r['passes_minutes']:.1f} min "
+                     f"(budget {budget}): {r['cheaper']}"
+                     f"; the host pays only beyond {r['break_even_passes']:.1f} passes")
     j = result["projection"]
     lines.append(f"ImageNet-train A + all I, InceptionV1 ({j['from']}): {j['minutes']:.1f} min, bound by "
                  f"{j['bound']} (compute {j['compute_minutes']:.1f} min, input {j['input_minutes']:.1f} min)"
@@ -188,18 +254,20 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def run(sizes: Sizes, xla: bool, out: Path | None) -> dict:
-    """Every row; the JSON written atomically to ``out`` (default: ``benchmarks/results/<device>.json``)."""
+def run(sizes: Sizes, xla: bool, out: Path | None, smoke_devices: str | None = None) -> dict:
+    """Every row; the JSON written atomically to ``out`` (default: ``benchmarks/results/<device>.json``).
+    ``smoke_devices``: why the CPU could not be split for the smoke run's mirrored row (None: it was)."""
     tf.get_logger().setLevel("ERROR")
     name = device_name()
     start = time.perf_counter()
-    inception = agg_bench.load_model(agg_bench.FIXTURE)
-    rows = (aggregation_rows("mobilenet_v1", agg_bench.load_model("mobilenet_v1"), sizes, xla)
-            + aggregation_rows(INCEPTION, inception, sizes, xla))
+    models = {"mobilenet_v1": agg_bench.load_model("mobilenet_v1"),
+              INCEPTION: agg_bench.load_model(agg_bench.FIXTURE)}
+    rows = [row for label, model in models.items() for row in aggregation_rows(label, model, sizes, xla)]
     pipeline = pipeline_row(sizes)
     result = {"device": name, "smoke": sizes is SMOKE, "sizes": asdict(sizes), "aggregation": rows,
-              "feature_vis": feature_vis_row(inception, sizes), "input_pipeline": pipeline,
-              "mirrored": scaling_row(), "projection": projection(rows, pipeline),
+              "feature_vis": feature_vis_row(models[INCEPTION], sizes), "input_pipeline": pipeline,
+              "mirrored": scaling_row(models, sizes, smoke_devices),
+              "host_accumulators": host_rows(models, sizes, rows), "projection": projection(rows, pipeline),
               "load": f"load {os.getloadavg()[0]:.1f}", "seconds": None}
     result["seconds"] = time.perf_counter() - start
     atomic.write_json(out or RESULTS / file_name(name), result, indent=1)
@@ -209,7 +277,10 @@ def run(sizes: Sizes, xla: bool, out: Path | None) -> dict:
 def main(argv: list[str]) -> int:
     def body() -> None:
         xla = not FLAGS.smoke if FLAGS.xla is None else FLAGS.xla
-        result = run(SMOKE if FLAGS.smoke else FULL, xla, Path(FLAGS.out) if FLAGS.out else None)
+        # before any TensorFlow work: devices are fixed at start-up
+        smoke_devices = scaling.split_cpu(SMOKE_DEVICES) if FLAGS.smoke else None
+        result = run(SMOKE if FLAGS.smoke else FULL, xla, Path(FLAGS.out) if FLAGS.out else None,
+                     smoke_devices)
         print(table(result))
         print(f"{result['seconds']:.0f} s; written {FLAGS.out or RESULTS / file_name(result['device'])}")
 

@@ -6,7 +6,9 @@ do not fit most GPUs beside the model and a batch. When the accumulators of all 
 budget, the run's classes are split into the fewest groups that fit, each group is one pass over the
 data filtered to its classes, and the passes' outputs are joined (disjoint classes: the join is a
 concatenation, the same counts as one pass). Host-resident accumulators fed with device-side top-k
-indices were the alternative the issue named; not built: they move every batch's indices to the host.
+indices were the alternative the issue named; measured (``benchmarks.host_scatter``, a row of
+``benchmarks.device``) and not built: they can only save passes, and a card with 40 GB or more counts
+1,000 classes of either model in one (BUILD_NOTES, "Scale out").
 """
 
 from __future__ import annotations

@@ -101,6 +101,32 @@ def link_top_inputs(feats: Mapping[str, tf.Tensor], links: Sequence[Link], plan:
                                      cfg.influence_topk, plan.excluded.get(link.src)) for link in links}
 
 
+def flat_index(shape: tuple[int, ...], *parts: tf.Tensor) -> tf.Tensor:
+    """Flat positions, in a counter holding a ``shape`` array, of index ``parts`` (broadcast), row-major."""
+    dtype = index_dtype(shape)
+    index = tf.cast(parts[0], dtype)
+    for size, part in zip(shape[1:], parts[1:], strict=True):
+        index = index * size + tf.cast(part, dtype)
+    return index
+
+
+def count_indices(feats: Mapping[str, tf.Tensor], slots: tf.Tensor, plan: Plan, cfg: AggregateConfig,
+                  shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tf.Tensor]:
+    """The flat positions a batch adds one to, per counter of ``shapes`` (``Accumulators.shapes``), for
+    images of classes ``slots``: the image count, A per layer, I per link. What the step scatter-adds, and
+    what host-resident counters would receive (``benchmarks.host_scatter``)."""
+    indices = {"count": slots}
+    for layer, chosen in layer_selections(feats, plan, cfg).items():
+        name = f"A/{layer}"
+        indices[name] = flat_index(shapes[name], tf.gather(slots, chosen[:, 0]), chosen[:, 1])
+    tops = link_top_inputs(feats, plan.links, plan, cfg)
+    for link in plan.links:
+        name = f"I/{store.link_key(link.name)}"
+        outputs = tf.range(link.cout, dtype=tf.int32)[None, :, None]
+        indices[name] = flat_index(shapes[name], slots[:, None, None], outputs, tops[link.name])
+    return indices
+
+
 def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateConfig,
               strategy: tf.distribute.Strategy | None = None,
               input_specs: tuple[object, object] | None = None) -> Callable:
@@ -117,15 +143,6 @@ def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateC
         tf.raw_ops.ResourceScatterAdd(resource=var.handle, indices=tf.reshape(flat, [-1]),
                                       updates=tf.ones(tf.size(flat), tf.int32))
 
-    def flat_index(name: str, *parts: tf.Tensor) -> tf.Tensor:
-        """Flat positions in counter ``name`` of index ``parts`` (broadcast), row-major."""
-        shape = acc.shapes[name]
-        dtype = index_dtype(shape)
-        index = tf.cast(parts[0], dtype)
-        for size, part in zip(shape[1:], parts[1:], strict=True):
-            index = index * size + tf.cast(part, dtype)
-        return index
-
     def count_batch(images: tf.Tensor, labels: tf.Tensor) -> None:
         labels = tf.cast(labels, tf.int32)
         feats = model.features(images)
@@ -134,19 +151,14 @@ def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateC
         # out-of-range scatter index is an error on CPU but silently dropped on a GPU.
         tf.debugging.assert_all_finite(feats["logits"], NON_FINITE)
         slots = tf.gather(slot_of, labels)
-        add_ones(acc.count, slots)
-        for layer, chosen in layer_selections(feats, plan, cfg).items():
-            add_ones(acc.A[layer], flat_index(f"A/{layer}", tf.gather(slots, chosen[:, 0]), chosen[:, 1]))
-        tops = link_top_inputs(feats, plan.links, plan, cfg)
-        for link in plan.links:
-            outputs = tf.range(link.cout, dtype=tf.int32)[None, :, None]
-            add_ones(acc.I[link.name], flat_index(f"I/{store.link_key(link.name)}", slots[:, None, None],
-                                                  outputs, tops[link.name]))
+        counters = acc.named()
+        for name, flat in count_indices(feats, slots, plan, cfg, acc.shapes).items():
+            add_ones(counters[name], flat)
         logits = tf.cast(feats["logits"], tf.float32)
         target = tf.gather(output_of, labels)
         prob = tf.gather(tf.nn.softmax(logits), target, batch_dims=1)
         bins = tf.clip_by_value(tf.cast(tf.floor(prob * store.PROB_BINS), tf.int32), 0, store.PROB_BINS - 1)
-        add_ones(acc.prob_hist, flat_index("prob_hist", slots, bins))
+        add_ones(acc.prob_hist, flat_index(acc.shapes["prob_hist"], slots, bins))
         hit = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), target), tf.int32)
         tf.raw_ops.ResourceScatterAdd(resource=acc.correct.handle, indices=slots, updates=hit)
 

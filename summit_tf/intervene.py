@@ -163,11 +163,12 @@ class Intervener:
     def _run(self, images: tf.Tensor, tensors: dict[str, tf.Tensor], structure: tuple,
              keys: tuple[str, ...]) -> dict[str, tf.Tensor]:
         m, layers, links = structure
-        cuts = {self.model.link_outputs[name]: name for name in links}
+        cuts: dict[str, list[Link]] = {}  # links into one layer may share its sum (block and skip link)
+        for name in links:
+            cuts.setdefault(self.model.link_outputs[name], []).append(self.links[name])
 
         def edit(key: str, value: tf.Tensor, lookup) -> tf.Tensor:
-            if key in cuts:
-                link = self.links[cuts[key]]
+            for link in cuts.get(key, ()):
                 value = _cut_edit(value, lookup(link.input), link, tensors[f"ins/{link.name}"],
                                   tensors[f"kernels/{link.name}"])
             if key in layers:

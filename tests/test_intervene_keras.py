@@ -1,0 +1,170 @@
+"""Interventions on the Keras adapter against Keras itself: the same functional model rebuilt with the
+ablated channels overwritten by ``x * keep + fill`` ops and with kernel entries zeroed in a copy of its
+weights (an identity skip cut: the shortcut multiplied by a channel mask)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from experiments import faithfulness
+from summit_tf.intervene import Ablation, Intervener
+from summit_tf.models import keras_model
+
+SIZE = 13  # odd: the stride-2 SAME convs pad unevenly
+
+
+def build(after=None, skip_mask=None) -> keras.Model:
+    """Conv+BN+ReLU; a MobileNetV2 block (1x1+BN+ReLU6, depthwise+BN+ReLU6, 1x1+BN) summed with an identity
+    skip (a layer of its own); a ResNet block (3x3/2+BN+ReLU, 3x3+BN) added to a projection shortcut
+    (1x1/2+BN), then ReLU; a conv with a fused ReLU; a dense head. ``after(name, x)`` may replace a
+    layer's output (channel ablation), ``skip_mask`` multiplies the identity shortcut (its cut)."""
+    after = after or (lambda name, x: x)
+    layers = keras.layers
+    inp = keras.Input((SIZE, SIZE, 3))
+    x = layers.Conv2D(6, 3, padding="same", use_bias=False, name="c1")(inp)
+    x = after("c1_relu", layers.ReLU(name="c1_relu")(layers.BatchNormalization(name="c1_bn")(x)))
+    e = layers.Conv2D(9, 1, name="e")(x)
+    e = after("e_relu", layers.ReLU(6.0, name="e_relu")(layers.BatchNormalization(name="e_bn")(e)))
+    d = layers.DepthwiseConv2D(3, padding="same", name="dw")(e)
+    d = layers.ReLU(6.0, name="dw_relu")(layers.BatchNormalization(name="dw_bn")(d))
+    p = layers.BatchNormalization(name="p_bn")(layers.Conv2D(6, 1, name="p")(d))
+    shortcut = x if skip_mask is None else x * skip_mask
+    s = after("add1", layers.Add(name="add1")([shortcut, p]))
+    r = layers.Conv2D(7, 3, strides=2, padding="same", name="r")(s)
+    r = after("r_relu", layers.ReLU(name="r_relu")(layers.BatchNormalization(name="r_bn")(r)))
+    r2 = layers.BatchNormalization(name="r2_bn")(layers.Conv2D(7, 3, padding="same", name="r2")(r))
+    proj = layers.BatchNormalization(name="proj_bn")(layers.Conv2D(7, 1, strides=2, name="proj")(s))
+    o = after("out2", layers.ReLU(name="out2")(layers.Add(name="add2")([r2, proj])))
+    f = after("f", layers.Conv2D(5, 3, padding="same", activation="relu", name="f")(o))
+    logits = layers.Dense(1000, name="logits")(layers.GlobalAveragePooling2D(name="gap")(f))
+    return keras.Model(inp, logits)
+
+
+@pytest.fixture(scope="module")
+def net():
+    keras.utils.set_random_seed(11)
+    model = build()
+    rng = np.random.default_rng(4)
+    for layer in model.layers:  # non-trivial BatchNorm statistics: the folding is tested
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, c), rng.normal(0, 0.3, c), rng.normal(0, 0.2, c),
+                               rng.uniform(0.5, 2, c)])
+    adapter = keras_model._summit_model(model, "t", None, lambda t: t * 2.0 - 1.0, (-1.0, 1.0), "t")
+    images = rng.uniform(0, 1, (3, SIZE, SIZE, 3)).astype(np.float32)
+    return model, adapter, images
+
+
+def reference(model, images, fills=None, zero=None, skip_mask=None) -> np.ndarray:
+    """Logits of a rebuilt copy: ``fills[layer] = (keep, fill)``, ``zero[layer] = pairs`` of its kernel."""
+    fills = fills or {}
+
+    def after(name, x):
+        if name not in fills:
+            return x
+        keep, fill = fills[name]
+        return x * keep.astype(np.float32) + fill.astype(np.float32)
+
+    mask = None if skip_mask is None else skip_mask.astype(np.float32)
+    copy = build(after, mask)
+    for layer in model.layers:
+        if layer.weights:
+            weights = [w.copy() for w in layer.get_weights()]
+            for i, j in (zero or {}).get(layer.name, ()):
+                weights[0][:, :, i, j] = 0.0
+            copy.get_layer(layer.name).set_weights(weights)
+    return copy(tf.constant(images * 2.0 - 1.0)).numpy().astype(np.float64)
+
+
+def _rel(a, b) -> float:
+    return float(np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b)))
+
+
+def test_link_outputs_are_the_sums_each_link_reaches(net):
+    _, adapter, _ = net
+    assert adapter.layers == ["c1_relu", "e_relu", "add1", "r_relu", "out2", "f"]
+    kinds = {link.name: link.kind for link in adapter.links}
+    assert kinds == {"e_relu": "1x1", "add1": "separable", "add1/skip/c1_relu": "identity",
+                     "r_relu": "conv", "out2": "conv", "out2/skip/add1": "conv", "f": "conv"}
+    assert adapter.link_outputs == {"e_relu": "e_bn", "add1": "add1", "add1/skip/c1_relu": "add1",
+                                    "r_relu": "r_bn", "out2": "add2", "out2/skip/add1": "add2",
+                                    "f": "f/pre_activation"}
+
+
+def test_zero_mean_and_cuts_equal_the_edited_keras_model(net):
+    model, adapter, images = net
+    rng = np.random.default_rng(0)
+    means = {layer: rng.uniform(0.2, 2.0, adapter.channels[layer]) for layer in adapter.layers}
+    chans = {"c1_relu": [1, 4], "add1": [0, 5], "r_relu": [2], "out2": [6], "f": [3]}
+    cuts = {"e_relu": [(0, 2), (5, 8)], "add1": [(3, 1), (8, 0)], "add1/skip/c1_relu": [(2, 2), (4, 4)],
+            "r_relu": [(1, 6), (5, 0)], "out2": [(0, 3), (6, 6)], "out2/skip/add1": [(2, 1), (3, 5)],
+            "f": [(4, 0), (1, 4)]}
+    zero = {"e": cuts["e_relu"], "p": cuts["add1"], "r": cuts["r_relu"], "r2": cuts["out2"],
+            "proj": cuts["out2/skip/add1"], "f": cuts["f"]}
+    skip = np.ones(6)
+    skip[[2, 4]] = 0.0
+    ablations = [Ablation(), Ablation(channels=chans), Ablation(edges=cuts),
+                 Ablation(channels={"e_relu": [7]}, edges={"add1/skip/c1_relu": [(0, 0)], "f": [(2, 2)]})]
+    skip0 = np.ones(6)
+    skip0[0] = 0.0
+    plain = model(tf.constant(images * 2.0 - 1.0)).numpy().astype(np.float64)
+    for mode in ("zero", "mean"):
+        got = Intervener(adapter, mode, means).run(images, ablations)["logits"].numpy()
+
+        def fills(spec):
+            out = {}
+            for layer, c in spec.items():
+                keep = np.ones(adapter.channels[layer])
+                keep[c] = 0.0
+                out[layer] = (keep, (1 - keep) * (means[layer] if mode == "mean" else 0.0))
+            return out
+
+        expect = [plain, reference(model, images, fills(chans)),
+                  reference(model, images, zero=zero, skip_mask=skip),
+                  reference(model, images, fills({"e_relu": [7]}), {"f": [(2, 2)]}, skip0)]
+        for k, ref in enumerate(expect):
+            assert _rel(got[k], ref) < 1e-5, (mode, k, _rel(got[k], ref))
+        for k in (1, 2, 3):  # each ablation changed the output: the reference is not the plain pass
+            assert _rel(expect[k], plain) > 1e-3, (mode, k)
+
+
+def test_batched_masks_equal_one_at_a_time(net):
+    _, adapter, images = net
+    rng = np.random.default_rng(1)
+    means = {layer: rng.uniform(0, 1, adapter.channels[layer]) for layer in adapter.layers}
+    links = {link.name: link for link in adapter.links}
+    ablations = [Ablation(channels={layer: rng.choice(adapter.channels[layer], 2, replace=False).tolist()
+                                    for layer in adapter.layers[::2]},
+                          edges={name: [(int(rng.integers(links[name].cin)), int(rng.integers(links[name].cout)))
+                                        for _ in range(3)] for name in ("out2", "out2/skip/add1", "f")})
+                 for _ in range(2)]
+    iv = Intervener(adapter, "mean", means)
+    keys = ["logits", "out2", "f/pre_activation"]
+    batched = iv.run(images, ablations, keys)
+    for k, a in enumerate(ablations):
+        alone = iv.run(images, [a], keys)
+        for key in keys:
+            np.testing.assert_allclose(batched[key][k].numpy(), alone[key][0].numpy(), rtol=1e-5, atol=1e-5)
+    plain = iv.run(images, [Ablation()], keys)
+    want = adapter.tensors(images, keys)
+    for key in keys:  # the call-by-call run is the Keras model's own forward pass
+        np.testing.assert_allclose(plain[key][0].numpy(), want[key].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_faithfulness_scoring_runs_on_a_keras_model(net):
+    _, adapter, images = net
+    doc = {"out2": [{"channel": 1, "prev_channels": [{"prev_channel": 0, "inf": 1}]}],
+           "f": [{"channel": 2, "prev_channels": [{"prev_channel": 1, "inf": 1},
+                                                  {"prev_channel": 6, "inf": 1}]}]}
+    graph = faithfulness.graph_targets(doc, adapter, "t")
+    assert graph.edges == {"out2": [(0, 1)], "f": [(1, 2), (6, 2)]} and not graph.uncut_edges
+    labels = np.array([0, 0, 3])
+    held = faithfulness.HeldOut(adapter, images, labels, adapter.class_to_output[labels].astype(np.int32),
+                                "zero", None, 2, 4)
+    rows, summaries, raw = faithfulness.score(held, {0: graph}, 2, np.random.default_rng(0))
+    assert [r.condition for r in rows] == list(faithfulness.CONDITIONS)
+    assert raw["p-0"].shape == (6, 3) and np.isfinite(raw["p-0"]).all()
+    assert summaries[0]["edges"]["size"] == 3

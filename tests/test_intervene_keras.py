@@ -1,6 +1,6 @@
-"""Interventions on the Keras adapter against Keras itself: the same functional model rebuilt with the
-ablated channels overwritten by ``x * keep + fill`` ops and with kernel entries zeroed in a copy of its
-weights (an identity skip cut: the shortcut multiplied by a channel mask)."""
+"""Interventions on the Keras adapter against Keras itself: the same functional model rebuilt in float64
+with the ablated channels overwritten by ``x * keep + fill`` ops and with kernel entries zeroed in a copy
+of its weights (an identity skip cut: the shortcut multiplied by a channel mask)."""
 
 from __future__ import annotations
 
@@ -66,17 +66,23 @@ def reference(model, images, fills=None, zero=None, skip_mask=None) -> np.ndarra
         if name not in fills:
             return x
         keep, fill = fills[name]
-        return x * keep.astype(np.float32) + fill.astype(np.float32)
+        return x * keep + fill
 
-    mask = None if skip_mask is None else skip_mask.astype(np.float32)
-    copy = build(after, mask)
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")  # the reference computes in float64
+    try:
+        copy = build(after, skip_mask)
+    finally:
+        keras.config.set_dtype_policy(policy)
     for layer in model.layers:
         if layer.weights:
             weights = [w.copy() for w in layer.get_weights()]
             for i, j in (zero or {}).get(layer.name, ()):
                 weights[0][:, :, i, j] = 0.0
             copy.get_layer(layer.name).set_weights(weights)
-    return copy(tf.constant(images * 2.0 - 1.0)).numpy().astype(np.float64)
+    out = copy(tf.constant(images.astype(np.float64) * 2.0 - 1.0)).numpy()
+    assert out.dtype == np.float64
+    return out
 
 
 def _rel(a, b) -> float:
@@ -110,11 +116,11 @@ def test_zero_mean_and_cuts_equal_the_edited_keras_model(net):
                  Ablation(channels={"e_relu": [7]}, edges={"add1/skip/c1_relu": [(0, 0)], "f": [(2, 2)]})]
     skip0 = np.ones(6)
     skip0[0] = 0.0
-    plain = model(tf.constant(images * 2.0 - 1.0)).numpy().astype(np.float64)
+    plain = reference(model, images)
     for mode in ("zero", "mean"):
         got = Intervener(adapter, mode, means).run(images, ablations)["logits"].numpy()
 
-        def fills(spec):
+        def fills(spec, mode=mode):
             out = {}
             for layer, c in spec.items():
                 keep = np.ones(adapter.channels[layer])
@@ -136,10 +142,14 @@ def test_batched_masks_equal_one_at_a_time(net):
     rng = np.random.default_rng(1)
     means = {layer: rng.uniform(0, 1, adapter.channels[layer]) for layer in adapter.layers}
     links = {link.name: link for link in adapter.links}
+
+    def pairs(name):
+        return [(int(i), int(j)) for i, j in zip(rng.integers(links[name].cin, size=3),
+                                                 rng.integers(links[name].cout, size=3), strict=True)]
+
     ablations = [Ablation(channels={layer: rng.choice(adapter.channels[layer], 2, replace=False).tolist()
                                     for layer in adapter.layers[::2]},
-                          edges={name: [(int(rng.integers(links[name].cin)), int(rng.integers(links[name].cout)))
-                                        for _ in range(3)] for name in ("out2", "out2/skip/add1", "f")})
+                          edges={name: pairs(name) for name in ("out2", "out2/skip/add1", "f")})
                  for _ in range(2)]
     iv = Intervener(adapter, "mean", means)
     keys = ["logits", "out2", "f/pre_activation"]

@@ -154,8 +154,8 @@ class Stepwise:
         producers = {(c.name, c.node): c for c in self.calls}
         seen: set[tuple[str, int]] = set()
         suffix = pre_activation_key("")
-        todo = [self.outputs[0][:2] if key == OUTPUT else (key[:-len(suffix)] if key.endswith(suffix) else key, 0)
-                for key in keys]
+        names = [key[:-len(suffix)] if key.endswith(suffix) else key for key in keys if key != OUTPUT]
+        todo = [(name, 0) for name in names] + [self.outputs[0][:2]] * (OUTPUT in keys)
         while todo:
             key = todo.pop()
             if key in seen or key not in producers:

@@ -14,12 +14,14 @@ from summit_tf.intervene import Ablation, Intervener
 from summit_tf.models import keras_model
 
 SIZE = 13  # odd: the stride-2 SAME convs pad unevenly
+LAYERS = ["c1_relu", "e_relu", "add1", "r_relu", "out2", "f", "mix"]  # the concat's branches are not layers
 
 
 def build(after=None, skip_mask=None) -> keras.Model:
     """Conv+BN+ReLU; a MobileNetV2 block (1x1+BN+ReLU6, depthwise+BN+ReLU6, 1x1+BN) summed with an identity
     skip (a layer of its own); a ResNet block (3x3/2+BN+ReLU, 3x3+BN) added to a projection shortcut
-    (1x1/2+BN), then ReLU; a conv with a fused ReLU; a dense head. ``after(name, x)`` may replace a
+    (1x1/2+BN), then ReLU; a conv with a fused ReLU; a fused-ReLU 1x1 branch and a conv+BN+ReLU branch
+    concatenated; a dense head. ``after(name, x)`` may replace a
     layer's output (channel ablation), ``skip_mask`` multiplies the identity shortcut (its cut)."""
     after = after or (lambda name, x: x)
     layers = keras.layers
@@ -39,7 +41,11 @@ def build(after=None, skip_mask=None) -> keras.Model:
     proj = layers.BatchNormalization(name="proj_bn")(layers.Conv2D(7, 1, strides=2, name="proj")(s))
     o = after("out2", layers.ReLU(name="out2")(layers.Add(name="add2")([r2, proj])))
     f = after("f", layers.Conv2D(5, 3, padding="same", activation="relu", name="f")(o))
-    logits = layers.Dense(1000, name="logits")(layers.GlobalAveragePooling2D(name="gap")(f))
+    g1 = layers.Conv2D(3, 1, activation="relu", name="g1")(f)
+    g2 = layers.ReLU(name="g2_relu")(layers.BatchNormalization(name="g2_bn")(
+        layers.Conv2D(4, 3, padding="same", name="g2")(f)))
+    mix = after("mix", layers.Concatenate(name="mix")([g1, g2]))
+    logits = layers.Dense(1000, name="logits")(layers.GlobalAveragePooling2D(name="gap")(mix))
     return keras.Model(inp, logits)
 
 
@@ -53,7 +59,7 @@ def net():
             c = layer.gamma.shape[0]
             layer.set_weights([rng.uniform(0.5, 2, c), rng.normal(0, 0.3, c), rng.normal(0, 0.2, c),
                                rng.uniform(0.5, 2, c)])
-    adapter = keras_model._summit_model(model, "t", None, lambda t: t * 2.0 - 1.0, (-1.0, 1.0), "t")
+    adapter = keras_model._summit_model(model, "t", LAYERS, lambda t: t * 2.0 - 1.0, (-1.0, 1.0), "t")
     images = rng.uniform(0, 1, (3, SIZE, SIZE, 3)).astype(np.float32)
     return model, adapter, images
 
@@ -91,25 +97,27 @@ def _rel(a, b) -> float:
 
 def test_link_outputs_are_the_sums_each_link_reaches(net):
     _, adapter, _ = net
-    assert adapter.layers == ["c1_relu", "e_relu", "add1", "r_relu", "out2", "f"]
+    assert adapter.layers == LAYERS
     kinds = {link.name: link.kind for link in adapter.links}
     assert kinds == {"e_relu": "1x1", "add1": "separable", "add1/skip/c1_relu": "identity",
-                     "r_relu": "conv", "out2": "conv", "out2/skip/add1": "conv", "f": "conv"}
+                     "r_relu": "conv", "out2": "conv", "out2/skip/add1": "conv", "f": "conv",
+                     "mix/g1": "1x1", "mix/g2_relu": "conv"}
     assert adapter.link_outputs == {"e_relu": "e_bn", "add1": "add1", "add1/skip/c1_relu": "add1",
                                     "r_relu": "r_bn", "out2": "add2", "out2/skip/add1": "add2",
-                                    "f": "f/pre_activation"}
+                                    "f": "f/pre_activation", "mix/g1": "g1/pre_activation",
+                                    "mix/g2_relu": "g2_bn"}
 
 
 def test_zero_mean_and_cuts_equal_the_edited_keras_model(net):
     model, adapter, images = net
     rng = np.random.default_rng(0)
     means = {layer: rng.uniform(0.2, 2.0, adapter.channels[layer]) for layer in adapter.layers}
-    chans = {"c1_relu": [1, 4], "add1": [0, 5], "r_relu": [2], "out2": [6], "f": [3]}
+    chans = {"c1_relu": [1, 4], "add1": [0, 5], "r_relu": [2], "out2": [6], "f": [3], "mix": [1, 5]}
     cuts = {"e_relu": [(0, 2), (5, 8)], "add1": [(3, 1), (8, 0)], "add1/skip/c1_relu": [(2, 2), (4, 4)],
             "r_relu": [(1, 6), (5, 0)], "out2": [(0, 3), (6, 6)], "out2/skip/add1": [(2, 1), (3, 5)],
-            "f": [(4, 0), (1, 4)]}
+            "f": [(4, 0), (1, 4)], "mix/g1": [(0, 2), (3, 0)], "mix/g2_relu": [(2, 3), (4, 1)]}
     zero = {"e": cuts["e_relu"], "p": cuts["add1"], "r": cuts["r_relu"], "r2": cuts["out2"],
-            "proj": cuts["out2/skip/add1"], "f": cuts["f"]}
+            "proj": cuts["out2/skip/add1"], "f": cuts["f"], "g1": cuts["mix/g1"], "g2": cuts["mix/g2_relu"]}
     skip = np.ones(6)
     skip[[2, 4]] = 0.0
     ablations = [Ablation(), Ablation(channels=chans), Ablation(edges=cuts),
@@ -149,10 +157,10 @@ def test_batched_masks_equal_one_at_a_time(net):
 
     ablations = [Ablation(channels={layer: rng.choice(adapter.channels[layer], 2, replace=False).tolist()
                                     for layer in adapter.layers[::2]},
-                          edges={name: pairs(name) for name in ("out2", "out2/skip/add1", "f")})
+                          edges={name: pairs(name) for name in ("out2", "out2/skip/add1", "mix/g2_relu")})
                  for _ in range(2)]
     iv = Intervener(adapter, "mean", means)
-    keys = ["logits", "out2", "f/pre_activation"]
+    keys = ["logits", "out2", "f/pre_activation", "mix/pre_activation"]
     batched = iv.run(images, ablations, keys)
     for k, a in enumerate(ablations):
         alone = iv.run(images, [a], keys)
@@ -168,13 +176,15 @@ def test_faithfulness_scoring_runs_on_a_keras_model(net):
     _, adapter, images = net
     doc = {"out2": [{"channel": 1, "prev_channels": [{"prev_channel": 0, "inf": 1}]}],
            "f": [{"channel": 2, "prev_channels": [{"prev_channel": 1, "inf": 1},
-                                                  {"prev_channel": 6, "inf": 1}]}]}
+                                                  {"prev_channel": 6, "inf": 1}]}],
+           "mix": [{"channel": 4, "prev_channels": [{"prev_channel": 0, "inf": 1}]}]}
     graph = faithfulness.graph_targets(doc, adapter, "t")
-    assert graph.edges == {"out2": [(0, 1)], "f": [(1, 2), (6, 2)]} and not graph.uncut_edges
+    assert graph.edges == {"out2": [(0, 1)], "f": [(1, 2), (6, 2)], "mix/g2_relu": [(0, 1)]}
+    assert not graph.uncut_edges
     labels = np.array([0, 0, 3])
     held = faithfulness.HeldOut(adapter, images, labels, adapter.class_to_output[labels].astype(np.int32),
                                 "zero", None, 2, 4)
     rows, summaries, raw = faithfulness.score(held, {0: graph}, 2, np.random.default_rng(0))
     assert [r.condition for r in rows] == list(faithfulness.CONDITIONS)
     assert raw["p-0"].shape == (6, 3) and np.isfinite(raw["p-0"]).all()
-    assert summaries[0]["edges"]["size"] == 3
+    assert summaries[0]["edges"]["size"] == 4

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from experiments import faithfulness
 from summit_tf.intervene import Ablation, Intervener
-from summit_tf.models import keras_model
+from summit_tf.models import keras_model, tflite
 
 SIZE = 13  # odd: the stride-2 SAME convs pad unevenly
 LAYERS = ["c1_relu", "e_relu", "add1", "r_relu", "out2", "f", "mix"]  # the concat's branches are not layers
@@ -102,10 +102,11 @@ def test_link_outputs_are_the_sums_each_link_reaches(net):
     assert kinds == {"e_relu": "1x1", "add1": "separable", "add1/skip/c1_relu": "identity",
                      "r_relu": "conv", "out2": "conv", "out2/skip/add1": "conv", "f": "conv",
                      "mix/g1": "1x1", "mix/g2_relu": "conv"}
-    assert adapter.link_outputs == {"e_relu": "e_bn", "add1": "add1", "add1/skip/c1_relu": "add1",
-                                    "r_relu": "r_bn", "out2": "add2", "out2/skip/add1": "add2",
+    assert adapter.link_outputs == {"e_relu": "e_relu/pre_activation", "add1": "add1",
+                                    "add1/skip/c1_relu": "add1", "r_relu": "r_relu/pre_activation",
+                                    "out2": "out2/pre_activation", "out2/skip/add1": "out2/pre_activation",
                                     "f": "f/pre_activation", "mix/g1": "g1/pre_activation",
-                                    "mix/g2_relu": "g2_bn"}
+                                    "mix/g2_relu": "g2_relu/pre_activation"}
 
 
 def test_zero_mean_and_cuts_equal_the_edited_keras_model(net):
@@ -143,6 +144,36 @@ def test_zero_mean_and_cuts_equal_the_edited_keras_model(net):
             assert _rel(got[k], ref) < 1e-5, (mode, k, _rel(got[k], ref))
         for k in (1, 2, 3):  # each ablation changed the output: the reference is not the plain pass
             assert _rel(expect[k], plain) > 1e-3, (mode, k)
+
+
+def test_tflite_sums_are_cut_like_keras(net, tmp_path):
+    """The same model through TFLite: its residual sums (a linear ADD, an ADD with a fused ReLU shared by
+    a block link and its skip link) are link outputs too, and cuts there equal the edited Keras model."""
+    model, adapter, images = net
+    path = tmp_path / "net.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    program = tflite.build_program([str(path)])
+    program.value_range = (-1.0, 1.0)
+    lite = tflite.summit_model(program, "t", [c for c in program.candidates if c.startswith(tuple(LAYERS))
+                                              and not c.startswith(("g1", "g2"))], program.default_layers)
+    assert len(lite.layers) == len(LAYERS) and len(lite.links) == len(adapter.links)
+    names = {}  # Keras link -> TFLite link: same order, kinds and (BatchNorm-folded) kernels
+    for k, t in zip(adapter.links, lite.links, strict=True):
+        assert k.kind == t.kind and np.allclose(k.kernel, t.kernel, atol=1e-5 * np.abs(k.kernel).max())
+        names[k.name] = t.name
+    outputs = {k: lite.link_outputs[names[k]] for k in ("add1", "add1/skip/c1_relu", "out2",
+                                                         "out2/skip/add1")}
+    assert outputs["add1"] == outputs["add1/skip/c1_relu"] == lite.layers[2]  # the linear sum itself
+    assert outputs["out2"] == outputs["out2/skip/add1"] == lite.pre_activations[lite.layers[4]]
+    sums = {"add1": [(3, 1), (8, 0)], "add1/skip/c1_relu": [(2, 2)], "out2": [(0, 3)],
+            "out2/skip/add1": [(2, 1), (3, 5)]}
+    zero = {"p": sums["add1"], "r2": sums["out2"], "proj": sums["out2/skip/add1"]}
+    got = Intervener(lite, "zero").run(images, [Ablation(edges={names[k]: v for k, v in sums.items()})])
+    skip = np.ones(6)
+    skip[2] = 0.0
+    ref = reference(model, images, zero=zero, skip_mask=skip)
+    assert _rel(got["logits"][0].numpy(), ref) < 1e-5
+    assert _rel(ref, reference(model, images)) > 1e-3
 
 
 def test_batched_masks_equal_one_at_a_time(net):

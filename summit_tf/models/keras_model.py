@@ -402,10 +402,10 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
     # Interventions: the model run call by call (keras_steps), every layer and link output editable.
     link_outputs = keras_steps.link_outputs(by_key, links)
     parts = {pre: keras_steps.pre_parts(by_key, layer) for layer, pre in pre_activations.items()}
-    fused = [key for key in dict.fromkeys([*link_outputs.values(), *(p for ps in parts.values() for p in ps)])
-             if key.endswith(pre_activation_key(""))]
-    suffix = len(pre_activation_key(""))
-    stepwise = functools.cache(lambda: keras_steps.Stepwise(model, [key[:-suffix] for key in fused]))
+    suffix = pre_activation_key("")
+    split = [key[:-len(suffix)] for key in dict.fromkeys([*link_outputs.values(), *sum(parts.values(), [])])
+             if key.endswith(suffix)]
+    stepwise = functools.cache(lambda: keras_steps.Stepwise(model, split))
     editable = frozenset([*chosen, *link_outputs.values()])
 
     def edited(images: tf.Tensor, wanted: tuple[str, ...], edit: Edit) -> dict[str, tf.Tensor]:

@@ -4,17 +4,20 @@ Keras runs a functional model as one call; an intervention must replace a tensor
 everything after it reads the edited value. :class:`Stepwise` reads the model's own graph from its public
 ``get_config()`` (each operation's inbound nodes, with ``keras_history`` naming the tensors they read),
 calls the operations in dependency order and passes every tensor named in ``editable`` through ``edit``.
-A layer with a fused activation (``Conv2D(activation="relu")``) whose pre-activation is asked for runs as
-a linear twin (same weights) followed by ``layer.activation``, so the tensor before its activation exists.
+The layers named ``split`` run in two steps, so the tensor before their activation,
+``pre_activation_key(name)``, exists and can be edited for that layer alone: an activation layer (ReLU,
+Activation) edits its input as it reads it; a layer with a fused activation (``Conv2D(activation="relu")``)
+runs as a linear twin (same weights) followed by ``layer.activation``.
 
 :func:`link_outputs` names, per link, the tensor where the network sums the link's kernel output: the
 pre-activation of the layer (or concatenated branch) the link ends in, which the link's whole linear piece
 reaches (its kernel composes every 1x1 map, folded BatchNorm and the one spatial conv on the way, so
-subtracting ``x_I ⋆ K`` there equals zeroing those kernel entries): the input of an activation layer
-(ResNet's residual ``add``, a BatchNorm output), the twin's output for a fused activation, the sum itself
-for a residual sum without activation (MobileNetV2), a linear conv branch of a concatenation. All links
-into one layer share that tensor (a block link and its skip link both end in the residual sum). A chosen
-layer copied into a concatenation (an identity link whose input is the branch itself) gets none.
+subtracting ``x_I ⋆ K`` there equals zeroing those kernel entries, for this link's destination only):
+``pre_activation_key(layer)`` of an activated layer (ResNet's ReLU after the residual ``add``, a ReLU
+after BatchNorm, a fused activation), the sum itself for a residual sum without activation (MobileNetV2,
+EfficientNet), a linear conv branch of a concatenation. All links into one layer share that tensor (a
+block link and its skip link both end in the residual sum). A chosen layer copied into a concatenation
+(an identity link whose input is the branch itself) gets none.
 """
 
 from __future__ import annotations
@@ -124,15 +127,15 @@ def _activation(layer: Any) -> Callable[[tf.Tensor], tf.Tensor]:
 
 
 class Stepwise:
-    """Runs ``model`` call by call. ``fused``: layers with a fused activation whose pre-activation
-    (``pre_activation_key(name)``) is computed by a linear twin and may be edited or asked for."""
+    """Runs ``model`` call by call. ``split``: layers whose pre-activation (``pre_activation_key(name)``)
+    is computed on its own, to be edited or asked for (module docstring)."""
 
-    def __init__(self, model: keras.Model, fused: Sequence[str]) -> None:
+    def __init__(self, model: keras.Model, split: Sequence[str]) -> None:
         self.calls, self.inputs, self.outputs = _calls(model)
         self.by_name = {c.name: c for c in self.calls if c.node == 0}
-        self.fused = set(fused)
+        self.split = set(split)
         self._twins: dict[str, keras.layers.Layer] = {}
-        shared = sorted(name for name in self.fused if (name, 1) in {(c.name, c.node) for c in self.calls})
+        shared = sorted(name for name in self.split if (name, 1) in {(c.name, c.node) for c in self.calls})
         if shared:
             raise ValueError(f"layers {shared} are called more than once: no single pre-activation")
 
@@ -167,7 +170,7 @@ class Stepwise:
     def run(self, x: tf.Tensor, keys: Sequence[str], edit: Edit | None = None,
             editable: Set[str] = frozenset()) -> dict[str, tf.Tensor]:
         """Every tensor computed on the way to ``keys`` for the model input ``x``, by key: operation names
-        (first call, first output), ``pre_activation_key(name)`` of ``fused`` layers and :data:`OUTPUT`.
+        (first call, first output), ``pre_activation_key(name)`` of ``split`` layers and :data:`OUTPUT`.
         ``edit(key, tensor, lookup)`` replaces each ``editable`` tensor as it is made."""
         tensors: dict[History, tf.Tensor] = {self.inputs[0]: x}
         named: dict[str, tf.Tensor] = {self.inputs[0][0]: x}
@@ -183,7 +186,11 @@ class Stepwise:
             kwargs = _fill(call.kwargs, tensors)
             if call.training:
                 kwargs["training"] = False
-            if call.name in self.fused:
+            if call.name in self.split and isinstance(call.op, keras.layers.ReLU | keras.layers.Activation):
+                pre = edited(pre_activation_key(call.name), args[0])
+                named[pre_activation_key(call.name)] = pre
+                out = call.op(pre, *args[1:], **kwargs)
+            elif call.name in self.split:
                 pre = edited(pre_activation_key(call.name), self._twin(call.name)(*args, **kwargs))
                 named[pre_activation_key(call.name)] = pre
                 out = _activation(call.op)(pre)
@@ -214,15 +221,10 @@ def link_start(nodes: Mapping[str, Node], link: Link) -> str:
     raise ValueError(f"link {link.name}: no branch of {link.dst} at channel {link.dst_offset}")
 
 
-def pre_activation_of(nodes: Mapping[str, Node], key: str) -> tuple[str, bool]:
-    """(the tensor before ``key``'s activation, whether a twin computes it): ``key`` itself when linear,
-    an activation layer's input, else ``pre_activation_key(key)`` of a fused activation."""
-    node = nodes[key]
-    if node.activation == "linear":
-        return key, False
-    if node.op == "identity":  # ReLU / Activation layer
-        return node.inputs[0], False
-    return pre_activation_key(key), True
+def pre_activation_of(nodes: Mapping[str, Node], key: str) -> str:
+    """The tensor before ``key``'s activation: ``key`` itself when linear, else ``pre_activation_key(key)``
+    (``key`` must then be split in :class:`Stepwise`)."""
+    return key if nodes[key].activation == "linear" else pre_activation_key(key)
 
 
 def pre_parts(nodes: Mapping[str, Node], key: str) -> list[str]:
@@ -230,7 +232,7 @@ def pre_parts(nodes: Mapping[str, Node], key: str) -> list[str]:
     node = nodes[key]
     if node.op == "concat":
         return [part for branch in node.inputs for part in pre_parts(nodes, branch)]
-    return [pre_activation_of(nodes, key)[0]]
+    return [pre_activation_of(nodes, key)]
 
 
 def link_outputs(nodes: Mapping[str, Node], links: Sequence[Link]) -> dict[str, str]:
@@ -238,7 +240,7 @@ def link_outputs(nodes: Mapping[str, Node], links: Sequence[Link]) -> dict[str, 
     found = {}
     for link in links:
         start = link_start(nodes, link)
-        out, _ = pre_activation_of(nodes, start)
+        out = pre_activation_of(nodes, start)
         if out != link.input and nodes[start].channels == link.cout:
             found[link.name] = out
     return found

@@ -403,8 +403,8 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
     link_outputs = keras_steps.link_outputs(by_key, links)
     parts = {pre: keras_steps.pre_parts(by_key, layer) for layer, pre in pre_activations.items()}
     suffix = pre_activation_key("")
-    split = [key[:-len(suffix)] for key in dict.fromkeys([*link_outputs.values(), *sum(parts.values(), [])])
-             if key.endswith(suffix)]
+    pre_keys = dict.fromkeys([*link_outputs.values(), *(p for ps in parts.values() for p in ps)])
+    split = [key[:-len(suffix)] for key in pre_keys if key.endswith(suffix)]  # layers run in two steps
     stepwise = functools.cache(lambda: keras_steps.Stepwise(model, split))
     editable = frozenset([*chosen, *link_outputs.values()])
 

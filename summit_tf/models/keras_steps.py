@@ -207,7 +207,6 @@ class Stepwise:
         return named
 
 
-
 def link_start(nodes: Mapping[str, Node], link: Link) -> str:
     """The tensor a link's walk started from: its layer, or the concatenated branch at its offset."""
     dst = nodes[link.dst]

@@ -1,6 +1,7 @@
 """Interventions on the Keras adapter against Keras itself: the same functional model rebuilt in float64
-with the ablated channels overwritten by ``x * keep + fill`` ops and with kernel entries zeroed in a copy
-of its weights (an identity skip cut: the shortcut multiplied by a channel mask)."""
+with the ablated channels overwritten by ``x * keep + fill`` (a 1x1 depthwise conv) and with kernel
+entries zeroed in a copy of its weights (an identity skip cut: the shortcut multiplied by a channel
+mask)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,20 @@ SIZE = 13  # odd: the stride-2 SAME convs pad unevenly
 LAYERS = ["c1_relu", "e_relu", "add1", "r_relu", "out2", "f", "mix"]  # the concat's branches are not layers
 
 
-def build(after=None, skip_mask=None) -> keras.Model:
+def build(ablated=(), skip_mask: bool = False) -> keras.Model:
     """Conv+BN+ReLU; a MobileNetV2 block (1x1+BN+ReLU6, depthwise+BN+ReLU6, 1x1+BN) summed with an identity
     skip (a layer of its own); a ResNet block (3x3/2+BN+ReLU, 3x3+BN) added to a projection shortcut
     (1x1/2+BN), then ReLU; a conv with a fused ReLU; a fused-ReLU 1x1 branch and a conv+BN+ReLU branch
-    concatenated; a dense head. ``after(name, x)`` may replace a
-    layer's output (channel ablation), ``skip_mask`` multiplies the identity shortcut (its cut)."""
-    after = after or (lambda name, x: x)
+    concatenated; a dense head. Layers in ``ablated`` are followed by a per-channel ``x * keep + fill``
+    (a 1x1 depthwise conv ``{layer}_ablated``, set by the caller); ``skip_mask`` multiplies the identity
+    shortcut by a per-channel mask (layer ``skip_mask``). Every layer is named: an automatic name would
+    advance Keras's global counters and rename other tests' operations."""
     layers = keras.layers
-    inp = keras.Input((SIZE, SIZE, 3))
+
+    def after(name, x):
+        return layers.DepthwiseConv2D(1, name=f"{name}_ablated")(x) if name in ablated else x
+
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
     x = layers.Conv2D(6, 3, padding="same", use_bias=False, name="c1")(inp)
     x = after("c1_relu", layers.ReLU(name="c1_relu")(layers.BatchNormalization(name="c1_bn")(x)))
     e = layers.Conv2D(9, 1, name="e")(x)
@@ -33,7 +39,7 @@ def build(after=None, skip_mask=None) -> keras.Model:
     d = layers.DepthwiseConv2D(3, padding="same", name="dw")(e)
     d = layers.ReLU(6.0, name="dw_relu")(layers.BatchNormalization(name="dw_bn")(d))
     p = layers.BatchNormalization(name="p_bn")(layers.Conv2D(6, 1, name="p")(d))
-    shortcut = x if skip_mask is None else x * skip_mask
+    shortcut = layers.DepthwiseConv2D(1, use_bias=False, name="skip_mask")(x) if skip_mask else x
     s = after("add1", layers.Add(name="add1")([shortcut, p]))
     r = layers.Conv2D(7, 3, strides=2, padding="same", name="r")(s)
     r = after("r_relu", layers.ReLU(name="r_relu")(layers.BatchNormalization(name="r_bn")(r)))
@@ -67,17 +73,10 @@ def net():
 def reference(model, images, fills=None, zero=None, skip_mask=None) -> np.ndarray:
     """Logits of a rebuilt copy: ``fills[layer] = (keep, fill)``, ``zero[layer] = pairs`` of its kernel."""
     fills = fills or {}
-
-    def after(name, x):
-        if name not in fills:
-            return x
-        keep, fill = fills[name]
-        return x * keep + fill
-
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float64")  # the reference computes in float64
     try:
-        copy = build(after, skip_mask)
+        copy = build(tuple(fills), skip_mask is not None)
     finally:
         keras.config.set_dtype_policy(policy)
     for layer in model.layers:
@@ -86,6 +85,10 @@ def reference(model, images, fills=None, zero=None, skip_mask=None) -> np.ndarra
             for i, j in (zero or {}).get(layer.name, ()):
                 weights[0][:, :, i, j] = 0.0
             copy.get_layer(layer.name).set_weights(weights)
+    for name, (keep, fill) in fills.items():
+        copy.get_layer(f"{name}_ablated").set_weights([keep[None, None, :, None], fill])
+    if skip_mask is not None:
+        copy.get_layer("skip_mask").set_weights([skip_mask[None, None, :, None]])
     out = copy(tf.constant(images.astype(np.float64) * 2.0 - 1.0)).numpy()
     assert out.dtype == np.float64
     return out

@@ -28,6 +28,10 @@ a ReLU layer, a linear twin (same weights) of a layer with a fused activation, o
 concat of its branches' pre-activations. ``tensors()`` builds one model per requested key set, which runs
 only the layers those keys depend on.
 
+Interventions (``edited_tensors``, :mod:`summit_tf.intervene`) run the model call by call
+(:mod:`keras_steps`), every layer output and link output editable; a link's output is the pre-activation
+of the layer (or concatenated branch) it ends in, shared by a residual block's link and its skip link.
+
 A SavedModel folder is converted by the TFLite converter to a float flatbuffer (BatchNorm and activations
 fused, numerics unchanged) and loaded by :mod:`summit_tf.models.tflite`: Keras 3 cannot rebuild layer
 graphs from SavedModels.

@@ -11,6 +11,10 @@ scales randomized too, so folding is exercised) at its smallest legal input size
   comes through a path that is no link (a pooled shortcut) are listed as *partial*;
 - *influence*: sampled pairs of every link, ``link_influence`` against a float64 NumPy/SciPy map
   (``correlate2d`` of the zero-padded input channel with the pair's kernel, the conv's stride);
+- *interventions*: links whose edges can be cut (an output tensor of their own, by kind, out of all); the
+  call-by-call run that interventions use (``edited_tensors``, nothing edited) against the layers and
+  logits of ``tensors()``; each link output tensor it edits against the pre-activation that *exact*
+  rebuilds from the links (so a cut, ``x_I (*) K`` subtracted there, is those kernel entries zeroed);
 - *smoke* (``--smoke``): a two-class aggregation -> graph -> feature visualization run, tiny.
 
 ``python -m benchmarks.architectures [--models=ResNet50,...] [--smoke]`` prints the BUILD_NOTES table.
@@ -189,6 +193,31 @@ def influence_error(built: Built, batch: tf.Tensor, pairs: int = 4, seed: int = 
     return worst, checked
 
 
+def intervention_check(built: Built, batch: tf.Tensor) -> tuple[dict, float]:
+    """Links with an output tensor (cuttable), by kind, and the largest relative difference of the
+    call-by-call run (layers, logits, each link output tensor) from ``tensors()``."""
+    adapter = built.adapter
+    seen: dict[str, tf.Tensor] = {}
+
+    def record(key, value, lookup):
+        seen[key] = value
+        return value
+
+    keys = [*adapter.layers, "logits"]
+    got = adapter.edited_tensors(batch, keys, record)
+    pre = {link.dst: adapter.pre_activations.get(link.dst, link.dst) for link in adapter.links}
+    want = adapter.tensors(batch, list(dict.fromkeys([*keys, *pre.values()])))
+    pairs = [(got[k], want[k]) for k in keys]
+    for link in adapter.links:
+        if link.name in adapter.link_outputs:
+            whole = want[pre[link.dst]][..., link.dst_offset:link.dst_offset + link.cout]
+            pairs.append((seen[adapter.link_outputs[link.name]], whole))
+    worst = max(float(np.abs(a.numpy() - b.numpy()).max() / max(np.abs(b.numpy()).max(), 1e-12))
+                for a, b in pairs)
+    cuttable = collections.Counter(link.kind for link in adapter.links if link.name in adapter.link_outputs)
+    return dict(cuttable), worst
+
+
 def link_table(built: Built) -> dict:
     kinds = collections.Counter(link.kind for link in built.adapter.links)
     skips = sum("/skip/" in link.name for link in built.adapter.links)
@@ -235,8 +264,9 @@ def main() -> None:
     import tempfile
 
     print("| model | size | layers | links (by kind) | skip links | layers w/o incoming link "
-          "| exact / partial | layer err | influence err (pairs) | smoke |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| exact / partial | layer err | influence err (pairs) | cuttable links (by kind) | edit-run err "
+          "| smoke |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         t0 = time.monotonic()
         built = build(name)
@@ -244,6 +274,8 @@ def main() -> None:
         table = link_table(built)
         exact, partial = reconstruction(built, batch)
         err, pairs = influence_error(built, batch)
+        cuttable, edit_err = intervention_check(built, batch)
+        cut = ", ".join(f"{k} {v}" for k, v in sorted(cuttable.items()))
         result = ""
         if args.smoke:
             with tempfile.TemporaryDirectory() as folder:
@@ -253,7 +285,8 @@ def main() -> None:
         layer_err = layer_error(built, batch)
         print(f"| {name} | {SIZES[name]} | {table['layers']} | {table['links']} ({kinds}) | {table['skip']} "
               f"| {missing} | {exact} / {len(partial)} {', '.join(partial)} | {layer_err:.1e} "
-              f"| {err:.1e} ({pairs}) | {result} ({time.monotonic() - t0:.0f} s) |", flush=True)
+              f"| {err:.1e} ({pairs}) | {sum(cuttable.values())} ({cut}) | {edit_err:.1e} "
+              f"| {result} ({time.monotonic() - t0:.0f} s) |", flush=True)
 
 
 if __name__ == "__main__":

@@ -108,8 +108,8 @@ class Masks:
     """M ablations as tensors: ``keep``/``fill`` ``[M, C]`` for every layer, ``ins`` ``[|I|]`` and
     ``kernels`` ``[M, kh, kw, |I|, cout]`` for every link with an output of its own. Every layer and link
     is edited, as the identity where no mask touches it (``x * 1 + 0``; minus a zero kernel), so the
-    ``structure`` that decides the trace is the same for every set of M masks: one trace per M, not one
-    per class graph (each trace holds its own copy of the network's constants)."""
+    ``structure`` that decides the trace is the same for every set of masks: one trace, whatever M and
+    the cut inputs |I| (each trace holds its own copy of the network's constants)."""
 
     size: int
     structure: tuple
@@ -119,9 +119,11 @@ class Masks:
 class Intervener:
     """Runs one model under ablations: ``run(images, masks)["logits"]`` is ``[M, B, outputs]``.
 
-    ``mode``: ``"mean"`` (``means``: layer -> per-channel mean) or ``"zero"``. One ``tf.function`` serves
-    every set of M masks (:class:`Masks`), so a new class's graph or a new random draw does not trace the
-    network again.
+    ``mode``: ``"mean"`` (``means``: layer -> per-channel mean) or ``"zero"``. One trace serves every set
+    of masks (:class:`Masks`) for one image size and key set: it is made with the mask count M, the cut
+    inputs |I| and the batch left open, so a new class's graph or a new random draw does not trace the
+    network again (``reduce_retracing`` alone opened one size at a time: a new trace for most classes'
+    edge cuts, each holding the network's constants, ~0.2-0.5 GB a class on MobileNetV1).
     """
 
     def __init__(self, model: SummitModel, mode: str = "mean",
@@ -131,6 +133,7 @@ class Intervener:
         self.model, self.mode, self.means = model, mode, means
         self.links = {link.name: link for link in model.links}
         self._fn = tf.function(self._run, autograph=False, reduce_retracing=True)
+        self._traced: set[tuple] = set()
 
     def masks(self, ablations: Sequence[Ablation]) -> Masks:
         """Check ``ablations`` against the model and turn them into :class:`Masks`."""
@@ -157,17 +160,18 @@ class Intervener:
                     kernels[k, :, :, pos[i], j] = link.kernel[:, :, i, j]
             tensors[f"ins/{name}"] = tf.constant(ins, tf.int32)
             tensors[f"kernels/{name}"] = tf.constant(kernels)
-        layers = list(model.layers)
-        return Masks(m, (m, tuple(layers), tuple(links)), tensors)
+        return Masks(m, (tuple(model.layers), tuple(links)), tensors)
 
     def _run(self, images: tf.Tensor, tensors: dict[str, tf.Tensor], structure: tuple,
              keys: tuple[str, ...]) -> dict[str, tf.Tensor]:
-        m, layers, links = structure
-        cuts = {self.model.link_outputs[name]: name for name in links}
+        layers, links = structure
+        m = tf.shape(tensors[f"keep/{layers[0]}"])[0]
+        cuts: dict[str, list[Link]] = {}  # links into one layer may share its sum (block and skip link)
+        for name in links:
+            cuts.setdefault(self.model.link_outputs[name], []).append(self.links[name])
 
         def edit(key: str, value: tf.Tensor, lookup) -> tf.Tensor:
-            if key in cuts:
-                link = self.links[cuts[key]]
+            for link in cuts.get(key, ()):
                 value = _cut_edit(value, lookup(link.input), link, tensors[f"ins/{link.name}"],
                                   tensors[f"kernels/{link.name}"])
             if key in layers:
@@ -181,13 +185,32 @@ class Intervener:
         values = self.model.edited_tensors(tiled, keys, edit)
         return {k: tf.reshape(v, tf.concat([[m, shape[0]], tf.shape(v)[1:]], 0)) for k, v in values.items()}
 
+    def traces(self) -> int:
+        """How many times the network was traced (one per image size and key set)."""
+        return int(self._fn.experimental_get_tracing_count())
+
     def run(self, images: tf.Tensor, masks: Masks | Sequence[Ablation],
             keys: Sequence[str] = ("logits",)) -> dict[str, tf.Tensor]:
         """The tensors ``keys`` under every mask, ``[M, B, ...]``, for images ``[B, S, S, 3]`` in [0, 1]
         (ablations are turned into masks on each call: build :meth:`masks` once for many batches)."""
         if not isinstance(masks, Masks):
             masks = self.masks(masks)
-        return self._fn(images, masks.tensors, masks.structure, tuple(keys))
+        images, keys = tf.convert_to_tensor(images, tf.float32), tuple(keys)
+        trace = (masks.structure, keys, tuple(images.shape[1:]))
+        if trace not in self._traced:  # the one trace, sizes that vary between calls left open
+            self._fn.get_concrete_function(tf.TensorSpec([None, *images.shape[1:]], tf.float32),
+                                           {k: _open_spec(k, v) for k, v in masks.tensors.items()},
+                                           masks.structure, keys)
+            self._traced.add(trace)
+        return self._fn(images, masks.tensors, masks.structure, keys)
+
+
+def _open_spec(name: str, value: tf.Tensor) -> tf.TensorSpec:
+    """``value``'s spec with the mask count (first axis) and, for cut kernels, the cut inputs left open."""
+    shape = [None, *value.shape[1:]]
+    if name.startswith("kernels/"):
+        shape[3] = None
+    return tf.TensorSpec(shape, value.dtype)
 
 
 def channel_means(model: SummitModel, batches: Iterable[tf.Tensor], layers: Sequence[str] | None = None,

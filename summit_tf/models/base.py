@@ -98,8 +98,9 @@ class SummitModel:
     network runs with an ``edit`` applied to each layer output and each link output as it is computed, so
     everything after it sees the edited tensor. ``link_outputs[link.name]`` is the key of the tensor in
     which the network sums that link's kernel output (``cout`` channels, before bias and activation are
-    applied or after the bias: an edge cut subtracts a linear contribution either way); a link is absent
-    where no such tensor exists (its output is mixed into a larger sum).
+    applied or after the bias: an edge cut subtracts a linear contribution either way). Links into one
+    layer may share that tensor (a residual block's link and its skip link both end in the sum; each cut
+    subtracts its own part); a link is absent where no such tensor exists.
     """
 
     spec: str

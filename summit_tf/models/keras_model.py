@@ -28,6 +28,10 @@ a ReLU layer, a linear twin (same weights) of a layer with a fused activation, o
 concat of its branches' pre-activations. ``tensors()`` builds one model per requested key set, which runs
 only the layers those keys depend on.
 
+Interventions (``edited_tensors``, :mod:`summit_tf.intervene`) run the model call by call
+(:mod:`keras_steps`), every layer output and link output editable; a link's output is the pre-activation
+of the layer (or concatenated branch) it ends in, shared by a residual block's link and its skip link.
+
 A SavedModel folder is converted by the TFLite converter to a float flatbuffer (BatchNorm and activations
 fused, numerics unchanged) and loaded by :mod:`summit_tf.models.tflite`: Keras 3 cannot rebuild layer
 graphs from SavedModels.
@@ -47,8 +51,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from summit_tf.models import graph_links, relu_gradients, tflite
-from summit_tf.models.base import SummitModel, pre_activation_key
+from summit_tf.models import graph_links, keras_steps, relu_gradients, tflite
+from summit_tf.models.base import Edit, SummitModel, pre_activation_key
 from summit_tf.models.graph_links import Node
 
 log = logging.getLogger(__name__)
@@ -346,6 +350,11 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
     links = graph_links.find_links(nodes, candidates, chosen)
     keys = list(dict.fromkeys([*chosen, *graph_links.link_inputs(links)]))
     softmax = _ends_in_softmax(model)
+
+    def logits_of(output: tf.Tensor) -> tf.Tensor:
+        logits = tf.math.log(tf.maximum(output, 1e-30)) if softmax else output
+        return tf.reshape(logits, [tf.shape(logits)[0], -1])
+
     by_key = {n.key: n for n in nodes}
     pre_activations = {c: pre_activation_key(c) for c in chosen if _has_pre_activation(by_key, c)}
     layer_of = {pre: layer for layer, pre in pre_activations.items()}
@@ -380,8 +389,7 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
             net = extractor(wanted, redirect)
             out = dict(net(preprocess(tf.convert_to_tensor(images, tf.float32)), training=False))
             if "logits" in out:
-                logits = tf.math.log(tf.maximum(out["logits"], 1e-30)) if softmax else out["logits"]
-                out["logits"] = tf.reshape(logits, [tf.shape(logits)[0], -1])
+                out["logits"] = logits_of(out["logits"])
             return out
 
         return tf.function(run, reduce_retracing=True)
@@ -395,12 +403,31 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
     def features(images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:
         return tensors(images, feature_keys, relu_redirect)
 
+    # Interventions: the model run call by call (keras_steps), every layer and link output editable.
+    link_outputs = keras_steps.link_outputs(by_key, links)
+    parts = {pre: keras_steps.pre_parts(by_key, layer) for layer, pre in pre_activations.items()}
+    suffix = pre_activation_key("")
+    pre_keys = dict.fromkeys([*link_outputs.values(), *(p for ps in parts.values() for p in ps)])
+    split = [key[:-len(suffix)] for key in pre_keys if key.endswith(suffix)]  # layers run in two steps
+    stepwise = functools.cache(lambda: keras_steps.Stepwise(model, split))
+    editable = frozenset([*chosen, *link_outputs.values()])
+
+    def edited(images: tf.Tensor, wanted: tuple[str, ...], edit: Edit) -> dict[str, tf.Tensor]:
+        sources = {key: [keras_steps.OUTPUT] if key == "logits" else parts.get(key, [key]) for key in wanted}
+        x = preprocess(tf.convert_to_tensor(images, tf.float32))
+        named = stepwise().run(x, [k for ks in sources.values() for k in ks], edit, editable)
+        out = {key: named[ks[0]] if len(ks) == 1 else tf.concat([named[k] for k in ks], axis=-1)
+               for key, ks in sources.items()}
+        if "logits" in out:
+            out["logits"] = logits_of(out["logits"])
+        return out
+
     num_outputs = int(np.prod(model.outputs[0].shape[1:]))
     return SummitModel(spec=spec, layers=chosen, channels={c: channels_of[c] for c in chosen}, links=links,
                        input_size=int(shape[1]), value_range=value_range,
                        class_to_output=tflite.class_mapping(num_outputs), features_fn=features,
                        supports_relu_redirect=True, description=description, tensors_fn=tensors,
-                       pre_activations=pre_activations,
+                       pre_activations=pre_activations, edited_fn=edited, link_outputs=link_outputs,
                        layer_activations=graph_links.layer_activations(nodes, chosen))
 
 

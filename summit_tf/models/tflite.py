@@ -118,15 +118,15 @@ class Program:
         return {k: values[k] for k in keys}
 
     def link_outputs(self, links: Sequence[Link]) -> dict[str, str]:
-        """Link name -> the pre-activation key where its kernel output is summed, for links into a layer
-        computed by one activated step with exactly the link's output channels (not a concat)."""
+        """Link name -> the key where its kernel output is summed, for links into a layer computed by one
+        step with exactly the link's output channels (not a concat): the layer's pre-activation, or for a
+        linear step (a residual sum) the layer itself; links into one sum share it."""
         producers, found = self.producers(), {}
         for link in links:
-            key = pre_activation_key(link.dst)
             step = self.steps[producers[link.dst]] if link.dst in producers else None
-            if step is not None and step.out == link.dst and step.activation != "linear" and \
+            if step is not None and step.out == link.dst and link.input != link.dst and \
                     link.dst_offset == 0 and self.shapes.get(link.dst, (0,))[-1] == link.cout:
-                found[link.name] = key
+                found[link.name] = pre_activation_key(link.dst) if step.activation != "linear" else link.dst
         return found
 
     def pre_activations(self, layers: Sequence[str]) -> dict[str, str]:

@@ -36,7 +36,7 @@ def receptive_fields(model: SummitModel, layer: str, grid: tuple[int, int], posi
         images = tf.constant(rng.uniform(0, 1, (len(chunk), size, size, 3)).astype(np.float32))
         with tf.GradientTape() as tape:
             tape.watch(images)
-            acts = model.features(images)[layer]
+            acts = model.tensors(images, [layer])[layer]  # only what the layer depends on
             units = tf.gather_nd(acts, np.stack([np.arange(len(chunk)), ys, xs], axis=1))
             objective = tf.reduce_sum(units)
         touched = np.any(tape.gradient(objective, images).numpy() != 0, axis=-1)

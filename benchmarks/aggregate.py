@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
+from benchmarks import machine
 from benchmarks.original_summit import OriginalSummit
 from summit_tf import assets, models
 from summit_tf.aggregation import plan as run_plan
@@ -121,10 +122,6 @@ def fastest(parts: dict[str, Callable], batches: list, repeats: int) -> dict[str
     return best
 
 
-def load() -> str:
-    return f"load {os.getloadavg()[0]:.1f}"
-
-
 def forward_and_step(model: SummitModel, plan: run_plan.Plan, cfg: AggregateConfig,
                      jit: bool = False) -> tuple[Callable, Callable, run_step.Accumulators]:
     """The plain forward pass and the engine's aggregation step as ``part(images, labels, features)``
@@ -143,14 +140,14 @@ def forward_and_step(model: SummitModel, plan: run_plan.Plan, cfg: AggregateConf
 
     def run_step_(x: tf.Tensor, y: np.ndarray, f: object = None) -> None:
         step(x, tf.constant(y))
-        acc.count.numpy()
+        acc.vars["count"].numpy()
 
     return run_forward, run_step_, acc
 
 
 def zero(acc: run_step.Accumulators) -> None:
     """Every counter back to zero (count from zero after tracing)."""
-    for var in acc.named().values():
+    for var in acc.vars.values():
         var.assign(tf.zeros_like(var))
 
 
@@ -180,7 +177,8 @@ def report(model: SummitModel, cfg: AggregateConfig, plan: run_plan.Plan, batche
     print(f"{FLAGS.model}: {len(plan.layers)} layers, {len(plan.links)} links "
           f"({', '.join(f'{len(v)} {k}' for k, v in groups.items())}), {FLAGS.batches} batches of "
           f"{FLAGS.batch_size} {FLAGS.data} images, select {cfg.activation_select}, "
-          f"top-{cfg.influence_topk}, stride {cfg.stride}; {os.cpu_count()} CPUs, {load()}", flush=True)
+          f"top-{cfg.influence_topk}, stride {cfg.stride}; {os.cpu_count()} CPUs, {machine.load()}",
+          flush=True)
 
     run_forward, run_aggregate, acc = forward_and_step(model, plan, cfg)
     per_class = acc.nbytes() / plan.classes.size
@@ -214,13 +212,14 @@ def report(model: SummitModel, cfg: AggregateConfig, plan: run_plan.Plan, batche
     for run in parts.values():
         run(*timed_batches[0])  # trace
     zero(acc)
-    load_before = load()
+    load_before = machine.load()
     best = fastest(parts, timed_batches, FLAGS.repeats)
     t_forward, t_agg = best["forward"], best["aggregate"]
     per_batch = 1000 / FLAGS.batches
     print(f"plain forward        {n / t_forward:8.1f} images/s   {per_batch * t_forward:7.0f} ms/batch")
     print(f"summit-tf aggregate  {n / t_agg:8.1f} images/s   {per_batch * t_agg:7.0f} ms/batch   "
-          f"ratio to forward {t_forward / t_agg:.2f} ({load_before} -> {load()}; fastest of {FLAGS.repeats})")
+          f"ratio to forward {t_forward / t_agg:.2f} ({load_before} -> {machine.load()}; "
+          f"fastest of {FLAGS.repeats})")
     print("share of the aggregation step, each part timed alone on the same batches' features:")
     rest = t_agg - sum(best[name] for name in parts if name != "aggregate")
     for name in [*parts, "rest"]:
@@ -236,12 +235,13 @@ def report(model: SummitModel, cfg: AggregateConfig, plan: run_plan.Plan, batche
     original.trace(forward(batches[0][0][:1]))  # outside the timing
     t_orig = timed(lambda x, y: original.update(forward(x), y), batches)
     passes = FLAGS.repeats  # the step counted every batch once per repeat
-    same_a = all(np.array_equal(acc.A[layer].numpy(), passes * original.A[layer].ravel())
+    counters = acc.vars
+    same_a = all(np.array_equal(counters[run_step.a_key(layer)].numpy(), passes * original.A[layer].ravel())
                  for layer in plan.layers)
-    same_i = all(np.array_equal(acc.I[link.name].numpy(), passes * original.I[link.name].ravel())
-                 for link in plan.links)
+    same_i = all(np.array_equal(counters[run_step.i_key(name)].numpy(), passes * counts.ravel())
+                 for name, counts in original.I.items())
     print(f"original SUMMIT      {n / t_orig:8.1f} images/s   summit-tf speed-up {t_orig / t_agg:.1f}x "
-          f"({load()})")
+          f"({machine.load()})")
     print(f"counts identical: A {'yes' if same_a else 'NO'}, I {'yes' if same_i else 'NO'}", flush=True)
     return 0 if same_a and same_i else 1
 

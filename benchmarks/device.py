@@ -35,7 +35,7 @@ from absl import flags
 
 from benchmarks import aggregate as agg_bench
 from benchmarks import feature_vis as fv_bench
-from benchmarks import host_scatter, input_pipeline, scaling
+from benchmarks import host_scatter, input_pipeline, machine, scaling
 from summit_tf import atomic
 from summit_tf.aggregation import memory_plan
 from summit_tf.aggregation import plan as run_plan
@@ -268,7 +268,7 @@ def run(sizes: Sizes, xla: bool, out: Path | None, smoke_devices: str | None = N
               "feature_vis": feature_vis_row(models[INCEPTION], sizes), "input_pipeline": pipeline,
               "mirrored": scaling_row(models, sizes, smoke_devices),
               "host_accumulators": host_rows(models, sizes, rows), "projection": projection(rows, pipeline),
-              "load": f"load {os.getloadavg()[0]:.1f}", "seconds": None}
+              "load": machine.load(), "seconds": None}
     result["seconds"] = time.perf_counter() - start
     atomic.write_json(out or RESULTS / file_name(name), result, indent=1)
     return result

@@ -23,8 +23,10 @@ import math
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 
+from summit_tf.aggregation import memory_plan
 from summit_tf.aggregation import plan as run_plan
 from summit_tf.aggregation.config import AggregateConfig
 from summit_tf.aggregation.step import Accumulators, count_indices
@@ -56,7 +58,7 @@ def host_scatter(model: SummitModel, cfg: AggregateConfig, batches: list, repeat
     plan = run_plan.make_plan(model, cfg, labels)
     with tf.device("/cpu:0"):
         acc = Accumulators(model, plan)
-    counters = acc.named()
+    counters = acc.vars
     index_batches = step_indices(model, plan, cfg, acc.shapes, batches)
     spec = {name: tf.TensorSpec([None], value.dtype) for name, value in index_batches[0].items()}
 
@@ -78,7 +80,7 @@ def host_scatter(model: SummitModel, cfg: AggregateConfig, batches: list, repeat
         start = time.perf_counter()
         for indices in index_batches:
             add(indices)
-        acc.count.numpy()  # the scatters run before the function returns; this read is a formality
+        counters["count"].numpy()  # the scatters run before the function returns; this read is a formality
         return time.perf_counter() - start
 
     for add in (one_core, all_cores):  # trace
@@ -100,7 +102,7 @@ def compare(host: dict, images_per_s: float, per_class_bytes: int, budget: int |
     """Host accumulators vs class-group passes for ``images`` images of ``classes`` classes, at the device's
     aggregation rate ``images_per_s`` and memory ``budget`` (None: no limit)."""
     index_rate = images_per_s * host["indices_per_image"]  # what the device would send, indices/s
-    passes = 1 if budget is None else max(1, math.ceil(classes * per_class_bytes / budget))
+    passes = len(memory_plan.plan_groups(np.arange(classes), per_class_bytes, budget).groups)  # as the engine
     host_rate = min(images_per_s, host["all_cores_indices_per_s"] / host["indices_per_image"])
     device_pass_s = images / images_per_s
     return {"device_images_per_s": images_per_s, "index_mb_per_s": 4e-6 * index_rate,

@@ -18,6 +18,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+from benchmarks import machine
+
 SHAPES = {  # name: (x shape, kernel shape), InceptionV1 links at batch 8
     "mixed4b/3x3": ((8, 14, 14, 96), (3, 3, 96, 208)),
     "mixed4b/5x5": ((8, 14, 14, 16), (5, 5, 16, 48)),
@@ -28,14 +30,6 @@ METHODS = ("conv", "naive", "depthwise16", "depthwise4", "shifted_xla", "im2col1
 flags.DEFINE_integer("reps", 5, "timed repetitions (the minimum is reported)")
 flags.DEFINE_string("only", "", "run one 'shape,method' in this process (internal)")
 FLAGS = flags.FLAGS
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _build(method: str, kernel: np.ndarray):
@@ -103,7 +97,7 @@ def _run_one(shape: str, method: str, reps: int) -> dict:
     x = tf.constant(np.maximum(rng.normal(0, 1, xs), 0).astype(np.float32))
     kernel = rng.normal(0, 0.1, ks).astype(np.float32)
     fn = _build(method, kernel)
-    base = _rss_mb()
+    base = machine.rss_mib()
     out = fn(x)  # trace / compile
     _ = out.numpy()
     times = []

@@ -24,6 +24,7 @@ import tensorflow as tf
 from absl import flags
 from PIL import Image
 
+from benchmarks import machine
 from summit_tf import assets
 from summit_tf.cli import entry_point, run_command
 from summit_tf.data import source
@@ -99,7 +100,7 @@ def count_agreement(folder: Path, model_spec: str = "mobilenet_v1", batch_size: 
             labels = batch["label"].numpy()
             assert (table[labels] >= 0).all()
             step(batch["image"], tf.constant(labels, tf.int32))
-        counts.append({name: var.numpy() for name, var in acc.named().items()
+        counts.append({name: var.numpy() for name, var in acc.vars.items()
                        if name.startswith(("A/", "I/"))})
     full, half = counts
     differ = sum(int((full[k] != half[k]).sum()) for k in full)
@@ -129,7 +130,7 @@ def main(argv: list[str]) -> int:
     def body() -> None:
         rates = report(FLAGS.images, FLAGS.width, FLAGS.height, FLAGS.image_size, (1, None))
         print(f"{FLAGS.images} JPEGs {FLAGS.width}x{FLAGS.height} -> {FLAGS.image_size} px, "
-              f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+              f"{os.cpu_count()} CPUs, {machine.load()}")
         for key, value in rates.items():
             print(f"  {key:22s} {value['images_per_s']:8.1f} images/s")
         if FLAGS.agreement:

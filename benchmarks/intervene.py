@@ -9,12 +9,13 @@ faithfulness experiment does). Timings are interleaved (batched, plain, batched,
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 
 import numpy as np
 from absl import flags
+
+from benchmarks import machine
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("model", "mobilenet_v1", "model spec", flag_values=FLAGS)
@@ -76,7 +77,7 @@ def main(argv: Sequence[str]) -> int:
 
     def body() -> None:
         rates = measure(FLAGS.model, FLAGS.masks, FLAGS.batch, FLAGS.reps, FLAGS.channels, FLAGS.edges)
-        print(f"{FLAGS.model}, M={FLAGS.masks} masks x B={FLAGS.batch} images, load {os.getloadavg()[0]:.1f}")
+        print(f"{FLAGS.model}, M={FLAGS.masks} masks x B={FLAGS.batch} images, {machine.load()}")
         for name, rate in rates.items():
             print(f"  {name:22s} {rate:7.1f} images/s   ({rate / rates['plain_forward']:.2f}x plain)")
 

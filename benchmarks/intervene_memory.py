@@ -10,12 +10,13 @@ RSS and the trace count after each class. ``--edges`` adds the edge cuts (the gr
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 
 import numpy as np
 from absl import flags
+
+from benchmarks import machine
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("model", "mobilenet_v1", "model spec", flag_values=FLAGS)
@@ -24,11 +25,6 @@ flags.DEFINE_integer("draws", 4, "random sets per class", flag_values=FLAGS)
 flags.DEFINE_integer("images", 10, "held-out images (random)", flag_values=FLAGS)
 flags.DEFINE_integer("per_layer", 6, "graph channels per layer", flag_values=FLAGS)
 flags.DEFINE_bool("edges", False, "also cut the graph's edges and random edges", flag_values=FLAGS)
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def class_graph(model, per_layer: int, rng: np.random.Generator):
@@ -58,7 +54,7 @@ def measure(model_spec: str, classes: int, draws: int, images: int, per_layer: i
     iv = Intervener(model, "mean", means)
     t0 = time.monotonic()
     faithfulness.evaluate(iv, pixels, outputs, [Ablation()], 8, 64)
-    yield -1, rss_mib(), iv.traces(), time.monotonic() - t0
+    yield -1, machine.rss_mib(), iv.traces(), time.monotonic() - t0
     for c in range(classes):
         t0 = time.monotonic()
         graph = class_graph(model, per_layer, rng)
@@ -67,7 +63,7 @@ def measure(model_spec: str, classes: int, draws: int, images: int, per_layer: i
         if edges:
             ablations += [Ablation(edges=graph.edges), *rand_ed]
         faithfulness.evaluate(iv, pixels, outputs, ablations, 8, 64)
-        yield c, rss_mib(), iv.traces(), time.monotonic() - t0
+        yield c, machine.rss_mib(), iv.traces(), time.monotonic() - t0
 
 
 def main(argv: Sequence[str]) -> int:
@@ -75,7 +71,7 @@ def main(argv: Sequence[str]) -> int:
 
     def body() -> None:
         print(f"{FLAGS.model}, edges {'cut' if FLAGS.edges else 'not cut'}, {FLAGS.images} images, "
-              f"{FLAGS.draws} draws, load {os.getloadavg()[0]:.1f}")
+              f"{FLAGS.draws} draws, {machine.load()}")
         print("| class | RSS MiB | traces | s |\n|---|---|---|---|")
         for c, rss, traces, seconds in measure(FLAGS.model, FLAGS.classes, FLAGS.draws, FLAGS.images,
                                                FLAGS.per_layer, FLAGS.edges):

@@ -63,7 +63,7 @@ def images_per_s(model: SummitModel, cfg: AggregateConfig, strategy: tf.distribu
         for _ in range(n):
             batch = next(stream)
             step(batch["image"], batch["label"])
-        for part in strategy.experimental_local_results(acc.count):  # wait for every device
+        for part in strategy.experimental_local_results(acc.vars["count"]):  # wait for every device
             part.numpy()
         return time.perf_counter() - start
 

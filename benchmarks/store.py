@@ -12,7 +12,6 @@ classes (sizes and write times grow linearly with the classes: the writers handl
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
+from benchmarks import machine
 from summit_tf import store
 from synthetic import aggregates as synthetic
 
@@ -55,7 +55,7 @@ def main(argv: list[str]) -> None:
     dense_entries = sum(counts.size for counts in agg.I.values())
     print(f"{k} InceptionV1-shaped classes: {nonzero / k:,.0f} non-zero influence counts per class, "
           f"{nonzero / dense_entries:.2%} of the {dense_entries // k:,} entries; "
-          f"load {os.getloadavg()[0]:.2f}", flush=True)
+          f"{machine.load()}", flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for layout in ("dense", "sparse", "dense", "sparse"):  # interleaved: the second round counts
@@ -66,7 +66,7 @@ def main(argv: list[str]) -> None:
               f"{size / 2**20 * 1000 / k:,.0f} MiB, write {write * 1000 / k:,.0f} s")
     (dw, ds, dr), (sw, ss, sr) = results["dense"], results["sparse"]
     print(f"sparse vs dense: size {ss / ds:.2f}x, write time {sw / dw:.2f}x, read time {sr / dr:.2f}x; "
-          f"load {os.getloadavg()[0]:.2f}")
+          f"{machine.load()}")
 
 
 if __name__ == "__main__":

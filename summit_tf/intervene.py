@@ -107,12 +107,11 @@ def _cut_edit(pre: tf.Tensor, x: tf.Tensor, link: Link, ins: tf.Tensor, kernels:
 class Masks:
     """M ablations as tensors: ``keep``/``fill`` ``[M, C]`` for every layer, ``ins`` ``[|I|]`` and
     ``kernels`` ``[M, kh, kw, |I|, cout]`` for every link with an output of its own. Every layer and link
-    is edited, as the identity where no mask touches it (``x * 1 + 0``; minus a zero kernel), so the
-    ``structure`` that decides the trace is the same for every set of masks: one trace, whatever M and
-    the cut inputs |I| (each trace holds its own copy of the network's constants)."""
+    is edited, as the identity where no mask touches it (``x * 1 + 0``; minus a zero kernel), so every set
+    of masks has the same keys and one trace serves them all, whatever M and the cut inputs |I| (each
+    trace holds its own copy of the network's constants)."""
 
     size: int
-    structure: tuple
     tensors: dict[str, tf.Tensor]
 
 
@@ -132,6 +131,10 @@ class Intervener:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.model, self.mode, self.means = model, mode, means
         self.links = {link.name: link for link in model.links}
+        self._cuttable = [name for name in self.links if name in model.link_outputs]
+        self._cuts: dict[str, list[Link]] = {}  # links into one layer may share its sum (block and skip link)
+        for name in self._cuttable:
+            self._cuts.setdefault(model.link_outputs[name], []).append(self.links[name])
         self._fn = tf.function(self._run, autograph=False, reduce_retracing=True)
         self._traced: set[tuple] = set()
 
@@ -148,8 +151,7 @@ class Intervener:
                 (keep < 1).any() else 0.0
             tensors[f"keep/{layer}"] = tf.constant(keep)
             tensors[f"fill/{layer}"] = tf.constant(((1.0 - keep) * value).astype(np.float32))
-        links = [name for name in self.links if name in model.link_outputs]
-        for name in links:
+        for name in self._cuttable:
             link = self.links[name]
             per_mask = [{(int(i), int(j)) for i, j in a.edges.get(name, ())} for a in ablations]
             ins = sorted({i for pairs in per_mask for i, _ in pairs}) or [0]  # no cut: a zero kernel
@@ -160,25 +162,21 @@ class Intervener:
                     kernels[k, :, :, pos[i], j] = link.kernel[:, :, i, j]
             tensors[f"ins/{name}"] = tf.constant(ins, tf.int32)
             tensors[f"kernels/{name}"] = tf.constant(kernels)
-        return Masks(m, (tuple(model.layers), tuple(links)), tensors)
+        return Masks(m, tensors)
 
-    def _run(self, images: tf.Tensor, tensors: dict[str, tf.Tensor], structure: tuple,
+    def _run(self, images: tf.Tensor, tensors: dict[str, tf.Tensor],
              keys: tuple[str, ...]) -> dict[str, tf.Tensor]:
-        layers, links = structure
-        m = tf.shape(tensors[f"keep/{layers[0]}"])[0]
-        cuts: dict[str, list[Link]] = {}  # links into one layer may share its sum (block and skip link)
-        for name in links:
-            cuts.setdefault(self.model.link_outputs[name], []).append(self.links[name])
+        layers = set(self.model.layers)
+        m = tf.shape(tensors[f"keep/{self.model.layers[0]}"])[0]
 
         def edit(key: str, value: tf.Tensor, lookup) -> tf.Tensor:
-            for link in cuts.get(key, ()):
+            for link in self._cuts.get(key, ()):
                 value = _cut_edit(value, lookup(link.input), link, tensors[f"ins/{link.name}"],
                                   tensors[f"kernels/{link.name}"])
             if key in layers:
                 value = _layer_edit(value, tensors[f"keep/{key}"], tensors[f"fill/{key}"])
             return value
 
-        images = tf.convert_to_tensor(images, tf.float32)
         shape = tf.shape(images)
         tiled = tf.reshape(tf.broadcast_to(images[None], tf.concat([[m], shape], 0)),
                            tf.concat([[m * shape[0]], shape[1:]], 0))
@@ -196,13 +194,12 @@ class Intervener:
         if not isinstance(masks, Masks):
             masks = self.masks(masks)
         images, keys = tf.convert_to_tensor(images, tf.float32), tuple(keys)
-        trace = (masks.structure, keys, tuple(images.shape[1:]))
+        trace = (keys, tuple(images.shape[1:]))
         if trace not in self._traced:  # the one trace, sizes that vary between calls left open
             self._fn.get_concrete_function(tf.TensorSpec([None, *images.shape[1:]], tf.float32),
-                                           {k: _open_spec(k, v) for k, v in masks.tensors.items()},
-                                           masks.structure, keys)
+                                           {k: _open_spec(k, v) for k, v in masks.tensors.items()}, keys)
             self._traced.add(trace)
-        return self._fn(images, masks.tensors, masks.structure, keys)
+        return self._fn(images, masks.tensors, keys)
 
 
 def _open_spec(name: str, value: tf.Tensor) -> tf.TensorSpec:

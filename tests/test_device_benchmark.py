@@ -90,7 +90,7 @@ def test_host_scatter_counts_the_steps_indices():
     step = run_step.make_step(model, plan, acc, cfg)
     for images, labels in batches:
         step(images, tf.constant(labels))
-    added = sum(int(np.sum(v.numpy())) for name, v in acc.named().items()
+    added = sum(int(np.sum(v.numpy())) for name, v in acc.vars.items()
                 if name == "count" or name.startswith(("A/", "I/")))
     assert measured["indices_per_image"] == added / 6
     assert measured["counters"] == 1 + 3 + 2 and measured["cores"] >= 1
@@ -110,3 +110,5 @@ def test_compare_host_with_passes():
     assert r["cheaper"] == "host accumulators" and math.isclose(r["break_even_passes"], 2.0)
     one_pass = host_scatter.compare(host, 4000.0, 10 * 2**20, None, images)
     assert one_pass["passes"] == 1 and one_pass["cheaper"] == "class-group passes"
+    # the engine's plan: whole classes per pass (one 6 MiB class in a 10 MiB budget), not bytes / budget
+    assert host_scatter.compare(host, 4000.0, 6 * 2**20, 10 * 2**20, images)["passes"] == 1000

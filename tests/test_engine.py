@@ -247,6 +247,35 @@ def test_interrupted_run_resumes_to_identical_counts(tmp_path):
     assert_same_datasets(whole.out, out)
 
 
+def test_resume_reads_blocks_and_classes_first_checkpoints(tmp_path, monkeypatch):
+    """Counters cross the device in blocks of a few entries (odd sizes, every block path), and a checkpoint
+    written before the counters were flat (classes-first arrays) resumes to the same counts."""
+    from summit_tf.aggregation import checkpoint, engine
+
+    model = toy_model(size=SIZE, seed=2)
+    images, labels, index = make_data(n=29, seed=6)
+    whole, _, _ = run(tmp_path, model, images, labels, index, batch_size=4, name="whole.h5")
+    monkeypatch.setattr(checkpoint, "READ_BLOCK", 7)
+    monkeypatch.setattr(engine, "READ_BLOCK", 7)
+    out = tmp_path / "part.h5"
+    cfg = AggregateConfig(model="toy", data="memory", out=str(out), batch_size=4, checkpoint_every=2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="simulated crash"):
+        aggregate(cfg, model, opener(images, labels, index, 4, fail_after=5), stream=io.StringIO())
+    links = {f"I/{store.link_key(link.name)}": (link.cout, link.cin) for link in model.links}
+    with h5py.File(checkpoint_path(out), "r+") as f:
+        k = f["classes"].size
+        shapes = {"prob_hist": (store.PROB_BINS,), **links,
+                  **{f"A/{layer}": (c,) for layer, c in model.channels.items()}}
+        for name, rest in shapes.items():
+            flat = f[name][()]
+            assert flat.ndim == 1
+            del f[name]
+            f[name] = flat.reshape(k, *rest)
+    aggregate(dataclasses.replace(cfg, resume=True), model, opener(images, labels, index, 4),
+              stream=io.StringIO())
+    assert_same_datasets(whole.out, out)
+
+
 def assert_same_datasets(a, b) -> None:
     """Every dataset and count attribute of two aggregates files is identical."""
     with h5py.File(a) as fa, h5py.File(b) as fb:

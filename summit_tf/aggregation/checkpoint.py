@@ -18,10 +18,10 @@ import tensorflow as tf
 
 from summit_tf import atomic
 from summit_tf.aggregation.plan import AggregateError, Plan
-from summit_tf.aggregation.step import counter_slice
+from summit_tf.aggregation.step import READ_BLOCK, counter_slice, flat_range
 
 CHECKPOINT_FORMAT = "summit-tf/checkpoint"
-BLOCK = 2**20  # counter entries read from the device at once (bounds host memory), one HDF5 chunk
+CHUNK = 2**20  # counter entries in one HDF5 chunk (4 MiB)
 
 
 def checkpoint_path(out: str | os.PathLike) -> Path:
@@ -55,10 +55,11 @@ def save_checkpoint(path: Path, counters: dict[str, tf.Variable], plan: Plan, st
             size = int(var.shape[0])  # flat counters (step.Accumulators)
             # lzf: about twice as fast as gzip for ~20 % more bytes; checkpoints are written often
             # and read once, by h5py only
-            ds = f.create_dataset(name, shape=(size,), dtype=np.int32, chunks=(max(1, min(size, BLOCK)),),
+            ds = f.create_dataset(name, shape=(size,), dtype=np.int32, chunks=(max(1, min(size, CHUNK)),),
                                   compression="lzf")
-            for start in range(0, size, BLOCK):
-                ds[start:start + BLOCK] = counter_slice(var, start, min(start + BLOCK, size)).numpy()
+            for start in range(0, size, READ_BLOCK):
+                stop = min(start + READ_BLOCK, size)
+                ds[start:stop] = counter_slice(var, start, stop).numpy()
 
     with atomic.writing(path) as tmp, h5py.File(tmp, "w") as f:
         write(f)
@@ -84,10 +85,27 @@ def load_checkpoint(path: Path, counters: dict[str, tf.Variable], plan: Plan, re
             raise AggregateError(f"cannot resume: {path} was written by {saved_workers} worker(s), this "
                                  f"run has {workers}; each worker reads its own part of the data")
         for name, var in counters.items():
-            var.assign(f[name][()].reshape(-1))  # flat; before session 6, class-first arrays
+            _restore(f, name, var, path)
         if "positions" in f:
             return [State(*(int(v) for v in row)) for row in f["positions"][()]]
         return [State(int(f.attrs["next_record"]), int(f.attrs["images"]), int(f.attrs["batches"]))]
+
+
+def _restore(f: h5py.File, name: str, var: tf.Variable, path: Path) -> None:
+    """Counter ``name`` from the file into ``var``, ``READ_BLOCK`` entries at a time (host memory stays
+    small). Checkpoints written before the counters were flat hold classes-first arrays: their rows, in
+    order, are the flat layout."""
+    if name not in f or f[name].size != int(var.shape[0]):
+        raise AggregateError(f"cannot resume: {path} has no counter {name!r} of {int(var.shape[0])} entries")
+    ds = f[name]
+    row = int(np.prod(ds.shape[1:]))
+    rows_a_read = max(1, READ_BLOCK // row)
+    for first in range(0, ds.shape[0], rows_a_read):
+        values = ds[first:first + rows_a_read].reshape(-1)
+        start = first * row
+        indices = flat_range(var, start, start + values.size)
+        tf.raw_ops.ResourceScatterUpdate(resource=var.handle, indices=indices,
+                                         updates=tf.constant(values, var.dtype))
 
 
 def remove_stale_temporaries(path: Path) -> None:

@@ -47,13 +47,21 @@ from summit_tf.aggregation.config import AggregateConfig
 from summit_tf.aggregation.memory_plan import mib
 from summit_tf.aggregation.plan import AggregateError, OpenSource, make_plan
 from summit_tf.aggregation.replicas import Replicas
-from summit_tf.aggregation.step import NON_FINITE, Accumulators, counter_rows, make_step
+from summit_tf.aggregation.step import (
+    NON_FINITE,
+    READ_BLOCK,
+    Accumulators,
+    a_key,
+    counter_rows,
+    counter_slice,
+    i_key,
+    make_step,
+)
 from summit_tf.imagenet import NUM_CLASSES
 from summit_tf.models.base import SummitModel
 from summit_tf.progress import Progress
 
 LARGE_ACCUMULATORS = 4 * 2**30  # bytes; above this the start-up line suggests a memory budget
-ROW_BLOCK_ENTRIES = 2**24  # counter entries read from the device at once while writing the output
 
 __all__ = ["AggregateError", "RunSummary", "aggregate", "check_output", "checkpoint_path", "finished",
            "finished_summary"]
@@ -65,13 +73,13 @@ class _Rows:
     def __init__(self, var: tf.Variable, shape: tuple[int, ...], rows: np.ndarray) -> None:
         self.var, self.rows, self.full_shape = var, rows, shape
         self.shape = (int(rows.size), *shape[1:])
+        self._rows_a_read = max(1, READ_BLOCK // int(np.prod(self.shape[1:])))
         self._block: tuple[int, np.ndarray] | None = None
 
     def __getitem__(self, i: int) -> np.ndarray:
-        block = max(1, ROW_BLOCK_ENTRIES // int(np.prod(self.shape[1:])))
-        start = i - i % block
+        start = i - i % self._rows_a_read
         if self._block is None or self._block[0] != start:
-            ids = self.rows[start:start + block]
+            ids = self.rows[start:start + self._rows_a_read]
             self._block = (start, counter_rows(self.var, self.full_shape, ids))
         return self._block[1][i - start]
 
@@ -120,18 +128,15 @@ def _say(stream: TextIO, text: str) -> None:
 
 FRESH, RESUME, FINISHED = 0, 1, 2  # the chief's decision about the output and checkpoint files
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)  # one worker's bad input stops them all
-FOLD_BYTES = 64 * 2**20  # a fold moves blocks of classes this large (a temporary on the first device)
-
-
-def _fold_all(replicas: Replicas, acc: Accumulators, num_classes: int) -> None:
-    """Every counter's total into the chief's first replica (a block of classes at a time)."""
+def _fold_all(replicas: Replicas, acc: Accumulators) -> None:
+    """Every counter's total into the chief's first replica, ``READ_BLOCK`` flat entries at a time (the
+    temporaries on the first device: the block's sum and its indices)."""
     if replicas.num_replicas == 1:
         return
-    block = FOLD_BYTES // 4
-    for var in acc.named().values():
+    for var in acc.vars.values():
         size = int(var.shape[0])
-        for start in range(0, size, block):
-            replicas.fold(var, start, min(start + block, size))
+        for start in range(0, size, READ_BLOCK):
+            replicas.fold(var, start, min(start + READ_BLOCK, size))
 
 
 def _agree(replicas: Replicas, error: Exception | None, row: list[int]) -> np.ndarray:
@@ -206,7 +211,7 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
     plan = make_plan(model, cfg, source_classes)
     record = {**cfg.record(), "layers": plan.layers}
     acc = Accumulators(model, plan, replicas.strategy)
-    counters = {name: replicas.primary(var) for name, var in acc.named().items()}
+    counters = {name: replicas.primary(var) for name, var in acc.vars.items()}
     states = [State() for _ in range(workers)]
     if decision == RESUME:
         error = None
@@ -244,7 +249,7 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
 
     def checkpoint() -> None:
         rows = replicas.gather_ints(me.row())
-        _fold_all(replicas, acc, int(plan.classes.size))
+        _fold_all(replicas, acc)
         if replicas.is_chief:
             save_checkpoint(ckpt, counters, plan, [State(*(int(v) for v in row)) for row in rows], record)
 
@@ -289,12 +294,13 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
     skipped, images = int(rows[:, 0].sum()), int(rows[:, 1].sum())
     if images == 0:
         raise AggregateError(f"empty data: no readable images in {cfg.data}")
-    _fold_all(replicas, acc, int(plan.classes.size))
+    _fold_all(replicas, acc)
     if not replicas.is_chief:
         _say(stream, f"{tag}counted {me.images} images; the chief writes {out}")
         return RunSummary(out, me.images, 0, 0, time.monotonic() - t0, start_images)
 
-    counts = counters["count"].numpy()
+    k = int(plan.classes.size)
+    counts = counter_slice(counters["count"], 0, k).numpy()
     rows = np.flatnonzero(counts > 0)
     agg = store.Aggregates(
         model=model.spec,
@@ -302,13 +308,13 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
         classes=plan.classes[rows],
         class_count=counts[rows].astype(np.int64),
         layers=plan.layers,
-        A={layer: counter_rows(counters[f"A/{layer}"], acc.shapes[f"A/{layer}"], rows)
+        A={layer: counter_rows(counters[a_key(layer)], acc.shapes[a_key(layer)], rows)
            for layer in plan.layers},
         links={link.name: store.LinkInfo(link.name, link.src, link.dst, link.kind, link.dst_offset,
                                          link.stride) for link in plan.links},
-        I={link.name: _Rows(counters[key], acc.shapes[key], rows)
-           for link in plan.links for key in [f"I/{store.link_key(link.name)}"]},
-        correct=counters["correct"].numpy()[rows].astype(np.int64),
+        I={link.name: _Rows(counters[i_key(link.name)], acc.shapes[i_key(link.name)], rows)
+           for link in plan.links},
+        correct=counter_slice(counters["correct"], 0, k).numpy()[rows].astype(np.int64),
         prob_hist=counter_rows(counters["prob_hist"], acc.shapes["prob_hist"], rows).astype(np.int64),
         num_images=images,
         num_skipped=skipped,

@@ -1,6 +1,7 @@
 """The replicas of a ``tf.distribute`` strategy as the aggregation needs them: each keeps its own
 counters (updated locally, never all-reduced per step); sums are folded into the chief's first replica
-only at checkpoints and at the end, a block of classes at a time, so the chief reads and writes totals.
+only at checkpoints and at the end, a block of flat entries at a time, so the chief reads and writes
+totals.
 
 On one worker the fold moves blocks between local devices; across workers it is one collective sum per
 block, which every worker runs in the same order. Small host values (stream positions, flags) travel by
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from summit_tf.aggregation.step import counter_slice, index_dtype
+from summit_tf.aggregation.step import counter_slice, flat_range
 from summit_tf.strategy import Cluster
 
 
@@ -60,7 +61,7 @@ class Replicas:
             return
         local = self.local(var)
         total = self._sum([counter_slice(v, start, stop) for v in local])
-        indices = tf.range(start, stop, dtype=index_dtype((int(var.shape[0]),)))
+        indices = flat_range(var, start, stop)
         for i, v in enumerate(local):
             value = total if i == 0 and self.is_chief else tf.zeros_like(total)
             tf.raw_ops.ResourceScatterUpdate(resource=v.handle, indices=indices, updates=value)

@@ -23,57 +23,64 @@ from summit_tf.models.base import Link, SummitModel
 NON_FINITE = "summit-tf: non-finite model outputs"  # the step's assertion message
 
 
+READ_BLOCK = 2**24  # counter entries read from or written to the device at once (64 MiB of int32)
+
+
+def a_key(layer: str) -> str:
+    """The name of layer ``layer``'s A counter (also its checkpoint dataset)."""
+    return f"A/{layer}"
+
+
+def i_key(link_name: str) -> str:
+    """The name of link ``link_name``'s I counter (also its checkpoint dataset)."""
+    return f"I/{store.link_key(link_name)}"
+
+
 class Accumulators:
     """Per-class int32 counters on the device: images, A per layer, I per link, top-1 and probabilities.
 
-    Each counter is one flat variable holding a ``shapes[name]`` array, classes first (rows): a scatter-add
-    of flat indices is about twice as fast on CPU as ``scatter_nd_add`` of ``[class, j, i]`` triples
-    (MobileNetV1 step 227 -> 207 ms at batch 16, BUILD_NOTES). :func:`counter_rows` reads classes back
-    shaped."""
+    ``vars[name]`` is one flat variable holding a ``shapes[name]`` array, classes first (rows): a
+    scatter-add of flat indices is about twice as fast on CPU as ``scatter_nd_add`` of ``[class, j, i]``
+    triples (MobileNetV1 step 227 -> 207 ms at batch 16, BUILD_NOTES). Names: ``count``, ``correct``,
+    ``prob_hist``, :func:`a_key` and :func:`i_key`. :func:`counter_rows` reads classes back shaped."""
 
     def __init__(self, model: SummitModel, plan: Plan,
                  strategy: tf.distribute.Strategy | None = None) -> None:
         k = int(plan.classes.size)
         strategy = strategy if strategy is not None else tf.distribute.get_strategy()
-        self.shapes: dict[str, tuple[int, ...]] = {}
-
-        def zeros(name: str, *shape: int) -> tf.Variable:
-            self.shapes[name] = shape
-            with strategy.scope():  # one copy per replica; reading one outside a replica sums them
-                return tf.Variable(tf.zeros([int(np.prod(shape))], tf.int32), trainable=False,
-                                   synchronization=tf.VariableSynchronization.ON_READ,
-                                   aggregation=tf.VariableAggregation.SUM)
-
-        self.count = zeros("count", k)
-        self.correct = zeros("correct", k)
-        self.prob_hist = zeros("prob_hist", k, store.PROB_BINS)
-        self.A = {layer: zeros(f"A/{layer}", k, model.channels[layer]) for layer in plan.layers}
-        self.I = {link.name: zeros(f"I/{store.link_key(link.name)}", k, link.cout, link.cin)
-                  for link in plan.links}
-
-    def named(self) -> dict[str, tf.Variable]:
-        """Every counter under a stable name (checkpoint keys; ``shapes`` has the same keys)."""
-        return {"count": self.count, "correct": self.correct, "prob_hist": self.prob_hist,
-                **{f"A/{layer}": v for layer, v in self.A.items()},
-                **{f"I/{store.link_key(name)}": v for name, v in self.I.items()}}
+        self.shapes: dict[str, tuple[int, ...]] = {
+            "count": (k,), "correct": (k,), "prob_hist": (k, store.PROB_BINS),
+            **{a_key(layer): (k, model.channels[layer]) for layer in plan.layers},
+            **{i_key(link.name): (k, link.cout, link.cin) for link in plan.links}}
+        with strategy.scope():  # one copy per replica; reading one outside a replica sums them
+            self.vars: dict[str, tf.Variable] = {
+                name: tf.Variable(tf.zeros([int(np.prod(shape))], tf.int32), trainable=False,
+                                  synchronization=tf.VariableSynchronization.ON_READ,
+                                  aggregation=tf.VariableAggregation.SUM)
+                for name, shape in self.shapes.items()}
 
     def nbytes(self) -> int:
         return sum(int(np.prod(shape)) * 4 for shape in self.shapes.values())
+
+
+def flat_range(var: tf.Variable, start: int, stop: int) -> tf.Tensor:
+    """Flat indices ``start:stop`` of a flat counter, in its index dtype."""
+    return tf.range(start, stop, dtype=index_dtype((int(var.shape[0]),)))
 
 
 def counter_slice(var: tf.Variable, start: int, stop: int) -> tf.Tensor:
     """Entries ``start:stop`` of a flat counter, read by a gather. Once a scatter has touched a variable, TF
     copies all of it on every plain read (``v[a:b]``, ``tf.reshape(v, ...)``: 58 ms for 400 MB, measured),
     so counters are only ever read through ``ResourceGather``."""
-    indices = tf.range(start, stop, dtype=index_dtype((int(var.shape[0]),)))
-    return tf.raw_ops.ResourceGather(resource=var.handle, indices=indices, dtype=var.dtype)
+    return tf.raw_ops.ResourceGather(resource=var.handle, indices=flat_range(var, start, stop),
+                                     dtype=var.dtype)
 
 
 def counter_rows(var: tf.Variable, shape: tuple[int, ...], ids: np.ndarray) -> np.ndarray:
     """Classes (rows) ``ids`` of a flat counter holding a ``shape`` array: ``[len(ids), *shape[1:]]``."""
-    row = int(np.prod(shape[1:]))
-    flat = (np.asarray(ids, np.int64)[:, None] * row + np.arange(row)).ravel()
-    indices = tf.constant(flat.astype(index_dtype(shape).as_numpy_dtype))
+    row, dtype = int(np.prod(shape[1:])), index_dtype(shape)
+    starts = tf.constant(np.asarray(ids, np.int64), dtype)[:, None] * row
+    indices = tf.reshape(starts + tf.range(row, dtype=dtype)[None], [-1])
     values = tf.raw_ops.ResourceGather(resource=var.handle, indices=indices, dtype=var.dtype)
     return values.numpy().reshape(len(ids), *shape[1:])
 
@@ -117,11 +124,11 @@ def count_indices(feats: Mapping[str, tf.Tensor], slots: tf.Tensor, plan: Plan, 
     what host-resident counters would receive (``benchmarks.host_scatter``)."""
     indices = {"count": slots}
     for layer, chosen in layer_selections(feats, plan, cfg).items():
-        name = f"A/{layer}"
+        name = a_key(layer)
         indices[name] = flat_index(shapes[name], tf.gather(slots, chosen[:, 0]), chosen[:, 1])
     tops = link_top_inputs(feats, plan.links, plan, cfg)
     for link in plan.links:
-        name = f"I/{store.link_key(link.name)}"
+        name = i_key(link.name)
         outputs = tf.range(link.cout, dtype=tf.int32)[None, :, None]
         indices[name] = flat_index(shapes[name], slots[:, None, None], outputs, tops[link.name])
     return indices
@@ -151,16 +158,15 @@ def make_step(model: SummitModel, plan: Plan, acc: Accumulators, cfg: AggregateC
         # out-of-range scatter index is an error on CPU but silently dropped on a GPU.
         tf.debugging.assert_all_finite(feats["logits"], NON_FINITE)
         slots = tf.gather(slot_of, labels)
-        counters = acc.named()
         for name, flat in count_indices(feats, slots, plan, cfg, acc.shapes).items():
-            add_ones(counters[name], flat)
+            add_ones(acc.vars[name], flat)
         logits = tf.cast(feats["logits"], tf.float32)
         target = tf.gather(output_of, labels)
         prob = tf.gather(tf.nn.softmax(logits), target, batch_dims=1)
         bins = tf.clip_by_value(tf.cast(tf.floor(prob * store.PROB_BINS), tf.int32), 0, store.PROB_BINS - 1)
-        add_ones(acc.prob_hist, flat_index(acc.shapes["prob_hist"], slots, bins))
+        add_ones(acc.vars["prob_hist"], flat_index(acc.shapes["prob_hist"], slots, bins))
         hit = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), target), tf.int32)
-        tf.raw_ops.ResourceScatterAdd(resource=acc.correct.handle, indices=slots, updates=hit)
+        tf.raw_ops.ResourceScatterAdd(resource=acc.vars["correct"].handle, indices=slots, updates=hit)
 
     if input_specs is None:
         input_specs = (tf.TensorSpec([None, size, size, 3], tf.float32), tf.TensorSpec([None], tf.int32))

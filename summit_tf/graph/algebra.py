@@ -16,22 +16,16 @@ from summit_tf.graph.attribution import AttributionGraph
 SETS = ("intersection", "a_minus_b", "b_minus_a", "union")
 
 
-def _keys(ag: AttributionGraph) -> np.ndarray:
-    """One int64 id per edge of the full graph (layer pairs', then skip edges), ``hi * V + lo`` (the int32
-    vertex ids would overflow)."""
-    hi, lo, _ = ag.full.all_edges()
-    return hi.astype(np.int64) * ag.structure.num_vertices + lo
+def _edges(ag: AttributionGraph) -> tuple[np.ndarray, np.ndarray]:
+    """(key, weight) of every edge of the full graph (layer pairs', then skip edges): one int64 key per
+    edge, ``hi * V + lo`` (the int32 vertex ids would overflow)."""
+    hi, lo, weight = ag.full.all_edges()
+    return hi.astype(np.int64) * ag.structure.num_vertices + lo, weight
 
 
-def _kept(ag: AttributionGraph) -> np.ndarray:
-    """Kept mask over :func:`_keys`' edges."""
-    return np.concatenate([ag.selection.edges, ag.kept_skips])
-
-
-def _edge_index(ag: AttributionGraph) -> tuple[np.ndarray, np.ndarray]:
-    key = _keys(ag)
-    order = np.argsort(key, kind="stable")
-    return key[order], order
+def _edge_index(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(keys, kind="stable")
+    return keys[order], order
 
 
 def _lookup(index: tuple[np.ndarray, np.ndarray], keys: np.ndarray) -> np.ndarray:
@@ -57,15 +51,14 @@ def compare(a: AttributionGraph, b: AttributionGraph) -> dict:
     nodes = np.flatnonzero(a.selection.kept | b.selection.kept)
     node_sets = _membership(a.selection.kept[nodes], b.selection.kept[nodes])
 
-    ia, ib = _edge_index(a), _edge_index(b)
+    (keys_a, weight_a), (keys_b, weight_b) = _edges(a), _edges(b)
     n = st.num_vertices
-    ka, kb = _kept(a), _kept(b)
-    keys = np.union1d(_keys(a)[ka], _keys(b)[kb])
-    pa, pb = _lookup(ia, keys), _lookup(ib, keys)
+    ka, kb = a.kept_all_edges, b.kept_all_edges
+    keys = np.union1d(keys_a[ka], keys_b[kb])
+    pa, pb = _lookup(_edge_index(keys_a), keys), _lookup(_edge_index(keys_b), keys)
     kept_a = np.where(pa >= 0, ka[np.maximum(pa, 0)], False)
     kept_b = np.where(pb >= 0, kb[np.maximum(pb, 0)], False)
     edge_sets = _membership(kept_a, kept_b)
-    weight_a, weight_b = a.full.all_edges()[2], b.full.all_edges()[2]
 
     def name(v: int) -> str:
         return st.name(int(v))

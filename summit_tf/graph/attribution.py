@@ -100,7 +100,7 @@ class AttributionGraph:
         g.vs["pagerank"] = self.pagerank.tolist()
         g.vs["kept"] = self.selection.kept.tolist()
         g.es["weight"] = weight.tolist()
-        g.es["kept"] = np.concatenate([self.selection.edges, self.kept_skips]).tolist()
+        g.es["kept"] = self.kept_all_edges.tolist()
         g.es["skip"] = [False] * full.num_edges + [True] * int(full.skip_weight.size)
         return g
 
@@ -109,6 +109,11 @@ class AttributionGraph:
         """Mask of the kept skip edges (``full.skip_*``): both ends kept."""
         kept = self.selection.kept
         return kept[self.full.skip_hi] & kept[self.full.skip_lo]
+
+    @cached_property
+    def kept_all_edges(self) -> np.ndarray:
+        """Kept mask over ``full.all_edges()``: the layer pairs' edges, then the skip edges."""
+        return np.concatenate([self.selection.edges, self.kept_skips])
 
     def kept_nodes(self) -> list[tuple[str, int]]:
         """``(layer, channel)`` of kept nodes, network order then channel order."""

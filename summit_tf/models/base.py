@@ -31,6 +31,12 @@ def pre_activation_key(layer: str) -> str:
     return f"{layer}/pre_activation"
 
 
+def layer_of_key(key: str) -> str:
+    """The layer a tensor key belongs to: ``layer`` for ``pre_activation_key(layer)`` and for ``layer``."""
+    suffix = pre_activation_key("")
+    return key[:-len(suffix)] if key.endswith(suffix) else key
+
+
 @dataclass(frozen=True)
 class Link:
     """A linear map between two channel spaces, as the network computes it.
@@ -126,8 +132,7 @@ class SummitModel:
         (swish, GELU, ...) and plain sums get none. Adapters without ``layer_activations``: everywhere."""
         if not self.layer_activations:
             return True
-        suffix = pre_activation_key("")
-        layers = {key[:-len(suffix)] if key.endswith(suffix) else key for key in keys}
+        layers = {layer_of_key(key) for key in keys}
         return any(self.layer_activations.get(layer) in RELU_ACTIVATIONS for layer in layers)
 
     def features(self, images: tf.Tensor, relu_redirect: bool = False) -> Mapping[str, tf.Tensor]:

@@ -52,7 +52,7 @@ import numpy as np
 import tensorflow as tf
 
 from summit_tf.models import graph_links, keras_steps, relu_gradients, tflite
-from summit_tf.models.base import Edit, SummitModel, pre_activation_key
+from summit_tf.models.base import Edit, SummitModel, layer_of_key, pre_activation_key
 from summit_tf.models.graph_links import Node
 
 log = logging.getLogger(__name__)
@@ -317,9 +317,7 @@ def _pre_activation(source: keras.Model, original: keras.Model, nodes: Mapping[s
     elif isinstance(layer, keras.layers.ReLU | keras.layers.Activation):
         made[key] = source.get_layer(key).input
     else:
-        twin = layer.__class__.from_config({**layer.get_config(), "activation": "linear", "name": name})
-        made[key] = twin(source.get_layer(key).input)
-        twin.set_weights(layer.get_weights())
+        made[key] = keras_steps.linear_twin(layer, name)(source.get_layer(key).input)
     return made[key]
 
 
@@ -406,9 +404,8 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
     # Interventions: the model run call by call (keras_steps), every layer and link output editable.
     link_outputs = keras_steps.link_outputs(by_key, links)
     parts = {pre: keras_steps.pre_parts(by_key, layer) for layer, pre in pre_activations.items()}
-    suffix = pre_activation_key("")
     pre_keys = dict.fromkeys([*link_outputs.values(), *(p for ps in parts.values() for p in ps)])
-    split = [key[:-len(suffix)] for key in pre_keys if key.endswith(suffix)]  # layers run in two steps
+    split = [layer_of_key(key) for key in pre_keys if layer_of_key(key) != key]  # layers run in two steps
     stepwise = functools.cache(lambda: keras_steps.Stepwise(model, split))
     editable = frozenset([*chosen, *link_outputs.values()])
 

@@ -30,7 +30,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from summit_tf.models.base import Edit, Link, pre_activation_key
+from summit_tf.models.base import Edit, Link, layer_of_key, pre_activation_key
 from summit_tf.models.graph_links import Node
 
 History = tuple[str, int, int]  # (operation name, node index, output index), Keras's ``keras_history``
@@ -126,6 +126,15 @@ def _activation(layer: Any) -> Callable[[tf.Tensor], tf.Tensor]:
     return activation
 
 
+def linear_twin(layer: keras.layers.Layer, name: str) -> keras.layers.Layer:
+    """A built copy of ``layer`` (same weights) without its activation: the pre-activation of a layer with
+    a fused one."""
+    twin = layer.__class__.from_config({**layer.get_config(), "activation": "linear", "name": name})
+    twin.build(layer.input.shape)
+    twin.set_weights(layer.get_weights())
+    return twin
+
+
 class Stepwise:
     """Runs ``model`` call by call. ``split``: layers whose pre-activation (``pre_activation_key(name)``)
     is computed on its own, to be edited or asked for (module docstring)."""
@@ -135,7 +144,8 @@ class Stepwise:
         self.by_name = {c.name: c for c in self.calls if c.node == 0}
         self.split = set(split)
         self._twins: dict[str, keras.layers.Layer] = {}
-        shared = sorted(name for name in self.split if (name, 1) in {(c.name, c.node) for c in self.calls})
+        calls = {(c.name, c.node) for c in self.calls}
+        shared = sorted(name for name in self.split if (name, 1) in calls)
         if shared:
             raise ValueError(f"layers {shared} are called more than once: no single pre-activation")
 
@@ -143,12 +153,8 @@ class Stepwise:
         """A copy of layer ``name`` without its activation (variables made eagerly, outside any trace)."""
         if name in self._twins:
             return self._twins[name]
-        layer = self.by_name[name].op
         with tf.init_scope():
-            twin = layer.__class__.from_config({**layer.get_config(), "activation": "linear",
-                                                "name": pre_activation_key(name).replace("/", "_")})
-            twin.build(layer.input.shape)
-            twin.set_weights(layer.get_weights())
+            twin = linear_twin(self.by_name[name].op, pre_activation_key(name).replace("/", "_"))
         self._twins[name] = twin
         return twin
 
@@ -156,8 +162,7 @@ class Stepwise:
         """The calls that the tensors ``keys`` (operation names, pre-activations) depend on."""
         producers = {(c.name, c.node): c for c in self.calls}
         seen: set[tuple[str, int]] = set()
-        suffix = pre_activation_key("")
-        names = [key[:-len(suffix)] if key.endswith(suffix) else key for key in keys if key != OUTPUT]
+        names = [layer_of_key(key) for key in keys if key != OUTPUT]
         todo = [(name, 0) for name in names] + [self.outputs[0][:2]] * (OUTPUT in keys)
         while todo:
             key = todo.pop()

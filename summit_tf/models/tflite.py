@@ -120,7 +120,8 @@ class Program:
     def link_outputs(self, links: Sequence[Link]) -> dict[str, str]:
         """Link name -> the key where its kernel output is summed, for links into a layer computed by one
         step with exactly the link's output channels (not a concat): the layer's pre-activation, or for a
-        linear step (a residual sum) the layer itself; links into one sum share it."""
+        step without activation (a residual sum, a linear convolution) the layer itself; links into one
+        sum share it."""
         producers, found = self.producers(), {}
         for link in links:
             step = self.steps[producers[link.dst]] if link.dst in producers else None

@@ -2,7 +2,8 @@
 
 aggregate -> graphs -> dataset examples and feature visualizations of the graph nodes -> figures::
 
-    RUN_DIR/aggregates.h5  classes.json  ag/ag-<class>.json  compare/  feature-vis/  figures/  stages.json
+    RUN_DIR/aggregates.h5  classes.json  ag/ag-<class>.json  details/  compare/  feature-vis/  figures/
+            stages.json  pipeline.json
 
 This module only wires library calls together (``summit_tf`` and ``feature_vis`` do the work); each
 experiment script fills a :class:`PipelineConfig` with its defaults.
@@ -14,7 +15,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from experiments.stages import Stage, run_stages
@@ -52,7 +53,6 @@ class PipelineConfig:
     figure_classes: tuple[int, ...] = ()
     compare: tuple[int, int] | None = None
     stages: tuple[str, ...] | None = None
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """The later stages' settings are checked before any stage runs (the aggregation's by its config)."""
@@ -73,7 +73,9 @@ class PipelineConfig:
         return Path(self.out_dir)
 
 
-def _aggregate_config(cfg: PipelineConfig):
+def _aggregate_config(cfg: PipelineConfig, resume: bool = False):
+    """The aggregation's config; ``resume``: continue an interrupted run of the same settings from its
+    checkpoint (else start over)."""
     from summit_tf.aggregation import config as cfgmod
 
     return cfgmod.AggregateConfig(
@@ -82,14 +84,14 @@ def _aggregate_config(cfg: PipelineConfig):
         exclude_channels=spec_grammar.parse_channels(cfg.exclude_channels, "exclude_channels"),
         summit_compat=cfg.summit_compat, resize=cfg.resize, batch_size=cfg.batch_size,
         strategy=cfg.strategy, max_images_per_class=cfg.max_images_per_class, classes=cfg.classes,
-        overwrite=True,
+        resume=resume, overwrite=not resume,
     )
 
 
-def _stage_aggregate(cfg: PipelineConfig) -> None:
+def _stage_aggregate(cfg: PipelineConfig, resume: bool) -> None:
     from summit_tf.aggregation import aggregate
 
-    aggregate(_aggregate_config(cfg))
+    aggregate(_aggregate_config(cfg, resume))
 
 
 def _stage_graph(cfg: PipelineConfig) -> None:
@@ -123,7 +125,7 @@ def _stage_examples(cfg: PipelineConfig) -> None:
     examples.run(examples.ExamplesConfig(
         cfg.model, cfg.data, str(cfg.run_dir), num_examples=cfg.num_examples, channels=_graph_nodes(cfg),
         batch_size=cfg.batch_size, resize=cfg.resize, max_images_per_class=cfg.max_images_per_class,
-        summit_compat=cfg.summit_compat))
+        summit_compat=cfg.summit_compat, classes=cfg.classes))
     _mark(cfg.run_dir / "feature-vis" / "dataset-p.done")
 
 
@@ -132,9 +134,10 @@ def _stage_feature_vis(cfg: PipelineConfig) -> None:
     from summit_tf import models
     from summit_tf.strategy import make_strategy
 
-    model = models.load(cfg.model, summit_compat=cfg.summit_compat)
+    nodes = _graph_nodes(cfg)
+    model = models.load(cfg.model, layers=list(nodes), summit_compat=cfg.summit_compat)
     settings = RenderSettings(size=cfg.fv_size, steps=cfg.fv_steps, seed=cfg.fv_seed)
-    render_to_dir(model, _graph_nodes(cfg), cfg.run_dir, settings, batch_channels=cfg.fv_batch_channels,
+    render_to_dir(model, nodes, cfg.run_dir, settings, batch_channels=cfg.fv_batch_channels,
                   diversity=cfg.fv_diversity, strategy=make_strategy(cfg.strategy))
     _mark(cfg.run_dir / "feature-vis" / "channel.done")
 
@@ -166,16 +169,22 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
     compat = {"summit_compat": True} if cfg.summit_compat else {}  # runs without it keep their fingerprints
     fv = {"model": cfg.model, "steps": cfg.fv_steps, "size": cfg.fv_size, "diversity": cfg.fv_diversity,
           "seed": cfg.fv_seed, **compat}
-    ex = {"num_examples": cfg.num_examples, "data": cfg.data, "resize": cfg.resize,
-          "max_images_per_class": cfg.max_images_per_class, **compat}
+    ex = {"model": cfg.model, "num_examples": cfg.num_examples, "data": cfg.data, "resize": cfg.resize,
+          "max_images_per_class": cfg.max_images_per_class, "classes": cfg.classes, **compat}
+    # A channel's images depend only on their stage's own settings: a new graph keeps them and adds new ones.
     return [
-        Stage("aggregate", agg, ["aggregates.h5"], lambda: _stage_aggregate(cfg)),
-        Stage("graph", graph, ["classes.json", "ag"], lambda: _stage_graph(cfg), after=["aggregate"]),
-        Stage("examples", ex, ["feature-vis/dataset-p.done"], lambda: _stage_examples(cfg), after=["graph"]),
-        Stage("feature_vis", fv, ["feature-vis/channel.done"], lambda: _stage_feature_vis(cfg),
-              after=["graph"]),
+        Stage("aggregate", agg, ["aggregates.h5"], lambda resume: _stage_aggregate(cfg, resume),
+              clears=["aggregates.h5", "aggregates.h5.ckpt.h5", "aggregates.h5.part-*"]),
+        Stage("graph", graph, ["classes.json", "ag"], lambda _: _stage_graph(cfg), after=["aggregate"],
+              clears=["classes.json", "ag", "details", "compare"]),
+        Stage("examples", ex, ["feature-vis/dataset-p.done"], lambda _: _stage_examples(cfg), after=["graph"],
+              clears=["feature-vis/dataset-p", "feature-vis/dataset-p.done"], files_from_own_config=True),
+        Stage("feature_vis", fv, ["feature-vis/channel.done"], lambda _: _stage_feature_vis(cfg),
+              after=["graph"], files_from_own_config=True,
+              clears=["feature-vis/channel", "feature-vis/diversity-*", "feature-vis/sprites",
+                      "feature-vis/channel.done"]),
         Stage("figures", {"classes": cfg.figure_classes, "compare": cfg.compare}, ["figures/figures.done"],
-              lambda: _stage_figures(cfg), after=["graph", "examples", "feature_vis"]),
+              lambda _: _stage_figures(cfg), after=["graph", "examples", "feature_vis"], clears=["figures"]),
     ]
 
 

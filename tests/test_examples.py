@@ -196,14 +196,16 @@ def test_run_resumes_and_refuses_another_runs_folder(toy, images, tmp_path, monk
     folder.mkdir(parents=True)
     for i, image in enumerate(images[:12]):
         Image.fromarray(np.round(image * 255).astype(np.uint8)).save(folder / f"{i:02d}.png")
-    loaded = []
-    monkeypatch.setattr(models, "load", lambda spec, summit_compat=False: loaded.append(summit_compat) or toy)
+    loaded, layers_asked = [], []
+    monkeypatch.setattr(models, "load", lambda spec, layers=None, summit_compat=False:
+                        loaded.append(summit_compat) or layers_asked.append(layers) or toy)
     out = str(tmp_path / "out")
     data = f"folder:{tmp_path / 'data'}"
     cfg = ex.ExamplesConfig("toy", data, out, layers=("conv1",), num_examples=3, channels={"sep3": [1, 2]})
     assert ex.run(cfg) == 8 * 3 + 6
     saved = json.loads(open(os.path.join(out, ex.SUBDIR, ex.INDEX_FILE)).read())
     assert sorted(saved["layers"]) == ["conv1", "sep3"] and saved["data"] == data
+    assert layers_asked[0] == ["conv1", "sep3"]  # layers outside the adapter's default set load too
 
     def no_second_pass(*args, **kwargs):
         raise AssertionError("pass 1 should have been reused")
@@ -231,6 +233,25 @@ def test_run_resumes_and_refuses_another_runs_folder(toy, images, tmp_path, monk
                          (dict(model=""), "model is required")):
         with pytest.raises(ValueError, match=message):
             ex.ExamplesConfig(**{"model": "toy", "data": data, "out_dir": out, **bad})
+
+
+def test_run_reads_only_the_classes_asked_for(toy, images, tmp_path, monkeypatch):
+    from summit_tf import imagenet, models
+
+    for c, chunk in ((0, images[:3]), (1, images[3:6])):
+        folder = tmp_path / "data" / imagenet.synsets()[c]
+        folder.mkdir(parents=True)
+        for i, image in enumerate(chunk):
+            Image.fromarray(np.round(image * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    monkeypatch.setattr(models, "load", lambda spec, layers=None, summit_compat=False: toy)
+    out = tmp_path / "out"
+    cfg = ex.ExamplesConfig("toy", f"folder:{tmp_path / 'data'}", str(out), layers=("conv1",), num_examples=5,
+                            classes=(1,))
+    ex.run(cfg)
+    saved = json.loads((out / ex.SUBDIR / ex.INDEX_FILE).read_text())
+    assert saved["classes"] == [1]
+    filled = (examples_run.from_json(saved)["conv1"].index >= 0).sum(axis=-1)
+    assert (filled == 3).all()  # class 1's three images only (all six would fill the five slots)
 
 
 def test_cli_bad_flags_exit_2_with_one_error_line(capsys):

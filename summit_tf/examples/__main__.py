@@ -31,6 +31,8 @@ flags.DEFINE_enum("resize", "squash", list(vocabulary.RESIZE_MODES), "squash (SU
                   flag_values=FLAGS)
 flags.DEFINE_integer("max_images", None, "use the first N images", flag_values=FLAGS)
 flags.DEFINE_integer("max_images_per_class", None, "use the first N images of each class", flag_values=FLAGS)
+flags.DEFINE_string("classes", "", "only these class ids' images, e.g. 0,217,480-482 (default: all)",
+                    flag_values=FLAGS)
 flags.DEFINE_bool("summit_compat", False, "rank images as the original SUMMIT code saw them (as the "
                   "aggregation's --summit_compat)", flag_values=FLAGS)
 
@@ -45,7 +47,7 @@ def main(argv: Sequence[str]) -> int:
         written = run(ExamplesConfig(
             FLAGS.model, FLAGS.data, FLAGS.out_dir, tuple(layers) if layers else None, FLAGS.num_examples,
             channels, FLAGS.batch_size, FLAGS.resize, FLAGS.max_images, FLAGS.max_images_per_class,
-            FLAGS.summit_compat))
+            FLAGS.summit_compat, spec_grammar.parse_classes(FLAGS.classes, "--classes")))
         print(f"wrote {written} dataset-example patches under {os.path.join(FLAGS.out_dir, SUBDIR)}")
 
     return run_command(FLAGS, argv, __doc__ or "", body)

@@ -23,6 +23,7 @@ class ExamplesConfig:
     ``channels`` restricts the saved channels of the layers it names; layers named only in ``layers``
     keep all their channels. ``summit_compat`` ranks images as the original SUMMIT code saw them (the model
     adapter's compat inputs, resizing without half-pixel centres), like the aggregation under that flag.
+    ``classes`` reads only those classes' images (a run over a few ImageNet classes need not stream all).
     """
 
     model: str
@@ -36,6 +37,7 @@ class ExamplesConfig:
     max_images: int | None = None
     max_images_per_class: int | None = None
     summit_compat: bool = False
+    classes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("model", "data", "out_dir"):
@@ -57,7 +59,8 @@ class ExamplesConfig:
         return {"model": self.model, "data": self.data, "num_examples": self.num_examples,
                 "resize": self.resize, "image_size": image_size, "max_images": self.max_images,
                 "max_images_per_class": self.max_images_per_class,
-                **({"summit_compat": True} if self.summit_compat else {})}
+                **({"summit_compat": True} if self.summit_compat else {}),
+                **({"classes": sorted(set(self.classes))} if self.classes else {})}
 
 
 def _check_channels(model: SummitModel, channels: Mapping[str, Sequence[int]]) -> None:
@@ -73,7 +76,8 @@ def run(cfg: ExamplesConfig) -> int:
     model, data and options), pass 2 skips patches already on disk. Returns the number of patches written."""
     from summit_tf import models
 
-    model = models.load(cfg.model, summit_compat=cfg.summit_compat)
+    named = list(dict.fromkeys([*(cfg.layers or ()), *cfg.channels]))  # beyond the default layers too
+    model = models.load(cfg.model, layers=named or None, summit_compat=cfg.summit_compat)
     layers: Sequence[str] | None = cfg.layers
     channels: dict[str, Sequence[int]] | None = None
     if cfg.channels:
@@ -86,7 +90,8 @@ def run(cfg: ExamplesConfig) -> int:
     def source() -> data_inputs.ImageSource:
         return data_inputs.load(cfg.data, image_size=model.input_size, resize=cfg.resize,
                                 half_pixel_centers=not cfg.summit_compat, batch_size=cfg.batch_size,
-                                max_images=cfg.max_images, max_images_per_class=cfg.max_images_per_class)
+                                max_images=cfg.max_images, max_images_per_class=cfg.max_images_per_class,
+                                classes=cfg.classes)
 
     meta = cfg.index_meta(model.input_size)
     index_path = os.path.join(cfg.out_dir, SUBDIR, INDEX_FILE)

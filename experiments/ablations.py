@@ -24,7 +24,6 @@ import csv
 import dataclasses
 import io
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,10 +202,12 @@ def plot(rows: Sequence[Row], out_dir: Path) -> Path:
 
 def run_variants(model: str, data: str, out_dir: Path, variants: Sequence[str], stability: Sequence[int],
                  max_images_per_class: int | None, batch_size: int) -> list[tuple[str, Path, float | None]]:
-    """Aggregate every variant (cached: an existing file is reused) and return ``(name, path, node_mass)``;
-    graph-stage variants reuse the reference's file with their node mass."""
+    """Aggregate every variant (cached: a file of the same settings is reused, an interrupted one resumed,
+    one of other settings counted again) and return ``(name, path, node_mass)``; graph-stage variants reuse
+    the reference's file with their node mass."""
     from summit_tf.aggregation import aggregate
     from summit_tf.aggregation.config import AggregateConfig
+    from summit_tf.aggregation.plan import AggregateError
 
     base = dict(model=model, data=data, batch_size=batch_size, max_images_per_class=max_images_per_class)
     jobs = [(name, {**base, **VARIANTS[name]}) for name in variants if name in VARIANTS]
@@ -214,10 +215,13 @@ def run_variants(model: str, data: str, out_dir: Path, variants: Sequence[str], 
              if max_images_per_class is None or n < max_images_per_class]
     done = []
     for name, settings in jobs:
-        path = out_dir / "aggregates" / f"{name}.h5"
-        if not path.exists():
-            aggregate(AggregateConfig(out=str(path), **settings))
-        done.append((name, path, None))
+        cfg = AggregateConfig(out=str(out_dir / "aggregates" / f"{name}.h5"), resume=True, **settings)
+        try:  # a finished file of these settings is reused, an interrupted one resumed
+            aggregate(cfg)
+        except AggregateError as e:
+            log.info("%s: %s; counting it again", name, e)
+            aggregate(dataclasses.replace(cfg, resume=False, overwrite=True))
+        done.append((name, Path(cfg.out), None))
     reference = out_dir / "aggregates" / f"{REFERENCE}.h5"
     done += [(name, reference, GRAPH_VARIANTS[name]) for name in variants if name in GRAPH_VARIANTS]
     return done
@@ -253,7 +257,7 @@ def score_variants(runs, held_out: str, out_dir: Path, images_per_class: int, ra
     model = load_model(cfg["model"], layers=cfg.get("layers"), summit_compat=cfg.get("summit_compat", False))
     means = fa.ensure_means(out_dir, model, cfg, None, 50, 32)
     images, labels = fa.load_held_out(held_out, classes, images_per_class, model.input_size,
-                                      cfg.get("resize", "squash"))
+                                      cfg.get("resize", "squash"), cfg.get("summit_compat", False))
     outputs = model.class_to_output[labels].astype(np.int32)
     held = fa.HeldOut(model, images, labels, outputs, "mean", means, 8, 64)
     scores = {}
@@ -292,27 +296,25 @@ flags.DEFINE_integer("random_sets", 20, "random channel sets per class (with --h
 
 def main(argv: list[str]) -> int:
     from summit_tf import store
-    from summit_tf.cli import fail, parse
+    from summit_tf.cli import run_command
 
-    parsed = parse(FLAGS, argv, __doc__ or "")
-    if isinstance(parsed, int):
-        return parsed
-    out_dir = Path(FLAGS.out_dir)
-    try:
+    def body() -> None:
+        out_dir = Path(FLAGS.out_dir)
         if FLAGS.held_out is not None and (FLAGS.held_out_images_per_class < 1 or FLAGS.random_sets < 2):
-            return fail("--held_out_images_per_class must be >= 1 and --random_sets >= 2")
+            raise ValueError("--held_out_images_per_class must be >= 1 and --random_sets >= 2")
         if FLAGS.aggregates:
             runs = [(Path(p).stem, Path(p), None) for p in FLAGS.aggregates]
         elif FLAGS.data:
             unknown = [v for v in FLAGS.variants if v not in VARIANTS and v not in GRAPH_VARIANTS]
             if unknown:
-                return fail(f"unknown variant(s) {unknown}; known: {', '.join([*VARIANTS, *GRAPH_VARIANTS])}")
+                raise ValueError(f"unknown variant(s) {unknown}; known: "
+                                 f"{', '.join([*VARIANTS, *GRAPH_VARIANTS])}")
             variants = [REFERENCE, *[v for v in FLAGS.variants if v != REFERENCE]]
             runs = run_variants(FLAGS.model, FLAGS.data, out_dir, variants,
                                 [int(n) for n in FLAGS.stability], FLAGS.max_images_per_class,
                                 FLAGS.batch_size)
         else:
-            return fail("give --aggregates=ref.h5,... or --data=SPEC (with --model)")
+            raise ValueError("give --aggregates=ref.h5,... or --data=SPEC (with --model)")
         runs = merge_identical(runs)
         with store.load(runs[0][1]) as reference:
             rows = []
@@ -326,12 +328,13 @@ def main(argv: list[str]) -> int:
                                         specificity=scores[r.variant][1]) for r in rows]
         csv_path, md_path = write_tables(rows, out_dir)
         png = plot(rows, out_dir)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        return fail(str(e))
-    print(md_path.read_text())
-    print(f"wrote {csv_path}, {md_path}, {png}")
-    return 0
+        print(md_path.read_text())
+        print(f"wrote {csv_path}, {md_path}, {png}")
+
+    return run_command(FLAGS, argv, __doc__ or "", body)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    from summit_tf.cli import entry_point
+
+    entry_point(main)()

@@ -17,12 +17,15 @@ chance, > 1: the graph matters more than its size explains); ``specificity`` = d
 drop on the other classes' images (> 1: the graph is c's, not a generic part of the network). Writes
 ``OUT/faithfulness.csv`` (every condition; random draws as mean and standard deviation),
 ``OUT/faithfulness.md``, ``OUT/faithfulness.png`` and ``RUN/faithfulness.json`` (the per-class summary
-the viewer reads; format in :func:`viewer_summary`).
+the viewer reads; format in :func:`viewer_summary`). Each scored class is also kept on its own
+(``OUT/classes/``), and the tables hold every class scored there with the same settings: runs of a few
+classes each (``--classes``, e.g. one process per class) add up to the whole table.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -37,6 +40,7 @@ from summit_tf import atomic
 
 log = logging.getLogger(__name__)
 
+PARTS = "classes"  # OUT/classes/: each scored class's rows, summary and per-image arrays
 CONDITIONS = ("none", "graph-channels", "random-channels", "graph-edges", "random-edges")
 SUMMARY_FILE = "faithfulness.json"
 
@@ -201,6 +205,40 @@ def write_outputs(rows: Sequence[Row], summaries: dict[int, dict], out_dir: Path
     return paths
 
 
+def save_parts(out_dir: Path, rows: Sequence[Row], summaries: dict[int, dict], raw: dict[str, np.ndarray],
+               labels: np.ndarray, meta: dict) -> None:
+    """Each scored class on its own (``OUT/classes/class-<c>.{json,npz}``), so that runs over a few classes
+    each (``--classes``, one process per class) add up to the whole table instead of replacing it."""
+    for c, summary in summaries.items():
+        mine = [dataclasses.asdict(r) for r in rows if r.class_id == c]
+        save_raw(out_dir / PARTS / f"class-{c}.npz", labels, {k: raw[f"{k}-{c}"] for k in ("p", "top1")})
+        atomic.write_json(out_dir / PARTS / f"class-{c}.json",
+                          {"meta": meta, "rows": mine, "summary": summary})
+
+
+def collect_parts(out_dir: Path, meta: dict, raw: dict[str, np.ndarray]
+                  ) -> tuple[list[Row], dict[int, dict], dict[str, np.ndarray]]:
+    """Every class scored in ``out_dir`` with the same settings (``meta``: same held-out images, draws,
+    ablation), in class order; ``raw`` holds this run's baseline. Parts made with other settings are left
+    out, with one log line."""
+    rows, summaries, raw = [], {}, {k: raw[k] for k in ("p-none", "top1-none")}
+    other = []
+    for path in sorted(out_dir.glob(f"{PARTS}/class-*.json"), key=lambda p: int(p.stem.split("-")[1])):
+        doc = json.loads(path.read_text())
+        c = int(path.stem.split("-")[1])
+        if doc["meta"] != meta:
+            other.append(c)
+            continue
+        rows += [Row(**r) for r in doc["rows"]]
+        summaries[c] = doc["summary"]
+        with np.load(path.with_suffix(".npz")) as f:
+            raw[f"p-{c}"], raw[f"top1-{c}"] = f["p"], f["top1"]
+    if other:
+        log.warning("classes %s in %s were scored with other settings: left out of the tables (remove %s to "
+                    "drop them)", other, out_dir, out_dir / PARTS)
+    return rows, summaries, raw
+
+
 def save_raw(path: Path, labels: np.ndarray, raw: dict[str, np.ndarray]) -> Path:
     """Every image's p(true class) and top-1 under every ablation (``p-<class>``, ``top1-<class>``:
     ``[masks, images]``: graph channels, random channels..., graph edges, random edges...)."""
@@ -295,12 +333,14 @@ def viewer_summary(summaries: dict[int, dict], meta: dict) -> dict:
     return {"meta": meta, "classes": {str(c): clean(s) for c, s in summaries.items()}}
 
 
-def load_held_out(spec: str, classes: Sequence[int], per_class: int, image_size: int, resize: str):
-    """Images ``[N, S, S, 3]`` and labels of the held-out data, at most ``per_class`` per class."""
+def load_held_out(spec: str, classes: Sequence[int], per_class: int, image_size: int, resize: str,
+                  summit_compat: bool = False):
+    """Images ``[N, S, S, 3]`` and labels of the held-out data, at most ``per_class`` per class, prepared
+    as the run's aggregation prepared its images."""
     from summit_tf import data as data_mod
 
-    source = data_mod.load(spec, image_size=image_size, resize=resize, batch_size=32,
-                           max_images_per_class=per_class, classes=list(classes))
+    source = data_mod.load(spec, image_size=image_size, resize=resize, half_pixel_centers=not summit_compat,
+                           batch_size=32, max_images_per_class=per_class, classes=list(classes))
     images, labels = [], []
     for batch in source.dataset:
         images.append(batch["image"].numpy())
@@ -312,21 +352,26 @@ def load_held_out(spec: str, classes: Sequence[int], per_class: int, image_size:
 
 def ensure_means(run_dir: Path, model, agg_config: dict, data: str | None, per_class: int,
                  batch_size: int) -> dict[str, np.ndarray]:
-    """``RUN/channel_means.npz`` if it was made for this model, else one streaming pass over ``data``
-    (default: the run's aggregated data), at most ``per_class`` images per class."""
+    """``RUN/channel_means.npz`` if it was made for this model from the same data and options, else one
+    streaming pass over ``data`` (default: the run's aggregated data), at most ``per_class`` images per
+    class."""
     from summit_tf import data as data_mod
     from summit_tf import intervene
 
+    spec, resize = data or agg_config["data"], agg_config.get("resize", "squash")
+    compat = bool(agg_config.get("summit_compat", False))
+    made_from = json.dumps({"data": spec, "images_per_class": per_class, "resize": resize,
+                            "summit_compat": compat}, sort_keys=True)
     path = run_dir / intervene.MEANS_FILE
     if path.exists():
-        means, spec, made_from = intervene.load_means(path)
-        if spec == model.spec and set(model.layers) <= set(means) and (data is None or data == made_from):
+        means, saved_spec, saved_from = intervene.load_means(path)
+        if saved_spec == model.spec and set(model.layers) <= set(means) and saved_from == made_from:
             return means
-    spec = data or agg_config["data"]
-    source = data_mod.load(spec, image_size=model.input_size, resize=agg_config.get("resize", "squash"),
+        log.info("%s was made from other data or options: computing the means again", path)
+    source = data_mod.load(spec, image_size=model.input_size, resize=resize, half_pixel_centers=not compat,
                            batch_size=batch_size, max_images_per_class=per_class)
     means = intervene.channel_means(model, (b["image"] for b in source.dataset), total=source.num_records)
-    intervene.save_means(path, means, model.spec, spec)
+    intervene.save_means(path, means, model.spec, made_from)
     return means
 
 
@@ -425,7 +470,7 @@ def run(run_dir: Path, data: str, classes: Sequence[int] | None, images_per_clas
     means = ensure_means(run_dir, model, cfg, means_data, means_images_per_class, 32) if mode == "mean" \
         else None
     images, labels = load_held_out(data, present, images_per_class, model.input_size,
-                                   cfg.get("resize", "squash"))
+                                   cfg.get("resize", "squash"), cfg.get("summit_compat", False))
     outputs = model.class_to_output[labels].astype(np.int32)
     if (outputs < 0).any():
         raise ValueError(f"{model.spec} has no output for some classes of {data}")
@@ -433,9 +478,12 @@ def run(run_dir: Path, data: str, classes: Sequence[int] | None, images_per_clas
              len(chosen))
     held = HeldOut(model, images, labels, outputs, mode, means, batch_size, mask_batch)
     rows, summaries, raw = score(held, graphs, random_sets, np.random.default_rng(seed))
-    save_raw(out_dir / "faithfulness-raw.npz", labels, raw)
     meta = {"mode": mode, "images_per_class": images_per_class, "random_sets": random_sets, "data": data,
-            "held_out_images": len(images), "seed": seed}
+            "held_out_images": len(images), "seed": seed, "means_data": means_data,
+            "means_images_per_class": means_images_per_class}
+    save_parts(out_dir, rows, summaries, raw, labels, meta)
+    rows, summaries, raw = collect_parts(out_dir, meta, raw)
+    save_raw(out_dir / "faithfulness-raw.npz", labels, raw)
     return write_outputs(rows, summaries, out_dir, run_dir, meta)
 
 

@@ -11,8 +11,6 @@ data's settings (see BUILD_NOTES.md).
 
 from __future__ import annotations
 
-import sys
-
 from absl import flags
 
 from experiments import cli
@@ -32,4 +30,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    from summit_tf.cli import entry_point
+
+    entry_point(main)()

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from absl import flags
 
 from experiments import cli
@@ -23,4 +21,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    from summit_tf.cli import entry_point
+
+    entry_point(main)()

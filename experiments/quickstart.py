@@ -10,8 +10,6 @@ subset). Both are downloaded once into the cache (checksummed where known); ``SU
 
 from __future__ import annotations
 
-import sys
-
 from absl import flags
 
 from experiments import cli
@@ -35,4 +33,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    from summit_tf.cli import entry_point
+
+    entry_point(main)()

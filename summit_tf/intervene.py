@@ -238,16 +238,18 @@ def channel_means(model: SummitModel, batches: Iterable[tf.Tensor], layers: Sequ
     return {layer: acc[layer] / counts[layer] for layer in layers}
 
 
-def save_means(path: str | os.PathLike, means: Mapping[str, np.ndarray], model_spec: str, data: str) -> Path:
-    """Write the means (one float64 array per layer, plus what made them) atomically as ``.npz``."""
+def save_means(path: str | os.PathLike, means: Mapping[str, np.ndarray], model_spec: str,
+               made_from: str) -> Path:
+    """Write the means (one float64 array per layer, plus what made them: the model and ``made_from``, a
+    description of the data and its options that a reuse compares) atomically as ``.npz``."""
     with atomic.writing(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, __model__=np.array(model_spec), __data__=np.array(data),
+        np.savez(handle, __model__=np.array(model_spec), __data__=np.array(made_from),
                  __layers__=np.array(list(means)), **{f"layer{k}": v for k, v in enumerate(means.values())})
     return Path(path)
 
 
 def load_means(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str, str]:
-    """(layer -> means, model spec, data spec) from :func:`save_means`' file."""
+    """(layer -> means, model spec, what made them) from :func:`save_means`' file."""
     with np.load(path) as f:
         layers = [str(x) for x in f["__layers__"]]
         return ({layer: f[f"layer{k}"] for k, layer in enumerate(layers)}, str(f["__model__"]),

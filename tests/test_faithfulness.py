@@ -90,3 +90,24 @@ def test_faithfulness_bad_input_is_one_error_line(run, tmp_path):
         assert done.returncode == 2
         assert_one_error_line(done.stderr, message)
         assert not (tmp_path / "never").exists()
+
+
+def test_runs_over_a_few_classes_each_add_up(run, tmp_path, caplog):
+    """One process per class (``--classes=c``, as the real run went) gives the whole table, not the last
+    class's; classes scored with other settings are left out of it."""
+    run_dir, data = run
+    (run_dir / "ag" / "ag-701.json").write_text((run_dir / "ag" / "ag-0.json").read_text())
+    out = tmp_path / "out"
+    common = [f"--run_dir={run_dir}", f"--data={data}", "--images_per_class=1", "--random_sets=2",
+              "--means_images_per_class=1", f"--out_dir={out}"]
+    for c in (0, 701):
+        assert faithfulness.main(["faithfulness", *common, f"--classes={c}"]) == 0
+    rows = list(csv.DictReader((out / "faithfulness.csv").open()))
+    assert [int(r["class_id"]) for r in rows] == [0] * 5 + [701] * 5
+    assert set(json.loads((run_dir / faithfulness.SUMMARY_FILE).read_text())["classes"]) == {"0", "701"}
+    assert {"p-0", "p-701", "p-none"} <= set(np.load(out / "faithfulness-raw.npz").files)
+    with caplog.at_level("WARNING"):
+        assert faithfulness.main(["faithfulness", *common, "--classes=701", "--seed=1"]) == 0
+    rows = list(csv.DictReader((out / "faithfulness.csv").open()))
+    assert {int(r["class_id"]) for r in rows} == {701}
+    assert any("other settings" in r.getMessage() for r in caplog.records)

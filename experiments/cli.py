@@ -9,6 +9,7 @@ from absl import flags
 from experiments.pipeline import CLASS_FIELDS, STAGES, PipelineConfig, check_stages
 from summit_tf.imagenet import NUM_CLASSES
 from summit_tf.spec_grammar import parse_classes
+from summit_tf.vocabulary import STRATEGIES
 
 
 def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
@@ -26,7 +27,7 @@ def define(fv: flags.FlagValues, *, model: str, data: str | None, out_dir: str,
     flags.DEFINE_integer("max_images_per_class", max_images_per_class,
                          "use at most this many images per class (default: all)", flag_values=fv)
     flags.DEFINE_integer("batch_size", 32, "images per batch (of each device)", flag_values=fv)
-    flags.DEFINE_enum("strategy", "auto", ("auto", "one_device", "mirrored"),
+    flags.DEFINE_enum("strategy", "auto", [s for s in STRATEGIES if s != "multi_worker"],
                       "tf.distribute for aggregation and feature vis: auto (every GPU when there are "
                       "several), one_device, mirrored; several machines: summit_tf.aggregate "
                       "--strategy=multi_worker",
@@ -61,7 +62,10 @@ def _stages(fv: flags.FlagValues) -> tuple[str, ...] | None:
     chosen = check_stages(fv.stages)
     if fv.figures:
         return chosen
-    return tuple(s for s in (chosen or STAGES) if s != "figures")
+    kept = tuple(s for s in (chosen or STAGES) if s != "figures")
+    if not kept:
+        raise ValueError("--stages=figures with --nofigures leaves no stage to run")
+    return kept
 
 
 def _classes(fv: flags.FlagValues, name: str) -> tuple[int, ...]:

@@ -18,28 +18,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from feature_vis.outputs import channel_path  # noqa: E402
 from summit_tf import atomic  # noqa: E402
+from summit_tf.examples.patches import patch_path  # noqa: E402
 from summit_tf.graph import drawing  # noqa: E402
 
 COLOURS = {"a": "#d9480f", "b": "#1c7ed6", "both": "#5f3dc4", "edge": drawing.EDGE_COLOUR}
 
 
-def _file_layer(layer: str) -> str:
-    return layer.replace("/", "_")
-
-
 def feature_vis_image(run_dir: Path, layer: str, channel: int) -> np.ndarray | None:
-    path = run_dir / "feature-vis" / "channel" / f"{_file_layer(layer)}-{channel}-channel.jpg"
+    path = channel_path(run_dir, layer, channel)
     return np.asarray(Image.open(path).convert("RGB")) if path.exists() else None
 
 
 def dataset_examples(run_dir: Path, layer: str, channel: int, n: int) -> list[np.ndarray]:
-    images = []
-    for i in range(n):
-        path = run_dir / "feature-vis" / "dataset-p" / f"{_file_layer(layer)}-{channel}-dataset-p-{i}.jpg"
-        if path.exists():
-            images.append(np.asarray(Image.open(path).convert("RGB")))
-    return images
+    paths = [Path(patch_path(str(run_dir), layer, channel, i)) for i in range(n)]
+    return [np.asarray(Image.open(path).convert("RGB")) for path in paths if path.exists()]
 
 
 def _image_of(run_dir: Path) -> drawing.ImageOf:

@@ -132,6 +132,15 @@ def test_archive_without_expected_top_folder_fails_cleanly(places, monkeypatch):
     assert list((cache / "datasets").iterdir()) == []
 
 
+def test_truncated_archive_is_an_asset_error_and_keeps_nothing(places, monkeypatch):
+    shared, cache, mirror = places
+    asset = _fake_asset(monkeypatch, "imagenette2")  # no pinned checksum: the unpacking finds the damage
+    _put(mirror, asset.remote, _tgz({"imagenette2-320/x.txt": b"x" * 5000})[:60])
+    with pytest.raises(download.AssetError, match="could not be unpacked"):
+        download.resolve("imagenette2")
+    assert list((cache / "datasets").iterdir()) == []
+
+
 def test_offline_error_says_what_and_where(places):
     shared, cache, mirror = places
     with pytest.raises(download.AssetError) as err:

@@ -89,6 +89,10 @@ def test_nofigures_skips_only_the_figures_stage():
     quickstart.FLAGS(["quickstart", "--data=folder:unused", "--stages=graph,figures"])
     assert cli.config(quickstart.FLAGS).stages == ("graph", "figures")
     quickstart.FLAGS.unparse_flags()
+    quickstart.FLAGS(["quickstart", "--data=folder:unused", "--stages=figures", "--nofigures"])
+    with pytest.raises(ValueError, match="leaves no stage"):  # an empty selection used to run every stage
+        cli.config(quickstart.FLAGS)
+    quickstart.FLAGS.unparse_flags()
 
 
 def test_missing_assets_offline_is_one_error_line(tmp_path, monkeypatch, capsys):

@@ -45,7 +45,8 @@ _MODELZOO = "https://storage.googleapis.com/modelzoo"
 class AssetError(FileNotFoundError):
     """An asset is missing and could not be fetched, or a fetched file is not the expected one.
 
-    A FileNotFoundError, so every command line reports it as one ``error:`` line with exit code 2.
+    A FileNotFoundError, so command lines report it as one ``error:`` line (exit code 2; ``summit_tf.download``
+    exits 1 for an asset it could not fetch).
     """
 
 
@@ -248,8 +249,11 @@ def _fetch_archive(asset: Asset, url: str, target: Path) -> None:
     try:
         _download(url, archive, asset.name)
         _check(asset, archive, url)
-        with tarfile.open(archive) as tar:
-            tar.extractall(unpacked, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(unpacked, filter="data")
+        except (tarfile.TarError, EOFError) as e:  # truncated or not an archive: the asset is still missing
+            raise AssetError(f"archive {url} could not be unpacked ({e}); nothing was kept") from None
         top = unpacked / target.name
         if not top.is_dir():
             entries = sorted(p.name for p in unpacked.iterdir())

@@ -45,8 +45,8 @@ _MODELZOO = "https://storage.googleapis.com/modelzoo"
 class AssetError(FileNotFoundError):
     """An asset is missing and could not be fetched, or a fetched file is not the expected one.
 
-    A FileNotFoundError, so command lines report it as one ``error:`` line (exit code 2; ``summit_tf.download``
-    exits 1 for an asset it could not fetch).
+    A FileNotFoundError, so command lines report it as one ``error:`` line (exit code 2;
+    ``summit_tf.download`` exits 1 for an asset it could not fetch).
     """
 
 

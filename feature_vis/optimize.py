@@ -59,6 +59,8 @@ class RenderSettings:
             raise ValueError(f"need size >= 1 and steps >= 0, got size {self.size} and steps {self.steps}")
         if self.relu_redirect_steps is not None and self.relu_redirect_steps < 0:
             raise ValueError(f"relu_redirect_steps must be >= 0 or None, got {self.relu_redirect_steps}")
+        if self.seed is not None and self.seed < 0:  # NumPy's SeedSequence takes non-negative ints only
+            raise ValueError(f"seed must be >= 0 or None, got {self.seed}")
 
 
 def lucid_adam(learning_rate: float = 0.05) -> keras.optimizers.Optimizer:

@@ -184,6 +184,17 @@ def test_channel_renderer_rejects_bad_batches(toy):
         fv.ChannelRenderer(toy, [], 2, settings)
 
 
+def test_render_channels_checks_pairs_on_every_path(toy):
+    """The multi-layer diversity path runs no ChannelRenderer: it checks its pairs the same way."""
+    settings = fv.RenderSettings(size=16, steps=1, seed=0)
+    for diversity in (0, 2):
+        for pairs, message in [([("conv2", 12), ("sep3", 0)], r"conv2 has 12 channels; out of range: \[12\]"),
+                               ([("conv2", -1), ("sep3", 0)], r"conv2 has 12 channels; out of range: \[-1\]"),
+                               ([("nope", 0), ("sep3", 0)], "unknown layer")]:
+            with pytest.raises(ValueError, match=message):
+                fv.render_channels(toy, pairs, settings, diversity=diversity)
+
+
 def test_render_settings_reject_a_negative_seed():
     with pytest.raises(ValueError, match="seed must be >= 0"):
         fv.RenderSettings(seed=-1)

@@ -392,7 +392,7 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
                 out["logits"] = logits_of(out["logits"])
             return out
 
-        return tf.function(run, reduce_retracing=True)
+        return tf.function(run, reduce_retracing=True, autograph=False)  # plain Python: no AutoGraph
 
     def tensors(images: tf.Tensor, wanted: tuple[str, ...], relu_redirect: bool = False
                 ) -> Mapping[str, tf.Tensor]:

@@ -480,7 +480,8 @@ def summit_model(program: Program, spec: str, layers: Sequence[str] | None, defa
     lo, hi = program.value_range
     logits_key = program.logits_key
 
-    @tf.function(reduce_retracing=True)  # one trace per requested key set
+    # Plain Python control flow over the steps, so no AutoGraph; one trace per requested key set.
+    @tf.function(reduce_retracing=True, autograph=False)
     def tensors(images: tf.Tensor, wanted: tuple[str, ...], relu_redirect: bool = False
                 ) -> Mapping[str, tf.Tensor]:
         x = tf.convert_to_tensor(images, tf.float32) * (hi - lo) + lo

@@ -28,6 +28,18 @@ def objective_tensors(model: SummitModel, layers: Sequence[str],
     return chosen
 
 
+def check_pairs(model: SummitModel, pairs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``pairs`` as (layer, int channel), after checking each layer is the model's and each channel inside
+    it: a channel out of range would make an all-zero one-hot objective, silently."""
+    pairs = [(layer, int(ch)) for layer, ch in pairs]
+    model.check_layers([layer for layer, _ in pairs])
+    for layer in dict.fromkeys(layer for layer, _ in pairs):
+        bad = [ch for name, ch in pairs if name == layer and not 0 <= ch < model.channels[layer]]
+        if bad:
+            raise ValueError(f"{layer} has {model.channels[layer]} channels; out of range: {bad[:10]}")
+    return pairs
+
+
 def channel_key(pairs: Sequence[tuple[str, int]], diversity: int = 0) -> str:
     """The random-stream key of a batch of channels: its first channel, size and diversity."""
     return f"{pairs[0][0]}:{pairs[0][1]}:{len(pairs)}:{diversity}"
@@ -72,14 +84,12 @@ class ChannelRenderer:
         ``key`` (default :func:`channel_key`) picks the random start under ``settings.seed``; the rest as
         :func:`render_vis`.
         """
-        pairs = [(layer, int(ch)) for layer, ch in pairs]
         if not 1 <= len(pairs) <= self.batch:
             raise ValueError(f"expected 1 to {self.batch} channels, got {len(pairs)}")
-        for layer, ch in pairs:
+        for layer, _ in pairs:
             if layer not in self.layers:
                 raise ValueError(f"layer {layer!r} is not one of this renderer's: {', '.join(self.layers)}")
-            if not 0 <= ch < self.model.channels[layer]:
-                raise ValueError(f"{layer} has {self.model.channels[layer]} channels; got {ch}")
+        pairs = check_pairs(self.model, pairs)
         padded = pairs + pairs[-1:] * (self.batch - len(pairs))
         repeat = max(1, self.diversity)
         self.layer_of.assign(np.repeat([self.layers.index(layer) for layer, _ in padded], repeat))
@@ -100,7 +110,7 @@ def render_channels(model: SummitModel, pairs: Sequence[tuple[str, int]], settin
     (``[N, d, S, S, 3]``, Lucid's ``channel - 1e2 * diversity`` within each channel's group), all in one
     optimization; the channels may come from different layers. For many batches, reuse a
     :class:`ChannelRenderer` (traced once)."""
-    pairs = [(layer, int(ch)) for layer, ch in pairs]
+    pairs = check_pairs(model, pairs)
     layers = list(dict.fromkeys(layer for layer, _ in pairs))
     if diversity and len(layers) > 1:  # one optimization: each layer's Gram matrices on its own images
         per_image = [pair for pair in pairs for _ in range(diversity)]

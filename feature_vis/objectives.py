@@ -232,7 +232,7 @@ def _layer_index(pairs: Sequence[tuple[str, int]]) -> tuple[list[str], list[int]
 def layer_channels(pairs: Sequence[tuple[str, int]], tensors: Mapping[str, str] | None = None) -> Objective:
     """Image b maximizes the mean of channel ``pairs[b][1]`` of layer ``pairs[b][0]``: many layers'
     channels in one batch. ``tensors`` maps a layer to the tensor its channel is read from (e.g. its
-    pre-activation, :func:`feature_vis.render.objective_tensors`); by default the layer itself."""
+    pre-activation, :func:`feature_vis.channels.objective_tensors`); by default the layer itself."""
     layers, layer_of, chans = _layer_index(pairs)
     return channel_table([(tensors or {}).get(layer, layer) for layer in layers], layer_of, chans)
 

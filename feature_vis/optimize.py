@@ -59,6 +59,8 @@ class RenderSettings:
             raise ValueError(f"need size >= 1 and steps >= 0, got size {self.size} and steps {self.steps}")
         if self.relu_redirect_steps is not None and self.relu_redirect_steps < 0:
             raise ValueError(f"relu_redirect_steps must be >= 0 or None, got {self.relu_redirect_steps}")
+        if self.seed is not None and self.seed < 0:  # NumPy's SeedSequence takes non-negative ints only
+            raise ValueError(f"seed must be >= 0 or None, got {self.seed}")
 
 
 def lucid_adam(learning_rate: float = 0.05) -> keras.optimizers.Optimizer:
@@ -184,8 +186,9 @@ def render_vis(model: SummitModel, objective: Objective, batch: int,
     ``transforms`` defaults to :func:`transform.standard_transforms`. ``key`` separates the random streams
     of different renders under one seed. ``progress_label`` turns on progress lines (steps/s, ETA);
     ``on_step(i)`` is called after step ``i`` (0..``settings.steps``: timing, snapshots). The objective
-    names the tensors it reads (for a layer's pre-activation, :func:`objective_tensors`). Traces the steps
-    anew on every call (any objective); :class:`ChannelRenderer` reuses them for channel images.
+    names the tensors it reads (for a layer's pre-activation,
+    :func:`feature_vis.channels.objective_tensors`). Traces the steps anew on every call (any objective);
+    :class:`feature_vis.channels.ChannelRenderer` reuses them for channel images.
     """
     optimization = Optimization(model, objective, batch, settings, transforms, param_f, optimizer)
     return optimization.run(key, progress_label, on_step)

@@ -31,11 +31,6 @@ def decorrelated_to_rgb(t: tf.Tensor) -> tf.Tensor:
     return tf.tensordot(t, tf.constant(COLOR_MIX.T), axes=1)
 
 
-def rgb_to_decorrelated(rgb: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`decorrelated_to_rgb` (float64), e.g. to start an optimization from a real image."""
-    return np.asarray(rgb, np.float64) @ np.linalg.inv(COLOR_MIX.T.astype(np.float64))
-
-
 def to_valid_rgb(t: tf.Tensor, decorrelate: bool = True) -> tf.Tensor:
     """Decorrelated (optional) colours squashed into [0, 1] by a sigmoid, Lucid's ``to_valid_rgb``."""
     if decorrelate:

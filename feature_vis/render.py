@@ -16,8 +16,8 @@ from absl import flags
 from feature_vis import outputs, param
 from feature_vis.optimize import RenderSettings
 from feature_vis.to_disk import render_to_dir, select_channels
-from summit_tf import spec_grammar
-from summit_tf.cli import entry_point, run_command
+from summit_tf import spec_grammar, vocabulary
+from summit_tf.cli import entry_point, require, run_command
 from summit_tf.models import load
 from summit_tf.strategy import make_strategy
 
@@ -30,20 +30,26 @@ _DEFINITIONS = [
      "one --layers (default: all)."),
     (flags.DEFINE_string, "only_graph_nodes", None,
      "Render only the channels that are nodes of DIR/ag/ag-*.json (a SUMMIT graph export)."),
-    (flags.DEFINE_integer, "steps", 512, "Last optimization step N: steps 0..N, N + 1 updates (Lucid: 512)."),
-    (flags.DEFINE_integer, "size", 128, "Image size in pixels."),
-    (flags.DEFINE_integer, "batch_channels", 64, "Images optimized together: the memory knob. On an "
-     "accelerator larger is faster; on CPU 4-8 is fastest per image (benchmarks/feature_vis.py)."),
-    (flags.DEFINE_integer, "diversity", 4, "Diverse images per channel (0: none)."),
-    (flags.DEFINE_integer, "seed", None, "Seed for reproducible renders."),
     (flags.DEFINE_boolean, "sprites", True, "Write a sprite sheet and index per layer."),
     (flags.DEFINE_boolean, "pre_activation", True, "Maximize channels of the layer's tensor before its "
      "ReLU/ReLU6 (Lucid's mixed4a_pre_relu) where the model has one; --nopre_activation: the layer output."),
 ]
 for define, name, default, text in _DEFINITIONS:
     define(name, default, text, flag_values=FLAGS)
+_COUNTS = [  # (name, default, lower bound, help)
+    ("steps", 512, 0, "Last optimization step N: steps 0..N, N + 1 updates (Lucid: 512)."),
+    ("size", 128, 1, "Image size in pixels."),
+    ("batch_channels", 64, 1, "Images optimized together: the memory knob. On an accelerator larger is "
+     "faster; on CPU 4-8 is fastest per image (benchmarks/feature_vis.py)."),
+    ("diversity", 4, 0, "Diverse images per channel (0: none)."),
+    ("seed", None, 0, "Seed for reproducible renders."),
+]
+for name, default, bound, text in _COUNTS:
+    flags.DEFINE_integer(name, default, text, lower_bound=bound, flag_values=FLAGS)
 flags.DEFINE_enum("param", "fft", list(param.PARAMETERIZATIONS), "Image parameterization.", flag_values=FLAGS)
-flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored"], "Devices the batches are "
+# Rendering spreads batches over one machine's devices (to_disk.replica_devices): no multi_worker.
+_STRATEGIES = [name for name in vocabulary.STRATEGIES if name != "multi_worker"]
+flags.DEFINE_enum("strategy", "auto", _STRATEGIES, "Devices the batches are "
                   "spread over: auto (every GPU when there are several), one_device, mirrored (every local "
                   "GPU); the images are those of one device.", flag_values=FLAGS)
 
@@ -56,15 +62,7 @@ def main(argv: Sequence[str]) -> int:
     chosen: dict = {}
 
     def body() -> None:
-        if FLAGS.steps < 0:
-            raise ValueError("--steps must be >= 0")
-        for name in ("size", "batch_channels"):
-            if FLAGS[name].value < 1:
-                raise ValueError(f"--{name} must be positive")
-        if FLAGS.diversity < 0:
-            raise ValueError("--diversity must be >= 0")
-        if not FLAGS.model or not FLAGS.out_dir:
-            raise ValueError("--model and --out_dir are required")
+        require(FLAGS, "model", "out_dir")
         if FLAGS.channels and FLAGS.only_graph_nodes:
             raise ValueError("give --channels or --only_graph_nodes, not both")
         wanted = None
@@ -74,17 +72,19 @@ def main(argv: Sequence[str]) -> int:
         elif FLAGS.only_graph_nodes:
             wanted = outputs.graph_channels(FLAGS.only_graph_nodes)
         # Load exactly the layers needed, so selections may name layers outside the model's default set.
+        settings = RenderSettings(size=FLAGS.size, steps=FLAGS.steps, seed=FLAGS.seed,
+                                  parameterization=FLAGS.param, pre_activation=FLAGS.pre_activation)
+        strategy = make_strategy(FLAGS.strategy)  # before any other TensorFlow work (make_strategy)
         model = load(FLAGS.model, layers=FLAGS.layers or (list(wanted) if wanted else None))
-        chosen.update(model=model, selection=select_channels(model, wanted, FLAGS.layers))
+        chosen.update(model=model, selection=select_channels(model, wanted, FLAGS.layers), settings=settings,
+                      strategy=strategy)
 
     code = run_command(FLAGS, argv, __doc__ or "", body, logs=False)
     if code or not chosen:
         return code
-    settings = RenderSettings(size=FLAGS.size, steps=FLAGS.steps, seed=FLAGS.seed,
-                              parameterization=FLAGS.param, pre_activation=FLAGS.pre_activation)
-    counts = render_to_dir(chosen["model"], chosen["selection"], FLAGS.out_dir, settings,
+    counts = render_to_dir(chosen["model"], chosen["selection"], FLAGS.out_dir, chosen["settings"],
                            batch_channels=FLAGS.batch_channels, diversity=FLAGS.diversity,
-                           sprites=FLAGS.sprites, strategy=make_strategy(FLAGS.strategy))
+                           sprites=FLAGS.sprites, strategy=chosen["strategy"])
     print(f"rendered {counts['images']} images in {counts['batches']} batches, {counts['sprites']} "
           f"sprites -> {Path(FLAGS.out_dir) / outputs.FEATURE_VIS}", file=sys.stderr)
     return 0

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from feature_vis import outputs, sprite
-from feature_vis.channels import ChannelRenderer
+from feature_vis.channels import ChannelRenderer, check_pairs
 from feature_vis.optimize import RenderSettings
 from summit_tf.models import SummitModel
 from summit_tf.progress import Progress
@@ -28,10 +28,7 @@ def select_channels(model: SummitModel, wanted: Mapping[str, Sequence[int]] | No
     elif not layers:
         model.check_layers(list(wanted))
     selection = {layer: sorted({int(c) for c in wanted[layer]}) for layer in chosen if layer in wanted}
-    for layer, chans in selection.items():
-        bad = [c for c in chans if not 0 <= c < model.channels[layer]]
-        if bad:
-            raise ValueError(f"{layer} has {model.channels[layer]} channels; out of range: {bad[:10]}")
+    check_pairs(model, [(layer, c) for layer, chans in selection.items() for c in chans])
     if not any(selection.values()):
         raise ValueError("no channels selected")
     return selection

@@ -31,7 +31,7 @@ CASES = [
     ("summit_tf.graph.__main__", ["--aggregates=x"], "--out_dir is required"),
     ("summit_tf.graph.__main__", ["--aggregates=x", "--out_dir=o", "--workers=-1"], "--workers"),
     ("summit_tf.data.build_tfrecords", ["--data=folder:/x"], "required"),
-    ("feature_vis.render", ["--out_dir=x"], "--model and --out_dir are required"),
+    ("feature_vis.render", ["--out_dir=x"], "--model is required"),
     ("feature_vis.render", ["--model=m", "--out_dir=x", "--channels=a:1", "--only_graph_nodes=y"],
      "not both"),
     ("experiments.quickstart", ["--stages=nonsense"], "unknown stage"),

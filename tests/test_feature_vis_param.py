@@ -61,11 +61,10 @@ def test_unit_spectrum_coefficient_gives_its_scale():
     assert np.abs(recovered).max() < 1e-3
 
 
-def test_colour_decorrelation_is_invertible():
+def test_colour_decorrelation_mixes_by_the_normalized_matrix():
     x = np.random.default_rng(1).normal(size=(5, 7, 3))
     rgb = param.decorrelated_to_rgb(tf.constant(x, tf.float32)).numpy()
     np.testing.assert_allclose(rgb, x @ param.COLOR_MIX.T, atol=1e-5)
-    np.testing.assert_allclose(param.rgb_to_decorrelated(rgb), x, atol=1e-4)
     assert np.linalg.norm(param.COLOR_MIX, axis=0).max() == pytest.approx(1.0)
 
 

@@ -184,6 +184,22 @@ def test_channel_renderer_rejects_bad_batches(toy):
         fv.ChannelRenderer(toy, [], 2, settings)
 
 
+def test_render_channels_checks_pairs_on_every_path(toy):
+    """The multi-layer diversity path runs no ChannelRenderer: it checks its pairs the same way."""
+    settings = fv.RenderSettings(size=16, steps=1, seed=0)
+    for diversity in (0, 2):
+        for pairs, message in [([("conv2", 12), ("sep3", 0)], r"conv2 has 12 channels; out of range: \[12\]"),
+                               ([("conv2", -1), ("sep3", 0)], r"conv2 has 12 channels; out of range: \[-1\]"),
+                               ([("nope", 0), ("sep3", 0)], "unknown layer")]:
+            with pytest.raises(ValueError, match=message):
+                fv.render_channels(toy, pairs, settings, diversity=diversity)
+
+
+def test_render_settings_reject_a_negative_seed():
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        fv.RenderSettings(seed=-1)
+
+
 def test_even_chunks():
     assert fv.to_disk.even_chunks(list(range(10)), 4) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
     assert fv.to_disk.even_chunks(list(range(8)), 4) == [[0, 1, 2, 3], [4, 5, 6, 7]]
@@ -254,9 +270,13 @@ def test_select_channels(toy):
 
 @pytest.mark.parametrize("args,message", [
     (["--model=nonsense", "--out_dir=x"], "unknown model spec"),
-    (["--model=nonsense", "--out_dir=x", "--steps=-1"], "--steps must be >= 0"),
+    (["--model=nonsense", "--out_dir=x", "--steps=-1"], "--steps=-1: -1 is not a non-negative integer"),
+    (["--model=toy", "--out_dir=x", "--seed=-1"], "--seed=-1: -1 is not a non-negative integer"),
+    (["--model=toy", "--out_dir=x", "--batch_channels=0"], "--batch_channels=0: 0 is not a positive integer"),
+    (["--model=toy", "--out_dir=x", "--strategy=multi_worker"], "one of <auto|one_device|mirrored>"),
     (["--model=nonsense", "--out_dir=x", "--nopre_activation"], "unknown model spec"),  # a known flag
-    (["--out_dir=x"], "--model and --out_dir are required"),
+    (["--out_dir=x"], "--model is required"),
+    (["--model=toy"], "--out_dir is required"),
     (["--model=toy", "--out_dir=x", "extra"], "unexpected arguments"),
     (["--model=nonsense", "--out_dir=x", "--channels=a:1", "--only_graph_nodes=y"], "not both"),
     (["--model=nonsense", "--out_dir=x", "--channels=a:b"], "--channels of a: expected"),

@@ -169,9 +169,16 @@ def _edited_graph_def(graph_def, replace: dict, cuts: dict):
     return edited
 
 
-def test_inception_fixture_interventions_equal_edited_graphdef(tmp_path):
+@pytest.fixture(scope="module")
+def inception_fixture(tmp_path_factory):
+    """(GraphDef, its file) of the InceptionV1 structural fixture, without the auxiliary heads."""
     graph_def = fx.build_graph_def(aux_heads=False)
-    model = inception_v1.load(str(fx.write_fixture(tmp_path, graph_def)[0]))
+    return graph_def, str(fx.write_fixture(tmp_path_factory.mktemp("inception"), graph_def)[0])
+
+
+def test_inception_fixture_interventions_equal_edited_graphdef(inception_fixture):
+    graph_def, path = inception_fixture
+    model = inception_v1.load(path)
     assert model.link_outputs["mixed4b/3x3"] == "mixed4b_3x3_pre_relu"
     images = tf.constant(np.random.default_rng(2).uniform(0, 1, (1, 224, 224, 3)), tf.float32)
     rng = np.random.default_rng(5)
@@ -192,3 +199,26 @@ def test_inception_fixture_interventions_equal_edited_graphdef(tmp_path):
     ref = run(model.scale(images))["softmax2_pre_activation"].numpy().astype(np.float64)
     assert _rel(got[0], ref) < 1e-4
     assert _rel(got[1], ref) > 1e-3  # the edits mattered; the second mask is the plain network
+
+
+def test_inception_compat_cuts_only_links_reading_what_the_network_convolves(inception_fixture):
+    # summit_compat's unpooled inputs: mixed4a's 1x1 and bottlenecks read mixed3b (28x28) where the network
+    # convolves maxpool4 (14x14); every pool_reduce reads the block input where the network convolves L/pool.
+    graph_def, path = inception_fixture
+    model = inception_v1.load(path, layers=["mixed3b", "mixed4a", "mixed4b"], summit_compat=True)
+    assert set(model.link_outputs) == {"mixed4a/3x3", "mixed4a/5x5", "mixed4b/1x1", "mixed4b/3x3_bottleneck",
+                                       "mixed4b/5x5_bottleneck", "mixed4b/3x3", "mixed4b/5x5"}
+    images = tf.constant(np.random.default_rng(3).uniform(0, 1, (1, 224, 224, 3)), tf.float32)
+    chans = {"mixed4a": [1, 200]}
+    cuts = {"mixed4a/3x3": [(4, 7)], "mixed4b/1x1": [(0, 2), (300, 100)]}
+    iv = Intervener(model, "zero")
+    got = iv.run(images, [Ablation(channels=chans, edges=cuts), Ablation()])["logits"].numpy()
+    keep = np.ones(model.channels["mixed4a"])
+    keep[chans["mixed4a"]] = 0.0
+    edited = _edited_graph_def(graph_def, {"mixed4a": (keep, np.zeros_like(keep))},
+                               {name.replace("/", "_"): pairs for name, pairs in cuts.items()})
+    fed = (2.0 * images - 1.0) * 255.0 - 117.0  # compat scaling, written out
+    ref = import_reference(edited, ["softmax2_pre_activation"])(fed)["softmax2_pre_activation"].numpy()
+    assert _rel(got[0], ref) < 1e-4
+    with pytest.raises(ValueError, match="mixed4b/pool_reduce"):
+        iv.masks([Ablation(edges={"mixed4b/pool_reduce": [(0, 0)]})])

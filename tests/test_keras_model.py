@@ -237,3 +237,38 @@ def test_keras_ops_sum_is_a_layer_with_its_link():
     want = keras.Model(inp, s)(images).numpy()
     got = adapter.features(tf.constant(images))[add].numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_sequential_file_loads_as_its_functional_equivalent(tmp_path):
+    """A saved Sequential (no ``operations`` of its own) gives the layers, links and outputs of the same
+    layers built functionally; one without an input shape is a clear error."""
+    keras.utils.set_random_seed(3)
+
+    def stack() -> list[keras.layers.Layer]:
+        return [keras.layers.Conv2D(6, 3, use_bias=False, name="c1"),
+                keras.layers.BatchNormalization(name="bn"), keras.layers.ReLU(name="c1_relu"),
+                keras.layers.Conv2D(5, 1, activation="relu", name="c2"),
+                keras.layers.GlobalAveragePooling2D(name="pool"), keras.layers.Dense(3, name="logits")]
+
+    seq = keras.Sequential([keras.Input((11, 11, 3)), *stack()])
+    inp = x = keras.Input((11, 11, 3))
+    for layer in stack():
+        x = layer(x)
+    functional = keras.Model(inp, x)
+    functional.set_weights(seq.get_weights())
+    paths = {"seq": tmp_path / "seq.keras", "functional": tmp_path / "functional.keras"}
+    seq.save(paths["seq"])
+    functional.save(paths["functional"])
+    got, want = (registry.load(f"keras:{paths[k]}", layers=["c1_relu", "c2"]) for k in ("seq", "functional"))
+    assert got.layers == want.layers == ["c1_relu", "c2"]
+    assert [(lk.name, lk.src, lk.dst, lk.input) for lk in got.links] == [
+        (lk.name, lk.src, lk.dst, lk.input) for lk in want.links] == [("c2", "c1_relu", "c2", "c1_relu")]
+    np.testing.assert_array_equal(got.links[0].kernel, want.links[0].kernel)
+    images = tf.random.stateless_uniform([2, 11, 11, 3], seed=[4, 5])
+    np.testing.assert_allclose(got.features(images)["logits"].numpy(), seq(images.numpy() * 255.0).numpy(),
+                               rtol=1e-5, atol=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # saving a model that was never built
+        keras.Sequential(stack()).save(tmp_path / "open.keras")
+    with pytest.raises(ValueError, match="open.keras.*input shape"):
+        registry.load(f"keras:{tmp_path / 'open.keras'}")

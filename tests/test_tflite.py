@@ -342,6 +342,26 @@ def test_float_tflite_matches_keras_and_interpreter(converted):
     assert model.class_to_output.tolist() == [-1] * 1000  # 7 outputs are not ImageNet
 
 
+def test_float16_weights_tflite_matches_keras_with_float16_weights(tmp_path, converted):
+    """float16 weights reach each op through a DEQUANTIZE of a constant: folded into the constant, the
+    model is the Keras model with its weights rounded to float16."""
+    keras_model, float_path, _ = converted
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    path = tmp_path / "small_float16.tflite"
+    path.write_bytes(converter.convert())
+    assert "DEQUANTIZE" in {op.kind for op in tflite_reader.read(path).operators}
+    model = tflite.load([str(path)])
+    assert model.layers == tflite.load([float_path]).layers
+    rounded = keras_model.__class__.from_config(keras_model.get_config())
+    rounded.set_weights([w.astype(np.float16).astype(np.float32) for w in keras_model.get_weights()])
+    images = tf.random.stateless_uniform([3, 33, 33, 3], seed=[6, 7])
+    expected = rounded(images.numpy() * 2.0 - 1.0).numpy()
+    np.testing.assert_allclose(tf.nn.softmax(model.features(images)["logits"]).numpy(), expected, atol=2e-6)
+    assert np.abs(expected - keras_model(images.numpy() * 2.0 - 1.0).numpy()).max() > 2e-6  # rounding shows
+
+
 def test_links_reproduce_their_layer(converted):
     _, float_path, _ = converted
     program = tflite.build_program([float_path])

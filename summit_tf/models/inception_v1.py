@@ -16,7 +16,10 @@ channels apart, so the channel spaces are still ``P``'s.
 
 ``summit_compat=True`` reproduces the original SUMMIT code: pixels in [0, 1] are scaled to [-1, 1] and
 then fed as if they were [0, 1], so the network sees about [-372, 138] instead of (-117, 138); and the
-1x1, pool_reduce and bottleneck links take the unpooled ``P`` as input (also in mixed4a/mixed5a).
+1x1, pool_reduce and bottleneck links take the unpooled ``P`` as input (also in mixed4a/mixed5a). Where that
+input is not what the network convolves (pool_reduce, and every such link in mixed4a/mixed5a) the link
+has no ``link_outputs`` entry, so its edges cannot be cut: a cut would subtract the unpooled input
+convolved with the kernel.
 
 Each layer's pre-activation ``L/pre_activation`` is Lucid's ``L_pre_relu``: the concat of the branches'
 pre-ReLU tensors (``L_1x1_pre_relu`` ...), the tensor Lucid's channel objectives (and SUMMIT's images) read.
@@ -225,7 +228,10 @@ def load(
         return tensors(images, feature_keys, relu_redirect)
 
     # Interventions: layer outputs are their concat nodes, link outputs the branch's pre-ReLU BiasAdd node.
-    link_outputs = {link.name: _pre_relu(graph, _node_of(link.name)) for link in links}
+    # Only links whose input is what the branch's conv reads: a cut on summit_compat's unpooled inputs
+    # would subtract P * K where the network convolves maxpool(P).
+    link_outputs = {link.name: _pre_relu(graph, _node_of(link.name)) for link in links
+                    if graph.inputs_of(f"{_node_of(link.name)}_pre_relu/conv")[0] == _node_of(link.input)}
     editable = set(selected) | set(link_outputs.values())
 
     def edited(images: tf.Tensor, wanted: tuple[str, ...], edit: Edit) -> dict[str, tf.Tensor]:

@@ -225,8 +225,10 @@ def _operations(model: keras.Model) -> dict:
 
 def describe(model: keras.Model) -> list[Node]:
     """The functional graph of ``model`` as link-finding nodes, in the model's layer order."""
-    if not isinstance(model, keras.Model) or not hasattr(model, "get_config"):
-        raise ValueError("only functional (or Sequential) Keras models expose their layer graph")
+    if not isinstance(model, keras.Model) or isinstance(model, keras.Sequential) or \
+            not hasattr(model, "get_config"):
+        raise ValueError("only functional Keras models expose their layer graph (a Sequential: "
+                         "keras.Model(model.inputs, model.outputs))")
     layers = model.get_config().get("layers", [])
     operations = _operations(model)
     nodes = []
@@ -390,7 +392,7 @@ def _summit_model(model: keras.Model, spec: str, layers: Sequence[str] | None,
                 out["logits"] = logits_of(out["logits"])
             return out
 
-        return tf.function(run, reduce_retracing=True)
+        return tf.function(run, reduce_retracing=True, autograph=False)  # plain Python: no AutoGraph
 
     def tensors(images: tf.Tensor, wanted: tuple[str, ...], relu_redirect: bool = False
                 ) -> Mapping[str, tf.Tensor]:
@@ -460,11 +462,23 @@ def load_file(arg: str, layers: Sequence[str] | None = None, spec: str | None = 
         return _saved_model(path, layers, spec, _value_range(options.get("range", "-1,1")))
     if path.suffix not in (".keras", ".h5"):
         raise ValueError(f"{spec}: expected a .keras or .h5 file or a SavedModel folder, got {path.name!r}")
-    model = keras.models.load_model(path, compile=False)
+    model = _functional(keras.models.load_model(path, compile=False), spec)
     if "size" in options:
         model = _with_input_size(model, int(options["size"]))
     value_range = _value_range(options.get("range", "0,255"))
     return _summit_model(model, spec, layers, _scaler(value_range), value_range, f"Keras model {path}")
+
+
+def _functional(model: keras.Model, spec: str) -> keras.Model:
+    """A Sequential as a functional model of the same layers: only those list their ``operations``."""
+    if not isinstance(model, keras.Sequential):
+        return model
+    try:
+        inputs = model.inputs
+    except AttributeError as error:  # never built: Keras gives it no input layer
+        raise ValueError(f"{spec}: a Sequential model without an input shape (start it with keras.Input)"
+                         ) from error
+    return keras.Model(inputs, model.outputs, name=model.name)
 
 
 def _with_input_size(model: keras.Model, size: int) -> keras.Model:

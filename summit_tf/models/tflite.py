@@ -5,7 +5,8 @@ is dequantized, and each operator becomes the equivalent float TF op with the sa
 and SAME/VALID padding (TFLite's SAME pads like TF's: the extra row/column goes after), fused activations
 included. Running float instead of integer arithmetic removes the rounding of every intermediate tensor
 to 8 bits; what remains is the network the quantized file describes, differentiable, batched, in one
-``tf.function``. Quantize/dequantize operators are identities in float.
+``tf.function``. Quantize/dequantize operators are identities in float; a DEQUANTIZE of a constant
+(float16 weights) is folded away, its output taking the constant's float value.
 
 Several files joined with ``+`` are chained: the inputs of each piece that its operators read take the
 previous piece's outputs (by name, else by shape); the shared MobileNetV1 is an embedding extractor plus a
@@ -395,9 +396,22 @@ def _readable_keys(keys: Sequence[str], candidates: Sequence[str]) -> dict[str, 
     return {k: f"{v}#{i}" for i, (k, v) in enumerate(renamed.items())}
 
 
+def _fold_constant_dequantize(graph: tflite_reader.Graph) -> tflite_reader.Graph:
+    """``graph`` without its DEQUANTIZE ops of constants (float16 weights), their outputs made constants:
+    convolutions read their weights as constants."""
+    tensors, operators = list(graph.tensors), []
+    for op in graph.operators:
+        source = tensors[op.inputs[0]]
+        if op.kind == "DEQUANTIZE" and source.is_constant:
+            tensors[op.outputs[0]] = replace(tensors[op.outputs[0]], value=source.value.astype(np.float32))
+        else:
+            operators.append(op)
+    return replace(graph, tensors=tensors, operators=operators)
+
+
 def build_program(paths: Sequence[str]) -> Program:
     """Read and chain the TFLite files into one float :class:`Program`."""
-    graphs = [tflite_reader.read(p) for p in paths]
+    graphs = [_fold_constant_dequantize(tflite_reader.read(p)) for p in paths]
     builder = _Builder()
     first = graphs[0]
     inputs = _consumed_inputs(first)
@@ -466,7 +480,8 @@ def summit_model(program: Program, spec: str, layers: Sequence[str] | None, defa
     lo, hi = program.value_range
     logits_key = program.logits_key
 
-    @tf.function(reduce_retracing=True)  # one trace per requested key set
+    # Plain Python control flow over the steps, so no AutoGraph; one trace per requested key set.
+    @tf.function(reduce_retracing=True, autograph=False)
     def tensors(images: tf.Tensor, wanted: tuple[str, ...], relu_redirect: bool = False
                 ) -> Mapping[str, tf.Tensor]:
         x = tf.convert_to_tensor(images, tf.float32) * (hi - lo) + lo

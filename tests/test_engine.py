@@ -373,6 +373,21 @@ def test_layer_subset_keeps_only_links_inside_it(tmp_path):
     assert "accumulators" in log
 
 
+def test_graph_reads_a_run_excluding_channels_outside_its_layers(tmp_path):
+    """Exclusions of an inner space and of a layer the run did not count are applied while counting; the
+    graph then numbers the vertices of the run's own layers only."""
+    from summit_tf.graph import build
+
+    model = dataclasses.replace(toy_model(size=SIZE), inner_channels={"sep3/depthwise": 12})
+    images, labels, index = make_data(n=7)
+    cfg, _, _ = run(tmp_path, model, images, labels, index, layers=("conv2", "sep3"),
+                    exclude_channels={"conv1": (0,), "sep3/depthwise": (1,), "conv2": (3,)})
+    with store.load(cfg.out) as agg:
+        st = build.structure(agg)
+    assert list(st.excluded) == ["conv2"] and st.vertex["conv2"][3] == -1
+    assert st.num_vertices == 12 - 1 + 16
+
+
 def test_non_finite_model_outputs_stop_the_run(tmp_path):
     """A NaN inside the network (here: conv1 of one image) stops the run before any count of that batch
     is added, with the records of the batch; no output file is written."""

@@ -43,9 +43,9 @@ from summit_tf.aggregation.checkpoint import (
     remove_stale_temporaries,
     save_checkpoint,
 )
-from summit_tf.aggregation.config import AggregateConfig
+from summit_tf.aggregation.config import AggregateConfig, differences
 from summit_tf.aggregation.memory_plan import mib
-from summit_tf.aggregation.plan import AggregateError, OpenSource, make_plan
+from summit_tf.aggregation.plan import AggregateError, OpenSource, make_plan, run_record
 from summit_tf.aggregation.replicas import Replicas
 from summit_tf.aggregation.step import (
     NON_FINITE,
@@ -84,9 +84,18 @@ class _Rows:
         return self._block[1][i - start]
 
 
-def finished(cfg: AggregateConfig) -> bool:
-    """``--resume`` of a run that already wrote its output: nothing is left to do."""
-    return cfg.resume and Path(cfg.out).exists() and not checkpoint_path(cfg.out).exists()
+def finished(cfg: AggregateConfig, model: SummitModel) -> bool:
+    """``--resume`` of a run that already wrote its output: nothing is left to do. An output counted with
+    other settings (a class-group pass of an earlier run, say) is an ``AggregateError``, never reused."""
+    out = Path(cfg.out)
+    if not (cfg.resume and out.exists() and not checkpoint_path(out).exists()):
+        return False
+    with store.load(out) as done:
+        diff = differences(done.config, run_record(model, cfg))
+    if diff:
+        raise AggregateError(f"cannot resume: {out} is complete but was counted with other settings "
+                             f"(setting: file vs now): {diff}; pass --overwrite to count it again")
+    return True
 
 
 def check_output(cfg: AggregateConfig) -> None:
@@ -170,7 +179,7 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
     decision, error, first = FRESH, None, None
     try:
         if replicas.is_chief:
-            if finished(cfg):
+            if finished(cfg, model):
                 decision = FINISHED
             else:
                 check_output(cfg)
@@ -209,7 +218,7 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
     assert first is not None
 
     plan = make_plan(model, cfg, source_classes)
-    record = {**cfg.record(), "layers": plan.layers}
+    record = run_record(model, cfg)
     acc = Accumulators(model, plan, replicas.strategy)
     counters = {name: replicas.primary(var) for name, var in acc.vars.items()}
     states = [State() for _ in range(workers)]

@@ -57,6 +57,7 @@ from summit_tf.aggregation.step import (
     i_key,
     make_step,
 )
+from summit_tf.cli import USER_ERRORS  # defines no flags: safe to import from a library
 from summit_tf.imagenet import NUM_CLASSES
 from summit_tf.models.base import SummitModel
 from summit_tf.progress import Progress
@@ -136,7 +137,8 @@ def _say(stream: TextIO, text: str) -> None:
 
 
 FRESH, RESUME, FINISHED = 0, 1, 2  # the chief's decision about the output and checkpoint files
-_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)  # one worker's bad input stops them all
+
+
 def _fold_all(replicas: Replicas, acc: Accumulators) -> None:
     """Every counter's total into the chief's first replica, ``READ_BLOCK`` flat entries at a time (the
     temporaries on the first device: the block's sum and its indices)."""
@@ -199,7 +201,7 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
             if ids.size and (ids.min() < 0 or ids.max() >= NUM_CLASSES):
                 raise AggregateError(f"class ids must lie in 0..{NUM_CLASSES - 1}, the data has "
                                      f"{ids.min()}..{ids.max()}")
-    except _USER_ERRORS as e:
+    except USER_ERRORS as e:  # one worker's bad input stops them all
         if workers == 1:
             raise
         error = e
@@ -227,7 +229,7 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
         try:
             if replicas.is_chief:
                 states = load_checkpoint(ckpt, counters, plan, record, workers)
-        except _USER_ERRORS as e:
+        except USER_ERRORS as e:
             if workers == 1:
                 raise
             error = e

@@ -26,7 +26,7 @@ reads it. SUMMIT's own ``imagenet.json`` used the same key names with other shap
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,18 @@ def details_path(out_dir: str | os.PathLike, class_id: int) -> Path:
 
 def compare_path(out_dir: str | os.PathLike, a: int, b: int) -> Path:
     return Path(out_dir) / "compare" / f"{a}-{b}.json"
+
+
+def remove_stale(out_dir: str | os.PathLike, graphs: Iterable[int], details: Iterable[int]) -> list[Path]:
+    """Remove the ag and details files of classes other than ``graphs`` and ``details`` (what an earlier
+    run over other classes or settings left), so the folder, and so the viewer's manifest, matches the
+    ``classes.json`` written next. Returns the removed paths."""
+    keep = {ag_path(out_dir, c) for c in graphs} | {details_path(out_dir, c) for c in details}
+    stale = [path for folder, pattern in (("ag", "ag-*.json"), ("details", "class-*.json"))
+             for path in sorted(Path(out_dir, folder).glob(pattern)) if path not in keep]
+    for path in stale:
+        path.unlink()
+    return stale
 
 
 def dataset_name(config: dict) -> str:

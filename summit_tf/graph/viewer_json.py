@@ -34,6 +34,7 @@ import numpy as np
 from summit_tf import atomic, imagenet
 from summit_tf.graph.attribution import AttributionGraph, GraphConfig
 from summit_tf.graph.build import Structure
+from summit_tf.graph.embedding import class_similarity
 from summit_tf.store import PROB_BINS, Aggregates
 
 FORMAT = 2
@@ -132,18 +133,10 @@ def classes_json(agg: Aggregates, st: Structure, embed: dict[str, np.ndarray], c
     return {"meta": meta, "classes": records}
 
 
-def similarity_matrix(rows: np.ndarray) -> np.ndarray:
-    """``[K, K]`` cosine similarity of the rows of ``rows`` (a zero row is 0 to everything, itself too)."""
-    rows = np.asarray(rows, dtype=np.float64)
-    norms = np.linalg.norm(rows, axis=1)
-    unit = rows / np.where(norms > 0, norms, 1.0)[:, None]
-    return np.clip(unit @ unit.T, 0.0, 1.0)
-
-
 def class_details(agg: Aggregates, st: Structure) -> Iterator[tuple[int, dict]]:
     """``(class_id, details document)`` for every class of the run (see the module docstring)."""
     keep = {layer: st.vertex[layer] >= 0 for layer in st.layers}
-    scaled = {layer: np.rint(SIMILARITY_SCALE * similarity_matrix(np.asarray(agg.A[layer]) * keep[layer]))
+    scaled = {layer: np.rint(SIMILARITY_SCALE * class_similarity(np.asarray(agg.A[layer]) * keep[layer]))
               .astype(np.int64) for layer in st.layers}
     for slot, class_id in enumerate(agg.classes.tolist()):
         yield class_id, {

@@ -119,6 +119,16 @@ def test_cli_writes_every_file(tmp_path):
     assert all(n["channel"] not in (3, 5) for n in ag0["mixed3a"])
 
 
+def test_dataset_name_of_a_merged_file():
+    from summit_tf.graph.viewer_json import dataset_name
+
+    shard = {"data": "folder:val", "num_shards": 2}
+    assert dataset_name(shard) == "folder:val"
+    assert dataset_name({"merged_from": [{**shard, "shard_index": 0}, {**shard, "shard_index": 1}]}) == \
+        "folder:val"
+    assert dataset_name({"merged_from": [shard, {"data": "folder:train"}]}) == ""
+
+
 def test_regenerating_leaves_no_stale_files(tmp_path):
     """A second run into the same folder, over fewer classes and graphs, removes the first run's other ag
     and details files: the manifest the viewer reads lists what classes.json has."""

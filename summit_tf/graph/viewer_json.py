@@ -72,10 +72,13 @@ def remove_stale(out_dir: str | os.PathLike, graphs: Iterable[int], details: Ite
 
 
 def dataset_name(config: dict) -> str:
+    """The data a run counted: its data spec, or that of every input of a merged file when they agree
+    (else "")."""
     for key in ("dataset", "data"):
         if isinstance(config.get(key), str):
             return config[key]
-    return ""
+    names = {dataset_name(sel) for sel in config.get("merged_from") or []}
+    return names.pop() if len(names) == 1 else ""
 
 
 def top_channels(row: np.ndarray, keep: np.ndarray) -> list[list[int]]:

@@ -39,8 +39,7 @@ import numpy as np
 from summit_tf import atomic, imagenet
 
 FORMAT = "summit-tf/aggregates"
-VERSION = 2  # the version written by default; 1 (dense influence) is still read and can be written
-VERSIONS = {"sparse": 2, "dense": 1}
+VERSIONS = {"sparse": 2, "dense": 1}  # layout -> file version; sparse is written by default
 PROB_BINS = 20
 SPARSE_CHUNK = 1 << 15  # entries per chunk of inputs/counts: a class of a large link spans a few chunks
 

@@ -256,9 +256,15 @@ def test_tf1_resize_grid_through_the_data_source(tmp_path):
 
 def test_tfds_source_on_a_locally_built_dataset(tmp_path, monkeypatch):
     import data_tfds
+    from tensorflow_datasets.core.utils import file_utils
 
-    data_tfds.prepare(str(tmp_path))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    data_tfds.prepare(str(tmp_path / "prepared"))
+    # TFDS chooses the data directory: here one registered in-process; $TFDS_DATA_DIR set after TFDS was
+    # imported (an empty folder) is for TFDS to read, not the library (no os.environ outside command lines)
+    monkeypatch.setattr(file_utils, "_REGISTERED_DATA_DIRS", set())
+    data_tfds.tfds.core.add_data_dir(str(tmp_path / "prepared"))
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "empty"))
     source = load("tfds:tiny_summit_images/test", image_size=17, batch_size=2)
     assert source.num_records == 5
     got = collect(source)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 
 import h5py
 import numpy as np
@@ -332,6 +333,48 @@ def test_resume_refuses_other_settings(tmp_path):
         aggregate(cfg, model, opener(images, labels, index, 4), stream=io.StringIO())
 
 
+def _drop_setting(path, key: str) -> None:
+    """Rewrite a file's stored config as a summit-tf from before ``key`` existed wrote it."""
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["config"])
+        del config[key]
+        f.attrs["config"] = json.dumps(config)
+
+
+def test_resume_of_a_finished_run_checks_its_settings(tmp_path):
+    """``--resume`` reuses a complete output only when it was counted with the run's settings (a file from
+    before a setting existed counts as its default), else refuses with a pointer to --overwrite."""
+    model = toy_model(size=SIZE, seed=2)
+    images, labels, index = make_data(n=8, seed=5)
+    cfg, _, _ = run(tmp_path, model, images, labels, index, batch_size=4)
+    _drop_setting(cfg.out, "jpeg_max_ratio")
+    log = io.StringIO()
+    again = aggregate(dataclasses.replace(cfg, resume=True), model, opener(images, labels, index, 4),
+                      stream=log)
+    assert "nothing to do" in log.getvalue() and again.resumed_from == again.images
+    for change in (dict(influence_topk=2), dict(jpeg_max_ratio=2), dict(layers=("conv1", "conv2")),
+                   dict(max_images_per_class=1)):
+        other = dataclasses.replace(cfg, resume=True, **change)
+        with pytest.raises(AggregateError, match=f"complete but was counted with other settings.*"
+                                                 f"{next(iter(change))}.*--overwrite"):
+            aggregate(other, model, opener(images, labels, index, 4), stream=io.StringIO())
+
+
+def test_checkpoint_from_before_a_setting_resumes_at_its_default(tmp_path):
+    model = toy_model(size=SIZE, seed=2)
+    images, labels, index = make_data(n=12, seed=5)
+    whole, _, _ = run(tmp_path, model, images, labels, index, batch_size=4, name="whole.h5")
+    cfg = AggregateConfig(model="toy", data="memory", out=str(tmp_path / "r.h5"), batch_size=4,
+                          checkpoint_every=1)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        aggregate(cfg, model, opener(images, labels, index, 4, fail_after=1), stream=io.StringIO())
+    _drop_setting(checkpoint_path(cfg.out), "jpeg_max_ratio")
+    log = io.StringIO()
+    aggregate(dataclasses.replace(cfg, resume=True), model, opener(images, labels, index, 4), stream=log)
+    assert "resuming from" in log.getvalue()
+    assert_same_datasets(whole.out, cfg.out)
+
+
 @pytest.mark.parametrize("flags, message", [
     (dict(layers=("conv1", "nope")), "unknown layer"),
     (dict(exclude_channels={"conv9": (1,)}), "unknown layer 'conv9'"),
@@ -371,6 +414,21 @@ def test_layer_subset_keeps_only_links_inside_it(tmp_path):
         # every image selects at least one channel per layer
         assert (agg.A["conv1"].sum(axis=1) >= agg.class_count).all()
     assert "accumulators" in log
+
+
+def test_graph_reads_a_run_excluding_channels_outside_its_layers(tmp_path):
+    """Exclusions of an inner space and of a layer the run did not count are applied while counting; the
+    graph then numbers the vertices of the run's own layers only."""
+    from summit_tf.graph import build
+
+    model = dataclasses.replace(toy_model(size=SIZE), inner_channels={"sep3/depthwise": 12})
+    images, labels, index = make_data(n=7)
+    cfg, _, _ = run(tmp_path, model, images, labels, index, layers=("conv2", "sep3"),
+                    exclude_channels={"conv1": (0,), "sep3/depthwise": (1,), "conv2": (3,)})
+    with store.load(cfg.out) as agg:
+        st = build.structure(agg)
+    assert list(st.excluded) == ["conv2"] and st.vertex["conv2"][3] == -1
+    assert st.num_vertices == 12 - 1 + 16
 
 
 def test_non_finite_model_outputs_stop_the_run(tmp_path):

@@ -179,8 +179,10 @@ def test_exclusions_remove_nodes_and_their_edges():
     # Without p:0 the direct rows have 0 and 1 inputs (k = 1); m:2's paths to p:1 (1) remain.
     assert edges == {(1, 1, 3), (2, 1, 1)}
     assert build.parse_excluded({"p": [0], "m": [3]}, st.channels).keys() == {"p", "m"}
-    with pytest.raises(ValueError, match="unknown layer"):
-        build.parse_excluded("q:1", st.channels)
+    # spaces without vertices (an inner space, a layer the run did not count) were excluded while counting
+    assert build.parse_excluded("q:1;m/3x3_bottleneck:0;m:3", st.channels).keys() == {"m"}
+    with pytest.raises(ValueError, match="expected LAYER"):
+        build.parse_excluded("p", st.channels)
     with pytest.raises(ValueError, match="out of range"):
         build.parse_excluded({"p": [3]}, st.channels)
 

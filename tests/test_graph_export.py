@@ -119,6 +119,31 @@ def test_cli_writes_every_file(tmp_path):
     assert all(n["channel"] not in (3, 5) for n in ag0["mixed3a"])
 
 
+def test_dataset_name_of_a_merged_file():
+    from summit_tf.graph.viewer_json import dataset_name
+
+    shard = {"data": "folder:val", "num_shards": 2}
+    assert dataset_name(shard) == "folder:val"
+    assert dataset_name({"merged_from": [{**shard, "shard_index": 0}, {**shard, "shard_index": 1}]}) == \
+        "folder:val"
+    assert dataset_name({"merged_from": [shard, {"data": "folder:train"}]}) == ""
+
+
+def test_regenerating_leaves_no_stale_files(tmp_path):
+    """A second run into the same folder, over fewer classes and graphs, removes the first run's other ag
+    and details files: the manifest the viewer reads lists what classes.json has."""
+    from summit_tf.graph.generate import generate
+    from summit_tf.viewer import manifest
+
+    generate(_run_aggregates(3), str(tmp_path), [0, 1, 2], [], GraphConfig(), seed=0, umap_min_classes=16)
+    assert manifest.scan(tmp_path)["graphs"] == [0, 1, 2]
+    generate(_run_aggregates(2), str(tmp_path), [1], [], GraphConfig(), seed=0, umap_min_classes=16)
+    doc = json.loads((tmp_path / "classes.json").read_text())
+    found = manifest.scan(tmp_path)
+    assert found["graphs"] == [rec["target_class"] for rec in doc["classes"] if "graph" in rec] == [1]
+    assert found["details"] == [rec["target_class"] for rec in doc["classes"]] == [0, 1]
+
+
 def test_workers_write_the_same_files(tmp_path):
     """Graphs built in two spawned processes equal one process's, byte for byte."""
     store.save(tmp_path / "run.h5", _run_aggregates(4))

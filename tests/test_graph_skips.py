@@ -132,3 +132,21 @@ def test_skip_link_reading_the_wrong_channels_is_refused():
     agg.I["c/skip/a"] = np.zeros((1, 6, 4), np.int32)  # a has 5 channels
     with pytest.raises(ValueError, match="c/skip/a"):
         build.structure(agg)
+
+
+def test_figure_of_a_layer_subset_joins_only_real_neighbours():
+    """``prev_channels`` read the graph's own layer below: drawing layers a and c of a-b-c draws c's skip
+    edge from a, not c's inputs from b as if they were a's channels."""
+    def node(layer, channel, prev=(), skips=()):
+        return {"channel": channel, "count": 1, "layer": layer, "pagerank": 0.1,
+                "prev_channels": [{"prev_channel": c, "inf": w} for c, w in prev], "attr_channels": [],
+                "skip_channels": [{"layer": "a", "prev_channel": c, "inf": w} for c, w in skips]}
+
+    graph = {"c": [node("c", 0, prev=[(1, 4)], skips=[(0, 2)])], "b": [node("b", 1, prev=[(0, 3)])],
+             "a": [node("a", 0)]}
+    _, edges, _ = drawing.graph_parts(graph, ["a", "c"])
+    assert edges == [("a", 0, "c", 0, 2.0)]
+    _, edges, _ = drawing.graph_parts(graph, ["a", "b", "c"])
+    assert edges == [("a", 0, "b", 1, 3.0), ("b", 1, "c", 0, 4.0), ("a", 0, "c", 0, 2.0)]
+    fig = drawing.draw_graph(graph, layers=["a", "c"])  # was a KeyError: no channel 1 in a
+    assert len(fig.axes[0].lines) == 1  # the skip edge, between adjacent rows of this figure

@@ -106,11 +106,25 @@ def test_interrupted_group_pass_resumes(tmp_path, data, one_pass):
     assert part_path(split.out, CLASSES[:2]).exists()  # the first pass is done, the second checkpointed
     with pytest.raises(AggregateError, match="interrupted run; pass resume"):
         aggregate_model(split, model, make_opener(images, labels), io.StringIO())
+    resume = dataclasses.replace(split, resume=True)
+    # a finished pass counted with other settings is never joined into this run
+    with pytest.raises(AggregateError, match=r"classes-3-217.h5 is complete but was counted with other "
+                                             r"settings.*influence_topk.*--overwrite"):
+        aggregate_model(dataclasses.replace(resume, influence_topk=1), model, make_opener(images, labels),
+                        io.StringIO())
     log = io.StringIO()
-    aggregate_model(dataclasses.replace(split, resume=True), model, make_opener(images, labels), log)
+    aggregate_model(resume, model, make_opener(images, labels), log)
     assert "is complete (no checkpoint to resume): nothing to do" in log.getvalue()
     assert "resuming from" in log.getvalue()
     assert_same_file(one_pass.out, split.out)
+    # the joined output is the run's: resuming again does nothing (its parts are gone), with other
+    # settings it is refused
+    log = io.StringIO()
+    aggregate_model(resume, model, make_opener(images, labels), log)
+    assert "nothing to do" in log.getvalue() and "pass 1" not in log.getvalue()
+    with pytest.raises(AggregateError, match="split.h5 is complete but was counted with other settings"):
+        aggregate_model(dataclasses.replace(resume, influence_topk=1), model, make_opener(images, labels),
+                        io.StringIO())
 
 
 def test_max_images_refused_with_groups(tmp_path, data):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -14,15 +16,14 @@ from summit_tf.aggregation.merge import merge as merge_files
 LAYERS = {"a": 5, "b": 7}
 
 
-def shard(path, classes, seed, **config_changes):
-    """A random aggregates file as one shard of a run would write it."""
+def shard(path, present, seed, **config_changes):
+    """A random aggregates file as one shard of a run would write it, with counts of classes ``present``."""
     rng = np.random.default_rng(seed)
-    k = len(classes)
-    shard_index = config_changes.pop("shard_index", seed)
-    cfg = AggregateConfig(model="toy", data="folder:x", out=str(path), num_shards=4, shard_index=shard_index,
-                          **config_changes)
+    k = len(present)
+    config_changes = {"data": "folder:x", "num_shards": 4, "shard_index": seed, **config_changes}
+    cfg = AggregateConfig(model="toy", out=str(path), **config_changes)
     agg = store.Aggregates(
-        model="toy", config={**cfg.record(), "layers": list(LAYERS)}, classes=np.array(classes, np.int32),
+        model="toy", config={**cfg.record(), "layers": list(LAYERS)}, classes=np.array(present, np.int32),
         class_count=rng.integers(1, 9, k), layers=list(LAYERS),
         A={name: rng.integers(0, 9, (k, c)).astype(np.int32) for name, c in LAYERS.items()},
         links={"b/3x3": store.LinkInfo("b/3x3", "a", "b", "conv", 2, 1)},
@@ -91,6 +92,66 @@ def test_refuses_incompatible_inputs(tmp_path, capsys, change, message):
     err = capsys.readouterr().err
     assert err.startswith("error:") and message in err and err.count("\n") == 1
     assert not out.exists() and not list(tmp_path.glob(".*tmp"))
+
+
+FOLDER, RECORDS = "folder:x", "tfrecord:x/train-*"
+
+
+@pytest.mark.parametrize("a, b, refused", [
+    # the same images, classes overlapping in class 1
+    (dict(num_shards=1, shard_index=0, classes=(0, 1)), dict(num_shards=1, shard_index=0, classes=(1, 2)),
+     True),
+    # class filters that do not overlap, or files whose classes do not
+    (dict(num_shards=1, shard_index=0, classes=(0, 1)), dict(num_shards=1, shard_index=0, classes=(2, 3)),
+     False),
+    (dict(num_shards=1, shard_index=0, present=[0, 1]), dict(num_shards=1, shard_index=0, present=[2]),
+     False),
+    # shards of one stream: i of n and j of m share records iff i = j (mod gcd(n, m))
+    (dict(num_shards=2, shard_index=0), dict(num_shards=4, shard_index=1), False),
+    (dict(num_shards=2, shard_index=0), dict(num_shards=4, shard_index=2), True),
+    (dict(num_shards=2, shard_index=1), dict(num_shards=3, shard_index=0), True),
+    (dict(num_shards=1, shard_index=0), dict(num_shards=4, shard_index=3), True),
+    # TFRecords may be split by files under one shard count and by records under another
+    (dict(data=RECORDS, num_shards=2, shard_index=0), dict(data=RECORDS, num_shards=4, shard_index=1), True),
+    (dict(data=RECORDS, num_shards=2, shard_index=0), dict(data=RECORDS, num_shards=2, shard_index=1), False),
+    (dict(data=RECORDS, num_shards=2, shard_index=0, max_images_per_class=5),
+     dict(data=RECORDS, num_shards=4, shard_index=1, max_images_per_class=5), False),
+    # differently filtered streams number their records differently: their shards do not line up
+    (dict(num_shards=2, shard_index=0, classes=(0, 1)), dict(num_shards=2, shard_index=1, classes=(1, 2)),
+     True),
+    (dict(num_shards=2, shard_index=0, max_images=50), dict(num_shards=2, shard_index=1), True),
+    # other data
+    (dict(num_shards=1, shard_index=0), dict(data="folder:y", num_shards=1, shard_index=0), False),
+])
+def test_refuses_inputs_that_may_count_an_image_twice(tmp_path, capsys, a, b, refused):
+    for name, seed, (changes, present) in zip("ab", (0, 1), ((a, [0, 1]), (b, [1, 2])), strict=True):
+        changes = dict(changes)
+        present = changes.pop("present", [c for c in present if c in changes.get("classes", present)])
+        shard(tmp_path / f"{name}.h5", present, seed, **changes)
+    code = merge.main(["merge", f"--out={tmp_path / 'm.h5'}", str(tmp_path / "a.h5"), str(tmp_path / "b.h5")])
+    err = capsys.readouterr().err
+    assert code == (2 if refused else 0), err
+    if refused:
+        assert f"{tmp_path / 'a.h5'} and {tmp_path / 'b.h5'} may both count images of class(es) [1]" in err
+        assert "twice" in err and err.count("\n") == 1
+
+
+def test_files_from_before_a_setting_merge_at_its_default(tmp_path, capsys):
+    """A file written before ``jpeg_max_ratio`` existed counted at ratio 1: it merges with newer files of
+    ratio 1 and is refused with ratio 2."""
+    shard(tmp_path / "old.h5", [0], 0)
+    with h5py.File(tmp_path / "old.h5", "r+") as f:
+        config = json.loads(f.attrs["config"])
+        del config["jpeg_max_ratio"]
+        f.attrs["config"] = json.dumps(config)
+    shard(tmp_path / "new.h5", [0], 1)
+    shard(tmp_path / "ratio2.h5", [0], 2, jpeg_max_ratio=2)
+    inputs = [str(tmp_path / "old.h5"), str(tmp_path / "new.h5")]
+    assert merge.main(["merge", f"--out={tmp_path / 'm.h5'}", *inputs]) == 0
+    with store.load(tmp_path / "m.h5") as merged:
+        assert merged.config["jpeg_max_ratio"] == 1
+    assert merge.main(["merge", f"--out={tmp_path / 'm2.h5'}", inputs[0], str(tmp_path / "ratio2.h5")]) == 2
+    assert "jpeg_max_ratio: 1 vs 2" in capsys.readouterr().err
 
 
 def test_refuses_other_model_or_links(tmp_path, capsys):

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from summit_tf import atomic
+from summit_tf.aggregation.config import differences
 from summit_tf.aggregation.plan import AggregateError, Plan
 from summit_tf.aggregation.step import READ_BLOCK, counter_slice, flat_range
 
@@ -72,10 +73,8 @@ def load_checkpoint(path: Path, counters: dict[str, tf.Variable], plan: Plan, re
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != CHECKPOINT_FORMAT:
             raise AggregateError(f"{path} is not a summit-tf checkpoint")
-        saved = json.loads(f.attrs["config"])
-        if saved != json.loads(json.dumps(record, sort_keys=True)):
-            diff = {k: (saved.get(k), record.get(k)) for k in set(saved) | set(record)
-                    if saved.get(k) != record.get(k)}
+        diff = differences(json.loads(f.attrs["config"]), record)
+        if diff:
             raise AggregateError(f"cannot resume: {path} was written with other settings "
                                  f"(setting: checkpoint vs now): {diff}")
         if not np.array_equal(f["classes"][()], plan.classes):

@@ -9,9 +9,10 @@ speed or bookkeeping (batch size, checkpoint interval, strategy, memory budget) 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from summit_tf import spec_grammar
 from summit_tf.imagenet import NUM_CLASSES
@@ -143,9 +144,25 @@ class AggregateConfig:
         """The JSON stored with the output: every setting that changes the counts."""
         return {**self.counting(), **self.image_selection()}
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 COUNTING_KEYS = tuple(AggregateConfig(model="m", data="d", out="o").counting())
 IMAGE_SELECTION_KEYS = tuple(AggregateConfig(model="m", data="d", out="o").image_selection())
+# What a setting added after a file was written counted as (jpeg_max_ratio: 1); settings every file states
+# (model, data, layers) have none.
+_DEFAULTS = {key: value for key, value in AggregateConfig(model="m", data="d", out="o").record().items()
+             if key not in ("model", "data", "layers")}
+
+
+def with_defaults(stored: Mapping) -> dict:
+    """A stored record (an output's, a checkpoint's, one image selection of a merged file) with the default
+    of every setting it lacks, so that files written before a setting existed compare by what they
+    counted."""
+    return {**_DEFAULTS, **stored}
+
+
+def differences(stored: Mapping, record: Mapping) -> dict[str, tuple]:
+    """``{setting: (stored, now)}`` where a stored record and a run's record disagree (compared as JSON,
+    the way they are stored; settings the stored one lacks at their defaults)."""
+    old, now = (json.loads(json.dumps(with_defaults(r), sort_keys=True)) for r in (stored, record))
+    return {key: (old.get(key), now.get(key)) for key in sorted(set(old) | set(now))
+            if old.get(key) != now.get(key)}

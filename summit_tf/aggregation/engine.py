@@ -43,9 +43,9 @@ from summit_tf.aggregation.checkpoint import (
     remove_stale_temporaries,
     save_checkpoint,
 )
-from summit_tf.aggregation.config import AggregateConfig
+from summit_tf.aggregation.config import AggregateConfig, differences
 from summit_tf.aggregation.memory_plan import mib
-from summit_tf.aggregation.plan import AggregateError, OpenSource, make_plan
+from summit_tf.aggregation.plan import AggregateError, OpenSource, make_plan, run_record
 from summit_tf.aggregation.replicas import Replicas
 from summit_tf.aggregation.step import (
     NON_FINITE,
@@ -57,6 +57,7 @@ from summit_tf.aggregation.step import (
     i_key,
     make_step,
 )
+from summit_tf.cli import USER_ERRORS  # defines no flags: safe to import from a library
 from summit_tf.imagenet import NUM_CLASSES
 from summit_tf.models.base import SummitModel
 from summit_tf.progress import Progress
@@ -84,9 +85,18 @@ class _Rows:
         return self._block[1][i - start]
 
 
-def finished(cfg: AggregateConfig) -> bool:
-    """``--resume`` of a run that already wrote its output: nothing is left to do."""
-    return cfg.resume and Path(cfg.out).exists() and not checkpoint_path(cfg.out).exists()
+def finished(cfg: AggregateConfig, model: SummitModel) -> bool:
+    """``--resume`` of a run that already wrote its output: nothing is left to do. An output counted with
+    other settings (a class-group pass of an earlier run, say) is an ``AggregateError``, never reused."""
+    out = Path(cfg.out)
+    if not (cfg.resume and out.exists() and not checkpoint_path(out).exists()):
+        return False
+    with store.load(out) as done:
+        diff = differences(done.config, run_record(model, cfg))
+    if diff:
+        raise AggregateError(f"cannot resume: {out} is complete but was counted with other settings "
+                             f"(setting: file vs now): {diff}; pass --overwrite to count it again")
+    return True
 
 
 def check_output(cfg: AggregateConfig) -> None:
@@ -127,7 +137,8 @@ def _say(stream: TextIO, text: str) -> None:
 
 
 FRESH, RESUME, FINISHED = 0, 1, 2  # the chief's decision about the output and checkpoint files
-_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)  # one worker's bad input stops them all
+
+
 def _fold_all(replicas: Replicas, acc: Accumulators) -> None:
     """Every counter's total into the chief's first replica, ``READ_BLOCK`` flat entries at a time (the
     temporaries on the first device: the block's sum and its indices)."""
@@ -170,7 +181,7 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
     decision, error, first = FRESH, None, None
     try:
         if replicas.is_chief:
-            if finished(cfg):
+            if finished(cfg, model):
                 decision = FINISHED
             else:
                 check_output(cfg)
@@ -190,7 +201,7 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
             if ids.size and (ids.min() < 0 or ids.max() >= NUM_CLASSES):
                 raise AggregateError(f"class ids must lie in 0..{NUM_CLASSES - 1}, the data has "
                                      f"{ids.min()}..{ids.max()}")
-    except _USER_ERRORS as e:
+    except USER_ERRORS as e:  # one worker's bad input stops them all
         if workers == 1:
             raise
         error = e
@@ -209,7 +220,7 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
     assert first is not None
 
     plan = make_plan(model, cfg, source_classes)
-    record = {**cfg.record(), "layers": plan.layers}
+    record = run_record(model, cfg)
     acc = Accumulators(model, plan, replicas.strategy)
     counters = {name: replicas.primary(var) for name, var in acc.vars.items()}
     states = [State() for _ in range(workers)]
@@ -218,7 +229,7 @@ def aggregate(cfg: AggregateConfig, model: SummitModel, open_source: OpenSource,
         try:
             if replicas.is_chief:
                 states = load_checkpoint(ckpt, counters, plan, record, workers)
-        except _USER_ERRORS as e:
+        except USER_ERRORS as e:
             if workers == 1:
                 raise
             error = e

@@ -58,12 +58,22 @@ def _space_layer(space: str) -> str:
     return space.split("/")[0]
 
 
-def make_plan(model: SummitModel, cfg: AggregateConfig, source_classes: Sequence[int] | None) -> Plan:
-    """Check the config against the model and the data; ``AggregateError`` says what does not fit."""
+def run_layers(model: SummitModel, cfg: AggregateConfig) -> list[str]:
+    """The SUMMIT layers the run counts, in network order (all of the model's by default)."""
     try:
-        layers = model.check_layers(cfg.layers) if cfg.layers else list(model.layers)
+        return model.check_layers(cfg.layers) if cfg.layers else list(model.layers)
     except ValueError as e:
         raise AggregateError(str(e)) from None
+
+
+def run_record(model: SummitModel, cfg: AggregateConfig) -> dict:
+    """The record stored with the run's output and checkpoints: ``cfg.record()`` with the layers counted."""
+    return {**cfg.record(), "layers": run_layers(model, cfg)}
+
+
+def make_plan(model: SummitModel, cfg: AggregateConfig, source_classes: Sequence[int] | None) -> Plan:
+    """Check the config against the model and the data; ``AggregateError`` says what does not fit."""
+    layers = run_layers(model, cfg)
     kept = set(layers)
     links = [link for link in model.links
              if _space_layer(link.src) in kept and _space_layer(link.dst) in kept]

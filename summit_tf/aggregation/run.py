@@ -50,8 +50,6 @@ def aggregate(cfg: AggregateConfig, stream: TextIO | None = None,
     replicas = Replicas(strategy)
     if replicas.num_workers == 1:  # several workers: the chief decides inside the engine, for all
         engine.check_output(cfg)
-        if engine.finished(cfg):
-            return engine.finished_summary(cfg, stream)
     files = None
     if replicas.num_workers > 1 and cfg.data.startswith("tfrecord:"):
         files = len(tfrecords.list_files(cfg.data.partition(":")[2]))
@@ -95,8 +93,10 @@ def aggregate_model(cfg: AggregateConfig, model: SummitModel, opener: Callable[[
     (the whole run's or one class group's). One pass when the accumulators fit the budget (per device:
     every replica holds its own), else one pass per class group, joined."""
     from summit_tf.aggregation import engine, memory_plan
-    from summit_tf.aggregation.plan import make_plan
+    from summit_tf.aggregation.plan import make_plan, run_record
 
+    if (replicas is None or replicas.num_workers == 1) and engine.finished(cfg, model):
+        return engine.finished_summary(cfg, stream)  # a finished run in passes has no parts left to skip
     budget = cfg.device_memory_budget
     if budget is None:
         budget = memory_plan.default_budget()
@@ -108,8 +108,7 @@ def aggregate_model(cfg: AggregateConfig, model: SummitModel, opener: Callable[[
                 raise engine.AggregateError(
                     f"{mem.describe()}: class-group passes are not supported with several workers; split "
                     "the classes with --classes (one job each) and join the outputs with summit_tf.merge")
-            return _in_groups(cfg, model, opener, mem, {**cfg.record(), "layers": plan.layers}, stream,
-                              replicas)
+            return _in_groups(cfg, model, opener, mem, run_record(model, cfg), stream, replicas)
     return engine.aggregate(cfg, model, opener(cfg), stream=stream, replicas=replicas)
 
 

@@ -1,14 +1,13 @@
 """``tfds:NAME[/SPLIT]``: a prepared TensorFlow Datasets dataset, read without network access.
 
-The data directory is ``$TFDS_DATA_DIR`` (TFDS's own default otherwise). Images are read as encoded bytes
-(TFDS's decoder is skipped) so corrupt ones go through the same skip-and-count path as the other sources.
-Labels map to ImageNet classes by synset when the dataset's class names are synsets (``imagenet2012``,
-``imagenette``), else they are used as class ids directly.
+The data directory is TFDS's own choice (``$TFDS_DATA_DIR`` as TFDS read it on import, else
+``~/tensorflow_datasets``, and any directory registered with ``tfds.core.add_data_dir``). Images are read as
+encoded bytes (TFDS's decoder is skipped) so corrupt ones go through the same skip-and-count path as the
+other sources. Labels map to ImageNet classes by synset when the dataset's class names are synsets
+(``imagenet2012``, ``imagenette``), else they are used as class ids directly.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -18,24 +17,24 @@ from summit_tf import imagenet
 SPEC_FORM = "tfds:NAME[/SPLIT]"
 
 
-def _builder(name: str, data_dir: str | None):
+def _builder(name: str):
     import tensorflow_datasets as tfds
 
     try:
-        return tfds.builder(name, data_dir=data_dir)
+        return tfds.builder(name)
     except (tfds.core.registered.DatasetNotFoundError, ValueError) as err:
         raise ValueError(f"tfds:{name}: dataset not found ({str(err).splitlines()[0]}); expected {SPEC_FORM} "
                          f"naming a dataset prepared under $TFDS_DATA_DIR") from None
 
 
-def _resolve(arg: str, data_dir: str | None):
+def _resolve(arg: str):
     """Split ``NAME[/CONFIG][/SPLIT]``: the last part is the split when the builder has it."""
     name, _, split = arg.rpartition("/")
     candidates = ([(name, split)] if name else []) + [(arg, "train")]
     found, error = [], None
     for candidate, candidate_split in candidates:
         try:
-            builder = _builder(candidate, data_dir)
+            builder = _builder(candidate)
         except ValueError as err:
             error = error or err
             continue
@@ -65,8 +64,7 @@ def records(arg: str) -> tuple[tf.data.Dataset, int]:
 
     if not arg:
         raise ValueError(f"tfds: needs a dataset name, e.g. tfds:imagenette/validation ({SPEC_FORM})")
-    data_dir = os.environ.get("TFDS_DATA_DIR") or None
-    builder, split = _resolve(arg, data_dir)
+    builder, split = _resolve(arg)
     name = builder.info.full_name
     if not builder.is_prepared():
         raise ValueError(f"tfds:{arg}: {name} is not prepared under {builder.data_dir}; prepare it first "

@@ -4,8 +4,9 @@
 
 Writes ``DIR/ag/ag-<class>.json`` per class, ``DIR/classes.json`` for all classes of the run (what the
 viewer's first screen needs), ``DIR/details/class-<class>.json`` per class (top channels and similarity
-rows, loaded by the viewer on demand) and ``DIR/compare/<a>-<b>.json`` per ``--compare`` pair. Bad input
-exits with code 2 and one line on stderr.
+rows, loaded by the viewer on demand) and ``DIR/compare/<a>-<b>.json`` per ``--compare`` pair; ag and
+details files an earlier run left for other classes are removed. Bad input exits with code 2 and one line
+on stderr.
 """
 
 from __future__ import annotations

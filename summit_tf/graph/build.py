@@ -35,9 +35,11 @@ log = logging.getLogger(__name__)
 
 
 def parse_excluded(value: object, channels: dict[str, int]) -> dict[str, np.ndarray]:
-    """Excluded channels as sorted arrays per layer, from a dict or a ``"l1:3,4;l2:7"`` string.
+    """Excluded channels as sorted arrays per layer of the run, from a dict or a ``"l1:3,4;l2:7"`` string.
 
-    Layers that are not SUMMIT layers of the run and channels out of range raise ``ValueError``.
+    Exclusions of other channel spaces (inner spaces such as ``mixed4a/3x3_bottleneck``, layers the run did
+    not count) were applied while counting and have no vertices: they are left out. A malformed spec or a
+    channel out of range of a layer raises ``ValueError``.
     """
     if value is None or value == "" or value == {}:
         return {}
@@ -48,7 +50,7 @@ def parse_excluded(value: object, channels: dict[str, int]) -> dict[str, np.ndar
     out = {}
     for layer, chans in value.items():
         if layer not in channels:
-            raise ValueError(f"exclude_channels: unknown layer {layer!r} (layers: {', '.join(channels)})")
+            continue
         arr = np.unique(np.asarray(list(chans), dtype=np.int64))
         if arr.size and (arr[0] < 0 or arr[-1] >= channels[layer]):
             raise ValueError(f"exclude_channels: channel out of range for {layer} ({channels[layer]})")

@@ -66,15 +66,21 @@ def draw_parts(ax: plt.Axes, layers: Sequence[str], nodes: dict[str, list[int]],
 
 def graph_parts(graph: Mapping[str, list[dict]], layers: Sequence[str]) -> tuple[dict, list, dict]:
     """Nodes per layer (largest count first), edges ``(lower layer, channel, upper layer, channel, inf)``
-    (``prev_channels``, then ``skip_channels`` where a layer of ``layers`` is their source) and counts of a
-    graph in SUMMIT's JSON format."""
+    (``prev_channels``, then ``skip_channels``, where ``layers`` has both ends) and counts of a graph in
+    SUMMIT's JSON format.
+
+    ``prev_channels`` are channels of the graph's layer below, the next key of ``graph`` (its layers run
+    top-down), which a subset ``layers`` may leave out.
+    """
     nodes = {layer: sorted((n["channel"] for n in graph.get(layer, [])),
                            key=lambda ch, layer=layer: -_count(graph, layer, ch)) for layer in layers}
+    order = list(graph)
+    below_of = dict(zip(order, order[1:], strict=False))
     edges = []
-    for hi_index, layer in enumerate(layers[1:], start=1):
-        below = layers[hi_index - 1]
+    for layer in layers:
+        below = below_of.get(layer)
         for n in graph.get(layer, []):
-            for p in n["prev_channels"]:
+            for p in n["prev_channels"] if below in layers else []:
                 edges.append((below, int(p["prev_channel"]), layer, int(n["channel"]), float(p["inf"])))
             for p in n.get("skip_channels", []):
                 if p["layer"] in layers:

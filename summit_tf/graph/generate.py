@@ -44,7 +44,8 @@ def _worker_graph(class_id: int) -> dict:
 
 def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: list[tuple[int, int]],
              config: GraphConfig, seed: int, umap_min_classes: int, workers: int = 1) -> None:
-    """Write every output file for ``classes`` (graphs) and ``pairs`` (comparisons).
+    """Write every output file for ``classes`` (graphs) and ``pairs`` (comparisons); ag and details files
+    an earlier run left for other classes are removed, ``classes.json`` is written last.
 
     ``workers > 1`` builds the graphs in that many processes when the aggregates come from a file.
     """
@@ -86,6 +87,8 @@ def generate(agg: store.Aggregates, out_dir: str, classes: list[int], pairs: lis
     embed = embedding.embed_classes(activation, st.layers, seed=seed, min_umap_classes=umap_min_classes)
     for class_id, details in viewer_json.class_details(agg, st):
         atomic.write_json(viewer_json.details_path(out_dir, class_id), details, **viewer_json.COMPACT)
+    for path in viewer_json.remove_stale(out_dir, classes, agg.classes.tolist()):
+        log.info("removed %s (not written by this run)", path)
     classes = viewer_json.classes_json(agg, st, embed, config, stats)
     path = atomic.write_json(f"{out_dir}/classes.json", classes, **viewer_json.COMPACT)
     log.info("wrote %s", path)

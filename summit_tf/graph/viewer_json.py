@@ -26,7 +26,7 @@ reads it. SUMMIT's own ``imagenet.json`` used the same key names with other shap
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ import numpy as np
 from summit_tf import atomic, imagenet
 from summit_tf.graph.attribution import AttributionGraph, GraphConfig
 from summit_tf.graph.build import Structure
+from summit_tf.graph.embedding import class_similarity
 from summit_tf.store import PROB_BINS, Aggregates
 
 FORMAT = 2
@@ -58,11 +59,26 @@ def compare_path(out_dir: str | os.PathLike, a: int, b: int) -> Path:
     return Path(out_dir) / "compare" / f"{a}-{b}.json"
 
 
+def remove_stale(out_dir: str | os.PathLike, graphs: Iterable[int], details: Iterable[int]) -> list[Path]:
+    """Remove the ag and details files of classes other than ``graphs`` and ``details`` (what an earlier
+    run over other classes or settings left), so the folder, and so the viewer's manifest, matches the
+    ``classes.json`` written next. Returns the removed paths."""
+    keep = {ag_path(out_dir, c) for c in graphs} | {details_path(out_dir, c) for c in details}
+    stale = [path for folder, pattern in (("ag", "ag-*.json"), ("details", "class-*.json"))
+             for path in sorted(Path(out_dir, folder).glob(pattern)) if path not in keep]
+    for path in stale:
+        path.unlink()
+    return stale
+
+
 def dataset_name(config: dict) -> str:
+    """The data a run counted: its data spec, or that of every input of a merged file when they agree
+    (else "")."""
     for key in ("dataset", "data"):
         if isinstance(config.get(key), str):
             return config[key]
-    return ""
+    names = {dataset_name(sel) for sel in config.get("merged_from") or []}
+    return names.pop() if len(names) == 1 else ""
 
 
 def top_channels(row: np.ndarray, keep: np.ndarray) -> list[list[int]]:
@@ -120,18 +136,10 @@ def classes_json(agg: Aggregates, st: Structure, embed: dict[str, np.ndarray], c
     return {"meta": meta, "classes": records}
 
 
-def similarity_matrix(rows: np.ndarray) -> np.ndarray:
-    """``[K, K]`` cosine similarity of the rows of ``rows`` (a zero row is 0 to everything, itself too)."""
-    rows = np.asarray(rows, dtype=np.float64)
-    norms = np.linalg.norm(rows, axis=1)
-    unit = rows / np.where(norms > 0, norms, 1.0)[:, None]
-    return np.clip(unit @ unit.T, 0.0, 1.0)
-
-
 def class_details(agg: Aggregates, st: Structure) -> Iterator[tuple[int, dict]]:
     """``(class_id, details document)`` for every class of the run (see the module docstring)."""
     keep = {layer: st.vertex[layer] >= 0 for layer in st.layers}
-    scaled = {layer: np.rint(SIMILARITY_SCALE * similarity_matrix(np.asarray(agg.A[layer]) * keep[layer]))
+    scaled = {layer: np.rint(SIMILARITY_SCALE * class_similarity(np.asarray(agg.A[layer]) * keep[layer]))
               .astype(np.int64) for layer in st.layers}
     for slot, class_id in enumerate(agg.classes.tolist()):
         yield class_id, {

@@ -207,7 +207,7 @@ def run_variants(model: str, data: str, out_dir: Path, variants: Sequence[str], 
     the reference's file with their node mass."""
     from summit_tf.aggregation import aggregate
     from summit_tf.aggregation.config import AggregateConfig
-    from summit_tf.aggregation.plan import AggregateError
+    from summit_tf.aggregation.plan import SettingsMismatch
 
     base = dict(model=model, data=data, batch_size=batch_size, max_images_per_class=max_images_per_class)
     jobs = [(name, {**base, **VARIANTS[name]}) for name in variants if name in VARIANTS]
@@ -218,7 +218,7 @@ def run_variants(model: str, data: str, out_dir: Path, variants: Sequence[str], 
         cfg = AggregateConfig(out=str(out_dir / "aggregates" / f"{name}.h5"), resume=True, **settings)
         try:  # a finished file of these settings is reused, an interrupted one resumed
             aggregate(cfg)
-        except AggregateError as e:
+        except SettingsMismatch as e:
             log.info("%s: %s; counting it again", name, e)
             aggregate(dataclasses.replace(cfg, resume=False, overwrite=True))
         done.append((name, Path(cfg.out), None))

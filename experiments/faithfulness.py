@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import logging
@@ -205,28 +206,35 @@ def write_outputs(rows: Sequence[Row], summaries: dict[int, dict], out_dir: Path
     return paths
 
 
-def save_parts(out_dir: Path, rows: Sequence[Row], summaries: dict[int, dict], raw: dict[str, np.ndarray],
-               labels: np.ndarray, meta: dict) -> None:
+def _graph_digest(run_dir: Path, class_id: int) -> str | None:
+    """What the class's graph file holds now (a part scored on another graph is stale)."""
+    path = run_dir / "ag" / f"ag-{class_id}.json"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def save_parts(out_dir: Path, run_dir: Path, rows: Sequence[Row], summaries: dict[int, dict],
+               raw: dict[str, np.ndarray], labels: np.ndarray, meta: dict) -> None:
     """Each scored class on its own (``OUT/classes/class-<c>.{json,npz}``), so that runs over a few classes
-    each (``--classes``, one process per class) add up to the whole table instead of replacing it."""
+    each (``--classes``, one process per class) add up to the whole table instead of replacing it. Runs in
+    parallel may each miss the others' last class in the tables: the last one to finish, rerun, has all."""
     for c, summary in summaries.items():
         mine = [dataclasses.asdict(r) for r in rows if r.class_id == c]
         save_raw(out_dir / PARTS / f"class-{c}.npz", labels, {k: raw[f"{k}-{c}"] for k in ("p", "top1")})
-        atomic.write_json(out_dir / PARTS / f"class-{c}.json",
-                          {"meta": meta, "rows": mine, "summary": summary})
+        doc = {"meta": meta, "graph": _graph_digest(run_dir, c), "rows": mine, "summary": summary}
+        atomic.write_json(out_dir / PARTS / f"class-{c}.json", doc)
 
 
-def collect_parts(out_dir: Path, meta: dict, raw: dict[str, np.ndarray]
+def collect_parts(out_dir: Path, run_dir: Path, meta: dict, raw: dict[str, np.ndarray]
                   ) -> tuple[list[Row], dict[int, dict], dict[str, np.ndarray]]:
-    """Every class scored in ``out_dir`` with the same settings (``meta``: same held-out images, draws,
-    ablation), in class order; ``raw`` holds this run's baseline. Parts made with other settings are left
+    """Every class scored in ``out_dir`` with the same settings (``meta``: model, held-out images, draws,
+    ablation) on its current graph, in class order; ``raw`` holds this run's baseline. Other parts are left
     out, with one log line."""
     rows, summaries, raw = [], {}, {k: raw[k] for k in ("p-none", "top1-none")}
     other = []
     for path in sorted(out_dir.glob(f"{PARTS}/class-*.json"), key=lambda p: int(p.stem.split("-")[1])):
         doc = json.loads(path.read_text())
         c = int(path.stem.split("-")[1])
-        if doc["meta"] != meta:
+        if doc["meta"] != meta or doc.get("graph") != _graph_digest(run_dir, c):
             other.append(c)
             continue
         rows += [Row(**r) for r in doc["rows"]]
@@ -234,8 +242,8 @@ def collect_parts(out_dir: Path, meta: dict, raw: dict[str, np.ndarray]
         with np.load(path.with_suffix(".npz")) as f:
             raw[f"p-{c}"], raw[f"top1-{c}"] = f["p"], f["top1"]
     if other:
-        log.warning("classes %s in %s were scored with other settings: left out of the tables (remove %s to "
-                    "drop them)", other, out_dir, out_dir / PARTS)
+        log.warning("classes %s in %s were scored with other settings or another graph: left out of the "
+                    "tables (remove %s to drop them)", other, out_dir, out_dir / PARTS)
     return rows, summaries, raw
 
 
@@ -334,7 +342,7 @@ def viewer_summary(summaries: dict[int, dict], meta: dict) -> dict:
 
 
 def load_held_out(spec: str, classes: Sequence[int], per_class: int, image_size: int, resize: str,
-                  summit_compat: bool = False):
+                  summit_compat: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Images ``[N, S, S, 3]`` and labels of the held-out data, at most ``per_class`` per class, prepared
     as the run's aggregation prepared its images."""
     from summit_tf import data as data_mod
@@ -478,11 +486,12 @@ def run(run_dir: Path, data: str, classes: Sequence[int] | None, images_per_clas
              len(chosen))
     held = HeldOut(model, images, labels, outputs, mode, means, batch_size, mask_batch)
     rows, summaries, raw = score(held, graphs, random_sets, np.random.default_rng(seed))
-    meta = {"mode": mode, "images_per_class": images_per_class, "random_sets": random_sets, "data": data,
+    meta = {"model": cfg["model"], "mode": mode, "images_per_class": images_per_class,
+            "random_sets": random_sets, "data": data,
             "held_out_images": len(images), "seed": seed, "means_data": means_data,
             "means_images_per_class": means_images_per_class}
-    save_parts(out_dir, rows, summaries, raw, labels, meta)
-    rows, summaries, raw = collect_parts(out_dir, meta, raw)
+    save_parts(out_dir, run_dir, rows, summaries, raw, labels, meta)
+    rows, summaries, raw = collect_parts(out_dir, run_dir, meta, raw)
     save_raw(out_dir / "faithfulness-raw.npz", labels, raw)
     return write_outputs(rows, summaries, out_dir, run_dir, meta)
 

@@ -163,6 +163,8 @@ def _mark(path: Path) -> None:
 
 def stages(cfg: PipelineConfig) -> list[Stage]:
     """The run's stages with the configuration each one depends on."""
+    from summit_tf.aggregation.run import part_pattern
+
     agg = _aggregate_config(cfg).record()  # what changes the counts; not speed settings (batch, strategy)
     graph = {"node_mass": cfg.node_mass, "compare": cfg.compare, "diversity": cfg.fv_diversity,
              "num_examples": cfg.num_examples, "fv_size": cfg.fv_size}
@@ -170,13 +172,14 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
     fv = {"model": cfg.model, "steps": cfg.fv_steps, "size": cfg.fv_size, "diversity": cfg.fv_diversity,
           "seed": cfg.fv_seed, **compat}
     ex = {"model": cfg.model, "num_examples": cfg.num_examples, "data": cfg.data, "resize": cfg.resize,
-          "max_images_per_class": cfg.max_images_per_class, "classes": cfg.classes, **compat}
+          "max_images_per_class": cfg.max_images_per_class, **compat,
+          **({"classes": cfg.classes} if cfg.classes else {})}
     # A channel's images depend only on their stage's own settings: a new graph keeps them and adds new ones.
     return [
         Stage("aggregate", agg, ["aggregates.h5"], lambda resume: _stage_aggregate(cfg, resume),
-              clears=["aggregates.h5", "aggregates.h5.ckpt.h5", "aggregates.h5.part-*"]),
+              clears=["aggregates.h5", "aggregates.h5.ckpt.h5", part_pattern("aggregates.h5")]),
         Stage("graph", graph, ["classes.json", "ag"], lambda _: _stage_graph(cfg), after=["aggregate"],
-              clears=["classes.json", "ag", "details", "compare"]),
+              clears=["classes.json", "ag", "details", "compare", "faithfulness.json", "faithfulness"]),
         Stage("examples", ex, ["feature-vis/dataset-p.done"], lambda _: _stage_examples(cfg), after=["graph"],
               clears=["feature-vis/dataset-p", "feature-vis/dataset-p.done"], files_from_own_config=True),
         Stage("feature_vis", fv, ["feature-vis/channel.done"], lambda _: _stage_feature_vis(cfg),

@@ -89,6 +89,9 @@ def run_stages(run_dir: Path, stages: Sequence[Stage], only: Sequence[str] | Non
             if "fingerprint" in record:
                 print(f"[{stage.name}] not selected and out of date: later stages read its previous outputs",
                       file=sys.stderr)
+            elif record:
+                print(f"[{stage.name}] not selected and unfinished (interrupted): later stages may miss its "
+                      "outputs", file=sys.stderr)
             continue
         prints[stage.name] = fp
         files = _fingerprint(stage.config, []) if stage.files_from_own_config else fp

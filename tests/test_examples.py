@@ -252,6 +252,8 @@ def test_run_reads_only_the_classes_asked_for(toy, images, tmp_path, monkeypatch
     assert saved["classes"] == [1]
     filled = (examples_run.from_json(saved)["conv1"].index >= 0).sum(axis=-1)
     assert (filled == 3).all()  # class 1's three images only (all six would fill the five slots)
+    with pytest.raises(ValueError, match="classes differ"):  # an all-class run does not reuse them
+        ex.run(dataclasses.replace(cfg, classes=None))
 
 
 def test_cli_bad_flags_exit_2_with_one_error_line(capsys):

@@ -111,3 +111,10 @@ def test_runs_over_a_few_classes_each_add_up(run, tmp_path, caplog):
     rows = list(csv.DictReader((out / "faithfulness.csv").open()))
     assert {int(r["class_id"]) for r in rows} == {701}
     assert any("other settings" in r.getMessage() for r in caplog.records)
+    # a class whose graph changed since it was scored is left out too
+    graph = json.loads((run_dir / "ag" / "ag-0.json").read_text())
+    graph["Conv2d_12_pointwise"] = graph["Conv2d_12_pointwise"][:2]
+    (run_dir / "ag" / "ag-701.json").write_text(json.dumps(graph))
+    assert faithfulness.main(["faithfulness", *common, "--classes=0"]) == 0
+    rows = list(csv.DictReader((out / "faithfulness.csv").open()))
+    assert {int(r["class_id"]) for r in rows} == {0}

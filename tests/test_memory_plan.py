@@ -133,3 +133,16 @@ def test_max_images_refused_with_groups(tmp_path, data):
                           device_memory_budget=1400)  # one class: 1,384 bytes
     with pytest.raises(AggregateError, match="max_images"):
         aggregate_model(cfg, model, make_opener(images, labels), io.StringIO())
+
+
+def test_part_pattern_matches_every_pass_file_and_checkpoint_only(tmp_path):
+    from summit_tf.aggregation import engine
+    from summit_tf.aggregation.run import part_path, part_pattern
+
+    out = tmp_path / "aggregates.h5"
+    part = part_path(out, [3, 7])
+    for path in (out, part, engine.checkpoint_path(part), engine.checkpoint_path(out),
+                 tmp_path / "aggregates.html"):
+        path.write_text("")
+    assert sorted(p.name for p in tmp_path.glob(part_pattern(out))) == sorted(
+        [part.name, engine.checkpoint_path(part).name])

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from summit_tf import atomic
 from summit_tf.aggregation.config import differences
-from summit_tf.aggregation.plan import AggregateError, Plan
+from summit_tf.aggregation.plan import AggregateError, Plan, SettingsMismatch
 from summit_tf.aggregation.step import READ_BLOCK, counter_slice, flat_range
 
 CHECKPOINT_FORMAT = "summit-tf/checkpoint"
@@ -75,13 +75,13 @@ def load_checkpoint(path: Path, counters: dict[str, tf.Variable], plan: Plan, re
             raise AggregateError(f"{path} is not a summit-tf checkpoint")
         diff = differences(json.loads(f.attrs["config"]), record)
         if diff:
-            raise AggregateError(f"cannot resume: {path} was written with other settings "
+            raise SettingsMismatch(f"cannot resume: {path} was written with other settings "
                                  f"(setting: checkpoint vs now): {diff}")
         if not np.array_equal(f["classes"][()], plan.classes):
-            raise AggregateError(f"cannot resume: {path} counts other classes than this data")
+            raise SettingsMismatch(f"cannot resume: {path} counts other classes than this data")
         saved_workers = int(f.attrs.get("workers", 1))
         if saved_workers != workers:
-            raise AggregateError(f"cannot resume: {path} was written by {saved_workers} worker(s), this "
+            raise SettingsMismatch(f"cannot resume: {path} was written by {saved_workers} worker(s), this "
                                  f"run has {workers}; each worker reads its own part of the data")
         for name, var in counters.items():
             _restore(f, name, var, path)

@@ -45,7 +45,7 @@ from summit_tf.aggregation.checkpoint import (
 )
 from summit_tf.aggregation.config import AggregateConfig, differences
 from summit_tf.aggregation.memory_plan import mib
-from summit_tf.aggregation.plan import AggregateError, OpenSource, make_plan, run_record
+from summit_tf.aggregation.plan import AggregateError, OpenSource, SettingsMismatch, make_plan, run_record
 from summit_tf.aggregation.replicas import Replicas
 from summit_tf.aggregation.step import (
     NON_FINITE,
@@ -94,7 +94,7 @@ def finished(cfg: AggregateConfig, model: SummitModel) -> bool:
     with store.load(out) as done:
         diff = differences(done.config, run_record(model, cfg))
     if diff:
-        raise AggregateError(f"cannot resume: {out} is complete but was counted with other settings "
+        raise SettingsMismatch(f"cannot resume: {out} is complete but was counted with other settings "
                              f"(setting: file vs now): {diff}; pass --overwrite to count it again")
     return True
 

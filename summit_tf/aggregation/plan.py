@@ -19,6 +19,11 @@ class AggregateError(ValueError):
     """A problem with the user's input (flags, data, model); the CLI reports it and exits with 2."""
 
 
+class SettingsMismatch(AggregateError):
+    """A resume found a finished output or a checkpoint counted with other settings, classes or workers:
+    counting again (``--overwrite``) is the remedy, which callers keeping a cache of runs may take."""
+
+
 class Source(Protocol):
     """What the engine reads from an input pipeline (``summit_tf.data.ImageSource``)."""
 

@@ -118,6 +118,12 @@ def part_path(out: str | Path, classes: Sequence[int]) -> Path:
     return out.with_name(f"{out.stem}.classes-{int(classes[0])}-{int(classes[-1])}{out.suffix}")
 
 
+def part_pattern(out: str | Path) -> str:
+    """A glob of every pass file of the run writing ``out`` and their checkpoints (file names only)."""
+    out = Path(out)
+    return f"{out.stem}.classes-*{out.suffix}*"
+
+
 def _in_groups(cfg: AggregateConfig, model: SummitModel, opener: Callable[[AggregateConfig], OpenSource],
                mem: MemoryPlan, record: dict, stream: TextIO | None, replicas: Replicas | None) -> RunSummary:
     """Count each class group in its own pass into a part file, then join the parts into ``cfg.out``."""
@@ -164,6 +170,7 @@ def _in_groups(cfg: AggregateConfig, model: SummitModel, opener: Callable[[Aggre
         joined.close()
     for path in parts:
         Path(path).unlink()
+    engine.checkpoint_path(cfg.out).unlink(missing_ok=True)  # a one-pass attempt's, before the plan changed
     print(f"joined {len(parts)} passes into {cfg.out}: {result.images} images in {result.classes} classes",
           file=stream, flush=True)
     return result

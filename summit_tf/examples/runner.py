@@ -14,6 +14,7 @@ from summit_tf.examples.top import Examples, from_json, to_json, top_examples
 from summit_tf.models.base import SummitModel
 
 INDEX_FILE = "dataset-p.json"
+OPTIONAL_META = {"summit_compat", "classes"}  # recorded only when set: older files stay readable
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def run(cfg: ExamplesConfig) -> int:
     if os.path.exists(index_path):
         with open(index_path) as f:
             saved = json.load(f)
-        differ = [k for k, v in meta.items() if saved.get(k) != v]
+        differ = [k for k in sorted(set(meta) | (OPTIONAL_META & set(saved))) if saved.get(k) != meta.get(k)]
         if differ:
             raise ValueError(f"{index_path} belongs to another run ({', '.join(differ)} differ); "
                              f"use another out_dir or remove it")

@@ -401,8 +401,8 @@ def _fold_constant_dequantize(graph: tflite_reader.Graph) -> tflite_reader.Graph
     convolutions read their weights as constants."""
     tensors, operators = list(graph.tensors), []
     for op in graph.operators:
-        source = tensors[op.inputs[0]]
-        if op.kind == "DEQUANTIZE" and source.is_constant:
+        source = tensors[op.inputs[0]] if op.kind == "DEQUANTIZE" else None
+        if source is not None and source.is_constant:
             tensors[op.outputs[0]] = replace(tensors[op.outputs[0]], value=source.value.astype(np.float32))
         else:
             operators.append(op)

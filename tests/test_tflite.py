@@ -172,13 +172,31 @@ def test_dequantize_per_tensor_and_per_channel():
     np.testing.assert_allclose(per_tensor, (q.astype(np.float64) - zero[0]) * scale[0], rtol=1e-12)
 
 
-def _redirect_reference(x: np.ndarray, dy: np.ndarray, upper: float | None) -> np.ndarray:
-    below = x < 0
-    above = np.zeros_like(below) if upper is None else x > upper
-    plain = np.where(below | above, 0.0, dy)
-    redirected = np.where((below & (dy > 0)) | (above & (dy < 0)), 0.0, dy)
-    any_plain = np.abs(plain).reshape(len(x), -1).max(axis=1) > 0
-    return np.where(any_plain[:, None, None, None], plain, redirected)
+def lucid_redirect(x: np.ndarray, dy: np.ndarray, upper: float | None) -> np.ndarray:
+    """Lucid's redirected ReLU/ReLU6 gradient (``lucid/misc/redirected_relu_grad.py``), from its table:
+    ``0 <= x <= upper`` passes ``dy``; below 0 only ``dy`` that pushes x up passes, above ``upper`` only
+    ``dy`` that pushes it down (gradient descent: x moves by ``-dy``). An image takes that gradient only
+    where its plain gradient is zero everywhere, otherwise the plain one."""
+    upper = np.inf if upper is None else upper
+    live = (x >= 0) & (x <= upper)
+    moves_in = ((x < 0) & (dy < 0)) | ((x > upper) & (dy > 0))
+    plain, redirected = dy * live, dy * (live | moves_in)
+    blocked = ~np.any(plain != 0, axis=tuple(range(1, x.ndim)))
+    return np.where(blocked.reshape(-1, *[1] * (x.ndim - 1)), redirected, plain)
+
+
+def redirect_gradients(x: np.ndarray, dy: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """d(sum(apply(x) * dy))/dx with and without the redirect; the forward pass is the same."""
+    xt, dyt = tf.constant(x, tf.float32), tf.constant(dy, tf.float32)
+    grads = []
+    for redirect in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            y = relu_gradients.apply(xt, kind, relu_redirect=redirect)
+            loss = tf.reduce_sum(y * dyt)
+        grads.append(tape.gradient(loss, xt).numpy())
+        np.testing.assert_array_equal(y.numpy(), relu_gradients.apply(xt, kind).numpy())
+    return grads[0], grads[1]
 
 
 @pytest.mark.parametrize("kind,upper", [("relu", None), ("relu6", 6.0)])
@@ -189,17 +207,31 @@ def test_relu_redirect_gradient_matches_reference(kind, upper):
     if upper is not None:
         x[2] = np.abs(x[2]) + upper + 0.1  # all clamped above
     dy = rng.normal(0.0, 1.0, x.shape)
-    xt = tf.constant(x, tf.float32)
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(xt)
-        y = relu_gradients.apply(xt, kind, relu_redirect=True)
-        y_plain = relu_gradients.apply(xt, kind)
-        loss = tf.reduce_sum(y * tf.constant(dy, tf.float32))
-        loss_plain = tf.reduce_sum(y_plain * tf.constant(dy, tf.float32))
-    np.testing.assert_array_equal(y.numpy(), y_plain.numpy())
-    grad = tape.gradient(loss, xt).numpy()
-    np.testing.assert_allclose(grad, _redirect_reference(x, dy, upper), rtol=1e-6, atol=1e-7)
-    assert np.abs(grad[1]).sum() > 0 and np.abs(tape.gradient(loss_plain, xt).numpy()[1]).sum() == 0
+    grad, plain = redirect_gradients(x, dy, kind)
+    np.testing.assert_allclose(grad, lucid_redirect(x, dy, upper), rtol=1e-6, atol=1e-7)
+    assert np.abs(grad[1]).sum() > 0 and np.abs(plain[1]).sum() == 0
+
+
+@pytest.mark.parametrize("kind,upper", [("relu", None), ("relu6", 6.0)])
+def test_relu6_redirect_on_both_bounds(kind, upper):
+    """Inputs over [-3, 9] (both ReLU6 bounds), gradients of both signs: image 0 entirely below 0,
+    image 1 entirely above 6, image 2 mixed (its plain gradient is not zero, so it is kept)."""
+    rng = np.random.default_rng(12)
+    x = rng.uniform(-3.0, 9.0, (3, 7, 5, 4))
+    x[0] = rng.uniform(-3.0, -0.05, x.shape[1:])
+    x[1] = rng.uniform(6.05, 9.0, x.shape[1:])
+    dy = rng.normal(0.0, 1.0, x.shape)
+    grad, plain = redirect_gradients(x, dy, kind)
+    np.testing.assert_allclose(grad, lucid_redirect(x, dy, upper), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(plain, dy * (x > 0) * (x < (upper or np.inf)), rtol=1e-6, atol=1e-7)
+    # below 0: only the gradient that raises x (negative, under descent) passes
+    assert not plain[0].any() and np.array_equal(grad[0] != 0, dy[0] < 0)
+    np.testing.assert_array_equal(grad[2], plain[2])
+    if upper is None:  # ReLU: above 6 is live
+        np.testing.assert_array_equal(grad[1], plain[1])
+        assert plain[1].all()
+    else:  # ReLU6 above 6: only the gradient that lowers x (positive) passes
+        assert not plain[1].any() and np.array_equal(grad[1] != 0, dy[1] > 0)
 
 
 # ----------------------------------------------------------------------------------------------- reader
@@ -436,16 +468,30 @@ def test_int8_per_channel_tflite_agrees_with_interpreter(converted):
 
 
 def test_relu_redirect_through_model_gives_gradient_where_plain_gives_none(converted):
+    """A channel of the ReLU6 layer conv2d_4_1 that is clamped below 0 at every position of a flat-colour
+    image: its plain gradient is zero, the redirected one is not (the descent gradient of ``-mean`` is
+    negative: it raises the pre-activation, which Lucid lets through)."""
+    import itertools
+
     _, float_path, _ = converted
     model = tflite.load([float_path], layers=["conv2d_4_1"])
-    images = tf.zeros([1, 33, 33, 3])
+    key = "conv2d_4_1/pre_activation"
+    levels = np.linspace(0.0, 1.0, 5)
+    colours = np.array(list(itertools.product(levels, levels, levels)), np.float32)
+    flat = np.broadcast_to(colours[:, None, None, :], (len(colours), 33, 33, 3))
+    highest = model.tensors(tf.constant(flat), [key])[key].numpy().max(axis=(1, 2))  # [colours, C]
+    image, channel = np.unravel_index(np.argmin(highest), highest.shape)
+    assert highest[image, channel] < 0  # dead everywhere on that image
+    images = tf.constant(flat[image:image + 1])
+    grads = {}
     for redirect in (False, True):
         with tf.GradientTape() as tape:
             tape.watch(images)
             feats = model.features(images, relu_redirect=redirect)
-            objective = -tf.reduce_mean(feats["conv2d_4_1"][..., 0] - 100.0 * tf.ones([]))
-        grad = tape.gradient(objective, images)
-        assert grad is not None and np.isfinite(grad.numpy()).all()
+            loss = -tf.reduce_mean(feats["conv2d_4_1"][..., channel])
+        grads[redirect] = tape.gradient(loss, images).numpy()
+    assert not grads[False].any()
+    assert np.isfinite(grads[True]).all() and np.abs(grads[True]).max() > 0
 
 
 # ----------------------------------------------------------------------------------------------- errors

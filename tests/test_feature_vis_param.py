@@ -126,6 +126,54 @@ def test_rotate_90_is_rot90_and_scale_1_is_identity():
     np.testing.assert_allclose(same, images, atol=1e-6)
 
 
+@pytest.mark.parametrize("scale", [1.1, 0.9])
+def test_random_scale_zooms_about_the_centre_like_scipy(scale):
+    """Zoom about the centre pixel ((h - 1) / 2, (w - 1) / 2), canvas kept: SciPy's float64 bilinear
+    ``affine_transform`` with matrix I / s and offset c - c / s; the uncovered border (s < 1) is pad grey."""
+    images = np.random.default_rng(8).uniform(0.1, 1.0, (2, 11, 13, 3))
+    got = transform.random_scale([scale])(tf.constant(images, tf.float32),
+                                          tf.random.Generator.from_seed(0)).numpy()
+    assert got.shape == images.shape
+    centre = np.array([5.0, 6.0])
+    for b in range(2):
+        for c in range(3):
+            expected = ndimage.affine_transform(images[b, :, :, c], np.eye(2) / scale,
+                                                centre - centre / scale, order=1, mode="grid-constant",
+                                                cval=transform.PAD_VALUE)
+            np.testing.assert_allclose(got[b, :, :, c], expected, atol=2e-6)
+    np.testing.assert_allclose(got[:, 5, 6], images[:, 5, 6], atol=1e-6)  # the centre stays
+    assert np.abs(got - images).max() > 0.05
+
+
+def test_fill_of_every_stage_in_an_on_grid_chain():
+    """pad 3 (grey) -> jitter 2 -> rotate 90 (fill 0) -> jitter 1 on 11 x 13 images: every sampling point
+    is a pixel centre (the 15 x 17 canvas rotates about (7, 8); up to float32's cos 90 deg = -4e-8, hence
+    1e-5), so the fused resampling equals the stages one after another in float64 NumPy/SciPy, grey and
+    zero fill included. The jitter draws are found by
+    trying all of them (after the rotation some pairs of draws give the same crop)."""
+    images = np.random.default_rng(9).uniform(0.1, 1.0, (4, 11, 13, 3))
+    chain = [transform.pad(3), transform.jitter(2), transform.random_rotate([90]), transform.jitter(1)]
+    got = transform.compose(chain)(tf.constant(images, tf.float32), tf.random.Generator.from_seed(3)).numpy()
+    assert got.shape == (4, 14, 16, 3)
+
+    def sequential(image, first, second):
+        padded = np.pad(image, [(3, 3), (3, 3), (0, 0)], constant_values=transform.PAD_VALUE)
+        crop = padded[first[0]:first[0] + 15, first[1]:first[1] + 17]
+        rotated = ndimage.rotate(crop, 90, axes=(0, 1), reshape=False, order=1, mode="grid-constant",
+                                 cval=0.0)
+        return rotated[second[0]:second[0] + 14, second[1]:second[1] + 16]
+
+    draws = [(first, second) for first in np.ndindex(3, 3) for second in np.ndindex(2, 2)]
+    found = []
+    for b in range(4):
+        matches = [d for d in draws if np.abs(got[b] - sequential(images[b], *d)).max() < 1e-5]
+        assert matches, b
+        found.append(tuple(matches))
+        expected = sequential(images[b], *matches[0])
+        assert (expected == 0.0).any() and (expected == transform.PAD_VALUE).any()  # both fills are in it
+    assert len(set(found)) > 1  # per-image draws
+
+
 def test_rotation_corners_are_zero_after_grey_padding():
     """Lucid pads with grey 0.5, then rotates with ``tf.contrib.image.rotate``, which fills with 0. One fused
     resampling equals padding then SciPy's float64 bilinear rotation with ``cval=0``; the corners are 0."""

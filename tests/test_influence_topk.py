@@ -122,6 +122,24 @@ def test_fallbacks_match_unfused() -> None:
     np.testing.assert_array_equal(fused(xc, conv, "max", 1, 3, None), unfused(xc, conv, "max", 1, 3, None))
 
 
+@pytest.mark.parametrize("k,grouped", [(influence_topk.MAX_K, True), (influence_topk.MAX_K + 1, False)])
+def test_max_k_bounds_the_grouped_path(monkeypatch, k: int, grouped: bool) -> None:
+    """Cin 257 has more than k * GROUP inputs for both k: only MAX_K decides the path (a spy counts the
+    grouped calls), and both give the float64 reference, with exclusions."""
+    cin = 257
+    assert k * influence_topk.GROUP < cin
+    calls = []
+    real = influence_topk._grouped_top
+    monkeypatch.setattr(influence_topk, "_grouped_top", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(k)
+    link, x = make_link(cin, rng, quantized=False), make_input(cin, rng, quantized=False)
+    excluded = rng.random(cin) < 0.2
+    got = fused(x, link, "max", 1, k, excluded)
+    assert len(calls) == int(grouped)
+    assert got.shape == (B, COUT, k)
+    np.testing.assert_array_equal(got, reference(x, link.kernel, "max", 1, k, excluded))
+
+
 def test_inside_tf_function_with_unknown_batch() -> None:
     """The engine traces with ``[None, H, W, C]``; one trace serves several batch sizes."""
     rng = np.random.default_rng(3)

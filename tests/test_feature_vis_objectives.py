@@ -86,6 +86,27 @@ def test_diverse_layer_channels_is_lucid_group_objective(acts):
         assert values[3 * g:3 * g + 3].sum() == pytest.approx(lucid, rel=1e-5)
 
 
+def test_diverse_channels_read_the_channel_from_the_pre_activation(acts):
+    """Lucid's ``channel("mixed4a_pre_relu", n) - 1e2 * diversity("mixed4a")``: the channel term from the
+    tensor named in ``tensors`` (here a different array), the diversity from the layer itself."""
+    rng = np.random.default_rng(5)
+    acts = {**acts, "other": acts["layer"][..., :4] ** 2, "pre": rng.normal(0.5, 2.0, acts["layer"].shape)}
+    pairs = [("layer", 2)] * 3 + [("other", 1)] * 3
+    objective = obj.diverse_layer_channels(pairs, 3, tensors={"layer": "pre"})
+    assert objective.keys == {"layer", "other", "pre"}
+    values = evaluate(objective, acts)
+    for g, (layer, c, read) in enumerate([("layer", 2, "pre"), ("other", 1, "other")]):
+        rows = slice(3 * g, 3 * g + 3)
+        lucid = acts[read][rows][..., c].mean() - 1e2 * lucid_diversity(acts[layer][rows])
+        assert values[rows].sum() == pytest.approx(lucid, rel=1e-5)
+    one = obj.diverse_channels("layer", 4, 3, channel_tensor="pre")
+    assert one.keys == {"layer", "pre"}
+    got = evaluate(one, acts)
+    for rows in (slice(0, 3), slice(3, 6)):
+        lucid = acts["pre"][rows][..., 4].mean() - 1e2 * lucid_diversity(acts["layer"][rows])
+        assert got[rows].sum() == pytest.approx(lucid, rel=1e-5)
+
+
 def test_layer_channels_mixes_layers(acts):
     acts = {**acts, "other": acts["layer"][..., :4] ** 2}
     pairs = [("layer", 0), ("other", 3), ("layer", 8), ("other", 0), ("other", 2), ("layer", 5)]

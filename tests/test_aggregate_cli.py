@@ -12,11 +12,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
+from distribute_harness import GATE_AT
 
 from summit_tf import aggregate, merge, store
 from summit_tf.aggregation.engine import checkpoint_path
@@ -84,14 +86,35 @@ def test_two_runs_are_bit_identical(shared, reference, tmp_path):
     assert_same(reference, out)
 
 
+GATED_CLI = """import sys
+sys.path.insert(0, sys.argv.pop(1))
+import distribute_harness
+distribute_harness.gate_data()
+from summit_tf import aggregate
+sys.exit(aggregate.main(["aggregate", *sys.argv[1:]]))
+"""
+
+
+def checkpoint_batches(out) -> int:
+    """Batches counted in ``out``'s checkpoint, -1 while there is none (it is replaced atomically)."""
+    try:
+        with h5py.File(checkpoint_path(out), "r") as f:
+            return int(f.attrs["batches"])
+    except (OSError, KeyError):
+        return -1
+
+
 def test_sigkill_then_resume_equals_uninterrupted_run(shared, reference, tmp_path, capsys):
+    """The CLI with its data held back from batch ``GATE_AT`` on (as ``distribute_harness``'s gated runs):
+    it checkpoints ``GATE_AT`` batches and waits, so the kill lands there whatever the machine's speed."""
     out = tmp_path / "killed.h5"
     args = [a for a in base_flags(shared, out)[1:] if not a.startswith("--batch_size")]
-    proc = subprocess.Popen([sys.executable, "-m", "summit_tf.aggregate", *args, "--batch_size=3",
-                             "--checkpoint_every=1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", GATED_CLI, str(Path(__file__).parent), *args,
+                             "--batch_size=3", "--checkpoint_every=1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 600
-        while proc.poll() is None and not checkpoint_path(out).exists() and time.monotonic() < deadline:
+        while proc.poll() is None and checkpoint_batches(out) < GATE_AT and time.monotonic() < deadline:
             time.sleep(0.02)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         os.kill(proc.pid, signal.SIGKILL)
@@ -101,7 +124,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(shared, reference, tmp_pat
         proc.wait()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    assert checkpoint_path(out).exists() and not out.exists()
+    assert checkpoint_batches(out) == GATE_AT and not out.exists()
     # without --resume the interrupted run is protected
     assert aggregate.main(base_flags(shared, out)) == 2
     assert "--resume" in capsys.readouterr().err

@@ -87,6 +87,21 @@ def test_receptive_fields_of_the_toy_are_exact(toy, layer, grid):
         assert boxes[i][2:] == analytic_rows(layer, i), (layer, i)
 
 
+def test_dead_units_get_the_whole_image(toy):
+    """conv2 behind ``relu(x - 100)`` is zero with zero gradient on every image: each unit's box is the
+    whole image, (0, S - 1, 0, S - 1)."""
+    def features(images):
+        values = dict(toy.features_fn(images))
+        values["conv2"] = tf.nn.relu(values["conv2"] - 100.0)
+        return values
+
+    dead = dataclasses.replace(toy, features_fn=features)
+    probe = dead.tensors(tf.random.uniform([2, 33, 33, 3], seed=1), ["conv2"])["conv2"]
+    assert not probe.numpy().any()
+    boxes = ex.receptive_fields(dead, "conv2", (17, 17), [0, 8, 16])
+    assert boxes == {i: (0, 32, 0, 32) for i in (0, 8, 16)}
+
+
 def read_patch(path: str) -> np.ndarray:
     return np.asarray(Image.open(path), dtype=np.float32) / 255
 

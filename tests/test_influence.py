@@ -87,6 +87,8 @@ CONV_CASES = [  # (h, w, kh, kw, link stride, padding, influence stride)
     (13, 13, 5, 5, 1, "VALID", 3),
     (13, 13, 3, 3, 1, "SAME", 3),  # SUMMIT: stride-1 convs evaluated at stride 3, SAME
     (11, 11, 3, 5, 3, "SAME", 1),
+    (12, 13, 1, 1, 2, "SAME", 1),  # 1x1 stride-2 convs of kind "conv" (ResNet projection shortcuts)
+    (13, 11, 1, 1, 2, "VALID", 1),
 ]
 
 

@@ -70,13 +70,14 @@ def net():
     return model, adapter, images
 
 
-def reference(model, images, fills=None, zero=None, skip_mask=None) -> np.ndarray:
-    """Logits of a rebuilt copy: ``fills[layer] = (keep, fill)``, ``zero[layer] = pairs`` of its kernel."""
+def reference(model, images, fills=None, zero=None, skip_mask=None, rebuild=None) -> np.ndarray:
+    """Logits of a rebuilt copy: ``fills[layer] = (keep, fill)``, ``zero[layer] = pairs`` of its kernel;
+    ``rebuild`` builds another model than :func:`build` (no fills, no skip mask)."""
     fills = fills or {}
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float64")  # the reference computes in float64
     try:
-        copy = build(tuple(fills), skip_mask is not None)
+        copy = rebuild() if rebuild else build(tuple(fills), skip_mask is not None)
     finally:
         keras.config.set_dtype_policy(policy)
     for layer in model.layers:
@@ -208,6 +209,40 @@ def test_batched_masks_equal_one_at_a_time(net):
     want = adapter.tensors(images[:2], keys)
     for key in keys:  # the call-by-call run is the Keras model's own forward pass
         np.testing.assert_allclose(plain[key][0].numpy(), want[key].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def build_valid() -> keras.Model:
+    """Conv with a fused ReLU, then a 3x3 stride-2 VALID conv+BN+ReLU (13 -> 6), a dense head."""
+    layers = keras.layers
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    x = layers.Conv2D(5, 3, padding="same", activation="relu", name="v1")(inp)
+    v = layers.Conv2D(6, 3, strides=2, padding="valid", name="v2")(x)
+    v = layers.ReLU(name="v2_relu")(layers.BatchNormalization(name="v2_bn")(v))
+    pooled = layers.GlobalAveragePooling2D(name="v_gap")(v)
+    return keras.Model(inp, layers.Dense(1000, name="v_logits")(pooled))
+
+
+def test_edge_cuts_on_a_valid_conv_equal_the_edited_keras_model(net):
+    """Cuts of a 3x3 stride-2 VALID link (the per-mask conv of the cut inputs): three masks at once equal
+    the float64 Keras copy with those kernel entries zeroed."""
+    _, _, images = net
+    keras.utils.set_random_seed(12)
+    model = build_valid()
+    rng = np.random.default_rng(6)
+    model.get_layer("v2_bn").set_weights([rng.uniform(0.5, 2, 6), rng.normal(0, 0.3, 6),
+                                          rng.normal(0, 0.2, 6), rng.uniform(0.5, 2, 6)])
+    adapter = keras_model._summit_model(model, "v", ["v1", "v2_relu"], lambda t: t * 2.0 - 1.0, (-1.0, 1.0),
+                                        "v")
+    (link,) = adapter.links
+    assert (link.name, link.kind, link.padding, link.stride, link.kernel.shape) == \
+        ("v2_relu", "conv", "VALID", 2, (3, 3, 5, 6))
+    cuts = [[(0, 2), (4, 5)], [(1, 0), (1, 3), (3, 3)], []]
+    got = Intervener(adapter, "zero").run(images, [Ablation(edges={"v2_relu": c}) for c in cuts])
+    plain = reference(model, images, rebuild=build_valid)
+    for k, pairs in enumerate(cuts):
+        ref = reference(model, images, zero={"v2": pairs}, rebuild=build_valid)
+        assert _rel(got["logits"][k].numpy(), ref) < 1e-5, (k, _rel(got["logits"][k].numpy(), ref))
+        assert (_rel(ref, plain) > 1e-3) == bool(pairs)
 
 
 def test_faithfulness_scoring_runs_on_a_keras_model(net):

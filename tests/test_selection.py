@@ -80,6 +80,25 @@ def test_mass_matches_reference(tau, with_excluded):
     assert not got[:, excluded].any()
 
 
+@pytest.mark.parametrize("tau", [0.05, 0.3, 0.7, 1.0])
+def test_mass_with_negative_scores_matches_reference(tau):
+    """Normal scores (about half negative, holding no mass) with exclusions; some rows entirely negative,
+    where only the compulsory first channel is taken (the lowest-index allowed one)."""
+    rng = np.random.default_rng(int(tau * 100))
+    scores = rng.normal(0.0, 1.0, (19, 23)).astype(np.float32)
+    scores[[3, 11]] = -np.abs(scores[[3, 11]]) - 0.01
+    excluded = np.zeros(23, bool)
+    excluded[[0, 7, 8, 22]] = True
+    scores[:, 7] = np.abs(scores[:, 7]) * 20  # the largest score: neither taken nor holding mass
+    got = run_select(scores, f"mass:{tau}", excluded)
+    np.testing.assert_array_equal(got, ref_mass(scores, tau, excluded))
+    assert not got[:, excluded].any() and got.sum(axis=1).min() >= 1
+    assert got[[3, 11]].sum() == 2 and got[[3, 11], 1].all()
+    mixed = np.ones(19, bool)
+    mixed[[3, 11]] = False
+    assert not got[mixed][scores[mixed] < 0].any()  # a negative score is never taken beside positive ones
+
+
 def test_mass_includes_crossing_channel():
     # exactly representable shares, so "reaches TAU" is decided without rounding
     scores = np.array([[0.5, 0.25, 0.25, 0.0], [0.125, 0.25, 0.25, 0.375]], np.float32)

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import numpy as np
 import pytest
-from cli_errors import run_main
+from cli_errors import assert_one_error_line, run_main
 from toy import toy_model
 
 from benchmarks import aggregate as agg_bench
-from benchmarks import device, input_pipeline, machine, scaling
+from benchmarks import device, influence_kernels, input_pipeline, machine, scaling, viewer
 from benchmarks import feature_vis as fv_bench
 from summit_tf.aggregation.config import AggregateConfig
 
@@ -37,6 +38,56 @@ def test_peak_rss_starts_again_after_a_reset():
     del block
     machine.reset_peak_rss()
     assert machine.peak_rss_mib() < base + 30
+
+
+@pytest.mark.parametrize("module", ["graph", "store", "influence_kernels", "viewer", "architectures"])
+def test_command_line_as_every_tool(module):
+    name = f"benchmarks.{module}"
+    bad = run_main(name, "--no_such_flag")
+    assert bad.returncode == 2
+    assert_one_error_line(bad.stderr, "no_such_flag")
+    shown = run_main(name, "--help")
+    assert shown.returncode == 0 and f"python -m {name}" in shown.stdout
+
+
+@pytest.mark.parametrize("module,flag,contains", [
+    ("architectures", "--models=ResNet50,NoSuchNet", "NoSuchNet"),
+    ("influence_kernels", "--only=mixed4b/5x5,nothing", "--only"),
+])
+def test_bad_input_exits_2(module, flag, contains):
+    bad = run_main(f"benchmarks.{module}", flag)
+    assert bad.returncode == 2
+    assert_one_error_line(bad.stderr, contains)
+
+
+def test_influence_kernels_table_without_the_conv(monkeypatch):
+    """A failed conv subprocess leaves the other rows without a ratio; memory is measured in processes that
+    give freed memory back; the load frames the table."""
+    def fake_run(cmd, env=None, **kwargs):
+        method = cmd[3].rpartition(",")[2]
+        if method == "conv":
+            return subprocess.CompletedProcess(cmd, -9, "", "")  # killed: nothing on stderr
+        if "--memory=True" in cmd:
+            assert env["TF_ENABLE_ONEDNN_OPTS"] == "0" and env["MALLOC_MMAP_THRESHOLD_"]
+            figures = {"extra_mb": 3.0, "first_call_extra_mb": 40.0}
+        else:
+            assert env is None
+            figures = {"ms": 2.0}
+        return subprocess.CompletedProcess(cmd, 0, json.dumps(figures), "")
+
+    monkeypatch.setattr(influence_kernels.subprocess, "run", fake_run)
+    done = run_main("benchmarks.influence_kernels", "--reps=1")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("load ") and " -> " in lines[-1]
+    assert "conv               failed: exit code -9" in done.stdout
+    assert done.stdout.count("(no conv)  peak extra      3 MB (first call   40 MB)") == \
+        3 * (len(influence_kernels.METHODS) - 1)
+
+
+def test_influence_kernels_memory_after_a_warm_up():
+    result = influence_kernels._memory_one("mixed4b/5x5", "conv")
+    assert set(result) == {"extra_mb", "first_call_extra_mb"} and min(result.values()) >= 0
 
 
 def test_engine_timed_right_around_the_original():
@@ -126,3 +177,77 @@ def test_input_pipeline_settings_interleaved(shared, monkeypatch):
     rates = input_pipeline.report(4, 40, 30, 32, threads=(1, None), ratios=(1,), repeats=2)
     assert order == [(1, 1), (None, 1)] * 2
     assert set(rates) == {"threads=1 ratio=1", "threads=all ratio=1"}
+
+
+def test_viewer_repeats_load_the_page_afresh():
+    """The page rewrites its fragment: going to the URL again would not reload it."""
+    class Loaded(Exception):
+        pass
+
+    class Page:
+        def __init__(self):
+            self.visits = []
+
+        def goto(self, url, **kwargs):
+            self.visits.append(url)
+
+        def wait_for_function(self, *args, **kwargs):
+            raise Loaded
+
+    page = Page()
+    with pytest.raises(Loaded):
+        viewer.interactions(page, "http://127.0.0.1:1/#class=0", ["a"])
+    assert page.visits == ["about:blank", "http://127.0.0.1:1/#class=0"]
+
+
+def test_viewer_sides_interleaved(monkeypatch):
+    order = []
+    monkeypatch.setattr(viewer, "first_load", lambda page, url: order.append(("load", url)) or {
+        "first_render_ms": 1.0, "transferred_mb": 1.0, "classes_json": "x"})
+    monkeypatch.setattr(viewer, "interactions", lambda page, url, layers: order.append(("use", url)) or {
+        "switch_ms": 2.0})
+    sides = {name: viewer.Side(None, name, [], baseline=True) for name in ("a", "b")}
+    results = viewer.measure(sides, repeats=2, throttle=0)
+    assert order == [("load", "a"), ("load", "b")] * 2 + [("use", "a"), ("use", "b")] * 2
+    assert results["b"] == {"first_render_ms": 1.0, "transferred_mb": 1.0, "classes_json": "x",
+                            "switch_ms": 2.0}
+
+
+def _tiny_run(run):
+    (run / "details").mkdir(parents=True)
+    (run / "ag").mkdir()
+    (run / "classes.json").write_text(json.dumps({"meta": {"format": 2, "layers": ["l0"]},
+                                                  "classes": [{"target_class": 0}]}))
+    (run / "details" / "class-0.json").write_text(json.dumps({"topChannels": {"l0": [1]}}))
+    (run / "ag" / "ag-0.json").write_text("new")
+
+
+def test_legacy_copy_links_the_graphs_again(tmp_path):
+    run, out = tmp_path / "run", tmp_path / "format1"
+    _tiny_run(run)
+    (out / "ag").mkdir(parents=True)
+    (out / "ag" / "ag-1.json").write_text("stale")
+    viewer.legacy_copy(run, out)
+    assert sorted(p.name for p in (out / "ag").iterdir()) == ["ag-0.json"]
+    assert (out / "ag" / "ag-0.json").read_text() == "new"
+    doc = json.loads((out / "classes.json").read_text())
+    assert doc["classes"] == [{"target_class": 0, "topChannels": {"l0": [1]}}] and "format" not in doc["meta"]
+
+
+def test_viewer_leaves_nothing_beside_the_run(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    _tiny_run(run)
+    measured = {}
+
+    def fake_measure(runs, chromium, repeats, throttle):
+        for name, (path, static) in runs.items():
+            assert (path / "classes.json").is_file() and (static is None or (static / "index.html").is_file())
+            measured[name] = path
+        return {name: {"first_render_ms": 1.0} for name in runs}
+
+    monkeypatch.setattr(viewer, "measure_in_chromium", fake_measure)
+    done = run_main("benchmarks.viewer", f"--run_dir={run}", "--baseline=HEAD")
+    assert done.returncode == 0, done.stderr
+    assert list(measured) == ["format 2", "format 1", "HEAD, fmt 1"]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # the format-1 copy and the baseline removed
+    assert "the sides measured interleaved, load " in done.stdout and " -> " in done.stdout

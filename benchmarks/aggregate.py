@@ -12,12 +12,14 @@ group (InceptionV1: 1x1, 3x3, 5x5, pool_reduce and bottleneck links; others: kin
 with their share of the step. The parts are timed interleaved, ``--repeats`` passes over the batches,
 the fastest pass counts; the first batch is run once before (tracing). The 1-minute load average is
 printed with the figures. Then (unless ``--nooriginal``) the original SUMMIT algorithm
-(``benchmarks/original_summit.py``) runs once on the same batches: its speed-up and a check that its
-A and I counts equal the engine's (~1 image/s on InceptionV1).
+(``benchmarks/original_summit.py``) runs once on the same batches, between two passes of the engine's step:
+the speed-up over the mean of those two passes, and a check that its A and I counts equal the engine's
+(~1 image/s on InceptionV1).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -115,11 +117,17 @@ def timed(run: Callable, batches: list) -> float:
 
 def fastest(parts: dict[str, Callable], batches: list, repeats: int) -> dict[str, float]:
     """The fastest of ``repeats`` passes per part, the parts interleaved within each repeat."""
-    best = {name: float("inf") for name in parts}
-    for _ in range(repeats):
-        for name, run in parts.items():
-            best[name] = min(best[name], timed(run, batches))
-    return best
+    passes = machine.interleaved(
+        {name: functools.partial(timed, run, batches) for name, run in parts.items()}, repeats)
+    return {name: min(seconds) for name, seconds in passes.items()}
+
+
+def around(engine: Callable[[], float], other: Callable[[], float]) -> tuple[float, float]:
+    """(the mean of one ``engine`` pass just before and one just after ``other``'s, ``other``'s): a side
+    timed once is compared with the engine under the same load, not with its fastest pass."""
+    before = engine()
+    seconds = other()
+    return (before + engine()) / 2, seconds
 
 
 def forward_and_step(model: SummitModel, plan: run_plan.Plan, cfg: AggregateConfig,
@@ -212,13 +220,13 @@ def report(model: SummitModel, cfg: AggregateConfig, plan: run_plan.Plan, batche
     for run in parts.values():
         run(*timed_batches[0])  # trace
     zero(acc)
-    load_before = machine.load()
+    before = machine.load()
     best = fastest(parts, timed_batches, FLAGS.repeats)
     t_forward, t_agg = best["forward"], best["aggregate"]
     per_batch = 1000 / FLAGS.batches
     print(f"plain forward        {n / t_forward:8.1f} images/s   {per_batch * t_forward:7.0f} ms/batch")
     print(f"summit-tf aggregate  {n / t_agg:8.1f} images/s   {per_batch * t_agg:7.0f} ms/batch   "
-          f"ratio to forward {t_forward / t_agg:.2f} ({load_before} -> {machine.load()}; "
+          f"ratio to forward {t_forward / t_agg:.2f} ({machine.since(before)}; "
           f"fastest of {FLAGS.repeats})")
     print("share of the aggregation step, each part timed alone on the same batches' features:")
     rest = t_agg - sum(best[name] for name in parts if name != "aggregate")
@@ -233,15 +241,18 @@ def report(model: SummitModel, cfg: AggregateConfig, plan: run_plan.Plan, batche
     original = OriginalSummit(model, plan.layers, plan.links, plan.slot_table(), tau,
                               cfg.influence_topk, cfg.stride)
     original.trace(forward(batches[0][0][:1]))  # outside the timing
-    t_orig = timed(lambda x, y: original.update(forward(x), y), batches)
-    passes = FLAGS.repeats  # the step counted every batch once per repeat
+    before = machine.load()
+    t_engine, t_orig = around(lambda: timed(run_aggregate, timed_batches),
+                              lambda: timed(lambda x, y: original.update(forward(x), y), batches))
+    passes = FLAGS.repeats + 2  # the step counted each batch once per repeat and per pass around the original
     counters = acc.vars
     same_a = all(np.array_equal(counters[run_step.a_key(layer)].numpy(), passes * original.A[layer].ravel())
                  for layer in plan.layers)
     same_i = all(np.array_equal(counters[run_step.i_key(name)].numpy(), passes * counts.ravel())
                  for name, counts in original.I.items())
-    print(f"original SUMMIT      {n / t_orig:8.1f} images/s   summit-tf speed-up {t_orig / t_agg:.1f}x "
-          f"({machine.load()})")
+    print(f"original SUMMIT      {n / t_orig:8.1f} images/s   summit-tf speed-up {t_orig / t_engine:.1f}x "
+          f"(the engine's mean of one pass before and one after, {n / t_engine:.1f} images/s; "
+          f"{machine.since(before)})")
     print(f"counts identical: A {'yes' if same_a else 'NO'}, I {'yes' if same_i else 'NO'}", flush=True)
     return 0 if same_a and same_i else 1
 

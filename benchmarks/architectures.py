@@ -23,7 +23,6 @@ scales randomized too, so folding is exercised) at its smallest legal input size
 
 from __future__ import annotations
 
-import argparse
 import collections
 import importlib
 import logging
@@ -35,14 +34,21 @@ import keras
 import numpy as np
 import scipy.signal
 import tensorflow as tf
+from absl import flags
 
 from summit_tf.aggregation.influence import link_influence
+from summit_tf.cli import entry_point, run_command
 from summit_tf.models import keras_model
 from summit_tf.models.base import Link, SummitModel
 
 SIZES = {"ResNet50": 32, "ResNet50V2": 32, "DenseNet121": 32, "EfficientNetB0": 32, "EfficientNetV2B0": 32,
          "MobileNetV2": 32, "MobileNetV3Small": 32, "ConvNeXtTiny": 32, "InceptionV3": 75, "Xception": 71,
          "VGG16": 32}
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_list("models", list(SIZES), "keras.applications architectures checked", flag_values=FLAGS)
+flags.DEFINE_bool("smoke", False, "also a two-class aggregation -> graph -> feature visualization run each",
+                  flag_values=FLAGS)
 
 
 @dataclass
@@ -256,18 +262,21 @@ def smoke(built: Built, folder: Path) -> str:
     return f"{len(nodes)} nodes, {len(pictures)} pictures"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(SIZES))
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args()
+def main(argv: list[str]) -> int:
+    return run_command(FLAGS, argv, __doc__ or "", report, logs=False)
+
+
+def report() -> None:
     import tempfile
 
+    unknown = [name for name in FLAGS.models if name not in SIZES]
+    if unknown:
+        raise ValueError(f"--models: unknown {', '.join(unknown)}; known: {', '.join(SIZES)}")
     print("| model | size | layers | links (by kind) | skip links | layers w/o incoming link "
           "| exact / partial | layer err | influence err (pairs) | cuttable links (by kind) | edit-run err "
           "| smoke |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in args.models.split(","):
+    for name in FLAGS.models:
         t0 = time.monotonic()
         built = build(name)
         batch = images(built)
@@ -277,7 +286,7 @@ def main() -> None:
         cuttable, edit_err = intervention_check(built, batch)
         cut = ", ".join(f"{k} {v}" for k, v in sorted(cuttable.items()))
         result = ""
-        if args.smoke:
+        if FLAGS.smoke:
             with tempfile.TemporaryDirectory() as folder:
                 result = smoke(built, Path(folder))
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(table["kinds"].items()))
@@ -290,4 +299,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    entry_point(main)()

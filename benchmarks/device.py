@@ -18,7 +18,8 @@ Rows (each from the benchmark module that owns the measurement, imported, not co
   class-group passes the engine makes when the counters exceed the device (``benchmarks.host_scatter``);
 - the projected wall time of ImageNet-train (1,281,167 images) A + all I for InceptionV1 at stride 1, and
   whether compute or input bounds it.
-Timings are the fastest of a few passes; the load average is recorded beside them.
+Timings are the fastest of a few passes, the sides of each ratio interleaved; every row records the load
+average before and after its timed part, and the table's head the load before and after the whole run.
 """
 
 from __future__ import annotations
@@ -127,13 +128,15 @@ def aggregation_rows(label: str, model: SummitModel, sizes: Sizes, xla: bool) ->
             run_step(*batches[0])
             first = time.perf_counter() - start
             agg_bench.zero(acc)
+            before = machine.load()
             best = agg_bench.fastest({"forward": run_forward, "aggregate": run_step}, batches, sizes.repeats)
             n = batch_size * sizes.batches
             rows.append({"model": label,
                          "batch": batch_size, "xla": jit, "forward_images_per_s": n / best["forward"],
                          "aggregate_images_per_s": n / best["aggregate"],
                          "ratio": best["forward"] / best["aggregate"], "first_call_s": first,
-                         "layers": len(plan.layers), "links": len(plan.links)})
+                         "layers": len(plan.layers), "model_layers": len(model.layers),
+                         "links": len(plan.links), "load": machine.since(before)})
             print(f"  aggregate {rows[-1]['model']} batch {batch_size} xla {jit}: "
                   f"{rows[-1]['aggregate_images_per_s']:.1f} images/s", flush=True)
     return rows
@@ -141,24 +144,28 @@ def aggregation_rows(label: str, model: SummitModel, sizes: Sizes, xla: bool) ->
 
 def feature_vis_row(model: SummitModel, sizes: Sizes) -> dict:
     """Channels/s of full renders, one at a time vs batched, and all InceptionV1 channels projected."""
-    single, _ = fv_bench.time_steps(model, sizes.fv_layer, 1, sizes.fv_size, sizes.fv_timed_steps)
-    batched, _ = fv_bench.time_steps(model, sizes.fv_layer, sizes.fv_batch, sizes.fv_size,
-                                     sizes.fv_timed_steps)
+    before = machine.load()
+    steps = fv_bench.time_steps(model, sizes.fv_layer, (1, sizes.fv_batch), sizes.fv_size,
+                                sizes.fv_timed_steps, repeats=sizes.repeats)
+    (single, _), (batched, _) = steps[1], steps[sizes.fv_batch]
     updates = FV_FULL_STEPS + 1
     one_rate, batch_rate = 1 / (single * updates), sizes.fv_batch / (batched * updates)
     return {"model": INCEPTION, "layer": sizes.fv_layer, "size": sizes.fv_size,
             "steps": FV_FULL_STEPS, "batch": sizes.fv_batch, "one_at_a_time_channels_per_s": one_rate,
             "batched_channels_per_s": batch_rate, "speedup": batch_rate / one_rate,
-            "all_inception_channels_minutes": INCEPTION_CHANNELS / batch_rate / 60}
+            "all_inception_channels_minutes": INCEPTION_CHANNELS / batch_rate / 60,
+            "load": machine.since(before)}
 
 
 def pipeline_row(sizes: Sizes) -> dict:
     width, height = sizes.pipeline_shape
+    before = machine.load()
     rates = input_pipeline.report(sizes.pipeline_images, width, height, 224, threads=(1, None), ratios=(1,),
                                   repeats=sizes.repeats + 1)
     return {"jpeg": f"{width}x{height}", "images": sizes.pipeline_images, "cores": os.cpu_count(),
             "images_per_s": rates["threads=all ratio=1"]["images_per_s"],
-            "one_thread_images_per_s": rates["threads=1 ratio=1"]["images_per_s"]}
+            "one_thread_images_per_s": rates["threads=1 ratio=1"]["images_per_s"],
+            "load": machine.since(before)}
 
 
 def scaling_row(models: dict[str, SummitModel], sizes: Sizes, smoke_devices: str | None) -> dict:
@@ -174,8 +181,10 @@ def scaling_row(models: dict[str, SummitModel], sizes: Sizes, smoke_devices: str
     rows = []
     for label in sizes.scaling_models:
         model = models[label]
-        rows.append(scaling.scaling(model, label, config(label, model, sizes), names, sizes.batch_sizes[0],
-                                    sizes.scaling_steps, sizes.repeats))
+        before = machine.load()
+        row = scaling.scaling(model, label, config(label, model, sizes), names, sizes.batch_sizes[0],
+                              sizes.scaling_steps, sizes.repeats)
+        rows.append({**row, "load": machine.since(before)})
         print(f"  mirrored {label} on {len(names)} devices: efficiency {rows[-1]['efficiency']:.2f}",
               flush=True)
     note = (f"smoke: {len(names)} logical CPU devices sharing the cores, a check of the code path, no "
@@ -191,12 +200,14 @@ def host_rows(models: dict[str, SummitModel], sizes: Sizes, agg_rows: list[dict]
     for label, model in models.items():
         cfg = config(label, model, sizes)
         batches = agg_bench.make_batches(model.input_size, sizes.batch_sizes[0], sizes.batches)
+        before = machine.load()
         host = host_scatter.host_scatter(model, cfg, batches, sizes.repeats + 1)
+        load = machine.since(before)
         rate = max(r["aggregate_images_per_s"] for r in agg_rows if r["model"] == label and not r["xla"])
         plan = run_plan.make_plan(model, cfg, [0])
         per_class = memory_plan.bytes_per_class(model, plan)
         rows.append({"model": label, **host, "per_class_bytes": per_class, "budget_bytes": budget,
-                     **host_scatter.compare(host, rate, per_class, budget, IMAGENET_TRAIN)})
+                     **host_scatter.compare(host, rate, per_class, budget, IMAGENET_TRAIN), "load": load})
         print(f"  host scatter {label}: {host['one_core_indices_per_s'] / 1e6:.1f} M indices/s on one core",
               flush=True)
     return rows
@@ -210,30 +221,33 @@ def projection(agg_rows: list[dict], pipeline: dict) -> dict:
     return {"images": IMAGENET_TRAIN, "from": f"batch {best['batch']}, xla {best['xla']}",
             "compute_minutes": compute_s / 60, "input_minutes": input_s / 60,
             "minutes": max(compute_s, input_s) / 60, "bound": "compute" if compute_s >= input_s else "input",
-            "all_layers": best["layers"] == 9}
+            "all_layers": best["layers"] == best["model_layers"]}
 
 
 def table(result: dict) -> str:
-    lines = [f"device: {result['device']}   ({result['load']})", "",
-             "aggregation        batch  xla   forward img/s  aggregate img/s  ratio  first call s"]
+    lines = [f"device: {result['device']}   (whole run: {result['load']})", "",
+             "aggregation        batch  xla   forward img/s  aggregate img/s  ratio  first call s  load"]
     for r in result["aggregation"]:
         lines.append(f"{r['model']:22s} {r['batch']:4d}  {'on ' if r['xla'] else 'off'} "
                      f"{r['forward_images_per_s']:13.1f} {r['aggregate_images_per_s']:16.1f} "
-                     f"{r['ratio']:6.2f} {r['first_call_s']:12.1f}")
+                     f"{r['ratio']:6.2f} {r['first_call_s']:12.1f}  {r['load']}")
     fv = result["feature_vis"]
     lines += ["", f"feature vis {fv['model']} {fv['layer']}, {fv['size']} px, steps 0..{fv['steps']}: "
               f"one at a time {fv['one_at_a_time_channels_per_s'] * 60:.2f} channels/min, batched "
               f"{fv['batch']} {fv['batched_channels_per_s'] * 60:.2f} channels/min ({fv['speedup']:.1f}x); "
-              f"all {INCEPTION_CHANNELS:,} channels {fv['all_inception_channels_minutes']:.1f} min"]
+              f"all {INCEPTION_CHANNELS:,} channels {fv['all_inception_channels_minutes']:.1f} min "
+              f"({fv['load']})"]
     p = result["input_pipeline"]
     lines.append(f"input pipeline: {p['images_per_s']:.0f} images/s decode + resize of {p['jpeg']} JPEGs, "
-                 f"{p['cores']} cores ({p['one_thread_images_per_s']:.0f} images/s on one thread)")
+                 f"{p['cores']} cores ({p['one_thread_images_per_s']:.0f} images/s on one thread; "
+                 f"{p['load']})")
     m = result["mirrored"]
     lines.append(f"mirrored scaling: {m['status']}" + (f" ({m['note']})" if m.get("note") else ""))
     for r in m["rows"]:
         lines.append(f"  {r['model']:22s} batch {r['per_device_batch']} per device: one device "
                      f"{r['one_device_images_per_s']:.1f} images/s, {r['devices']} devices "
-                     f"{r['mirrored_images_per_s']:.1f} images/s, efficiency {r['efficiency']:.2f}")
+                     f"{r['mirrored_images_per_s']:.1f} images/s, efficiency {r['efficiency']:.2f} "
+                     f"({r['load']})")
     lines.append("host accumulators (int32 scatter-add of the step's indices on the host) vs class-group "
                  "passes, ImageNet train, 1,000 classes" + (" (smoke: first layers only, no real figures):"
                                                            if result["smoke"] else ":"))
@@ -241,7 +255,7 @@ def table(result: dict) -> str:
         budget = "no limit" if r["budget_bytes"] is None else memory_plan.mib(r["budget_bytes"])
         lines.append(f"  {r['model']:22s} {r['indices_per_image']:,.0f} indices/image: "
                      f"{r['one_core_indices_per_s'] / 1e6:.1f} M indices/s on one core, "
-                     f"{r['all_cores_indices_per_s'] / 1e6:.1f} M/s on {r['cores']} cores")
+                     f"{r['all_cores_indices_per_s'] / 1e6:.1f} M/s on {r['cores']} cores ({r['load']})")
         lines.append(f"  {'':22s} at {r['device_images_per_s']:.1f} images/s: {r['cores_needed']:.1f} "
                      f"cores of scatter, {r['index_mb_per_s']:.0f} MB/s of indices; host "
                      f"{r['host_minutes']:.1f} min vs {r['passes']} pass(es) {r['passes_minutes']:.1f} min "
@@ -259,7 +273,7 @@ def run(sizes: Sizes, xla: bool, out: Path | None, smoke_devices: str | None = N
     ``smoke_devices``: why the CPU could not be split for the smoke run's mirrored row (None: it was)."""
     tf.get_logger().setLevel("ERROR")
     name = device_name()
-    start = time.perf_counter()
+    start, before = time.perf_counter(), machine.load()
     models = {"mobilenet_v1": agg_bench.load_model("mobilenet_v1"),
               INCEPTION: agg_bench.load_model(agg_bench.FIXTURE)}
     rows = [row for label, model in models.items() for row in aggregation_rows(label, model, sizes, xla)]
@@ -268,7 +282,7 @@ def run(sizes: Sizes, xla: bool, out: Path | None, smoke_devices: str | None = N
               "feature_vis": feature_vis_row(models[INCEPTION], sizes), "input_pipeline": pipeline,
               "mirrored": scaling_row(models, sizes, smoke_devices),
               "host_accumulators": host_rows(models, sizes, rows), "projection": projection(rows, pipeline),
-              "load": machine.load(), "seconds": None}
+              "load": machine.since(before), "seconds": None}
     result["seconds"] = time.perf_counter() - start
     atomic.write_json(out or RESULTS / file_name(name), result, indent=1)
     return result

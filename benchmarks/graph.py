@@ -1,6 +1,6 @@
 """Per-class attribution-graph time: this pipeline vs NetworkX PageRank on the same full graph.
 
-    python benchmarks/graph.py [--classes=5] [--run_classes=10]
+    python -m benchmarks.graph [--classes=5] [--run_classes=10] [--workers=N]
 
 Data: synthetic aggregates with InceptionV1's layers and Inception blocks (9 layers, 256..1024 channels,
 5,484 nodes, ~245k edges per class, as SUMMIT's published full graphs). Influence counts are generated
@@ -10,7 +10,8 @@ personalized PageRank as a linear solve, selection with relax, SUMMIT JSON), igr
 NetworkX graph construction + PageRank. NetworkX 3's ``pagerank`` is SciPy power iteration; SUMMIT
 (2019, NetworkX 2.x, 25-29 s per class) ran the pure-Python iteration, which NetworkX keeps as
 ``_pagerank_python``: it is timed on the first class. Then one whole run (HDF5 in, all JSON files out)
-of ``--run_classes`` classes, with one process and with ``--workers``.
+of ``--run_classes`` classes, with one process and with ``--workers``. The load average is printed before
+and after each timed part.
 """
 
 from __future__ import annotations
@@ -23,19 +24,23 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
-from absl import app, flags
+from absl import flags
 from networkx.algorithms.link_analysis.pagerank_alg import _pagerank_python
 
+from benchmarks import machine
 from summit_tf import store
+from summit_tf.cli import entry_point, run_command
 from summit_tf.graph import build, embedding, pagerank, prune
 from summit_tf.graph.attribution import GraphConfig, attribution_graph
 from summit_tf.graph.generate import generate
 from synthetic import aggregates as synthetic
 
-flags.DEFINE_integer("classes", 5, "classes timed one by one")
-flags.DEFINE_integer("run_classes", 10, "classes in the end-to-end run (HDF5 -> JSON files)")
-flags.DEFINE_integer("workers", os.cpu_count() or 1, "processes of the second end-to-end run")
-FLAGS = flags.FLAGS
+FLAGS = flags.FlagValues()
+flags.DEFINE_integer("classes", 5, "classes timed one by one", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("run_classes", 10, "classes in the end-to-end run (HDF5 -> JSON files, with a "
+                     "comparison of classes 0 and 1)", lower_bound=2, flag_values=FLAGS)
+flags.DEFINE_integer("workers", os.cpu_count() or 1, "processes of the second end-to-end run", lower_bound=1,
+                     flag_values=FLAGS)
 
 
 def _materialize(agg: store.Aggregates, k: int) -> None:
@@ -74,13 +79,18 @@ def _scipy_cg(n: int, full: build.FullGraph, reset: np.ndarray, damping: float =
     return z / z.sum()
 
 
-def main(argv: list[str]) -> None:
-    del argv
+def main(argv: list[str]) -> int:
+    return run_command(FLAGS, argv, __doc__ or "", report, logs=False)
+
+
+def report() -> None:
     k = FLAGS.classes
     agg = synthetic.inception_like(k, seed=0)
     _materialize(agg, k)
     st = build.structure(agg)
     attribution_graph(agg, 0, structure=st)  # warm-up (imports, caches)
+    before = machine.load()
+    print(f"{k} InceptionV1-shaped classes, {before}", flush=True)
     rows = []
     for c in range(k):
         t0 = time.perf_counter()
@@ -122,15 +132,16 @@ def main(argv: list[str]) -> None:
     with_scipy = med[0] - med[3] + t_scipy
     print(f"compiled PageRank vs SciPy CG on a CSR matrix: {med[3] * 1e3:.0f} vs {t_scipy * 1e3:.0f} ms; "
           f"the whole class would take {with_scipy * 1e3:.0f} ms instead of {med[0] * 1e3:.0f} ms "
-          f"({with_scipy / med[0]:.2f}x)")
+          f"({with_scipy / med[0]:.2f}x); the classes timed under {machine.since(before)}")
 
     ag = attribution_graph(agg, 0, GraphConfig(), st)
     reset = prune.personalization(st, {layer: agg.A[layer][0] for layer in st.layers},
                                    prune.graph_vertices(st.num_vertices, ag.full))
+    before = machine.load()
     _, py_pr, py_values = _networkx(ag, reset, pure_python=True)
     print(f"pure-Python NetworkX PageRank (SUMMIT's 2019 code path), class 0: {py_pr:.1f} s = "
           f"{py_pr / rows[0][0]:.0f}x ours for the whole class, {py_pr / rows[0][3]:.0f}x our PageRank; "
-          f"max |PR diff| {np.abs(py_values - ag.pagerank).max():.1e}", flush=True)
+          f"max |PR diff| {np.abs(py_values - ag.pagerank).max():.1e} ({machine.since(before)})", flush=True)
 
     n = FLAGS.run_classes
     run = synthetic.inception_like(n, seed=1)
@@ -143,13 +154,15 @@ def main(argv: list[str]) -> None:
             print(f"class embedding of {n} classes, first call in the process (UMAP: imports, numba "
                   f"compilation): {time.perf_counter() - t0:.1f} s; the runs below reuse it", flush=True)
             for workers in sorted({1, FLAGS.workers}):
+                before = machine.load()
                 t0 = time.perf_counter()
                 generate(loaded, f"{tmp}/out{workers}", loaded.classes.tolist(), [(0, 1)], GraphConfig(),
                          seed=0, umap_min_classes=16, workers=workers)
                 total = time.perf_counter() - t0
                 print(f"end-to-end run of {n} classes, {workers} worker(s) (HDF5 -> ag/*.json, classes.json, "
                       f"one comparison): {total:.1f} s, {total / n:.2f} s/class; 1,000 classes at this rate: "
-                      f"{1000 * total / n / 60:.1f} min", flush=True)
+                      f"{1000 * total / n / 60:.1f} min ({machine.since(before)})", flush=True)
+
 
 if __name__ == "__main__":
-    app.run(main)
+    entry_point(main)()

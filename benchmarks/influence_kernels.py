@@ -1,8 +1,11 @@
 """Benchmark formulations of the per-pair spatial max of a k x k link (the one influence without a
 closed form) against the forward conv of the same layer: time and peak extra memory.
 
-``python -m benchmarks.influence_kernels [--reps=5]``: each (shape, formulation) runs in a fresh
-subprocess so its peak RSS is its own; prints a table. The chosen formulation (``module``) lives in
+``python -m benchmarks.influence_kernels [--reps=5]``: each (shape, formulation) runs in fresh subprocesses,
+one timing it, one measuring its memory (so the peak RSS is its own); prints a table: the fastest of
+``--reps`` calls and its ratio to the conv's, the peak RSS of a call above the RSS before it after a
+warm-up call (the working memory), and apart the first call's (with tracing; for ``shifted_xla`` XLA
+compilation), with the load average before and after. The chosen formulation (``module``) lives in
 summit_tf/aggregation/influence.py; BUILD_NOTES.md records the figures.
 """
 
@@ -10,15 +13,16 @@ from __future__ import annotations
 
 import json
 import math
-import resource
+import os
 import subprocess
 import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from benchmarks import machine
+from summit_tf.cli import entry_point, run_command
 
 SHAPES = {  # name: (x shape, kernel shape), InceptionV1 links at batch 8
     "mixed4b/3x3": ((8, 14, 14, 96), (3, 3, 96, 208)),
@@ -27,9 +31,17 @@ SHAPES = {  # name: (x shape, kernel shape), InceptionV1 links at batch 8
 }
 METHODS = ("conv", "naive", "depthwise16", "depthwise4", "shifted_xla", "im2col16", "module")
 
-flags.DEFINE_integer("reps", 5, "timed repetitions (the minimum is reported)")
-flags.DEFINE_string("only", "", "run one 'shape,method' in this process (internal)")
-FLAGS = flags.FLAGS
+FLAGS = flags.FlagValues()
+flags.DEFINE_integer("reps", 5, "timed repetitions (the minimum is reported)", lower_bound=1,
+                     flag_values=FLAGS)
+flags.DEFINE_string("only", "", "run one 'shape,method' in this process (internal)", flag_values=FLAGS)
+flags.DEFINE_bool("memory", False, "with --only: measure its memory, not its time (internal; run with "
+                  "RELEASING's environment)", flag_values=FLAGS)
+
+# oneDNN keeps its primitives' buffers and glibc the freed blocks below its moving mmap threshold, so in a
+# default process the RSS after one call already holds the call's working memory and a later call's peak
+# shows none of it: memory is measured in a process where both give freed memory back.
+RELEASING = {"TF_ENABLE_ONEDNN_OPTS": "0", "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 
 
 def _build(method: str, kernel: np.ndarray):
@@ -89,53 +101,89 @@ def _build(method: str, kernel: np.ndarray):
     return tf.function(fns[method], jit_compile=method == "shifted_xla")
 
 
-def _run_one(shape: str, method: str, reps: int) -> dict:
+def _inputs(shape: str) -> tuple:
     import tensorflow as tf
 
     xs, ks = SHAPES[shape]
     rng = np.random.default_rng(0)
     x = tf.constant(np.maximum(rng.normal(0, 1, xs), 0).astype(np.float32))
-    kernel = rng.normal(0, 0.1, ks).astype(np.float32)
+    return x, rng.normal(0, 0.1, ks).astype(np.float32)
+
+
+def _time_one(shape: str, method: str, reps: int) -> dict:
+    """The fastest of ``reps`` calls after the first (tracing, compilation), ms; the error to ``naive``."""
+    x, kernel = _inputs(shape)
     fn = _build(method, kernel)
-    base = machine.rss_mib()
-    out = fn(x)  # trace / compile
-    _ = out.numpy()
+    out = fn(x).numpy()
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         fn(x).numpy()
         times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {"ms": 1000 * min(times), "extra_mb": max(peak - base, 0.0)}
-    if method not in ("conv",):
+    result = {"ms": 1000 * min(times)}
+    if method != "conv":
         ref = _build("naive", kernel)(x).numpy()
-        result["max_rel_err"] = float(np.abs(out.numpy() - ref).max() / np.abs(ref).max())
+        result["max_rel_err"] = float(np.abs(out - ref).max() / np.abs(ref).max())
     return result
 
 
-def main(argv: list[str]) -> None:
-    del argv
+def _memory_one(shape: str, method: str) -> dict:
+    """Peak RSS above the RSS before the call, MiB: of a call after the first, and of the first."""
+    x, kernel = _inputs(shape)
+    fn = _build(method, kernel)
+    peaks = []
+    for _ in range(2):
+        machine.reset_peak_rss()
+        base = machine.rss_mib()
+        fn(x).numpy()
+        peaks.append(max(machine.peak_rss_mib() - base, 0.0))
+    return {"extra_mb": peaks[1], "first_call_extra_mb": peaks[0]}
+
+
+def _child(shape: str, method: str, memory: bool) -> dict | str:
+    """One measurement in a fresh process: its figures, or why it failed."""
+    cmd = [sys.executable, "-m", "benchmarks.influence_kernels", f"--only={shape},{method}",
+           f"--reps={FLAGS.reps}", f"--memory={memory}"]
+    env = {**os.environ, **RELEASING} if memory else None
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        return (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str]) -> int:
+    return run_command(FLAGS, argv, __doc__ or "", report, logs=False)
+
+
+def report() -> None:
     if FLAGS.only:
-        shape, method = FLAGS.only.split(",")
-        print(json.dumps(_run_one(shape, method, FLAGS.reps)))
+        shape, _, method = FLAGS.only.partition(",")
+        if shape not in SHAPES or method not in METHODS:
+            raise ValueError(f"--only must be 'shape,method' of {', '.join(SHAPES)} and "
+                             f"{', '.join(METHODS)}, got {FLAGS.only!r}")
+        result = _memory_one(shape, method) if FLAGS.memory else _time_one(shape, method, FLAGS.reps)
+        print(json.dumps(result))
         return
+    before = machine.load()
+    print(f"{before}; peak extra: a call's after a warm-up call (first call: with tracing, XLA compilation)",
+          flush=True)
     for shape, (xs, ks) in SHAPES.items():
         macs = math.prod(xs[:3]) * math.prod(ks)
         print(f"{shape}: x {list(xs)} k {list(ks)}, {macs / 1e6:.0f} M multiply-adds")
         conv_ms = None
         for method in METHODS:
-            cmd = [sys.executable, "-m", "benchmarks.influence_kernels", f"--only={shape},{method}",
-                   f"--reps={FLAGS.reps}"]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode:
-                print(f"  {method:18s} failed: {proc.stderr.strip().splitlines()[-1]}")
+            timed, memory = _child(shape, method, False), _child(shape, method, True)
+            failed = next((r for r in (timed, memory) if isinstance(r, str)), None)
+            if failed is not None:
+                print(f"  {method:18s} failed: {failed}", flush=True)
                 continue
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            conv_ms = r["ms"] if method == "conv" else conv_ms
-            err = f"  err {r['max_rel_err']:.1e}" if "max_rel_err" in r else ""
-            print(f"  {method:18s} {r['ms']:8.2f} ms  x{r['ms'] / conv_ms:5.1f} conv  "
-                  f"peak extra {r['extra_mb']:6.0f} MB{err}", flush=True)
+            conv_ms = timed["ms"] if method == "conv" else conv_ms
+            err = f"  err {timed['max_rel_err']:.1e}" if "max_rel_err" in timed else ""
+            ratio = "   (no conv)" if conv_ms is None else f"x{timed['ms'] / conv_ms:5.1f} conv"
+            print(f"  {method:18s} {timed['ms']:8.2f} ms  {ratio}  peak extra {memory['extra_mb']:6.0f} MB "
+                  f"(first call {memory['first_call_extra_mb']:4.0f} MB){err}", flush=True)
+    print(machine.since(before))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry_point(main)()

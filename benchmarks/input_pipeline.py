@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +57,10 @@ def make_jpegs(out_dir: Path, count: int, width: int, height: int, quality: int 
     return out_dir
 
 
-def pipeline_rate(folder: Path, image_size: int, threads: int | None, max_jpeg_ratio: int = 1,
-                  batch_size: int = 64, repeats: int = 2) -> float:
-    """Images/s of ``summit_tf.data.load(folder:...)`` read to the end, the fastest of ``repeats`` passes
-    (the first pass also warms the file cache); ``threads`` None: tf.data's default pool (all cores)."""
+def pipeline_pass(folder: Path, image_size: int, threads: int | None, max_jpeg_ratio: int = 1,
+                  batch_size: int = 64) -> Callable[[], float]:
+    """One pass of ``summit_tf.data.load(folder:...)`` read to the end, as images/s; ``threads`` None:
+    tf.data's default pool (all cores)."""
     loaded = source.load(f"folder:{folder}", image_size=image_size, batch_size=batch_size,
                          max_jpeg_ratio=max_jpeg_ratio)
     dataset = loaded.dataset
@@ -69,13 +69,14 @@ def pipeline_rate(folder: Path, image_size: int, threads: int | None, max_jpeg_r
         options.threading.private_threadpool_size = threads
         options.threading.max_intra_op_parallelism = 1
         dataset = dataset.with_options(options)
-    best = float("inf")
-    for _ in range(repeats):
+
+    def one_pass() -> float:
         start, count = time.perf_counter(), 0
         for batch in dataset:
             count += int(batch["label"].shape[0])
-        best = min(best, time.perf_counter() - start)
-    return count / best
+        return count / (time.perf_counter() - start)
+
+    return one_pass
 
 
 def count_agreement(folder: Path, model_spec: str = "mobilenet_v1", batch_size: int = 16) -> dict[str, float]:
@@ -115,22 +116,23 @@ def count_agreement(folder: Path, model_spec: str = "mobilenet_v1", batch_size: 
 
 def report(images: int, width: int, height: int, image_size: int, threads: Sequence[int | None],
            ratios: Sequence[int] = (1, 2), repeats: int = 2) -> dict[str, dict[str, float]]:
-    """Images/s per (threads, ratio), keyed ``"threads=N ratio=R"`` (N ``all`` for the default pool)."""
-    rates = {}
+    """Images/s per (threads, ratio), keyed ``"threads=N ratio=R"`` (N ``all`` for the default pool): the
+    fastest of ``repeats`` passes, the settings interleaved pass by pass (the first pass also warms the file
+    cache)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_jpegs(Path(tmp), images, width, height)
-        for n in threads:
-            for ratio in ratios:
-                rates[f"threads={n or 'all'} ratio={ratio}"] = {
-                    "images_per_s": pipeline_rate(folder, image_size, n, ratio, repeats=repeats)}
-    return rates
+        passes = {f"threads={n or 'all'} ratio={ratio}": pipeline_pass(folder, image_size, n, ratio)
+                  for n in threads for ratio in ratios}
+        rates = machine.interleaved(passes, repeats)
+    return {key: {"images_per_s": max(values)} for key, values in rates.items()}
 
 
 def main(argv: list[str]) -> int:
     def body() -> None:
+        before = machine.load()
         rates = report(FLAGS.images, FLAGS.width, FLAGS.height, FLAGS.image_size, (1, None))
         print(f"{FLAGS.images} JPEGs {FLAGS.width}x{FLAGS.height} -> {FLAGS.image_size} px, "
-              f"{os.cpu_count()} CPUs, {machine.load()}")
+              f"{os.cpu_count()} CPUs, {machine.since(before)}")
         for key, value in rates.items():
             print(f"  {key:22s} {value['images_per_s']:8.1f} images/s")
         if FLAGS.agreement:

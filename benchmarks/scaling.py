@@ -11,11 +11,13 @@ TensorFlow work.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from benchmarks import aggregate as agg_bench
+from benchmarks import machine
 from summit_tf.aggregation import plan as run_plan
 from summit_tf.aggregation.config import AggregateConfig
 from summit_tf.aggregation.step import Accumulators, make_step
@@ -41,10 +43,10 @@ def devices(kind: str) -> list[str]:
     return [d.name for d in tf.config.list_logical_devices(kind)]
 
 
-def images_per_s(model: SummitModel, cfg: AggregateConfig, strategy: tf.distribute.Strategy,
-                 per_replica_batch: int, steps: int, repeats: int) -> tuple[float, float]:
-    """(images/s, first call s) of the engine's step under ``strategy``: ``steps`` global batches of
-    random images from an in-memory ``tf.data`` pipeline, the fastest of ``repeats`` passes."""
+def timed_step(model: SummitModel, cfg: AggregateConfig, strategy: tf.distribute.Strategy,
+               per_replica_batch: int, steps: int) -> tuple[Callable[[], float], float]:
+    """(a pass's images/s, first call s) of the engine's step under ``strategy``: a pass is ``steps`` global
+    batches of random images from an in-memory ``tf.data`` pipeline; the first call (tracing) is made here."""
     replicas = strategy.num_replicas_in_sync
     pool = agg_bench.make_batches(model.input_size, per_replica_batch, 2)  # two distinct batches, cycled
     images = np.concatenate([x.numpy() for x, _ in pool])
@@ -68,17 +70,19 @@ def images_per_s(model: SummitModel, cfg: AggregateConfig, strategy: tf.distribu
         return time.perf_counter() - start
 
     first = run(1)
-    best = min(run(steps) for _ in range(repeats))
-    return steps * per_replica_batch * replicas / best, first
+    return lambda: steps * per_replica_batch * replicas / run(steps), first
 
 
 def scaling(model: SummitModel, label: str, cfg: AggregateConfig, names: list[str], per_device_batch: int,
             steps: int, repeats: int) -> dict:
-    """One device vs ``mirrored`` over the devices ``names``, the same per-device batch."""
-    one, one_first = images_per_s(model, cfg, make_strategy("one_device"), per_device_batch, steps, repeats)
-    many, many_first = images_per_s(model, cfg, make_strategy("mirrored", names), per_device_batch, steps,
-                                    repeats)
+    """One device vs ``mirrored`` over the devices ``names``, the same per-device batch: both set up and
+    traced first, then ``repeats`` passes of each, interleaved; the fastest counts."""
+    one, one_first = timed_step(model, cfg, make_strategy("one_device"), per_device_batch, steps)
+    many, many_first = timed_step(model, cfg, make_strategy("mirrored", names), per_device_batch, steps)
+    rates = machine.interleaved({"one": one, "many": many}, repeats)
+    one_rate, many_rate = max(rates["one"]), max(rates["many"])
     n = len(names)
     return {"model": label, "devices": n, "per_device_batch": per_device_batch,
-            "one_device_images_per_s": one, "mirrored_images_per_s": many, "efficiency": many / (n * one),
+            "one_device_images_per_s": one_rate, "mirrored_images_per_s": many_rate,
+            "efficiency": many_rate / (n * one_rate),
             "first_call_s": {"one_device": one_first, "mirrored": many_first}}

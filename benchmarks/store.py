@@ -18,14 +18,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from benchmarks import machine
 from summit_tf import store
+from summit_tf.cli import entry_point, run_command
 from synthetic import aggregates as synthetic
 
-flags.DEFINE_integer("classes", 100, "classes written and read")
-FLAGS = flags.FLAGS
+FLAGS = flags.FlagValues()
+flags.DEFINE_integer("classes", 100, "classes written and read", lower_bound=1, flag_values=FLAGS)
 
 
 def _measure(agg: store.Aggregates, path: Path, layout: str) -> tuple[float, int, float]:
@@ -46,8 +47,11 @@ def _measure(agg: store.Aggregates, path: Path, layout: str) -> tuple[float, int
     return write, path.stat().st_size, statistics.median(reads)
 
 
-def main(argv: list[str]) -> None:
-    del argv
+def main(argv: list[str]) -> int:
+    return run_command(FLAGS, argv, __doc__ or "", report, logs=False)
+
+
+def report() -> None:
     k = FLAGS.classes
     agg = synthetic.inception_like(k, seed=0)
     agg.I = {name: np.stack([counts[c] for c in range(k)]) for name, counts in agg.I.items()}
@@ -70,4 +74,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry_point(main)()

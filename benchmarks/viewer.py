@@ -8,13 +8,16 @@ into ``--run_dir`` (kept and reused when it already holds classes.json; default 
 it with ``summit_tf.viewer`` and drives Debian's Chromium through Playwright. ``--legacy`` also measures the
 same run with the format-1 classes.json (every class's top channels inline, no details files, as runs made
 before the details files), side by side; ``--baseline=REV`` also the viewer of git revision REV on the
-format-1 run, uncompressed (the "before" of issue #17, under the same load). Times are medians of
-``--repeats`` page loads; clicks and slider steps are timed in the page, from the event to the next frame
-after the view has settled.
+format-1 run, uncompressed (the "before" of issue #17, under the same load). The format-1 copy and the
+baseline's files live in a temporary folder, removed at the end. Times are medians of ``--repeats`` page
+loads, each a fresh navigation, the sides interleaved load by load; clicks and slider steps are timed in the
+page, from the event to the next frame after the view has settled. The load average is printed with the
+table.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -25,27 +28,35 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-from summit_tf import store
+from benchmarks import machine
+from summit_tf import atomic, store
+from summit_tf.cli import entry_point, run_command
 from summit_tf.graph.attribution import GraphConfig
 from summit_tf.graph.generate import generate
 from summit_tf.viewer import server as serve
 from synthetic import aggregates as synthetic
 
-flags.DEFINE_integer("classes", 1000, "classes of the synthetic run")
+FLAGS = flags.FlagValues()
+flags.DEFINE_integer("classes", 1000, "classes of the synthetic run", lower_bound=1, flag_values=FLAGS)
 flags.DEFINE_string("run_dir", "", "run folder to build (or reuse when it has classes.json); "
-                    "default: a temporary one")
-flags.DEFINE_integer("workers", 2, "processes building the graphs")
-flags.DEFINE_integer("repeats", 3, "page loads per measurement")
-flags.DEFINE_bool("legacy", False, "also measure the run with a format-1 classes.json (top channels inline)")
+                    "default: a temporary one", flag_values=FLAGS)
+flags.DEFINE_integer("workers", 2, "processes building the graphs", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("repeats", 3, "page loads per measurement", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_bool("legacy", False, "also measure the run with a format-1 classes.json (top channels inline)",
+                  flag_values=FLAGS)
 flags.DEFINE_string("baseline", "", "git revision whose viewer (static/ folder) is measured side by side "
-                    "on the format-1 run, served uncompressed as before, e.g. main; implies --legacy")
-flags.DEFINE_float("throttle_mbit", 20.0, "download speed of the throttled first load (0: skip it)")
-flags.DEFINE_string("chromium", "/usr/bin/chromium", "Chromium executable")
-FLAGS = flags.FLAGS
+                    "on the format-1 run, served uncompressed as before, e.g. main; implies --legacy",
+                    flag_values=FLAGS)
+flags.DEFINE_float("throttle_mbit", 20.0, "download speed of the throttled first load (0: skip it)",
+                   flag_values=FLAGS)
+flags.DEFINE_string("chromium", "/usr/bin/chromium", "Chromium executable", flag_values=FLAGS)
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--enable-precise-memory-info"]
@@ -78,16 +89,18 @@ def build_run(run_dir: Path, classes: int, workers: int) -> None:
 
 
 def legacy_copy(run_dir: Path, out: Path) -> Path:
-    """The run as a format-1 run: top channels inline in classes.json, no details files, same graphs."""
+    """The run as a format-1 run: top channels inline in classes.json, no details files, the same graphs
+    (``out`` on ``run_dir``'s file system: they are hard links, as the server follows no link out of a run;
+    linked again every time, so that a rebuilt run's graphs are never stale)."""
     out.mkdir(parents=True, exist_ok=True)
     doc = json.loads((run_dir / "classes.json").read_text())
     for record in doc["classes"]:
         details = json.loads((run_dir / "details" / f"class-{record['target_class']}.json").read_text())
         record["topChannels"] = details["topChannels"]
     doc["meta"].pop("format", None)
-    (out / "classes.json").write_text(json.dumps(doc))
-    if not (out / "ag").exists():  # hard links: the server follows no link out of the run
-        shutil.copytree(run_dir / "ag", out / "ag", copy_function=os.link)
+    atomic.write_json(out / "classes.json", doc)
+    shutil.rmtree(out / "ag", ignore_errors=True)
+    shutil.copytree(run_dir / "ag", out / "ag", copy_function=os.link)
     return out
 
 
@@ -154,7 +167,10 @@ def throttled_load(context, url: str, mbit: float) -> dict:
 
 
 def interactions(page, url: str, layers: list[str]) -> dict:
-    """Class switches from the list, layer changes (one, then five quick ones) and filter steps."""
+    """Class switches from the list, layer changes (one, then five quick ones) and filter steps, after a
+    fresh load: the page rewrites its URL's fragment, and going to ``url`` from there would only change
+    the fragment (the same document, its caches warm)."""
+    page.goto("about:blank")
     page.goto(url)
     page.wait_for_function(SETTLED, polling="raf", timeout=120_000)
     page.wait_for_function("() => !document.querySelector('#class-list[data-busy]')", polling="raf")
@@ -200,33 +216,84 @@ def baseline_app(rev: str, out: Path) -> Path:
     return out / static
 
 
-def measure(browser, run_dir: Path, repeats: int, throttle: float, static_dir: Path | None = None) -> dict:
+@dataclass
+class Side:
+    """One side of the comparison: a run served on its own port, in its own browser page."""
+
+    page: object
+    url: str
+    layers: list[str]
+    baseline: bool
+
+
+@contextmanager
+def served(browser, run_dir: Path, static_dir: Path | None = None) -> Iterator[Side]:
+    """``run_dir`` served with the viewer of ``static_dir`` (default: this one), in a new browser context."""
     httpd = serve.ViewerServer(("127.0.0.1", 0), run_dir, static_dir or serve.STATIC_DIR)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/#class=0"
-    layers = json.loads((run_dir / "classes.json").read_text())["meta"]["layers"]
     try:
         # the baseline goes uncompressed, as the server before issue #17 sent it
         headers = {"Accept-Encoding": "identity"} if static_dir else {}
         context = browser.new_context(viewport={"width": 1440, "height": 900}, extra_http_headers=headers)
-        page = context.new_page()
-        loads = [first_load(page, url) for _ in range(repeats)]
-        runs = [interactions(page, url, layers) for _ in range(repeats)]
-        out = {key: statistics.median(r[key] for r in loads) for key in ("first_render_ms", "transferred_mb")}
-        out["classes_json"] = loads[-1]["classes_json"]
-        for key in runs[0]:
-            out[key] = statistics.median(r[key] for r in runs)
-        if throttle > 0 and not static_dir:  # the baseline has no loading state to wait for
-            out.update(throttled_load(context, url, throttle))
-        context.close()
-        return out
+        try:
+            layers = json.loads((run_dir / "classes.json").read_text())["meta"]["layers"]
+            yield Side(context.new_page(), f"http://127.0.0.1:{httpd.server_address[1]}/#class=0", layers,
+                       static_dir is not None)
+        finally:
+            context.close()
     finally:
         httpd.shutdown()
         httpd.server_close()
 
 
-def show(results: dict[str, dict], throttle: float) -> None:
+def measure(sides: dict[str, Side], repeats: int, throttle: float) -> dict[str, dict]:
+    """Every side's figures: first loads, then interactions, each ``repeats`` times, the sides interleaved."""
+    loads = machine.interleaved({name: functools.partial(first_load, side.page, side.url)
+                                 for name, side in sides.items()}, repeats)
+    runs = machine.interleaved({name: functools.partial(interactions, side.page, side.url, side.layers)
+                                for name, side in sides.items()}, repeats)
+    results = {}
+    for name, side in sides.items():
+        out = {key: statistics.median(r[key] for r in loads[name])
+               for key in ("first_render_ms", "transferred_mb")}
+        out["classes_json"] = loads[name][-1]["classes_json"]
+        for key in runs[name][0]:
+            out[key] = statistics.median(r[key] for r in runs[name])
+        if throttle > 0 and not side.baseline:  # the baseline has no loading state to wait for
+            out.update(throttled_load(side.page.context, side.url, throttle))
+        results[name] = out
+    return results
+
+
+def sides(run_dir: Path, work: Path, legacy: bool, baseline: str) -> dict[str, tuple[Path, Path | None]]:
+    """The runs measured, as (run folder, viewer static folder or None: this one); the format-1 copy and the
+    baseline's viewer written under ``work``."""
+    runs: dict[str, tuple[Path, Path | None]] = {"format 2": (run_dir, None)}
+    if legacy or baseline:
+        runs["format 1"] = (legacy_copy(run_dir, work / "format1"), None)
+    if baseline:
+        runs[f"{baseline[:10]}, fmt 1"] = (runs["format 1"][0], baseline_app(baseline, work / "baseline"))
+    return runs
+
+
+def measure_in_chromium(runs: dict[str, tuple[Path, Path | None]], chromium: str, repeats: int,
+                        throttle: float) -> dict[str, dict]:
+    """:func:`measure` of ``runs`` in headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            with ExitStack() as stack:
+                return measure({name: stack.enter_context(served(browser, path, static))
+                                for name, (path, static) in runs.items()}, repeats, throttle)
+        finally:
+            browser.close()
+
+
+def show(results: dict[str, dict], throttle: float, load: str) -> None:
     names = list(results)
+    print(f"the sides measured interleaved, {load}")
     head = f"{'measure':46} " + " ".join(f"{n:>16}" for n in names) + f" {'goal':>9}  before (issue #17)"
     print(head)
     print("-" * len(head))
@@ -245,13 +312,18 @@ def show(results: dict[str, dict], throttle: float) -> None:
         print(f"{label:46} " + " ".join(cells) + f" {goal_text:>9}  {before}")
 
 
-def main(argv: list[str]) -> None:
-    del argv
-    from playwright.sync_api import sync_playwright
+def main(argv: list[str]) -> int:
+    return run_command(FLAGS, argv, __doc__ or "", report, logs=False)
 
-    tmp = None
-    run_dir = Path(FLAGS.run_dir) if FLAGS.run_dir else Path(tmp := tempfile.mkdtemp(prefix="viewer-bench-"))
-    try:
+
+def report() -> None:
+    given = Path(FLAGS.run_dir).resolve() if FLAGS.run_dir else None
+    if given:
+        given.parent.mkdir(parents=True, exist_ok=True)
+    # beside a given run: the format-1 copy's hard links need its file system
+    with tempfile.TemporaryDirectory(prefix="viewer-bench-", dir=given.parent if given else None) as tmp:
+        work = Path(tmp)
+        run_dir = given or work / "run"
         if not (run_dir / "classes.json").is_file():
             t0 = time.perf_counter()
             build_run(run_dir, FLAGS.classes, FLAGS.workers)
@@ -260,24 +332,11 @@ def main(argv: list[str]) -> None:
         size = (run_dir / "classes.json").stat().st_size
         print(f"classes.json {size / 1e6:.2f} MB; details files "
               f"{sum(p.stat().st_size for p in (run_dir / 'details').glob('*.json')) / 1e6:.1f} MB in all")
-        runs = {"format 2": (run_dir, None)}
-        if FLAGS.legacy or FLAGS.baseline:
-            legacy = legacy_copy(run_dir, run_dir.with_name(run_dir.name + "-format1"))
-            runs["format 1"] = (legacy, None)
-        app_dir = Path(tempfile.mkdtemp(prefix="viewer-baseline-"))
-        if FLAGS.baseline:
-            runs[f"{FLAGS.baseline[:10]}, fmt 1"] = (legacy, baseline_app(FLAGS.baseline, app_dir))
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=FLAGS.chromium, args=CHROMIUM_ARGS)
-            results = {name: measure(browser, path, FLAGS.repeats, FLAGS.throttle_mbit, static)
-                       for name, (path, static) in runs.items()}
-            browser.close()
-        shutil.rmtree(app_dir, ignore_errors=True)
-        show(results, FLAGS.throttle_mbit)
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        runs = sides(run_dir, work, FLAGS.legacy, FLAGS.baseline)
+        before = machine.load()
+        results = measure_in_chromium(runs, FLAGS.chromium, FLAGS.repeats, FLAGS.throttle_mbit)
+        show(results, FLAGS.throttle_mbit, machine.since(before))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry_point(main)()

@@ -147,12 +147,24 @@ def _stderr_without_native_logs(min_level: int) -> Iterator[None]:
                 ok = True
             finally:
                 sys.stderr = python_stderr
+                if swap:
+                    _handlers_write_to(real, python_stderr)
                 os.dup2(saved, 2)
                 captured.seek(0)
                 text = captured.read().decode(errors="replace")
                 real.write(drop_native_logs(text, min_level) if ok else text)
     finally:
         os.close(saved)
+
+
+def _handlers_write_to(old: object, new: object) -> None:
+    """Logging handlers made on ``old`` (a stand-in for sys.stderr, about to be closed) write to ``new``:
+    TensorFlow makes its logger's handler on sys.stderr while it is imported."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):  # placeholders have none
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                handler.setStream(new)
 
 
 class _FilteredLoader(importlib.abc.Loader):

@@ -72,6 +72,28 @@ def test_filter_import_logs_writes_everything_back_when_the_import_fails(tmp_pat
     assert capfd.readouterr().err == "from Python\n" + PREINIT + INFO + INFO_2_LINES + WARNING
 
 
+HANDLER_AT_IMPORT = """
+import logging, sys
+from summit_tf.cli import filter_import_logs
+filter_import_logs("noisy_handler", 1)
+import noisy_handler
+logging.getLogger("noisy_handler").warning("after the import")
+"""
+
+
+def test_filter_import_logs_leaves_handlers_made_meanwhile_on_stderr(tmp_path):
+    """A module that makes a logging handler on sys.stderr while imported (as TensorFlow does) can log after
+    the import: its handler does not keep the import's stand-in for stderr, closed by then."""
+    tail = "import logging\nlogging.getLogger('noisy_handler').addHandler(logging.StreamHandler(sys.stderr))"
+    module = NOISY.format(noise=WARNING.encode(), tail=tail)
+    (tmp_path / "noisy_handler.py").write_text(textwrap.dedent(module))
+    paths = [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    done = subprocess.run([sys.executable, "-c", HANDLER_AT_IMPORT], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "from Python\n" + WARNING + "after the import\n", done.stderr
+
+
 # Stands in front of the real TensorFlow: C++-style start-up records on fd 2, a line of Python text, then
 # the real package.
 FAKE_TF = f"""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,10 @@ def test_smoke_writes_every_row(tmp_path):
     assert math.isclose(projection["minutes"], max(compute, data))
     assert projection["bound"] == ("compute" if compute >= data else "input")
     assert projection["all_layers"] is False and "not a real projection" in printed
+    # every row measured under its own load, printed beside it
+    loads = [r["load"] for r in [*rows, fv, pipeline, scaled, *host.values()]]
+    assert all(re.fullmatch(r"load [\d.]+ -> [\d.]+", load) for load in loads)
+    assert all(load in printed for load in loads)
 
 
 def test_bad_flag_exits_2(capsys):

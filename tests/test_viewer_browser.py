@@ -589,6 +589,39 @@ def test_bad_graph_files_and_addresses_are_said(page, partial_url, partial_run, 
     assert page.errors == []
 
 
+def test_crafted_classes_json_is_refused(page, run_dir, tmp_path):
+    """A hosted export's classes.json is input: records of other shapes are named, none reaches the page's
+    markup; a name with markup in it is shown as text."""
+    doc = classes_json(run_dir)
+    inject = '"><img src=x onerror="window.injected=1">'
+    doc["classes"][0]["name"] = inject  # a string: allowed, shown as it is
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "classes.json").write_text(json.dumps(doc))
+    with served(run) as url:
+        for field, value, problem in [("target_class", inject, "target_class is not a whole number"),
+                                      ("probHist", [1, inject], "probHist is not a list of image counts")]:
+            bad = json.loads(json.dumps(doc))
+            bad["classes"][1][field] = value
+            (run / "classes.json").write_text(json.dumps(bad))
+            page.goto(url)
+            page.locator("#load-error").wait_for(state="visible")
+            text = page.inner_text("#load-error")
+            assert "run/classes.json is malformed: classes[1]" in text and problem in text
+            assert page.locator("#class-list li").count() == 0
+        (run / "classes.json").write_text(json.dumps(doc))
+        page.goto(url)
+        wait_until(page, "body[data-ready='true'] #class-list:not([data-busy])")
+        first = doc["classes"][0]["target_class"]
+        assert page.inner_text("#info-name") == inject
+        name = page.locator(f"#class-list li[data-class='{first}'] .row-name")
+        assert name.evaluate("e => e.firstChild.textContent.trim()") == inject
+        page.fill("#class-search", "img src")
+        page.locator("#class-search-list li[role='option']").first.wait_for()
+        assert page.locator("img[src='x']").count() == 0
+    assert page.evaluate("window.injected") is None
+
+
 # --- many classes: the virtualized list, its scroll position, names and keys -----------------------------
 
 def many_classes_run(path: Path, count: int = 300) -> Path:

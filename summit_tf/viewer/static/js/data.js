@@ -53,6 +53,35 @@ function labelClasses(classes) {
 }
 
 /**
+ * What is wrong with classes.json's class records, or null. Ids end up in element ids, attributes and
+ * selectors and the fields below in markup, so the viewer takes only records of the shapes it writes.
+ */
+function classesProblem(classes) {
+  if (!Array.isArray(classes)) return "classes is not a list";
+  const seen = new Set();
+  const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+  const counts = (v) => Array.isArray(v) && v.every((x) => isNumber(x) && x >= 0);
+  for (const [i, c] of classes.entries()) {
+    if (c === null || typeof c !== "object" || Array.isArray(c)) return `classes[${i}] is not an object`;
+    const id = c.target_class;
+    if (!Number.isInteger(id) || id < 0) {
+      return `classes[${i}]: target_class is not a whole number >= 0 (${JSON.stringify(id)?.slice(0, 40)})`;
+    }
+    const who = `classes[${i}] (class ${id})`;
+    if (seen.has(id)) return `${who}: class ${id} is listed twice`;
+    seen.add(id);
+    for (const key of ["name", "synset"]) {
+      if (c[key] !== undefined && typeof c[key] !== "string") return `${who}: ${key} is not a string`;
+    }
+    for (const key of ["numOfInstances", "topOneAcc"]) {
+      if (c[key] !== undefined && !isNumber(c[key])) return `${who}: ${key} is not a number`;
+    }
+    if (c.probHist !== undefined && !counts(c.probHist)) return `${who}: probHist is not a list of image counts`;
+  }
+  return null;
+}
+
+/**
  * The run: classes.json (with download progress) and the manifest, fetched side by side. `earlyGraph` (a
  * class id from the address) is requested as soon as the manifest lists it, before classes.json is in.
  */
@@ -65,8 +94,10 @@ export async function loadRun(onProgress, earlyGraph = null) {
     if (m?.graphs?.includes(earlyGraph)) prefetchGraph(earlyGraph);
   }, () => {});
   const data = await fetchJSON(`${RUN}classes.json`, onProgress);
-  const meta = data.meta ?? {};
-  const classes = data.classes ?? [];
+  const meta = data?.meta ?? {};
+  const classes = data?.classes ?? [];
+  const problem = classesProblem(classes);
+  if (problem) throw new Error(`${RUN}classes.json is malformed: ${problem}`);
   if (!classes.length) throw new Error(`${RUN}classes.json lists no classes`);
   const layers = (meta.layers?.length ? meta.layers : Object.keys(classes[0].embed ?? {})).slice();
   labelClasses(classes);

@@ -622,6 +622,28 @@ def test_crafted_classes_json_is_refused(page, run_dir, tmp_path):
     assert page.evaluate("window.injected") is None
 
 
+def test_only_recent_graphs_stay_loaded(page, base_url, picks):
+    open_viewer(page, base_url + f"#class={picks.a}", str(picks.a))
+    size = viewer_exports(page, "data.js", "CACHE_SIZE")["CACHE_SIZE"]
+    # graphs of made-up classes, served by a stand-in fetch that records the paths asked for
+    fetched = page.evaluate("""async (size) => {
+        const data = await import(new URL('js/data.js', document.baseURI).href);
+        const real = window.fetch;
+        const seen = [];
+        window.fetch = async (path) => { seen.push(String(path)); return new Response('{"L": []}'); };
+        const load = (id) => data.loadGraph({ target_class: 100000 + id, label: '' }, ['L']);
+        try {
+            for (let id = 0; id <= size; id++) await load(id);  // one more than the cache keeps
+            seen.length = 0;
+            await load(size);  // the last loaded is still there
+            await load(0);  // the first was let go
+        } finally {
+            window.fetch = real;
+        }
+        return seen; }""", size)
+    assert fetched == ["run/ag/ag-100000.json"]
+
+
 # --- many classes: the virtualized list, its scroll position, names and keys -----------------------------
 
 def many_classes_run(path: Path, count: int = 300) -> Path:

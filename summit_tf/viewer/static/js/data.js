@@ -169,7 +169,30 @@ export const datasetImage = (layer, ch, i) =>
 
 // --- Attribution graphs ---------------------------------------------------------------------------------
 
-const graphCache = new Map();
+/** How many graphs and how many details files stay loaded (a visit to hundreds of classes keeps the last). */
+export const CACHE_SIZE = 32;
+
+/** A Map of the `size` entries used last; `forget(key, value)` drops the key only while it holds value. */
+function recentCache(size) {
+  const map = new Map();
+  return {
+    get(key) {
+      const value = map.get(key);
+      if (value !== undefined) { map.delete(key); map.set(key, value); }
+      return value;
+    },
+    set(key, value) {
+      map.delete(key);
+      map.set(key, value);
+      if (map.size > size) map.delete(map.keys().next().value);
+    },
+    forget(key, value) {
+      if (map.get(key) === value) map.delete(key);
+    },
+  };
+}
+
+const graphCache = recentCache(CACHE_SIZE);
 export const graphPath = (id) => `${RUN}ag/ag-${id}.json`;
 
 /** What is wrong with a parsed ag file, or null: the viewer draws only what it has checked. */
@@ -220,12 +243,13 @@ function prefetchGraph(id) {
 /** The class's attribution graph, checked; errors name the file, the class and the problem. */
 export function loadGraph(cls, metaLayers) {
   const id = cls.target_class;
-  if (!graphCache.has(id)) {
+  let pending = graphCache.get(id);
+  if (!pending) {
     const path = graphPath(id);
     const who = `class ${id} (${cls.label})`;
     const text = early.get(id) ?? fetchText(path);
     early.delete(id);
-    const pending = (async () => {
+    pending = (async () => {
       let ag;
       try {
         ag = parseJSON(await text, path);
@@ -236,10 +260,10 @@ export function loadGraph(cls, metaLayers) {
       if (problem) throw new Error(`${path} of ${who} is malformed: ${problem}`);
       return ag;
     })();
-    pending.catch(() => graphCache.delete(id)); // a failed load may be retried later
+    pending.catch(() => graphCache.forget(id, pending)); // a failed load may be retried later
     graphCache.set(id, pending);
   }
-  return graphCache.get(id);
+  return pending;
 }
 
 const nodeKey = (layer, channel) => `${layer}:${channel}`;
@@ -321,18 +345,19 @@ export function unionGraphs(ga, gb) {
 
 // --- Class similarity -----------------------------------------------------------------------------------
 
-const detailsCache = new Map();
+const detailsCache = recentCache(CACHE_SIZE);
 
 /** details/class-<id>.json (top channels and similarity rows), loaded when the class is selected. */
 function loadDetails(id) {
-  if (!detailsCache.has(id)) {
+  let pending = detailsCache.get(id);
+  if (!pending) {
     const path = `${RUN}details/class-${id}.json`;
-    const pending = detailIds === null || detailIds.has(id) ? fetchJSON(path)
+    pending = detailIds === null || detailIds.has(id) ? fetchJSON(path)
       : Promise.reject(new Error(`${path} is not in the run (run the graph stage again to write it)`));
-    pending.catch(() => detailsCache.delete(id));
+    pending.catch(() => detailsCache.forget(id, pending));
     detailsCache.set(id, pending);
   }
-  return detailsCache.get(id);
+  return pending;
 }
 
 /** Cosine of every class's top-channel vector to the selected class's (format 1 runs: computed here). */

@@ -226,6 +226,9 @@ def test_hover_node_shows_examples_and_scrubs_diversity(page, base_url, run_dir,
                     for i in range(shown["dataset_examples"])]
     diversity = shown["diversity"]
     assert diversity > 1
+    # the help says how to scrub without a count of its own: the run has its own number of images
+    assert not re.search(r"\b(?:one|two|three|four|five|six|seven|eight|\d+) diversity images",
+                         page.text_content("#help-dialog"))
     page.wait_for_function("[...document.querySelectorAll('#hovercard img.example')]"
                            ".every(i => i.naturalWidth > 0)")
     # everything off the paths through the node fades; the node itself stays

@@ -450,8 +450,7 @@ def test_export_svg_and_png(page, base_url, run_dir, picks, tmp_path):
         page.click("#export-svg")
     svg_path = tmp_path / "graph.svg"
     info.value.save_as(svg_path)
-    slug = re.sub(r"[^a-z0-9]+", "-", picks.name[picks.a].lower()).strip("-")
-    assert info.value.suggested_filename == f"summit-{slug}.svg"
+    assert info.value.suggested_filename == f"summit-{file_slug(picks.name[picks.a])}.svg"
     root = ET.parse(svg_path).getroot()
     ns = {"svg": "http://www.w3.org/2000/svg"}
     groups = root.findall(".//svg:g", ns)
@@ -468,7 +467,22 @@ def test_export_svg_and_png(page, base_url, run_dir, picks, tmp_path):
     from PIL import Image
     with Image.open(png_path) as image:
         assert image.format == "PNG" and min(image.size) > 200
+    # a canvas the browser cannot encode (too large for it): said, and the button works again
+    page.evaluate("() => { HTMLCanvasElement.prototype.toBlob = function (done) { done(null); }; }")
+    page.click("#export-png")
+    assert "Could not export the graph as PNG" in notice(page, "export")
+    page.wait_for_function("!document.getElementById('export-png').disabled")
     assert page.errors == []
+
+
+def file_slug(name: str) -> str:
+    """A class name as the viewer's export file names spell it."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def exported_title(path: Path) -> str:
+    """The title an exported SVG carries (its last text element)."""
+    return ET.parse(path).getroot().findall("{http://www.w3.org/2000/svg}text")[-1].text
 
 
 def test_missing_files_degrade_gracefully(page, run_dir, picks, tmp_path):
@@ -560,6 +574,14 @@ def test_partial_run_draws_plain_nodes_and_requests_no_missing_file(page, partia
     page.locator("#graph-message").wait_for(state="visible")
     assert f"ag/ag-{picks.c}.json" in page.inner_text("#graph-message")
     assert f"details/class-{picks.c}.json is not in the run" in notice(page, "similarity")
+    # without its similarity row the list is in class order with empty bars, not class A's order and bars
+    wait_for_list(page)
+    assert rows_shown(page) == sorted(c["target_class"] for c in classes_json(partial_run)["classes"])
+    bars = page.eval_on_selector_all("#class-list .row-sim > span",
+                                     "els => els.map(e => parseFloat(e.style.width))")
+    assert set(bars) == {0}
+    # no graph drawn: nothing to export (the previous class's drawing is still in the page, hidden)
+    assert page.locator("#export-svg").is_disabled() and page.locator("#export-png").is_disabled()
     assert page.locator("#info-faith-block").is_hidden()
     missing = ("/feature-vis/", f"ag-{picks.c}.json", f"class-{picks.c}.json", "faithfulness.json")
     assert not [u for u in requested if any(m in u for m in missing)]
@@ -573,6 +595,20 @@ def test_bad_graph_files_and_addresses_are_said(page, partial_url, partial_run, 
     text = notice(page, "graph")
     assert f"ag/ag-{b}.json" in text and f"class {b}" in text and "truncated" in text
     assert page.locator("g.node").count() == len(graph_of(partial_run, a)[0])
+    # an export is of what is drawn: A alone, named so; plain tiles have no image to fetch
+    requested = []
+
+    def record(request):
+        requested.append(request.url)
+
+    page.on("request", record)
+    with page.expect_download() as info:
+        page.click("#export-svg")
+    page.remove_listener("request", record)
+    assert info.value.suggested_filename == f"summit-{file_slug(picks.name[a])}.svg"
+    title = exported_title(info.value.path())
+    assert picks.name[a] in title and picks.name[b] not in title and " vs " not in title
+    assert not [u for u in requested if u.startswith("http")]
     page.goto(partial_url + f"#class={b}")
     page.locator("#graph-message").wait_for(state="visible")
     assert "not valid JSON" in page.inner_text("#graph-message")

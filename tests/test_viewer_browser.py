@@ -226,6 +226,9 @@ def test_hover_node_shows_examples_and_scrubs_diversity(page, base_url, run_dir,
                     for i in range(shown["dataset_examples"])]
     diversity = shown["diversity"]
     assert diversity > 1
+    # the help says how to scrub without a count of its own: the run has its own number of images
+    assert not re.search(r"\b(?:one|two|three|four|five|six|seven|eight|\d+) diversity images",
+                         page.text_content("#help-dialog"))
     page.wait_for_function("[...document.querySelectorAll('#hovercard img.example')]"
                            ".every(i => i.naturalWidth > 0)")
     # everything off the paths through the node fades; the node itself stays
@@ -447,8 +450,7 @@ def test_export_svg_and_png(page, base_url, run_dir, picks, tmp_path):
         page.click("#export-svg")
     svg_path = tmp_path / "graph.svg"
     info.value.save_as(svg_path)
-    slug = re.sub(r"[^a-z0-9]+", "-", picks.name[picks.a].lower()).strip("-")
-    assert info.value.suggested_filename == f"summit-{slug}.svg"
+    assert info.value.suggested_filename == f"summit-{file_slug(picks.name[picks.a])}.svg"
     root = ET.parse(svg_path).getroot()
     ns = {"svg": "http://www.w3.org/2000/svg"}
     groups = root.findall(".//svg:g", ns)
@@ -465,7 +467,22 @@ def test_export_svg_and_png(page, base_url, run_dir, picks, tmp_path):
     from PIL import Image
     with Image.open(png_path) as image:
         assert image.format == "PNG" and min(image.size) > 200
+    # a canvas the browser cannot encode (too large for it): said, and the button works again
+    page.evaluate("() => { HTMLCanvasElement.prototype.toBlob = function (done) { done(null); }; }")
+    page.click("#export-png")
+    assert "Could not export the graph as PNG" in notice(page, "export")
+    page.wait_for_function("!document.getElementById('export-png').disabled")
     assert page.errors == []
+
+
+def file_slug(name: str) -> str:
+    """A class name as the viewer's export file names spell it."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def exported_title(path: Path) -> str:
+    """The title an exported SVG carries (its last text element)."""
+    return ET.parse(path).getroot().findall("{http://www.w3.org/2000/svg}text")[-1].text
 
 
 def test_missing_files_degrade_gracefully(page, run_dir, picks, tmp_path):
@@ -557,6 +574,14 @@ def test_partial_run_draws_plain_nodes_and_requests_no_missing_file(page, partia
     page.locator("#graph-message").wait_for(state="visible")
     assert f"ag/ag-{picks.c}.json" in page.inner_text("#graph-message")
     assert f"details/class-{picks.c}.json is not in the run" in notice(page, "similarity")
+    # without its similarity row the list is in class order with empty bars, not class A's order and bars
+    wait_for_list(page)
+    assert rows_shown(page) == sorted(c["target_class"] for c in classes_json(partial_run)["classes"])
+    bars = page.eval_on_selector_all("#class-list .row-sim > span",
+                                     "els => els.map(e => parseFloat(e.style.width))")
+    assert set(bars) == {0}
+    # no graph drawn: nothing to export (the previous class's drawing is still in the page, hidden)
+    assert page.locator("#export-svg").is_disabled() and page.locator("#export-png").is_disabled()
     assert page.locator("#info-faith-block").is_hidden()
     missing = ("/feature-vis/", f"ag-{picks.c}.json", f"class-{picks.c}.json", "faithfulness.json")
     assert not [u for u in requested if any(m in u for m in missing)]
@@ -570,6 +595,20 @@ def test_bad_graph_files_and_addresses_are_said(page, partial_url, partial_run, 
     text = notice(page, "graph")
     assert f"ag/ag-{b}.json" in text and f"class {b}" in text and "truncated" in text
     assert page.locator("g.node").count() == len(graph_of(partial_run, a)[0])
+    # an export is of what is drawn: A alone, named so; plain tiles have no image to fetch
+    requested = []
+
+    def record(request):
+        requested.append(request.url)
+
+    page.on("request", record)
+    with page.expect_download() as info:
+        page.click("#export-svg")
+    page.remove_listener("request", record)
+    assert info.value.suggested_filename == f"summit-{file_slug(picks.name[a])}.svg"
+    title = exported_title(info.value.path())
+    assert picks.name[a] in title and picks.name[b] not in title and " vs " not in title
+    assert not [u for u in requested if u.startswith("http")]
     page.goto(partial_url + f"#class={b}")
     page.locator("#graph-message").wait_for(state="visible")
     assert "not valid JSON" in page.inner_text("#graph-message")
@@ -587,6 +626,61 @@ def test_bad_graph_files_and_addresses_are_said(page, partial_url, partial_run, 
     text = notice(page, "address")
     assert '"99999"' in text and '"nope"' in text and "not in this run" in text
     assert page.errors == []
+
+
+def test_crafted_classes_json_is_refused(page, run_dir, tmp_path):
+    """A hosted export's classes.json is input: records of other shapes are named, none reaches the page's
+    markup; a name with markup in it is shown as text."""
+    doc = classes_json(run_dir)
+    inject = '"><img src=x onerror="window.injected=1">'
+    doc["classes"][0]["name"] = inject  # a string: allowed, shown as it is
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "classes.json").write_text(json.dumps(doc))
+    with served(run) as url:
+        for field, value, problem in [("target_class", inject, "target_class is not a whole number"),
+                                      ("probHist", [1, inject], "probHist is not a list of image counts")]:
+            bad = json.loads(json.dumps(doc))
+            bad["classes"][1][field] = value
+            (run / "classes.json").write_text(json.dumps(bad))
+            page.goto(url)
+            page.locator("#load-error").wait_for(state="visible")
+            text = page.inner_text("#load-error")
+            assert "run/classes.json is malformed: classes[1]" in text and problem in text
+            assert page.locator("#class-list li").count() == 0
+        (run / "classes.json").write_text(json.dumps(doc))
+        page.goto(url)
+        wait_until(page, "body[data-ready='true'] #class-list:not([data-busy])")
+        first = doc["classes"][0]["target_class"]
+        assert page.inner_text("#info-name") == inject
+        name = page.locator(f"#class-list li[data-class='{first}'] .row-name")
+        assert name.evaluate("e => e.firstChild.textContent.trim()") == inject
+        page.fill("#class-search", "img src")
+        page.locator("#class-search-list li[role='option']").first.wait_for()
+        assert page.locator("img[src='x']").count() == 0
+    assert page.evaluate("window.injected") is None
+
+
+def test_only_recent_graphs_stay_loaded(page, base_url, picks):
+    open_viewer(page, base_url + f"#class={picks.a}", str(picks.a))
+    size = viewer_exports(page, "data.js", "CACHE_SIZE")["CACHE_SIZE"]
+    # graphs of made-up classes, served by a stand-in fetch that records the paths asked for
+    fetched = page.evaluate("""async (size) => {
+        const data = await import(new URL('js/data.js', document.baseURI).href);
+        const real = window.fetch;
+        const seen = [];
+        window.fetch = async (path) => { seen.push(String(path)); return new Response('{"L": []}'); };
+        const load = (id) => data.loadGraph({ target_class: 100000 + id, label: '' }, ['L']);
+        try {
+            for (let id = 0; id <= size; id++) await load(id);  // one more than the cache keeps
+            seen.length = 0;
+            await load(size);  // the last loaded is still there
+            await load(0);  // the first was let go
+        } finally {
+            window.fetch = real;
+        }
+        return seen; }""", size)
+    assert fetched == ["run/ag/ag-100000.json"]
 
 
 # --- many classes: the virtualized list, its scroll position, names and keys -----------------------------

@@ -53,6 +53,35 @@ function labelClasses(classes) {
 }
 
 /**
+ * What is wrong with classes.json's class records, or null. Ids end up in element ids, attributes and
+ * selectors and the fields below in markup, so the viewer takes only records of the shapes it writes.
+ */
+function classesProblem(classes) {
+  if (!Array.isArray(classes)) return "classes is not a list";
+  const seen = new Set();
+  const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+  const counts = (v) => Array.isArray(v) && v.every((x) => isNumber(x) && x >= 0);
+  for (const [i, c] of classes.entries()) {
+    if (c === null || typeof c !== "object" || Array.isArray(c)) return `classes[${i}] is not an object`;
+    const id = c.target_class;
+    if (!Number.isInteger(id) || id < 0) {
+      return `classes[${i}]: target_class is not a whole number >= 0 (${JSON.stringify(id)?.slice(0, 40)})`;
+    }
+    const who = `classes[${i}] (class ${id})`;
+    if (seen.has(id)) return `${who}: class ${id} is listed twice`;
+    seen.add(id);
+    for (const key of ["name", "synset"]) {
+      if (c[key] !== undefined && typeof c[key] !== "string") return `${who}: ${key} is not a string`;
+    }
+    for (const key of ["numOfInstances", "topOneAcc"]) {
+      if (c[key] !== undefined && !isNumber(c[key])) return `${who}: ${key} is not a number`;
+    }
+    if (c.probHist !== undefined && !counts(c.probHist)) return `${who}: probHist is not a list of image counts`;
+  }
+  return null;
+}
+
+/**
  * The run: classes.json (with download progress) and the manifest, fetched side by side. `earlyGraph` (a
  * class id from the address) is requested as soon as the manifest lists it, before classes.json is in.
  */
@@ -65,8 +94,10 @@ export async function loadRun(onProgress, earlyGraph = null) {
     if (m?.graphs?.includes(earlyGraph)) prefetchGraph(earlyGraph);
   }, () => {});
   const data = await fetchJSON(`${RUN}classes.json`, onProgress);
-  const meta = data.meta ?? {};
-  const classes = data.classes ?? [];
+  const meta = data?.meta ?? {};
+  const classes = data?.classes ?? [];
+  const problem = classesProblem(classes);
+  if (problem) throw new Error(`${RUN}classes.json is malformed: ${problem}`);
   if (!classes.length) throw new Error(`${RUN}classes.json lists no classes`);
   const layers = (meta.layers?.length ? meta.layers : Object.keys(classes[0].embed ?? {})).slice();
   labelClasses(classes);
@@ -138,7 +169,30 @@ export const datasetImage = (layer, ch, i) =>
 
 // --- Attribution graphs ---------------------------------------------------------------------------------
 
-const graphCache = new Map();
+/** How many graphs and how many details files stay loaded (a visit to hundreds of classes keeps the last). */
+export const CACHE_SIZE = 32;
+
+/** A Map of the `size` entries used last; `forget(key, value)` drops the key only while it holds value. */
+function recentCache(size) {
+  const map = new Map();
+  return {
+    get(key) {
+      const value = map.get(key);
+      if (value !== undefined) { map.delete(key); map.set(key, value); }
+      return value;
+    },
+    set(key, value) {
+      map.delete(key);
+      map.set(key, value);
+      if (map.size > size) map.delete(map.keys().next().value);
+    },
+    forget(key, value) {
+      if (map.get(key) === value) map.delete(key);
+    },
+  };
+}
+
+const graphCache = recentCache(CACHE_SIZE);
 export const graphPath = (id) => `${RUN}ag/ag-${id}.json`;
 
 /** What is wrong with a parsed ag file, or null: the viewer draws only what it has checked. */
@@ -189,12 +243,13 @@ function prefetchGraph(id) {
 /** The class's attribution graph, checked; errors name the file, the class and the problem. */
 export function loadGraph(cls, metaLayers) {
   const id = cls.target_class;
-  if (!graphCache.has(id)) {
+  let pending = graphCache.get(id);
+  if (!pending) {
     const path = graphPath(id);
     const who = `class ${id} (${cls.label})`;
     const text = early.get(id) ?? fetchText(path);
     early.delete(id);
-    const pending = (async () => {
+    pending = (async () => {
       let ag;
       try {
         ag = parseJSON(await text, path);
@@ -205,10 +260,10 @@ export function loadGraph(cls, metaLayers) {
       if (problem) throw new Error(`${path} of ${who} is malformed: ${problem}`);
       return ag;
     })();
-    pending.catch(() => graphCache.delete(id)); // a failed load may be retried later
+    pending.catch(() => graphCache.forget(id, pending)); // a failed load may be retried later
     graphCache.set(id, pending);
   }
-  return graphCache.get(id);
+  return pending;
 }
 
 const nodeKey = (layer, channel) => `${layer}:${channel}`;
@@ -290,18 +345,19 @@ export function unionGraphs(ga, gb) {
 
 // --- Class similarity -----------------------------------------------------------------------------------
 
-const detailsCache = new Map();
+const detailsCache = recentCache(CACHE_SIZE);
 
 /** details/class-<id>.json (top channels and similarity rows), loaded when the class is selected. */
 function loadDetails(id) {
-  if (!detailsCache.has(id)) {
+  let pending = detailsCache.get(id);
+  if (!pending) {
     const path = `${RUN}details/class-${id}.json`;
-    const pending = detailIds === null || detailIds.has(id) ? fetchJSON(path)
+    pending = detailIds === null || detailIds.has(id) ? fetchJSON(path)
       : Promise.reject(new Error(`${path} is not in the run (run the graph stage again to write it)`));
-    pending.catch(() => detailsCache.delete(id));
+    pending.catch(() => detailsCache.forget(id, pending));
     detailsCache.set(id, pending);
   }
-  return detailsCache.get(id);
+  return pending;
 }
 
 /** Cosine of every class's top-channel vector to the selected class's (format 1 runs: computed here). */

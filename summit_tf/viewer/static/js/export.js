@@ -48,7 +48,8 @@ async function buildGraphSVG(svgNode, contentNode, title) {
 
   const cache = new Map();
   await Promise.all([...clone.querySelectorAll("image")].map(async (img) => {
-    const data = await toDataURL(img.getAttribute("href"), cache);
+    const href = img.getAttribute("href");
+    const data = href && await toDataURL(href, cache); // a plain tile (no image in the run) has none
     if (data) img.setAttribute("href", data); else img.remove();
   }));
   return { markup: `<?xml version="1.0" encoding="UTF-8"?>\n${new XMLSerializer().serializeToString(clone)}`, width, height };
@@ -83,6 +84,7 @@ export async function exportPNG(svgNode, contentNode, title, filename) {
     canvas.height = Math.round(height * scale);
     canvas.getContext("2d").drawImage(image, 0, 0, canvas.width, canvas.height);
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    if (!blob) throw new Error(`the browser could not encode a ${canvas.width}x${canvas.height} PNG`);
     download(blob, filename);
   } finally {
     URL.revokeObjectURL(url);

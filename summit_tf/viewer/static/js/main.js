@@ -77,6 +77,8 @@ async function boot() {
   const state = { selected: null, compare: null, layer: null, sort: "similarity" };
   let similarityToken = 0;
   let graphToken = 0;
+  let drawn = null; // the classes of the graph on screen, {a, b}: what an export is named after; null: none
+  let exporting = false;
 
   $("stat-model").textContent = meta.model ?? "–";
   $("stat-dataset").textContent = meta.dataset ?? "–";
@@ -192,6 +194,7 @@ async function boot() {
       message.hidden = false;
       graph.svgNode().dataset.classes = "";
       area.dataset.error = "true";
+      setDrawn(null);
       return;
     }
     delete area.dataset.error;
@@ -200,6 +203,7 @@ async function boot() {
     const maxCount = graph.show(model);
     graph.svgNode().dataset.classes = model.mode === "compare" ? `${classA.target_class},${classB.target_class}`
       : `${model.classA.target_class}`;
+    setDrawn({ a: model.classA, b: model.mode === "compare" ? classB : null });
     const slider = $("filter-slider");
     slider.max = String(maxCount);
     slider.value = "0";
@@ -214,13 +218,17 @@ async function boot() {
     const list = $("class-list");
     list.dataset.busy = "true"; // until the similarity is in (the tests wait on it)
     sidebar.render(patch); // at once with what is known; the similarity follows
+    let similarity = new Map(); // none: the list is not left sorted by the previous class's
+    let problem = null;
     try {
-      const similarity = await similarities(run, state.layer, byId.get(state.selected));
-      if (token === similarityToken) sidebar.render({ similarity });
+      similarity = await similarities(run, state.layer, byId.get(state.selected));
     } catch (error) {
-      if (token === similarityToken) notify("similarity", `No similarity for ${displayName(byId.get(state.selected))}: ${error.message}`);
+      problem = `No similarity for ${displayName(byId.get(state.selected))}: ${error.message}`;
     }
-    if (token === similarityToken) delete list.dataset.busy;
+    if (token !== similarityToken) return;
+    notify("similarity", problem);
+    sidebar.render({ similarity });
+    delete list.dataset.busy;
   }
 
   /** Apply a state change to every view that depends on it; `push` adds a browser-history entry. */
@@ -286,23 +294,29 @@ async function boot() {
   $("embedding-reset").addEventListener("click", () => embedding.resetZoom());
   $("compare-clear").addEventListener("click", () => update({ compare: null }, { push: true }));
 
-  const exportName = (ext) => {
-    const a = byId.get(state.selected);
-    const b = byId.get(state.compare);
-    return `summit-${slug(displayName(a))}${b ? `-vs-${slug(displayName(b))}` : ""}.${ext}`;
-  };
-  const exportTitle = () => {
-    const a = displayName(byId.get(state.selected));
-    const b = byId.get(state.compare);
-    return `${meta.model ?? "model"} · attribution graph of ${a}${b ? ` (blue) vs ${displayName(b)} (orange), shared in violet` : ""}`;
-  };
-  const runExport = (fn, ext) => async (event) => {
-    const button = event.currentTarget;
-    button.disabled = true;
+  /** The export buttons work on the graph on screen: off while none is drawn or an export runs. */
+  function syncExportButtons() {
+    for (const id of ["export-svg", "export-png"]) $(id).disabled = !drawn || exporting;
+  }
+  function setDrawn(classes) {
+    drawn = classes;
+    syncExportButtons();
+  }
+  const exportName = ({ a, b }, ext) => `summit-${slug(displayName(a))}${b ? `-vs-${slug(displayName(b))}` : ""}.${ext}`;
+  const exportTitle = ({ a, b }) => `${meta.model ?? "model"} · attribution graph of ${displayName(a)}` +
+    (b ? ` (blue) vs ${displayName(b)} (orange), shared in violet` : "");
+  const runExport = (fn, ext) => async () => {
+    if (!drawn) return;
+    exporting = true;
+    syncExportButtons();
     try {
-      await fn(graph.svgNode(), graph.contentNode(), exportTitle(), exportName(ext));
+      await fn(graph.svgNode(), graph.contentNode(), exportTitle(drawn), exportName(drawn, ext));
+      notify("export", null);
+    } catch (error) {
+      notify("export", `Could not export the graph as ${ext.toUpperCase()}: ${error.message}`);
     } finally {
-      button.disabled = false;
+      exporting = false;
+      syncExportButtons();
     }
   };
   $("export-svg").addEventListener("click", runExport(exportSVG, "svg"));

@@ -13,7 +13,7 @@ export const formatPercent = (x) => (Number.isFinite(x) ? `${(100 * x).toFixed(1
  * Bins from 0.5 up are drawn darker: mass there means confident, mostly correct predictions.
  */
 export function histogramSVG(hist, width = 64, height = 16) {
-  const bins = Array.isArray(hist) ? hist : [];
+  const bins = Array.isArray(hist) ? hist.map((v) => Number(v) || 0) : []; // markup takes numbers only
   if (!bins.length) return "";
   const max = Math.max(1, ...bins);
   const w = width / bins.length;
@@ -23,7 +23,7 @@ export function histogramSVG(hist, width = 64, height = 16) {
     return `<rect class="${cls}" x="${(i * w + 0.5).toFixed(2)}" y="${(height - 1 - h).toFixed(2)}" width="${Math.max(0.5, w - 1).toFixed(2)}" height="${h.toFixed(2)}"/>`;
   }).join("");
   const total = bins.reduce((s, v) => s + v, 0);
-  return `<svg class="hist" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="probability histogram of ${total} images"><line class="hist-axis" x1="0" x2="${width}" y1="${height - 0.5}" y2="${height - 0.5}"/>${bars}</svg>`;
+  return `<svg class="hist" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="probability histogram of ${formatInt(total)} images"><line class="hist-axis" x1="0" x2="${width}" y1="${height - 0.5}" y2="${height - 0.5}"/>${bars}</svg>`;
 }
 
 const PLACEHOLDER = "data:image/svg+xml," + encodeURIComponent(

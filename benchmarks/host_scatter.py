@@ -19,13 +19,13 @@ batch's indices fall in its images' class rows either way.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import machine
 from summit_tf.aggregation import memory_plan
 from summit_tf.aggregation import plan as run_plan
 from summit_tf.aggregation.config import AggregateConfig
@@ -85,10 +85,8 @@ def host_scatter(model: SummitModel, cfg: AggregateConfig, batches: list, repeat
 
     for add in (one_core, all_cores):  # trace
         add(index_batches[0])
-    best = {"one": math.inf, "all": math.inf}
-    for _ in range(repeats):  # interleaved, the fastest counts
-        best["one"] = min(best["one"], timed(one_core))
-        best["all"] = min(best["all"], timed(all_cores))
+    rounds = machine.interleaved({"one": lambda: timed(one_core), "all": lambda: timed(all_cores)}, repeats)
+    best = {side: min(times) for side, times in rounds.items()}  # the fastest counts
     per_counter = {name: sum(int(b[name].shape[0]) for b in index_batches) for name in spec}
     total = sum(per_counter.values())
     images = sum(int(y.size) for _, y in batches)

@@ -165,8 +165,8 @@ def report() -> None:
         print(json.dumps(result))
         return
     before = machine.load()
-    print(f"{before}; peak extra: a call's after a warm-up call (first call: with tracing, XLA compilation)",
-          flush=True)
+    print(f"{before}; peak extra: a call's after a warm-up call (first call: with tracing, XLA compilation), "
+          f"measured with {' '.join(f'{k}={v}' for k, v in RELEASING.items())}", flush=True)
     for shape, (xs, ks) in SHAPES.items():
         macs = math.prod(xs[:3]) * math.prod(ks)
         print(f"{shape}: x {list(xs)} k {list(ks)}, {macs / 1e6:.0f} M multiply-adds")

@@ -60,15 +60,18 @@ def measure(model_spec: str, masks: int, batch: int, reps: int, channels: int,
         for _ in range(masks):
             plain(images).numpy()
 
-    timings = {"batched": [], "one_mask_at_a_time": [], "plain_forward": []}
     fns = {"batched": run_batched, "one_mask_at_a_time": run_singles, "plain_forward": run_plain}
     for fn in fns.values():
         fn()  # trace
-    for _ in range(reps):
-        for name, fn in fns.items():
+
+    def timed(fn):
+        def part() -> float:
             t0 = time.perf_counter()
             fn()
-            timings[name].append(time.perf_counter() - t0)
+            return time.perf_counter() - t0
+        return part
+
+    timings = machine.interleaved({name: timed(fn) for name, fn in fns.items()}, reps)
     return {name: masks * batch / min(t) for name, t in timings.items()}
 
 
@@ -76,8 +79,9 @@ def main(argv: Sequence[str]) -> int:
     from summit_tf.cli import run_command
 
     def body() -> None:
+        before = machine.load()
         rates = measure(FLAGS.model, FLAGS.masks, FLAGS.batch, FLAGS.reps, FLAGS.channels, FLAGS.edges)
-        print(f"{FLAGS.model}, M={FLAGS.masks} masks x B={FLAGS.batch} images, {machine.load()}")
+        print(f"{FLAGS.model}, M={FLAGS.masks} masks x B={FLAGS.batch} images, {machine.since(before)}")
         for name, rate in rates.items():
             print(f"  {name:22s} {rate:7.1f} images/s   ({rate / rates['plain_forward']:.2f}x plain)")
 

@@ -70,12 +70,14 @@ def main(argv: Sequence[str]) -> int:
     from summit_tf.cli import run_command
 
     def body() -> None:
+        before = machine.load()
         print(f"{FLAGS.model}, edges {'cut' if FLAGS.edges else 'not cut'}, {FLAGS.images} images, "
-              f"{FLAGS.draws} draws, {machine.load()}")
+              f"{FLAGS.draws} draws, {before}")
         print("| class | RSS MiB | traces | s |\n|---|---|---|---|")
         for c, rss, traces, seconds in measure(FLAGS.model, FLAGS.classes, FLAGS.draws, FLAGS.images,
                                                FLAGS.per_layer, FLAGS.edges):
             print(f"| {'plain' if c < 0 else c} | {rss:.0f} | {traces} | {seconds:.1f} |", flush=True)
+        print(machine.since(before))
 
     return run_command(FLAGS, argv, __doc__ or "", body)
 

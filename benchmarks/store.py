@@ -60,6 +60,7 @@ def report() -> None:
     print(f"{k} InceptionV1-shaped classes: {nonzero / k:,.0f} non-zero influence counts per class, "
           f"{nonzero / dense_entries:.2%} of the {dense_entries // k:,} entries; "
           f"{machine.load()}", flush=True)
+    before = machine.load()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for layout in ("dense", "sparse", "dense", "sparse"):  # interleaved: the second round counts
@@ -70,7 +71,7 @@ def report() -> None:
               f"{size / 2**20 * 1000 / k:,.0f} MiB, write {write * 1000 / k:,.0f} s")
     (dw, ds, dr), (sw, ss, sr) = results["dense"], results["sparse"]
     print(f"sparse vs dense: size {ss / ds:.2f}x, write time {sw / dw:.2f}x, read time {sr / dr:.2f}x; "
-          f"{machine.load()}")
+          f"{machine.since(before)}")
 
 
 if __name__ == "__main__":

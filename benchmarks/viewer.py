@@ -209,8 +209,11 @@ def baseline_app(rev: str, out: Path) -> Path:
     """The viewer's static folder as of git revision ``rev``."""
     static = "summit_tf/viewer/static"
     repo = Path(__file__).resolve().parents[1]
-    data = subprocess.run(["git", "-C", str(repo), "archive", rev, static], check=True,
-                          capture_output=True).stdout
+    done = subprocess.run(["git", "-C", str(repo), "archive", rev, static], capture_output=True)
+    if done.returncode:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+        raise ValueError(f"--baseline: git archive {rev} failed: {last}")
+    data = done.stdout
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(out, filter="data")
     return out / static
